@@ -1,0 +1,258 @@
+"""Where a visitor is in the guide: the path taken, what is shown now, what may be chosen.
+
+Pure Python: no ipywidgets, no I/O. The view asks the engine what to show and tells it what the
+visitor did; the engine reports every interaction to an optional ``on_event`` callback (the
+interaction log), as ids only — never text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from .flow import LANGUAGES, Flow, Node, Text, default_flow
+
+#: Every action the guide reports. ``outcome`` is reserved for how-did-it-go feedback.
+ACTIONS: tuple[str, ...] = ("enter", "choose", "next", "back", "restart", "language", "finish",
+                            "outcome")
+
+
+class EngineError(ValueError):
+    """An action that is not possible at the current step (e.g. an unknown option)."""
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One thing that happened: what the log records (ids only)."""
+
+    node: str
+    action: str
+    option: str | None
+    lang: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """A node on the visitor's path and the option chosen there (None while it is current)."""
+
+    node: str
+    choice: str | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total if self.total else 1.0
+
+
+class Engine:
+    """The state of one visitor's walk through a :class:`Flow`.
+
+    >>> engine = Engine(lang="en")
+    >>> engine.node.id
+    'problem'
+    >>> engine.choose("refund").id
+    'order'
+    >>> engine.back().id, engine.selected
+    ('problem', 'refund')
+    """
+
+    def __init__(self, flow: Flow | None = None, lang: str = "ko",
+                 on_event: Callable[[Interaction], None] | None = None):
+        self.flow = flow if flow is not None else default_flow()
+        self._check_lang(lang)
+        self.lang = lang
+        self.on_event = on_event
+        self._steps: list[Step] = [Step(self.flow.start)]
+        # The option last chosen at each node, so Back and revisits show it preselected.
+        self._remembered: dict[str, str] = {}
+
+    # ---------------------------------------------------------------- reading the state
+
+    @property
+    def node(self) -> Node:
+        """The node shown now."""
+        return self.flow[self._steps[-1].node]
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """Node ids from the start to the current node."""
+        return tuple(step.node for step in self._steps)
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return tuple(self._steps)
+
+    @property
+    def choices(self) -> Mapping[str, str]:
+        """The option chosen at each decision on the current path."""
+        return {s.node: s.choice for s in self._steps[:-1] if s.choice is not None}
+
+    @property
+    def finished(self) -> bool:
+        return self.node.kind == "end"
+
+    @property
+    def can_go_back(self) -> bool:
+        return len(self._steps) > 1
+
+    @property
+    def selected(self) -> str | None:
+        """The option to show preselected at the current node (the one chosen last time)."""
+        return self._remembered.get(self.node.id)
+
+    def text(self, text: Text | None) -> str:
+        """``text`` in the current language ('' for None)."""
+        return text(self.lang) if text is not None else ""
+
+    def ui(self, key: str, **fields: object) -> str:
+        """An interface text (button label, notice…) in the current language."""
+        value = self.flow.ui[key](self.lang)
+        return value.format(**fields) if fields else value
+
+    def options(self) -> list[tuple[str, str]]:
+        """(option id, label) pairs for the current node, in the current language."""
+        return [(option.id, option.label(self.lang)) for option in self.node.options]
+
+    def where(self, option_id: str) -> str:
+        """The node that choosing ``option_id`` here leads to (without choosing it)."""
+        option = self._option(option_id)
+        return option.next.resolve({**self.choices, self.node.id: option.id})
+
+    def progress(self) -> Progress:
+        """Current step number and the length of the shortest way to the end from here."""
+        step = len(self._steps)
+        return Progress(step=step, total=step + self._remaining(self.node.id, dict(self.choices)))
+
+    def recap(self) -> list[str]:
+        """The checklist for the path taken: the recap lines of its nodes and chosen options."""
+        lines: list[str] = []
+        for step in self._steps:
+            node = self.flow[step.node]
+            if step.choice is not None:
+                option = node.option(step.choice)
+                if option.recap is not None:
+                    lines.append(option.recap(self.lang))
+            if node.recap is not None:
+                lines.append(node.recap(self.lang))
+        return lines
+
+    def covered(self) -> set[str]:
+        """Outline ids whose content the visitor has been shown on the current path."""
+        return {oid for node_id in self.path for oid in self.flow[node_id].covers}
+
+    # ---------------------------------------------------------------- acting
+
+    def start(self) -> Node:
+        """Report the first screen (call once when the guide is first shown)."""
+        self._entered()
+        return self.node
+
+    def choose(self, option_id: str) -> Node:
+        """Take ``option_id`` at the current decision and move to where it leads."""
+        node = self.node
+        if node.kind != "choice":
+            raise EngineError(f"{node.id!r} is not a decision; use advance()")
+        target = self.where(option_id)
+        self._emit(node.id, "choose", option_id)
+        self._remembered[node.id] = option_id
+        self._steps[-1] = Step(node.id, option_id)
+        self._steps.append(Step(target))
+        self._entered()
+        return self.node
+
+    def advance(self) -> Node:
+        """Go on from an information step to the next one."""
+        node = self.node
+        if node.kind != "info":
+            raise EngineError(f"{node.id!r} is not an information step; use choose()")
+        assert node.next is not None
+        target = node.next.resolve(self.choices)
+        self._emit(node.id, "next", None)
+        self._steps.append(Step(target))
+        self._entered()
+        return self.node
+
+    def back(self) -> Node:
+        """Go back one step; the choice made there stays preselected (see :attr:`selected`)."""
+        if not self.can_go_back:
+            raise EngineError("already at the first step")
+        self._emit(self.node.id, "back", None)
+        self._steps.pop()
+        previous = self._steps[-1]
+        self._steps[-1] = Step(previous.node)
+        self._entered()
+        return self.node
+
+    def restart(self) -> Node:
+        """Back to the first screen with a clean slate (language kept)."""
+        self._emit(self.node.id, "restart", None)
+        self._steps = [Step(self.flow.start)]
+        self._remembered.clear()
+        self._entered()
+        return self.node
+
+    def set_language(self, lang: str) -> None:
+        """Show the same step, with the same path, in another language."""
+        self._check_lang(lang)
+        if lang == self.lang:
+            return
+        self.lang = lang
+        self._emit(self.node.id, "language", None)
+
+    def go_to(self, node_id: str) -> Node:
+        """Jump to ``node_id`` along a valid path from the start (the shortest, first options
+        first), as if the visitor had walked it. Used for links that open a given step."""
+        if node_id not in self.flow.nodes:
+            raise EngineError(f"unknown step {node_id!r}")
+        path = min((p for p in self.flow.paths if any(n == node_id for n, _ in p)),
+                   key=lambda p: [n for n, _ in p].index(node_id))
+        steps = []
+        for step_node, choice in path:
+            if step_node == node_id:
+                break
+            steps.append(Step(step_node, choice))
+            if choice is not None:
+                self._remembered[step_node] = choice
+        self._steps = steps + [Step(node_id)]
+        self._entered()
+        return self.node
+
+    # ---------------------------------------------------------------- internals
+
+    def _option(self, option_id: str):
+        try:
+            return self.node.option(option_id)
+        except KeyError:
+            raise EngineError(
+                f"{self.node.id!r} has no option {option_id!r}; "
+                f"expected one of {list(self.node.option_ids)}") from None
+
+    def _remaining(self, node_id: str, choices: dict[str, str]) -> int:
+        node = self.flow[node_id]
+        if node.kind == "end":
+            return 0
+        if node.kind == "info":
+            assert node.next is not None
+            return 1 + self._remaining(node.next.resolve(choices), choices)
+        return 1 + min(
+            self._remaining(o.next.resolve({**choices, node_id: o.id}), {**choices, node_id: o.id})
+            for o in node.options)
+
+    def _entered(self) -> None:
+        self._emit(self.node.id, "enter", None)
+        if self.finished:
+            self._emit(self.node.id, "finish", None)
+
+    def _emit(self, node: str, action: str, option: str | None) -> None:
+        if self.on_event is not None:
+            self.on_event(Interaction(node=node, action=action, option=option, lang=self.lang))
+
+    @staticmethod
+    def _check_lang(lang: str) -> None:
+        if lang not in LANGUAGES:
+            raise EngineError(f"unknown language {lang!r}; expected one of {list(LANGUAGES)}")

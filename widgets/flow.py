@@ -1,0 +1,459 @@
+"""Load and validate the guide's content (``flow.yaml``) into an immutable :class:`Flow`.
+
+Every problem found at load time raises :class:`FlowError`, whose message names the node and the
+field at fault, e.g. ``node 'phone', field 'options[1].next': unknown node 'hepl'``.
+
+This module is pure Python (PyYAML and the standard library); it never imports ipywidgets.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Iterator, Mapping
+
+import yaml
+
+LANGUAGES: tuple[str, ...] = ("ko", "en")
+KINDS: tuple[str, ...] = ("choice", "info", "end")
+WIDGETS: tuple[str, ...] = ("buttons", "dropdown")
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+DEFAULT_PATH = Path(__file__).with_name("flow.yaml")
+UI_KEYS: tuple[str, ...] = (
+    "title", "subtitle", "language", "back", "back_hint", "restart", "restart_hint", "next",
+    "continue", "placeholder", "progress", "recap_title", "error", "log_notice",
+)
+
+
+class FlowError(ValueError):
+    """The flow file is malformed. ``node`` and ``field`` say where (either may be None)."""
+
+    def __init__(self, message: str, node: str | None = None, field: str | None = None,
+                 source: str | None = None):
+        self.message, self.node, self.field, self.source = message, node, field, source
+        where = []
+        if source:
+            where.append(source)
+        if node is not None:
+            where.append(f"node {node!r}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+    def in_source(self, source: str) -> "FlowError":
+        """The same error, naming the file it was found in."""
+        return FlowError(self.message, node=self.node, field=self.field, source=source)
+
+
+@dataclass(frozen=True)
+class Text:
+    """One piece of text in every language of the guide."""
+
+    ko: str
+    en: str
+
+    def __call__(self, lang: str) -> str:
+        if lang not in LANGUAGES:
+            raise ValueError(f"unknown language {lang!r}; expected one of {LANGUAGES}")
+        return getattr(self, lang)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``to`` is taken when every earlier choice named in ``when`` matches (empty: always)."""
+
+    to: str
+    when: Mapping[str, frozenset[str]]
+
+    def matches(self, choices: Mapping[str, str]) -> bool:
+        return all(choices.get(node) in allowed for node, allowed in self.when.items())
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where to go next: the first rule that matches the choices made so far."""
+
+    rules: tuple[Rule, ...]
+
+    def resolve(self, choices: Mapping[str, str]) -> str:
+        for rule in self.rules:
+            if rule.matches(choices):
+                return rule.to
+        raise AssertionError("validated routes end with an unconditional rule")
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(rule.to for rule in self.rules)
+
+
+@dataclass(frozen=True)
+class Option:
+    id: str
+    label: Text
+    next: Route
+    recap: Text | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    kind: str
+    title: Text
+    body: Text
+    covers: tuple[str, ...]
+    widget: str | None = None
+    prompt: Text | None = None
+    options: tuple[Option, ...] = ()
+    next: Route | None = None
+    recap: Text | None = None
+
+    def option(self, option_id: str) -> Option:
+        for option in self.options:
+            if option.id == option_id:
+                return option
+        raise KeyError(option_id)
+
+    @property
+    def option_ids(self) -> tuple[str, ...]:
+        return tuple(option.id for option in self.options)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """The whole guide: nodes by id, the start node, the outline ids and the interface texts."""
+
+    start: str
+    nodes: Mapping[str, Node]
+    outline: tuple[str, ...]
+    ui: Mapping[str, Text]
+    paths: tuple[tuple[tuple[str, str | None], ...], ...]
+
+    def __getitem__(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes.values())
+
+    @property
+    def ends(self) -> tuple[str, ...]:
+        return tuple(node.id for node in self if node.kind == "end")
+
+    @property
+    def decisions(self) -> tuple[str, ...]:
+        return tuple(node.id for node in self if node.kind == "choice")
+
+    def covered(self) -> frozenset[str]:
+        """Outline ids covered by at least one node."""
+        return frozenset(oid for node in self for oid in node.covers)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a mapping with the same key twice."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise FlowError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1})")
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_flow(path: str | Path | None = None) -> Flow:
+    """Read, validate and freeze a flow file (the packaged ``flow.yaml`` by default)."""
+    path = Path(path) if path is not None else DEFAULT_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FlowError(f"cannot read the flow file: {exc}", source=str(path)) from exc
+    return parse_flow(text, source=str(path))
+
+
+@cache
+def default_flow() -> Flow:
+    """The packaged flow, loaded and validated once per process."""
+    return load_flow(DEFAULT_PATH)
+
+
+def parse_flow(text: str, source: str = "<flow>") -> Flow:
+    """Validate flow data given as YAML (or JSON) text."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except FlowError as exc:
+        raise exc.in_source(source) from None
+    except yaml.YAMLError as exc:
+        raise FlowError(f"not valid YAML: {exc}", source=source) from None
+    try:
+        return build_flow(data)
+    except FlowError as exc:
+        raise exc.in_source(source) from None
+
+
+def build_flow(data: Any) -> Flow:
+    """Validate already-parsed flow data (a mapping) and freeze it into a :class:`Flow`."""
+    if not isinstance(data, Mapping):
+        raise FlowError("the flow must be a mapping with 'start', 'outline', 'ui' and 'nodes'")
+    unknown = set(data) - {"version", "start", "outline", "ui", "nodes"}
+    if unknown:
+        raise FlowError(f"unknown top-level keys {sorted(unknown)}", field=sorted(unknown)[0])
+    if data.get("version") != 1:
+        raise FlowError(f"unsupported version {data.get('version')!r}; expected 1", field="version")
+
+    outline = data.get("outline")
+    if not isinstance(outline, list) or not outline:
+        raise FlowError("must be a non-empty list of outline ids", field="outline")
+    for i, oid in enumerate(outline):
+        if not isinstance(oid, str) or not ID_PATTERN.match(oid):
+            raise FlowError(f"{oid!r} is not a valid id", field=f"outline[{i}]")
+    if len(set(outline)) != len(outline):
+        raise FlowError("lists an outline id twice", field="outline")
+
+    ui_data = data.get("ui")
+    if not isinstance(ui_data, Mapping):
+        raise FlowError("must be a mapping of interface texts", field="ui")
+    ui = {}
+    for key in UI_KEYS:
+        if key not in ui_data:
+            raise FlowError("missing interface text", field=f"ui.{key}")
+        ui[key] = _text(ui_data[key], None, f"ui.{key}")
+    extra = set(ui_data) - set(UI_KEYS)
+    if extra:
+        raise FlowError("unknown interface text", field=f"ui.{sorted(extra)[0]}")
+
+    raw_nodes = data.get("nodes")
+    if not isinstance(raw_nodes, list) or not raw_nodes:
+        raise FlowError("must be a non-empty list of nodes", field="nodes")
+    nodes: dict[str, Node] = {}
+    for i, raw in enumerate(raw_nodes):
+        node = _node(raw, i, set(outline))
+        if node.id in nodes:
+            raise FlowError("duplicate node id", node=node.id, field="id")
+        nodes[node.id] = node
+
+    start = data.get("start")
+    if start not in nodes:
+        raise FlowError(f"unknown start node {start!r}", field="start")
+
+    _check_references(nodes)
+    paths = _enumerate_paths(nodes, start)
+    seen = {node_id for path in paths for node_id, _ in path}
+    for node_id in nodes:
+        if node_id not in seen:
+            raise FlowError("unreachable from the start node", node=node_id, field="id")
+    covered = {oid for node in nodes.values() for oid in node.covers}
+    for oid in outline:
+        if oid not in covered:
+            raise FlowError(f"outline id {oid!r} is covered by no node", field="outline")
+
+    return Flow(
+        start=start,
+        nodes=MappingProxyType(nodes),
+        outline=tuple(outline),
+        ui=MappingProxyType(ui),
+        paths=tuple(paths),
+    )
+
+
+def _text(raw: Any, node: str | None, field: str) -> Text:
+    if not isinstance(raw, Mapping):
+        raise FlowError("must give the text in every language (ko, en)", node=node, field=field)
+    extra = set(raw) - set(LANGUAGES)
+    if extra:
+        raise FlowError(f"unknown language {sorted(extra)[0]!r}", node=node, field=field)
+    values = {}
+    for lang in LANGUAGES:
+        value = raw.get(lang)
+        if not isinstance(value, str) or not value.strip():
+            raise FlowError(f"missing or empty {lang!r} translation", node=node,
+                            field=f"{field}.{lang}")
+        values[lang] = value.strip()
+    return Text(**values)
+
+
+def _route(raw: Any, node: str, field: str, decisions: Mapping[str, Any] | None = None) -> Route:
+    if isinstance(raw, str):
+        return Route((Rule(to=raw, when=MappingProxyType({})),))
+    if not isinstance(raw, list) or not raw:
+        raise FlowError("must be a node id or a non-empty list of rules", node=node, field=field)
+    rules = []
+    for i, item in enumerate(raw):
+        where = f"{field}[{i}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("to"), str):
+            raise FlowError("a rule needs 'to: <node id>'", node=node, field=where)
+        extra = set(item) - {"to", "when"}
+        if extra:
+            raise FlowError(f"unknown key {sorted(extra)[0]!r} in a rule", node=node, field=where)
+        when_raw = item.get("when", {})
+        if not isinstance(when_raw, Mapping):
+            raise FlowError("'when' must map decision ids to option ids", node=node,
+                            field=f"{where}.when")
+        when = {}
+        for decision, allowed in when_raw.items():
+            allowed = [allowed] if isinstance(allowed, str) else allowed
+            if not isinstance(allowed, list) or not allowed or not all(
+                    isinstance(a, str) for a in allowed):
+                raise FlowError("expects an option id or a list of them", node=node,
+                                field=f"{where}.when.{decision}")
+            when[decision] = frozenset(allowed)
+        last = i == len(raw) - 1
+        if last and when:
+            raise FlowError("the last rule must have no 'when' (the default)", node=node,
+                            field=where)
+        if not last and not when:
+            raise FlowError("only the last rule may have no 'when'", node=node, field=where)
+        rules.append(Rule(to=item["to"], when=MappingProxyType(when)))
+    return Route(tuple(rules))
+
+
+def _node(raw: Any, index: int, outline: set[str]) -> Node:
+    if not isinstance(raw, Mapping):
+        raise FlowError("each node must be a mapping", field=f"nodes[{index}]")
+    node_id = raw.get("id")
+    if not isinstance(node_id, str) or not ID_PATTERN.match(node_id):
+        raise FlowError(f"missing or invalid node id {node_id!r}", field=f"nodes[{index}].id")
+    allowed = {"id", "kind", "widget", "covers", "title", "body", "prompt", "options", "next",
+               "recap"}
+    extra = set(raw) - allowed
+    if extra:
+        raise FlowError(f"unknown key {sorted(extra)[0]!r}", node=node_id, field=sorted(extra)[0])
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        raise FlowError(f"kind must be one of {KINDS}, not {kind!r}", node=node_id, field="kind")
+
+    covers = raw.get("covers", [])
+    if not isinstance(covers, list):
+        raise FlowError("must be a list of outline ids", node=node_id, field="covers")
+    for i, oid in enumerate(covers):
+        if oid not in outline:
+            raise FlowError(f"unknown outline id {oid!r}", node=node_id, field=f"covers[{i}]")
+
+    fields: dict[str, Any] = dict(
+        id=node_id, kind=kind, covers=tuple(covers),
+        title=_text(raw.get("title"), node_id, "title"),
+        body=_text(raw.get("body"), node_id, "body"),
+    )
+    if "recap" in raw:
+        fields["recap"] = _text(raw["recap"], node_id, "recap")
+
+    if kind == "choice":
+        widget = raw.get("widget", "buttons")
+        if widget not in WIDGETS:
+            raise FlowError(f"widget must be one of {WIDGETS}, not {widget!r}", node=node_id,
+                            field="widget")
+        if "next" in raw:
+            raise FlowError("a choice node routes through its options, not 'next'",
+                            node=node_id, field="next")
+        raw_options = raw.get("options")
+        if not isinstance(raw_options, list) or not raw_options:
+            raise FlowError("a choice node needs at least one option (no way forward)",
+                            node=node_id, field="options")
+        options = []
+        for i, opt in enumerate(raw_options):
+            where = f"options[{i}]"
+            if not isinstance(opt, Mapping):
+                raise FlowError("each option must be a mapping", node=node_id, field=where)
+            extra = set(opt) - {"id", "label", "next", "recap"}
+            if extra:
+                raise FlowError(f"unknown key {sorted(extra)[0]!r}", node=node_id,
+                                field=f"{where}.{sorted(extra)[0]}")
+            oid = opt.get("id")
+            if not isinstance(oid, str) or not ID_PATTERN.match(oid):
+                raise FlowError(f"missing or invalid option id {oid!r}", node=node_id,
+                                field=f"{where}.id")
+            if oid in {o.id for o in options}:
+                raise FlowError(f"duplicate option id {oid!r}", node=node_id,
+                                field=f"{where}.id")
+            if "next" not in opt:
+                raise FlowError("an option needs 'next' (no way forward)", node=node_id,
+                                field=f"{where}.next")
+            options.append(Option(
+                id=oid,
+                label=_text(opt.get("label"), node_id, f"{where}.label"),
+                next=_route(opt["next"], node_id, f"{where}.next"),
+                recap=_text(opt["recap"], node_id, f"{where}.recap") if "recap" in opt else None,
+            ))
+        fields.update(widget=widget, options=tuple(options),
+                      prompt=_text(raw.get("prompt"), node_id, "prompt"))
+    elif kind == "info":
+        for key in ("options", "widget", "prompt"):
+            if key in raw:
+                raise FlowError(f"an info node has no {key!r}", node=node_id, field=key)
+        if "next" not in raw:
+            raise FlowError("an info node needs 'next' (no way forward)", node=node_id,
+                            field="next")
+        fields["next"] = _route(raw["next"], node_id, "next")
+    else:  # end
+        for key in ("options", "widget", "prompt", "next"):
+            if key in raw:
+                raise FlowError(f"an end node has no {key!r}", node=node_id, field=key)
+    return Node(**fields)
+
+
+def _routes(node: Node) -> Iterator[tuple[str, Route]]:
+    if node.next is not None:
+        yield "next", node.next
+    for i, option in enumerate(node.options):
+        yield f"options[{i}].next", option.next
+
+
+def _check_references(nodes: Mapping[str, Node]) -> None:
+    for node in nodes.values():
+        for field, route in _routes(node):
+            for i, rule in enumerate(route.rules):
+                rule_field = field if len(route.rules) == 1 else f"{field}[{i}]"
+                if rule.to not in nodes:
+                    raise FlowError(f"unknown node {rule.to!r}", node=node.id, field=rule_field)
+                for decision, allowed in rule.when.items():
+                    target = nodes.get(decision)
+                    if target is None or target.kind != "choice":
+                        raise FlowError(f"{decision!r} is not a decision node", node=node.id,
+                                        field=f"{rule_field}.when")
+                    unknown = allowed - set(target.option_ids)
+                    if unknown:
+                        raise FlowError(f"{decision!r} has no option {sorted(unknown)[0]!r}",
+                                        node=node.id, field=f"{rule_field}.when.{decision}")
+
+
+def _enumerate_paths(nodes: Mapping[str, Node], start: str,
+                     limit: int = 100_000) -> list[tuple[tuple[str, str | None], ...]]:
+    """Every complete path from ``start``: a tuple of (node id, option chosen or None).
+
+    Raises FlowError on a cycle. The flow is small, so exhaustive enumeration is cheap; ``limit``
+    guards against a combinatorial explosion in a malformed file.
+    """
+    paths: list[tuple[tuple[str, str | None], ...]] = []
+
+    def walk(node_id: str, path: tuple[tuple[str, str | None], ...],
+             choices: dict[str, str], via: str) -> None:
+        if any(seen == node_id for seen, _ in path):
+            raise FlowError(f"leads back to {node_id!r}, making a loop", node=path[-1][0],
+                            field=via)
+        node = nodes[node_id]
+        if node.kind == "end":
+            paths.append(path + ((node_id, None),))
+            if len(paths) > limit:
+                raise FlowError(f"more than {limit} distinct paths", field="nodes")
+            return
+        if node.kind == "info":
+            assert node.next is not None
+            walk(node.next.resolve(choices), path + ((node_id, None),), choices, "next")
+            return
+        for i, option in enumerate(node.options):
+            chosen = {**choices, node_id: option.id}
+            walk(option.next.resolve(chosen), path + ((node_id, option.id),), chosen,
+                 f"options[{i}].next")
+
+    walk(start, (), {}, "start")
+    return paths

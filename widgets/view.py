@@ -1,0 +1,343 @@
+"""The ipywidgets view of an :class:`~widgets.engine.Engine`: the only module importing ipywidgets.
+
+One :class:`GuideView` (a ``VBox``) builds its widgets once and updates them in place after each
+action. Callbacks are named methods (``on_option_click``, ``on_continue_click``, ``on_next_click``,
+``on_back_click``, ``on_restart_click``, ``on_language_change``), so tests drive the guide by
+setting ``.value`` and calling ``.click()``, without a browser.
+
+A failing callback never shows a traceback: the visitor sees a short message in the current
+language, and the details go to the server's log.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+import re
+from typing import Any, Callable, Protocol
+
+import ipywidgets as w
+
+from .engine import Engine, Interaction
+from .flow import Flow
+
+logger = logging.getLogger(__name__)
+
+LANGUAGE_NAMES = (("한국어", "ko"), ("English", "en"))
+
+_PHONE = re.compile(r"\+\d[\d ]{6,}\d")
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+
+CSS = """
+<style>
+.guide { max-width: 46rem; margin: 0 auto; padding: 0.5rem; box-sizing: border-box;
+  font-family: system-ui, -apple-system, "Segoe UI", "Noto Sans CJK KR", "Noto Sans KR",
+  "Apple SD Gothic Neo", "Malgun Gothic", sans-serif; color: #1b1b1b; line-height: 1.6;
+  font-size: 1rem; }
+.guide, .guide * { box-sizing: border-box; }
+.guide .widget-html-content, .guide .widget-label { white-space: normal; overflow-wrap: anywhere;
+  word-break: keep-all; font-size: 1rem; line-height: 1.6; color: #1b1b1b; }
+.guide h1 { font-size: 1.5rem; margin: 0.2rem 0; line-height: 1.3; }
+.guide h2 { font-size: 1.25rem; margin: 0.6rem 0 0.4rem; line-height: 1.35; }
+.guide .guide-subtitle { margin: 0; color: #404040; }
+.guide .guide-body p { margin: 0.5rem 0; }
+.guide .guide-body ul { margin: 0.4rem 0; padding-left: 1.4rem; }
+.guide .guide-body blockquote { margin: 0.4rem 0; padding: 0.4rem 0.8rem;
+  border-left: 4px solid #146eb4; background: #eef5fb; }
+.guide .guide-body a { color: #0b5394; }
+.guide .widget-button, .guide .widget-toggle-button, .guide .widget-dropdown select {
+  height: auto; min-height: 44px; font-size: 1rem; }
+.guide .widget-button, .guide .widget-toggle-button { white-space: normal; text-align: left;
+  padding: 0.5rem 0.9rem; line-height: 1.4; }
+.guide .guide-option { width: 100%; max-width: 100%; margin: 0.25rem 0; }
+.guide .widget-dropdown { width: 100%; max-width: 100%; }
+.guide .widget-dropdown select { width: 100%; }
+.guide .widget-dropdown > label { display: none; }
+.guide .widget-progress { width: 100%; max-width: 100%; margin: 0; }
+.guide .guide-notice .widget-html-content { color: #7a2e00; font-size: 0.9rem; }
+.guide .guide-recap ul { list-style: none; padding-left: 0; }
+.guide .guide-recap li { margin: 0.3rem 0; }
+.guide .guide-recap label { display: flex; gap: 0.5rem; align-items: flex-start; cursor: pointer; }
+.guide .guide-recap input { width: 1.2rem; height: 1.2rem; margin-top: 0.25rem; flex: none; }
+.guide :focus-visible { outline: 3px solid #e47911; outline-offset: 2px; }
+</style>
+"""
+
+
+class EventSink(Protocol):
+    """Where interactions go (the interaction log). ``log`` must never raise."""
+
+    def log(self, node: str, action: str, option: str | None = None, lang: str = "ko") -> Any:
+        ...
+
+
+def render_body(text: str) -> str:
+    """Flow body markup → HTML. Escapes everything first; then paragraphs (blank lines),
+    bullets ("- "), example phrases ("> "), **bold** and tel: links for phone numbers."""
+    blocks: list[str] = []
+    for chunk in re.split(r"\n\s*\n", text.strip()):
+        lines = [line.strip() for line in chunk.splitlines() if line.strip()]
+        if all(line.startswith("- ") for line in lines):
+            items = "".join(f"<li>{_inline(line[2:])}</li>" for line in lines)
+            blocks.append(f"<ul>{items}</ul>")
+        elif all(line.startswith("> ") for line in lines):
+            blocks.extend(f"<blockquote>{_inline(line[2:])}</blockquote>" for line in lines)
+        else:
+            blocks.append(f"<p>{_inline(' '.join(lines))}</p>")
+    return "".join(blocks)
+
+
+def _inline(text: str) -> str:
+    text = html.escape(text, quote=True)
+    text = _BOLD.sub(r"<strong>\1</strong>", text)
+    return _PHONE.sub(
+        lambda m: f'<a href="tel:{m.group(0).replace(" ", "")}">{m.group(0)}</a>', text)
+
+
+def _guarded(method: Callable) -> Callable:
+    """Run a callback; on any error log it server-side and show a friendly message."""
+
+    @functools.wraps(method)
+    def wrapper(self: "GuideView", *args: Any, **kwargs: Any) -> None:
+        try:
+            method(self, *args, **kwargs)
+        except Exception:  # noqa: BLE001 - a visitor must never see a traceback
+            logger.exception("guide callback %s failed at node %r", method.__name__,
+                             self.engine.node.id)
+            self._error = True
+            try:
+                self.render()
+            except Exception:  # noqa: BLE001
+                logger.exception("re-rendering after an error failed")
+
+    return wrapper
+
+
+class GuideView(w.VBox):
+    """The guide as widgets. ``sink`` receives every interaction (ids only)."""
+
+    def __init__(self, flow: Flow | None = None, lang: str = "ko", sink: EventSink | None = None,
+                 **kwargs: Any):
+        self.sink = sink
+        self.engine = Engine(flow, lang=lang, on_event=self._record)
+        self._error = False
+        self._log_ok = True
+        self._note = ""
+        flow = self.engine.flow
+        most_options = max((len(node.options) for node in flow), default=0)
+
+        self.heading = w.HTML()
+        self.language = w.ToggleButtons(options=LANGUAGE_NAMES, value=lang,
+                                        tooltips=[name for name, _ in LANGUAGE_NAMES],
+                                        style={"button_width": "auto"})
+        self.progress_bar = w.IntProgress(min=0, max=1, value=1,
+                                          layout=w.Layout(width="100%", height="0.6rem"))
+        self.progress_label = w.HTML()
+        self.notice = w.HTML(layout=w.Layout(display="none"))
+        self.step = w.HTML()
+        self.dropdown = w.Dropdown(options=[("", None)], value=None,
+                                   layout=w.Layout(width="100%"))
+        self.continue_button = w.Button(button_style="primary", disabled=True)
+        self.option_buttons = [w.Button(layout=w.Layout(width="100%", height="auto"))
+                               for _ in range(most_options)]
+        self.next_button = w.Button(button_style="primary")
+        self.recap = w.HTML()
+        self.back_button = w.Button()
+        self.restart_button = w.Button()
+
+        for button in self.option_buttons:
+            button.add_class("guide-option")
+            button.on_click(self.on_option_click)
+        self.continue_button.on_click(self.on_continue_click)
+        self.next_button.on_click(self.on_next_click)
+        self.back_button.on_click(self.on_back_click)
+        self.restart_button.on_click(self.on_restart_click)
+        self.dropdown.observe(self.on_dropdown_change, names="value")
+        self.language.observe(self.on_language_change, names="value")
+        self.notice.add_class("guide-notice")
+        self.step.add_class("guide-body")
+        self.recap.add_class("guide-recap")
+
+        self.dropdown_box = w.VBox([self.dropdown, self.continue_button])
+        self.buttons_box = w.VBox(self.option_buttons, layout=w.Layout(width="100%"))
+        wrap = w.Layout(flex_flow="row wrap", justify_content="space-between",
+                        align_items="center", width="100%")
+        header = w.Box([self.heading, self.language], layout=wrap)
+        nav = w.Box([self.back_button, self.restart_button], layout=w.Layout(
+            flex_flow="row wrap", justify_content="space-between", width="100%",
+            margin="1rem 0 0 0"))
+        super().__init__(
+            [w.HTML(CSS), header, self.progress_bar, self.progress_label, self.notice, self.step,
+             self.dropdown_box, self.buttons_box, self.next_button, self.recap, nav],
+            layout=w.Layout(width="100%", max_width="46rem", margin="0 auto"),
+            **kwargs,
+        )
+        self.add_class("guide")
+        self.render()
+
+    # ---------------------------------------------------------------- start
+
+    def start(self, step: str | None = None) -> "GuideView":
+        """Report the first screen to the log (optionally opening at node ``step``)."""
+        if step is not None:
+            self.engine.go_to(step)
+        else:
+            self.engine.start()
+        self.render()
+        return self
+
+    # ---------------------------------------------------------------- callbacks
+
+    @_guarded
+    def on_option_click(self, button: w.Button) -> None:
+        """A choice button: take the option it stands for."""
+        self._clear_error()
+        self.engine.choose(button._option_id)  # type: ignore[attr-defined]
+        self.render()
+
+    @_guarded
+    def on_continue_click(self, _button: w.Button | None = None) -> None:
+        """The dropdown's Continue button: take the selected option."""
+        if self.dropdown.value is None:
+            return
+        self._clear_error()
+        self.engine.choose(self.dropdown.value)
+        self.render()
+
+    @_guarded
+    def on_dropdown_change(self, change: dict) -> None:
+        self.continue_button.disabled = change["new"] is None
+
+    @_guarded
+    def on_next_click(self, _button: w.Button | None = None) -> None:
+        self._clear_error()
+        self.engine.advance()
+        self.render()
+
+    @_guarded
+    def on_back_click(self, _button: w.Button | None = None) -> None:
+        if not self.engine.can_go_back:
+            return
+        self._clear_error()
+        self.engine.back()
+        self.render()
+
+    @_guarded
+    def on_restart_click(self, _button: w.Button | None = None) -> None:
+        self._clear_error()
+        self.engine.restart()
+        self.render()
+
+    @_guarded
+    def on_language_change(self, change: dict) -> None:
+        self.engine.set_language(change["new"])
+        self.render()
+
+    # ---------------------------------------------------------------- log status
+
+    def set_log_health(self, healthy: bool) -> None:
+        """Called by the interaction log when saving events stops or starts working again."""
+        self._log_ok = healthy
+        self._render_notice()
+
+    def set_note(self, text: str) -> None:
+        """A short plain-text note shown above the step (e.g. an unknown link parameter)."""
+        self._note = text
+        self._render_notice()
+
+    # ---------------------------------------------------------------- rendering
+
+    def render(self) -> None:
+        """Bring every widget in line with the engine's state (in place, nothing rebuilt)."""
+        engine, node = self.engine, self.engine.node
+        if self.language.value != engine.lang:
+            self.language.value = engine.lang
+        self.heading.value = (f"<h1>{html.escape(engine.ui('title'))}</h1>"
+                              f"<p class='guide-subtitle'>{html.escape(engine.ui('subtitle'))}</p>")
+
+        progress = engine.progress()
+        self.progress_bar.max = progress.total
+        self.progress_bar.value = progress.step
+        label = engine.ui("progress", step=progress.step, total=progress.total)
+        self.progress_label.value = f"<span>{html.escape(label)}</span>"
+        self.progress_bar.tooltip = label
+
+        self.step.value = (f"<h2>{html.escape(engine.text(node.title))}</h2>"
+                           f"{render_body(engine.text(node.body))}")
+
+        is_choice = node.kind == "choice"
+        self._show(self.dropdown_box, is_choice and node.widget == "dropdown")
+        self._show(self.buttons_box, is_choice and node.widget == "buttons")
+        self._show(self.next_button, node.kind == "info")
+        self._show(self.recap, node.kind == "end")
+
+        if is_choice and node.widget == "dropdown":
+            options = [(engine.ui("placeholder"), None)] + [
+                (label, oid) for oid, label in engine.options()]
+            selected = engine.selected
+            if list(self.dropdown.options) != options:
+                self.dropdown.options = options
+            self.dropdown.value = selected
+            self.dropdown.description = engine.text(node.prompt)
+            self.continue_button.description = engine.ui("continue")
+            self.continue_button.tooltip = engine.ui("continue")
+            self.continue_button.disabled = selected is None
+        if is_choice and node.widget == "buttons":
+            options = engine.options()
+            for i, button in enumerate(self.option_buttons):
+                if i < len(options):
+                    oid, label = options[i]
+                    button._option_id = oid  # type: ignore[attr-defined]
+                    button.description = label
+                    button.tooltip = label
+                    button.button_style = "info" if oid == engine.selected else ""
+                    self._show(button, True)
+                else:
+                    self._show(button, False)
+        if node.kind == "info":
+            self.next_button.description = engine.ui("next")
+            self.next_button.tooltip = engine.ui("next")
+        if node.kind == "end":
+            items = "".join(
+                f"<li><label><input type='checkbox'> <span>{html.escape(line)}</span></label></li>"
+                for line in engine.recap())
+            self.recap.value = (f"<h3>{html.escape(engine.ui('recap_title'))}</h3>"
+                                f"<ul>{items}</ul>")
+
+        self.back_button.description = engine.ui("back")
+        self.back_button.tooltip = engine.ui("back_hint")
+        self.back_button.disabled = not engine.can_go_back
+        self.restart_button.description = engine.ui("restart")
+        self.restart_button.tooltip = engine.ui("restart_hint")
+        self._render_notice()
+
+    def _render_notice(self) -> None:
+        parts = []
+        if self._note:
+            parts.append(html.escape(self._note))
+        if self._error:
+            parts.append(html.escape(self.engine.ui("error")))
+        if not self._log_ok:
+            parts.append(html.escape(self.engine.ui("log_notice")))
+        self.notice.value = "<br>".join(f"<span role='status'>{p}</span>" for p in parts)
+        self._show(self.notice, bool(parts))
+
+    def _clear_error(self) -> None:
+        self._error = False
+        self._note = ""
+
+    @staticmethod
+    def _show(widget: w.DOMWidget, visible: bool) -> None:
+        display = None if visible else "none"
+        if widget.layout.display != display:
+            widget.layout.display = display
+
+    def _record(self, interaction: Interaction) -> None:
+        if self.sink is None:
+            return
+        try:
+            self.sink.log(interaction.node, interaction.action, interaction.option,
+                          interaction.lang)
+        except Exception:  # noqa: BLE001 - logging must never break the guide
+            logger.exception("the interaction log failed")
