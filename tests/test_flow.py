@@ -1,0 +1,255 @@
+"""The flow file: validation errors name the node and field; the real flow is complete."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from widgets.flow import DEFAULT_PATH, FlowError, build_flow, default_flow, load_flow, parse_flow
+
+ROOT = Path(__file__).resolve().parents[1]
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+
+@pytest.fixture()
+def data():
+    return yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
+
+
+def node(data, node_id):
+    return next(n for n in data["nodes"] if n["id"] == node_id)
+
+
+def error_of(data) -> FlowError:
+    with pytest.raises(FlowError) as info:
+        build_flow(data)
+    return info.value
+
+
+# ------------------------------------------------------------------ malformed files
+
+
+def test_unknown_next(data):
+    node(data, "help")["next"] = "hepl"
+    err = error_of(data)
+    assert (err.node, err.field) == ("help", "next")
+    assert "unknown node 'hepl'" in str(err) and "node 'help'" in str(err)
+
+
+def test_unknown_next_in_an_option(data):
+    node(data, "phone")["options"][1]["next"] = "nowhere"
+    err = error_of(data)
+    assert (err.node, err.field) == ("phone", "options[1].next")
+
+
+def test_unknown_next_in_a_rule(data):
+    node(data, "need-more-help")["next"][0]["to"] = "nowhere"
+    err = error_of(data)
+    assert (err.node, err.field) == ("need-more-help", "next[0]")
+
+
+def test_rule_naming_an_unknown_option(data):
+    node(data, "need-more-help")["next"][0]["when"] = {"order": ["maybe"]}
+    err = error_of(data)
+    assert err.node == "need-more-help" and err.field == "next[0].when.order"
+    assert "maybe" in str(err)
+
+
+def test_unreachable_node(data):
+    extra = copy.deepcopy(node(data, "patience"))
+    extra["id"] = "orphan"
+    data["nodes"].append(extra)
+    err = error_of(data)
+    assert (err.node, err.field) == ("orphan", "id")
+    assert "unreachable" in str(err)
+
+
+def test_choice_without_options_has_no_way_forward(data):
+    node(data, "channel")["options"] = []
+    err = error_of(data)
+    assert (err.node, err.field) == ("channel", "options")
+    assert "no way forward" in str(err)
+
+
+def test_info_without_next_has_no_way_forward(data):
+    del node(data, "records")["next"]
+    err = error_of(data)
+    assert (err.node, err.field) == ("records", "next")
+
+
+def test_end_with_next_is_refused(data):
+    node(data, "done")["next"] = "problem"
+    err = error_of(data)
+    assert (err.node, err.field) == ("done", "next")
+
+
+def test_missing_translation(data):
+    del node(data, "goal")["body"]["en"]
+    err = error_of(data)
+    assert (err.node, err.field) == ("goal", "body.en")
+    assert "missing or empty 'en' translation" in str(err)
+
+
+def test_empty_translation(data):
+    node(data, "channel")["options"][2]["label"]["ko"] = "   "
+    err = error_of(data)
+    assert (err.node, err.field) == ("channel", "options[2].label.ko")
+
+
+def test_missing_interface_translation(data):
+    data["ui"]["back"] = {"ko": "이전"}
+    err = error_of(data)
+    assert err.field == "ui.back.en"
+
+
+def test_duplicate_node_id(data):
+    twin = copy.deepcopy(node(data, "goal"))
+    data["nodes"].append(twin)
+    err = error_of(data)
+    assert (err.node, err.field) == ("goal", "id")
+    assert "duplicate" in str(err)
+
+
+def test_duplicate_option_id(data):
+    options = node(data, "channel")["options"]
+    options[1]["id"] = options[0]["id"]
+    err = error_of(data)
+    assert (err.node, err.field) == ("channel", "options[1].id")
+
+
+def test_duplicate_yaml_key_is_refused():
+    text = DEFAULT_PATH.read_text(encoding="utf-8").replace(
+        "    kind: info\n    covers: [m1.help]\n",
+        "    kind: info\n    kind: info\n    covers: [m1.help]\n", 1)
+    with pytest.raises(FlowError, match="duplicate key 'kind'"):
+        parse_flow(text, source="flow.yaml")
+
+
+def test_unknown_outline_id(data):
+    node(data, "goal")["covers"] = ["m2.know-goal", "m9.teleport"]
+    err = error_of(data)
+    assert (err.node, err.field) == ("goal", "covers[1]")
+    assert "m9.teleport" in str(err)
+
+
+def test_outline_id_covered_by_no_node(data):
+    node(data, "patience")["covers"] = []
+    err = error_of(data)
+    assert err.field == "outline" and "tip.patience" in str(err)
+
+
+def test_loop_is_refused(data):
+    node(data, "patience")["next"] = "goal"
+    node(data, "done")  # still present but now unreachable too; the loop is found first
+    err = error_of(data)
+    assert "loop" in str(err)
+
+
+def test_unknown_kind(data):
+    node(data, "goal")["kind"] = "quiz"
+    err = error_of(data)
+    assert (err.node, err.field) == ("goal", "kind")
+
+
+def test_last_rule_must_be_unconditional(data):
+    node(data, "need-more-help")["next"][1]["when"] = {"order": ["no"]}
+    err = error_of(data)
+    assert (err.node, err.field) == ("need-more-help", "next[1]")
+
+
+def test_bad_yaml_names_the_file(tmp_path):
+    bad = tmp_path / "flow.yaml"
+    bad.write_text("nodes: [\n", encoding="utf-8")
+    with pytest.raises(FlowError, match=re.escape(str(bad))):
+        load_flow(bad)
+
+
+def test_missing_file_names_the_file(tmp_path):
+    with pytest.raises(FlowError, match="cannot read"):
+        load_flow(tmp_path / "absent.yaml")
+
+
+def test_errors_from_a_file_name_the_file_node_and_field(tmp_path, data):
+    node(data, "help")["next"] = "hepl"
+    path = tmp_path / "flow.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(FlowError) as info:
+        load_flow(path)
+    assert str(info.value).startswith(f"{path}, node 'help', field 'next': unknown node")
+
+
+# ------------------------------------------------------------------ the real flow
+
+
+def outline_ids() -> list[str]:
+    text = (ROOT / "docs" / "source" / "outline.md").read_text(encoding="utf-8")
+    return re.findall(r"^\| `([a-z0-9.-]+)` \|", text, flags=re.M)
+
+
+def test_flow_outline_is_the_articles_outline():
+    ids = outline_ids()
+    assert len(ids) == 12 and ids[0] == "intro" and ids[-1] == "tip.patience"
+    assert list(default_flow().outline) == ids
+
+
+def test_every_path_ends_at_an_end_node():
+    flow = default_flow()
+    assert len(flow.paths) > 10
+    for path in flow.paths:
+        assert flow[path[-1][0]].kind == "end"
+        assert all(flow[n].kind != "end" for n, _ in path[:-1])
+
+
+def test_every_outline_id_is_reachable_in_both_languages():
+    flow = default_flow()
+    reached = {oid for path in flow.paths for n, _ in path for oid in flow[n].covers}
+    assert reached == set(outline_ids())
+    for oid in outline_ids():
+        nodes = [n for n in flow if oid in n.covers]
+        for lang in ("ko", "en"):
+            assert any(n.body(lang) and n.title(lang) for n in nodes), (oid, lang)
+
+
+def test_decisions_the_guide_must_offer():
+    flow = default_flow()
+    assert set(flow["problem"].option_ids) >= {"return", "refund", "late", "damaged", "service",
+                                               "prepare"}
+    assert set(flow["channel"].option_ids) == {"email", "phone", "chat"}
+    assert set(flow["sign-in"].option_ids) == {"yes", "no"}
+    assert set(flow["order"].option_ids) == {"yes", "no"}
+
+
+def all_texts(flow):
+    for key, text in flow.ui.items():
+        yield f"ui.{key}", text
+    for n in flow:
+        for field in ("title", "body", "prompt", "recap"):
+            if getattr(n, field) is not None:
+                yield f"{n.id}.{field}", getattr(n, field)
+        for o in n.options:
+            yield f"{n.id}.{o.id}.label", o.label
+            if o.recap is not None:
+                yield f"{n.id}.{o.id}.recap", o.recap
+
+
+def test_korean_has_hangul_and_english_has_none():
+    for where, text in all_texts(default_flow()):
+        assert HANGUL.search(text.ko), f"{where}: Korean text without Hangul"
+        assert not HANGUL.search(text.en), f"{where}: Hangul in the English text"
+
+
+def test_facts_of_the_article_are_kept():
+    flow = default_flow()
+    for lang in ("ko", "en"):
+        body = lambda node_id: flow[node_id].body(lang)  # noqa: E731
+        assert "+1 206 266 2992" in body("problem") and "+1 206 266 2992" in body("phone")
+        assert "Need more help?" in body("need-more-help") and "Contact us" in body("need-more-help")
+        assert "Help" in body("help")
+        assert body("fair").count("> ") == 2
+        assert body("kind").count("> ") == 4
+        assert body("escalate").count("> ") == 1
+
