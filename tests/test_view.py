@@ -1,0 +1,224 @@
+"""The widget view, driven without a browser: set ``.value`` and call ``.click()``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from widgets.app import guide
+from widgets.view import GuideView, render_body
+
+
+class Sink:
+    def __init__(self):
+        self.events = []
+
+    def log(self, node, action, option=None, lang="ko"):
+        self.events.append((node, action, option, lang))
+
+
+def visible(widget) -> bool:
+    return widget.layout.display != "none"
+
+
+def buttons(view):
+    return {b.description: b for b in view.option_buttons if visible(b)}
+
+
+def press(view, label):
+    buttons(view)[label].click()
+
+
+@pytest.fixture()
+def view():
+    return GuideView(lang="en", sink=Sink()).start()
+
+
+def test_first_screen(view):
+    assert view.engine.node.id == "problem"
+    assert "What do you need help with?" in view.step.value
+    assert "+1 206 266 2992" in view.step.value and 'href="tel:+12062662992"' in view.step.value
+    assert visible(view.dropdown_box) and not visible(view.buttons_box)
+    assert not visible(view.next_button) and not visible(view.recap)
+    assert view.continue_button.disabled and view.back_button.disabled
+    assert view.dropdown.value is None
+    assert [label for label, _ in view.dropdown.options][0] == "— Choose one —"
+
+
+def test_dropdown_then_continue(view):
+    view.dropdown.value = "refund"
+    assert not view.continue_button.disabled
+    view.continue_button.click()
+    assert view.engine.node.id == "order"
+    assert visible(view.buttons_box) and not visible(view.dropdown_box)
+    assert set(buttons(view)) == {"Yes, a specific order", "No, not one particular order"}
+
+
+def test_full_path_to_the_recap(view):
+    view.dropdown.value = "damaged"
+    view.continue_button.click()
+    press(view, "Yes, a specific order")
+    press(view, "Yes, I can sign in")
+    while view.engine.node.kind == "info":
+        assert visible(view.next_button) and view.next_button.description == "Next step →"
+        view.next_button.click()
+    assert view.engine.node.id == "channel"
+    press(view, "Chat — a live online conversation")
+    while view.engine.node.kind == "info":
+        view.next_button.click()
+    press(view, "No, the agent can’t help")
+    while view.engine.node.kind == "info":
+        view.next_button.click()
+    assert view.engine.finished
+    assert visible(view.recap) and not visible(view.next_button)
+    assert "Your checklist" in view.recap.value
+    assert "a damaged or wrong item" in view.recap.value
+    assert "chat (live, with an expert)" in view.recap.value
+    assert view.recap.value.count("type='checkbox'") == len(view.engine.recap())
+    label = view.progress_label.value
+    assert f"Step {len(view.engine.path)} of {len(view.engine.path)}" in label
+    assert view.progress_bar.value == view.progress_bar.max
+
+
+def test_back_restores_the_choice_in_the_widgets(view):
+    view.dropdown.value = "late"
+    view.continue_button.click()
+    press(view, "No, not one particular order")
+    view.back_button.click()
+    assert view.engine.node.id == "order"
+    chosen = [b for b in view.option_buttons if b.button_style == "info"]
+    assert [b.description for b in chosen] == ["No, not one particular order"]
+    view.back_button.click()
+    assert view.engine.node.id == "problem" and view.dropdown.value == "late"
+    assert not view.continue_button.disabled and view.back_button.disabled
+
+
+def test_start_over(view):
+    view.dropdown.value = "prepare"
+    view.continue_button.click()
+    view.next_button.click()
+    view.restart_button.click()
+    assert view.engine.path == ("problem",) and view.dropdown.value is None
+
+
+def test_language_switch_mid_flow_keeps_step_and_path(view):
+    view.dropdown.value = "refund"
+    view.continue_button.click()
+    press(view, "Yes, a specific order")
+    path = view.engine.path
+    view.language.value = "ko"
+    assert view.engine.path == path and view.engine.node.id == "sign-in"
+    assert "로그인할 수 있나요?" in view.step.value
+    assert set(buttons(view)) == {"네, 로그인할 수 있어요", "아니요, 지금은 어려워요"}
+    assert view.back_button.description == "← 이전 단계로"
+    assert "3단계" in view.progress_label.value
+    view.back_button.click()
+    assert view.engine.node.id == "order"
+    view.back_button.click()
+    # the dropdown's labels follow the language and keep the earlier choice
+    assert view.dropdown.value == "refund"
+    assert dict(view.dropdown.options)["환불을 받고 싶어요"] == "refund"
+
+
+def test_widgets_are_updated_in_place(view):
+    before = [id(w) for w in (view.step, view.dropdown, view.next_button, *view.option_buttons)]
+    children = [id(c) for c in view.children]
+    view.dropdown.value = "service"
+    view.continue_button.click()
+    press(view, "Yes, I can sign in")
+    view.language.value = "ko"
+    after = [id(w) for w in (view.step, view.dropdown, view.next_button, *view.option_buttons)]
+    assert after == before and [id(c) for c in view.children] == children
+
+
+def test_every_interaction_reaches_the_sink(view):
+    view.dropdown.value = "prepare"
+    view.continue_button.click()
+    view.language.value = "ko"
+    view.back_button.click()
+    assert view.sink.events == [
+        ("problem", "enter", None, "en"),
+        ("problem", "choose", "prepare", "en"),
+        ("goal", "enter", None, "en"),
+        ("goal", "language", None, "ko"),
+        ("goal", "back", None, "ko"),
+        ("problem", "enter", None, "ko"),
+    ]
+
+
+def test_a_failing_callback_shows_a_friendly_message(view, monkeypatch, caplog):
+    def broken(*_args):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(view.engine, "advance", broken)
+    view.dropdown.value = "prepare"
+    view.continue_button.click()
+    view.next_button.click()  # raises inside; must not escape
+    assert visible(view.notice)
+    assert "Sorry, something went wrong" in view.notice.value
+    assert "disk on fire" not in view.notice.value and "Traceback" not in view.notice.value
+    assert "disk on fire" in caplog.text
+    view.language.value = "ko"
+    assert "죄송합니다" in view.notice.value
+    monkeypatch.undo()
+    view.next_button.click()
+    assert not visible(view.notice) and view.engine.node.id == "records"
+
+
+def test_a_failing_sink_does_not_break_the_guide(caplog):
+    class Broken:
+        def log(self, *args):
+            raise OSError("store gone")
+
+    view = GuideView(lang="en", sink=Broken()).start()
+    view.dropdown.value = "prepare"
+    view.continue_button.click()
+    assert view.engine.node.id == "goal" and not visible(view.notice)
+    assert "store gone" in caplog.text
+
+
+def test_log_health_notice(view):
+    view.set_log_health(False)
+    assert visible(view.notice) and "can’t be saved" in view.notice.value
+    view.set_log_health(True)
+    assert not visible(view.notice)
+
+
+def test_two_guides_in_one_kernel_are_independent():
+    a, b = GuideView(lang="ko").start(), GuideView(lang="en").start()
+    a.dropdown.value = "refund"
+    a.continue_button.click()
+    a.language.value = "en"
+    assert b.engine.path == ("problem",) and b.dropdown.value is None
+    b.language.value = "ko"
+    assert a.engine.lang == "en" and a.engine.node.id == "order"
+
+
+def test_body_markup_is_escaped():
+    out = render_body("<img src=x onerror=alert(1)> **Help**\n\n- a & b\n\n> say <this>")
+    assert "<img" not in out and "&lt;img src=x onerror=alert(1)&gt;" in out
+    assert "<strong>Help</strong>" in out and "<li>a &amp; b</li>" in out
+    assert "<blockquote>say &lt;this&gt;</blockquote>" in out
+
+
+def test_guide_reads_language_and_step_from_the_query_string(monkeypatch):
+    monkeypatch.setenv("QUERY_STRING", "lang=en&step=channel")
+    view = guide(log=False)
+    assert view.engine.lang == "en" and view.engine.node.id == "channel"
+    assert not visible(view.notice)
+
+
+def test_guide_ignores_unknown_query_values_with_a_note(monkeypatch):
+    monkeypatch.setenv("QUERY_STRING", "lang=fr&step=<script>")
+    view = guide(log=False)
+    assert view.engine.lang == "ko" and view.engine.node.id == "problem"
+    assert visible(view.notice)
+    assert "&lt;script&gt;" in view.notice.value and "<script>" not in view.notice.value
+
+
+def test_guide_kernel_imports_no_pandas_or_database_client():
+    code = ("import sys, widgets.app; widgets.app.guide(log=False); "
+            "bad = {'pandas', 'psycopg', 'matplotlib'} & set(sys.modules); assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
