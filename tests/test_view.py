@@ -43,7 +43,7 @@ def test_first_screen(view):
     assert visible(view.dropdown_box) and not visible(view.buttons_box)
     assert not visible(view.next_button) and not visible(view.recap)
     assert view.continue_button.disabled and view.back_button.disabled
-    assert view.dropdown.value is None
+    assert view.dropdown.value == ""
     assert [label for label, _ in view.dropdown.options][0] == "— Choose one —"
 
 
@@ -100,7 +100,7 @@ def test_start_over(view):
     view.continue_button.click()
     view.next_button.click()
     view.restart_button.click()
-    assert view.engine.path == ("problem",) and view.dropdown.value is None
+    assert view.engine.path == ("problem",) and view.dropdown.value == ""
 
 
 def test_language_switch_mid_flow_keeps_step_and_path(view):
@@ -191,7 +191,7 @@ def test_two_guides_in_one_kernel_are_independent():
     a.dropdown.value = "refund"
     a.continue_button.click()
     a.language.value = "en"
-    assert b.engine.path == ("problem",) and b.dropdown.value is None
+    assert b.engine.path == ("problem",) and b.dropdown.value == ""
     b.language.value = "ko"
     assert a.engine.lang == "en" and a.engine.node.id == "order"
 

@@ -23,7 +23,7 @@ WIDGETS: tuple[str, ...] = ("buttons", "dropdown")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 DEFAULT_PATH = Path(__file__).with_name("flow.yaml")
 UI_KEYS: tuple[str, ...] = (
-    "title", "subtitle", "language", "back", "back_hint", "restart", "restart_hint", "next",
+    "subtitle", "language", "back", "back_hint", "restart", "restart_hint", "next",
     "continue", "placeholder", "progress", "recap_title", "error", "log_notice",
 )
 

@@ -25,6 +25,8 @@ from .flow import Flow
 logger = logging.getLogger(__name__)
 
 LANGUAGE_NAMES = (("한국어", "ko"), ("English", "en"))
+#: The dropdown's value while no option is selected (its placeholder entry).
+NOTHING = ""
 
 _PHONE = re.compile(r"\+\d[\d ]{6,}\d")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
@@ -51,9 +53,13 @@ CSS = """
 .guide .widget-button, .guide .widget-toggle-button { white-space: normal; text-align: left;
   padding: 0.5rem 0.9rem; line-height: 1.4; }
 .guide .guide-option { width: 100%; max-width: 100%; margin: 0.25rem 0; }
-.guide .widget-dropdown { width: 100%; max-width: 100%; }
-.guide .widget-dropdown select { width: 100%; }
-.guide .widget-dropdown > label { display: none; }
+.guide .widget-dropdown { width: 100%; max-width: 100%; flex-direction: column;
+  align-items: stretch; height: auto; }
+.guide .widget-dropdown select { width: 100%; flex: none; }
+.guide .widget-dropdown > label { width: auto; max-width: 100%; text-align: left;
+  font-weight: 600; line-height: 1.5; white-space: normal; margin: 0.25rem 0; }
+.guide .guide-action { width: auto; max-width: 100%; margin: 0.5rem 0; }
+body .jp-Cell { max-width: 46rem; margin-left: auto; margin-right: auto; }
 .guide .widget-progress { width: 100%; max-width: 100%; margin: 0; }
 .guide .guide-notice .widget-html-content { color: #7a2e00; font-size: 0.9rem; }
 .guide .guide-recap ul { list-style: none; padding-left: 0; }
@@ -136,7 +142,8 @@ class GuideView(w.VBox):
         self.progress_label = w.HTML()
         self.notice = w.HTML(layout=w.Layout(display="none"))
         self.step = w.HTML()
-        self.dropdown = w.Dropdown(options=[("", None)], value=None,
+        self.dropdown = w.Dropdown(options=[("", NOTHING)], value=NOTHING,
+                                   style={"description_width": "initial"},
                                    layout=w.Layout(width="100%"))
         self.continue_button = w.Button(button_style="primary", disabled=True)
         self.option_buttons = [w.Button(layout=w.Layout(width="100%", height="auto"))
@@ -145,6 +152,10 @@ class GuideView(w.VBox):
         self.recap = w.HTML()
         self.back_button = w.Button()
         self.restart_button = w.Button()
+        for button in (self.continue_button, self.next_button, self.back_button,
+                       self.restart_button):
+            button.layout = w.Layout(width="auto", height="auto")
+            button.add_class("guide-action")
 
         for button in self.option_buttons:
             button.add_class("guide-option")
@@ -199,7 +210,7 @@ class GuideView(w.VBox):
     @_guarded
     def on_continue_click(self, _button: w.Button | None = None) -> None:
         """The dropdown's Continue button: take the selected option."""
-        if self.dropdown.value is None:
+        if self.dropdown.value == NOTHING:
             return
         self._clear_error()
         self.engine.choose(self.dropdown.value)
@@ -207,7 +218,7 @@ class GuideView(w.VBox):
 
     @_guarded
     def on_dropdown_change(self, change: dict) -> None:
-        self.continue_button.disabled = change["new"] is None
+        self.continue_button.disabled = change["new"] == NOTHING
 
     @_guarded
     def on_next_click(self, _button: w.Button | None = None) -> None:
@@ -253,8 +264,7 @@ class GuideView(w.VBox):
         engine, node = self.engine, self.engine.node
         if self.language.value != engine.lang:
             self.language.value = engine.lang
-        self.heading.value = (f"<h1>{html.escape(engine.ui('title'))}</h1>"
-                              f"<p class='guide-subtitle'>{html.escape(engine.ui('subtitle'))}</p>")
+        self.heading.value = f"<p class='guide-subtitle'>{html.escape(engine.ui('subtitle'))}</p>"
 
         progress = engine.progress()
         self.progress_bar.max = progress.total
@@ -273,16 +283,16 @@ class GuideView(w.VBox):
         self._show(self.recap, node.kind == "end")
 
         if is_choice and node.widget == "dropdown":
-            options = [(engine.ui("placeholder"), None)] + [
+            options = [(engine.ui("placeholder"), NOTHING)] + [
                 (label, oid) for oid, label in engine.options()]
-            selected = engine.selected
+            selected = engine.selected or NOTHING
             if list(self.dropdown.options) != options:
                 self.dropdown.options = options
             self.dropdown.value = selected
             self.dropdown.description = engine.text(node.prompt)
             self.continue_button.description = engine.ui("continue")
             self.continue_button.tooltip = engine.ui("continue")
-            self.continue_button.disabled = selected is None
+            self.continue_button.disabled = selected == NOTHING
         if is_choice and node.widget == "buttons":
             options = engine.options()
             for i, button in enumerate(self.option_buttons):
