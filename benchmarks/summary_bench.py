@@ -1,0 +1,223 @@
+"""How long ``summarize()`` takes on a large log, compared with one full scan of the events table.
+
+Fills a fresh store with demo events (1,000,000 by default; SQLite in a temporary folder, and
+PostgreSQL too with ``--pg-url``, in a temporary schema that is dropped afterwards), then times,
+alternately, ``summarize(store)`` and one full scan (``SELECT sum(elapsed_ms) FROM events``),
+each through the store's ``query`` and after a warm-up run; the ratio of the medians is the
+result. The target is a ratio of at most 3.
+
+Each store is measured twice: with the schema as ``widgets/log.py`` creates it, then with the
+indexes that ``summarize()`` is written to use (``PROPOSED_INDEXES``, created by this script).
+PostgreSQL is vacuumed and analysed after loading, as autovacuum would; SQLite is left as the
+guide leaves it (no ANALYZE).
+
+    python benchmarks/summary_bench.py [--events 1000000] [--repeat 5] [--pg-url URL] [--sqlite PATH]
+
+Prints a markdown table (machine, versions, date).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pandas as pd  # noqa: E402
+
+from widgets import demo  # noqa: E402
+from widgets.log import EventStore, open_store  # noqa: E402
+from widgets.summary import summarize  # noqa: E402
+
+TARGET_RATIO = 3.0
+BASELINE = "SELECT sum(elapsed_ms) FROM events"
+#: The indexes summarize() is written to use, per dialect (the WHERE of events_leave must stay
+#: identical to widgets.summary._LEAVING for SQLite to use it).
+PROPOSED_INDEXES: dict[str, tuple[str, ...]] = {
+    "sqlite": (
+        "CREATE INDEX IF NOT EXISTS events_first ON events (ts, lang, session, elapsed_ms) "
+        "WHERE elapsed_ms IS NULL",
+        "CREATE INDEX IF NOT EXISTS events_action ON events (action, node, session, option)",
+        "CREATE INDEX IF NOT EXISTS events_leave ON events (node, elapsed_ms) "
+        "WHERE action IN ('choose', 'next', 'back', 'restart')",
+    ),
+}
+PROPOSED_INDEXES["postgresql"] = PROPOSED_INDEXES["sqlite"]
+
+
+class Result(NamedTuple):
+    backend: str
+    schema: str
+    events: int
+    sessions: int
+    scan_ms: float
+    summary_ms: float
+
+    @property
+    def ratio(self) -> float:
+        return self.summary_ms / self.scan_ms
+
+
+def _timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return (time.perf_counter() - start) * 1000
+
+
+def measure(store: EventStore, backend: str, schema: str, events: int, repeat: int) -> Result:
+    """Median times of the full scan and of summarize(), run alternately after a warm-up."""
+    scan = lambda: store.query(BASELINE)  # noqa: E731
+    summary = lambda: summarize(store)  # noqa: E731
+    scan(), summary()
+    scans, summaries = [], []
+    for _ in range(repeat):
+        scans.append(_timed(scan))
+        summaries.append(_timed(summary))
+    sessions = summarize(store).sessions
+    return Result(backend, schema, events, sessions, statistics.median(scans),
+                  statistics.median(summaries))
+
+
+def fill(store: EventStore, events: int, seed: int) -> float:
+    """Write the demo events; the rate in events per second."""
+    start = time.perf_counter()
+    demo.fill(store, events, seed=seed, start=dt.date(2025, 1, 1), days=60)
+    return events / (time.perf_counter() - start)
+
+
+@contextmanager
+def sqlite_store(path: str | None, events: int, seed: int) -> Iterator[tuple[EventStore, Path, float | None]]:
+    with tempfile.TemporaryDirectory(prefix="summary-bench-") as folder:
+        file = Path(path) if path else Path(folder) / "events.sqlite3"
+        rate = None
+        with open_store(file) as store:
+            (count,), = store.query("SELECT count(*) FROM events")[1]
+            if count != events:
+                if count:
+                    raise SystemExit(f"{file} holds {count} events, not {events}; remove it first")
+                rate = fill(store, events, seed)
+        with open_store(file) as store:
+            yield store, file, rate
+
+
+@contextmanager
+def pg_store(url: str, events: int, seed: int) -> Iterator[tuple[EventStore, str, float]]:
+    import psycopg
+
+    schema = f"summary_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in url else "?"
+    schema_url = f"{url}{sep}options=-c%20search_path%3D{schema}"
+    try:
+        with open_store(schema_url) as store:
+            rate = fill(store, events, seed)
+        with psycopg.connect(schema_url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE events")
+        with open_store(schema_url) as store:
+            yield store, schema_url, rate
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def add_indexes(backend: str, target: Path | str) -> None:
+    statements = PROPOSED_INDEXES[backend]
+    if backend == "sqlite":
+        conn = sqlite3.connect(target)
+        try:
+            for statement in statements:
+                conn.execute(statement)
+            conn.commit()
+        finally:
+            conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(str(target), autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("VACUUM ANALYZE events")
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", load %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
+    return f"{cpu}, {os.cpu_count()} CPUs{load}, {platform.system()} {platform.release()}"
+
+
+def report(results: Sequence[Result], versions: dict[str, str], rates: dict[str, float]) -> str:
+    lines = [
+        "## summarize() vs one full scan of the events table",
+        "",
+        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- machine: {machine()}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "- demo load rate: " + ", ".join(f"{k} {v:,.0f} events/s" for k, v in rates.items()),
+        f"- full scan: `{BASELINE}`; times are medians of alternating runs after a warm-up",
+        "",
+        "| store | schema | events | sessions | full scan (ms) | summarize() (ms) | ratio | target ≤ 3 |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        ok = "yes" if r.ratio <= TARGET_RATIO else "**no**"
+        lines.append(f"| {r.backend} | {r.schema} | {r.events:,} | {r.sessions:,} | {r.scan_ms:.0f} | "
+                     f"{r.summary_ms:.0f} | {r.ratio:.2f} | {ok} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--pg-url", help="also measure PostgreSQL (a temporary schema in this database)")
+    parser.add_argument("--sqlite", help="use (and keep) this SQLite file instead of a temporary one")
+    args = parser.parse_args(argv)
+
+    results: list[Result] = []
+    versions = {"Python": platform.python_version(), "SQLite": sqlite3.sqlite_version,
+                "pandas": pd.__version__}
+    rates: dict[str, float] = {}
+    with sqlite_store(args.sqlite, args.events, args.seed) as (store, file, rate):
+        if rate:
+            rates["SQLite"] = rate
+        print(f"SQLite: measuring {file}", file=sys.stderr)
+        results.append(measure(store, "SQLite", "log.py as is", args.events, args.repeat))
+        add_indexes("sqlite", file)
+        with open_store(file) as indexed:
+            results.append(measure(indexed, "SQLite", "+ proposed indexes", args.events, args.repeat))
+    if args.pg_url:
+        with pg_store(args.pg_url, args.events, args.seed) as (store, url, rate):
+            rates["PostgreSQL"] = rate
+            (server,), = store.query("SHOW server_version")[1]
+            versions["PostgreSQL"] = server.split()[0]
+            print("PostgreSQL: measuring", file=sys.stderr)
+            results.append(measure(store, "PostgreSQL", "log.py as is", args.events, args.repeat))
+            add_indexes("postgresql", url)
+            results.append(measure(store, "PostgreSQL", "+ proposed indexes", args.events, args.repeat))
+    print(report(results, versions, rates))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,692 @@
+"""Tests of the log summary (widgets/summary.py), the demo data (widgets/demo.py) and the
+summary notebook, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import statistics
+import subprocess
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from widgets import demo, summary
+from widgets.engine import Engine, EngineError
+from widgets.flow import default_flow
+from widgets.log import Event, EventStore, open_store
+from widgets.summary import NO_CHANNEL, Summary, node_order, summarize
+
+ROOT = Path(__file__).resolve().parent.parent
+UTC = dt.timezone.utc
+FLOW = default_flow()
+
+
+# --------------------------------------------------------------------------- the hand-made log
+#
+# Seven sessions, each a list of (node, action, option, lang, elapsed_ms), starting at the given
+# time; each event's timestamp is the previous one's plus its elapsed_ms. The expected numbers in
+# the tests below were worked out by hand from this listing.
+
+def _walk(*steps: tuple) -> list[tuple]:
+    return list(steps)
+
+
+SESSIONS: dict[str, tuple[dt.datetime, list[tuple]]] = {
+    # S1 (ko): "prepare" branch straight to the end, then answers the outcome question.
+    "s1": (dt.datetime(2025, 3, 1, 9, 0, tzinfo=UTC), _walk(
+        ("problem", "enter", None, "ko", None),
+        ("problem", "choose", "prepare", "ko", 4000),
+        ("goal", "enter", None, "ko", 10),
+        ("goal", "next", None, "ko", 6000),
+        ("records", "enter", None, "ko", 10),
+        ("records", "next", None, "ko", 5000),
+        ("fair", "enter", None, "ko", 10),
+        ("fair", "next", None, "ko", 3000),
+        ("kind", "enter", None, "ko", 10),
+        ("kind", "next", None, "ko", 2000),
+        ("helped", "enter", None, "ko", 10),
+        ("helped", "choose", "yes", "ko", 1000),
+        ("patience", "enter", None, "ko", 10),
+        ("patience", "next", None, "ko", 500),
+        ("done", "enter", None, "ko", 10),
+        ("done", "finish", None, "ko", 0),
+        ("done", "outcome", "solved", "ko", 3000),
+    )),
+    # S2 (en): can't sign in, switches to Korean on the phone step, calls, leaves at records.
+    "s2": (dt.datetime(2025, 3, 1, 10, 0, tzinfo=UTC), _walk(
+        ("problem", "enter", None, "en", None),
+        ("problem", "choose", "late", "en", 8000),
+        ("order", "enter", None, "en", 10),
+        ("order", "choose", "yes", "en", 2000),
+        ("sign-in", "enter", None, "en", 10),
+        ("sign-in", "choose", "no", "en", 3000),
+        ("phone", "enter", None, "en", 10),
+        ("phone", "language", None, "ko", 1500),
+        ("phone", "choose", "call", "ko", 2500),
+        ("goal", "enter", None, "ko", 10),
+        ("goal", "next", None, "ko", 7000),
+        ("records", "enter", None, "ko", 10),
+    )),
+    # S3 (ko): starts ten seconds before midnight; goes back once at channel; leaves at goal.
+    "s3": (dt.datetime(2025, 3, 2, 23, 59, 50, tzinfo=UTC), _walk(
+        ("problem", "enter", None, "ko", None),
+        ("problem", "choose", "service", "ko", 5000),
+        ("sign-in", "enter", None, "ko", 10),
+        ("sign-in", "choose", "yes", "ko", 1000),
+        ("help", "enter", None, "ko", 10),
+        ("help", "next", None, "ko", 4000),  # after midnight
+        ("need-more-help", "enter", None, "ko", 10),
+        ("need-more-help", "next", None, "ko", 3000),
+        ("describe", "enter", None, "ko", 10),
+        ("describe", "next", None, "ko", 2000),
+        ("channel", "enter", None, "ko", 10),
+        ("channel", "back", None, "ko", 6000),
+        ("describe", "enter", None, "ko", 10),
+        ("describe", "next", None, "ko", 1000),
+        ("channel", "enter", None, "ko", 10),
+        ("channel", "choose", "chat", "ko", 2000),
+        ("goal", "enter", None, "ko", 10),
+    )),
+    # S4 (en): starts over once at order, then the whole way by e-mail, escalating; outcome.
+    "s4": (dt.datetime(2025, 3, 2, 12, 0, tzinfo=UTC), _walk(
+        ("problem", "enter", None, "en", None),
+        ("problem", "choose", "return", "en", 3000),
+        ("order", "enter", None, "en", 10),
+        ("order", "restart", None, "en", 4000),
+        ("problem", "enter", None, "en", 10),
+        ("problem", "choose", "return", "en", 2000),
+        ("order", "enter", None, "en", 10),
+        ("order", "choose", "no", "en", 1000),
+        ("sign-in", "enter", None, "en", 10),
+        ("sign-in", "choose", "yes", "en", 2000),
+        ("help", "enter", None, "en", 10),
+        ("help", "next", None, "en", 3000),
+        ("need-more-help", "enter", None, "en", 10),
+        ("need-more-help", "next", None, "en", 1000),
+        ("describe", "enter", None, "en", 10),
+        ("describe", "next", None, "en", 2000),
+        ("channel", "enter", None, "en", 10),
+        ("channel", "choose", "email", "en", 5000),
+        ("goal", "enter", None, "en", 10),
+        ("goal", "next", None, "en", 4000),
+        ("records", "enter", None, "en", 10),
+        ("records", "next", None, "en", 3000),
+        ("fair", "enter", None, "en", 10),
+        ("fair", "next", None, "en", 1000),
+        ("kind", "enter", None, "en", 10),
+        ("kind", "next", None, "en", 1000),
+        ("helped", "enter", None, "en", 10),
+        ("helped", "choose", "not-yet", "en", 2000),
+        ("escalate", "enter", None, "en", 10),
+        ("escalate", "next", None, "en", 3000),
+        ("patience", "enter", None, "en", 10),
+        ("patience", "next", None, "en", 1000),
+        ("done", "enter", None, "en", 10),
+        ("done", "finish", None, "en", 0),
+        ("done", "outcome", "partly", "en", 2000),
+    )),
+    # S5 (ko): asks for a call-back, then picks phone on the contact screen; leaves at goal.
+    "s5": (dt.datetime(2025, 3, 3, 8, 0, tzinfo=UTC), _walk(
+        ("problem", "enter", None, "ko", None),
+        ("problem", "choose", "refund", "ko", 6000),
+        ("order", "enter", None, "ko", 10),
+        ("order", "choose", "yes", "ko", 1000),
+        ("sign-in", "enter", None, "ko", 10),
+        ("sign-in", "choose", "no", "ko", 2000),
+        ("phone", "enter", None, "ko", 10),
+        ("phone", "choose", "callback", "ko", 4000),
+        ("help", "enter", None, "ko", 10),
+        ("help", "next", None, "ko", 5000),
+        ("need-more-help", "enter", None, "ko", 10),
+        ("need-more-help", "next", None, "ko", 2000),
+        ("select-order", "enter", None, "ko", 10),
+        ("select-order", "next", None, "ko", 3000),
+        ("channel", "enter", None, "ko", 10),
+        ("channel", "choose", "phone", "ko", 3000),
+        ("goal", "enter", None, "ko", 10),
+    )),
+    # S6 (ko): switches to English and back on the first screen, then leaves.
+    "s6": (dt.datetime(2025, 3, 3, 9, 0, tzinfo=UTC), _walk(
+        ("problem", "enter", None, "ko", None),
+        ("problem", "language", None, "en", 7000),
+        ("problem", "language", None, "ko", 1000),
+    )),
+    # S7 (en): can't sign in, leaves on the phone step without choosing.
+    "s7": (dt.datetime(2025, 3, 3, 10, 0, tzinfo=UTC), _walk(
+        ("problem", "enter", None, "en", None),
+        ("problem", "choose", "service", "en", 9000),
+        ("sign-in", "enter", None, "en", 10),
+        ("sign-in", "choose", "no", "en", 4000),
+        ("phone", "enter", None, "en", 10),
+    )),
+}
+
+
+def hand_events() -> list[Event]:
+    """The hand-made sessions as events, in timestamp order (as a live log would hold them)."""
+    events = []
+    for session, (start, steps) in SESSIONS.items():
+        ts = start
+        for node, action, option, lang, elapsed in steps:
+            ts = ts + dt.timedelta(milliseconds=elapsed or 0)
+            events.append(Event(ts, session, node, action, option, lang, elapsed))
+    events.sort(key=lambda e: e.ts)
+    return events
+
+
+# --------------------------------------------------------------------------- stores
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite://{tmp_path / 'events.sqlite3'}"
+
+
+@pytest.fixture
+def pg_schema_url(pg_url: str) -> Iterator[str]:
+    """A fresh schema in the PostgreSQL test database, as a URL whose search_path selects it."""
+    import psycopg
+
+    schema = f"summary_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in pg_url else "?"
+    yield f"{pg_url}{sep}options=-c%20search_path%3D{schema}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """The URL of an empty store: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("pg_schema_url")
+
+
+@pytest.fixture
+def hand_store(store_url: str) -> Iterator[EventStore]:
+    with open_store(store_url) as store:
+        store.write(hand_events())
+        yield store
+
+
+def rows(frame: pd.DataFrame, key: str, column: str) -> dict:
+    return dict(zip(frame[key], frame[column]))
+
+
+# --------------------------------------------------------------------------- hand-computed
+
+
+def test_overview_and_daily_sessions(hand_store: EventStore) -> None:
+    s = summarize(hand_store)
+    assert isinstance(s, Summary)
+    assert s.sessions == 7 and s.finished == 2 and not s.empty
+    assert s.completion_rate == pytest.approx(2 / 7)
+    overview = s.overview.iloc[0]
+    assert overview["language_switches"] == 3  # S2 once, S6 twice
+    assert overview["switched_sessions"] == 2
+    assert overview["switched_share"] == pytest.approx(2 / 7)
+    assert [d.date() for d in s.daily["day"]] == [dt.date(2025, 3, d) for d in (1, 2, 3)]
+    assert s.daily["sessions"].tolist() == [2, 2, 3]
+    assert s.daily["ko"].tolist() == [1, 1, 2]
+    assert s.daily["en"].tolist() == [1, 1, 1]
+
+
+def test_funnel_views_exits_and_drop_off_on_branches(hand_store: EventStore) -> None:
+    funnel = summarize(hand_store).funnel
+    assert funnel["node"].tolist() == list(node_order(FLOW))
+    views = rows(funnel, "node", "views")
+    assert views == {
+        "problem": 7, "order": 3, "sign-in": 5, "phone": 3, "help": 3, "need-more-help": 3,
+        "select-order": 1, "describe": 2, "channel": 3, "goal": 5, "records": 3, "fair": 2,
+        "kind": 2, "helped": 2, "escalate": 1, "patience": 2, "done": 2,
+    }
+    exits = rows(funnel, "node", "exits")
+    assert {node: n for node, n in exits.items() if n} == {
+        "problem": 1, "phone": 1, "records": 1, "goal": 2}
+    drop = rows(funnel, "node", "drop_off")
+    # Two branches after sign-in: phone (3 views, 1 exit) and help (3 views, no exit).
+    assert drop["phone"] == pytest.approx(1 / 3)
+    assert drop["help"] == 0
+    # Two branches after need-more-help: select-order (1 view) and describe (2 sessions, one of
+    # them twice).
+    assert (views["select-order"], exits["select-order"]) == (1, 0)
+    assert (views["describe"], exits["describe"]) == (2, 0)
+    assert drop["goal"] == pytest.approx(2 / 5)
+    assert drop["records"] == pytest.approx(1 / 3)
+    assert drop["problem"] == pytest.approx(1 / 7)
+    assert drop["done"] == 0  # who reaches the end finished
+    assert sum(exits.values()) + 2 == 7  # every session either finished or left somewhere
+
+
+def test_choice_counts_and_shares(hand_store: EventStore) -> None:
+    choices = summarize(hand_store).choices
+    counts = {(n, o): c for n, o, c in zip(choices["node"], choices["option"], choices["count"])}
+    assert counts == {
+        ("problem", "return"): 2, ("problem", "refund"): 1, ("problem", "late"): 1,
+        ("problem", "damaged"): 0, ("problem", "service"): 2, ("problem", "prepare"): 1,
+        ("order", "yes"): 2, ("order", "no"): 1,
+        ("sign-in", "yes"): 2, ("sign-in", "no"): 3,
+        ("phone", "call"): 1, ("phone", "callback"): 1,
+        ("channel", "email"): 1, ("channel", "phone"): 1, ("channel", "chat"): 1,
+        ("helped", "yes"): 1, ("helped", "no"): 0, ("helped", "not-yet"): 1,
+    }
+    share = {(n, o): v for n, o, v in zip(choices["node"], choices["option"], choices["share"])}
+    assert share[("problem", "return")] == pytest.approx(2 / 7)
+    assert share[("sign-in", "no")] == pytest.approx(3 / 5)
+    assert share[("helped", "no")] == 0
+    assert choices.groupby("node")["share"].sum().tolist() == pytest.approx([1.0] * 6)
+
+
+def test_contact_channel_split(hand_store: EventStore) -> None:
+    channels = summarize(hand_store).channels
+    split = {(n, o): c for n, o, c in zip(channels["node"], channels["option"], channels["sessions"])}
+    # S5 asked for a call-back, then chose phone on the contact screen: its final choice counts.
+    assert split == {("channel", "email"): 1, ("channel", "phone"): 1, ("channel", "chat"): 1,
+                     ("phone", "call"): 1, ("phone", "callback"): 0}
+    assert channels["share"].tolist() == pytest.approx([0.25, 0.25, 0.25, 0.25, 0.0])
+
+
+def test_language_split(hand_store: EventStore) -> None:
+    languages = summarize(hand_store).languages
+    assert languages["lang"].tolist() == ["ko", "en"]
+    assert languages["sessions"].tolist() == [4, 3]
+    assert languages["share"].tolist() == pytest.approx([4 / 7, 3 / 7])
+
+
+def test_median_time_per_node(hand_store: EventStore) -> None:
+    time = summarize(hand_store).time
+    medians = rows(time, "node", "median_ms")
+    leaves = rows(time, "node", "leaves")
+    expected = {
+        "problem": (7, 5000),         # 2000 3000 4000 [5000] 6000 8000 9000
+        "order": (4, 1500),           # 1000 [1000 2000] 4000 (S4's restart leaves order too)
+        "sign-in": (5, 2000),
+        "phone": (2, 3250),           # S2's 2500 counts from its language switch
+        "help": (3, 4000),
+        "need-more-help": (3, 2000),
+        "select-order": (1, 3000),
+        "describe": (3, 2000),        # S3 twice
+        "channel": (4, 4000),         # S3's back (6000) leaves channel too
+        "goal": (3, 6000),
+        "records": (2, 4000),
+        "fair": (2, 2000),
+        "kind": (2, 1500),
+        "helped": (2, 1500),
+        "escalate": (1, 3000),
+        "patience": (2, 750),
+    }
+    for node, (n, median) in expected.items():
+        assert (leaves[node], medians[node]) == (n, median), node
+    assert leaves["done"] == 0 and math.isnan(medians["done"])
+
+
+def test_outcomes_by_channel(hand_store: EventStore) -> None:
+    outcomes = summarize(hand_store).outcomes
+    assert list(zip(outcomes["channel"], outcomes["outcome"], outcomes["sessions"],
+                    outcomes["share"])) == [("email", "partly", 1, 1.0), (NO_CHANNEL, "solved", 1, 1.0)]
+
+
+def test_filters_select_sessions_by_their_first_event(hand_store: EventStore) -> None:
+    # 2 March: S4 and S3, which started before midnight; its later events still count.
+    s = summarize(hand_store, start=dt.date(2025, 3, 2), end=dt.date(2025, 3, 3))
+    assert (s.sessions, s.finished) == (2, 1)
+    assert s.daily["sessions"].tolist() == [2]
+    views = rows(s.funnel, "node", "views")
+    assert (views["problem"], views["describe"], views["channel"], views["phone"]) == (2, 2, 2, 0)
+    assert {n: e for n, e in rows(s.funnel, "node", "exits").items() if e} == {"goal": 1}
+    assert rows(s.time, "node", "median_ms")["help"] == 3500  # S3's 4000 is after midnight
+    assert s.start == dt.datetime(2025, 3, 2, tzinfo=UTC) and s.end == dt.datetime(2025, 3, 3, tzinfo=UTC)
+
+    ko = summarize(hand_store, lang="ko")
+    assert (ko.sessions, ko.finished) == (4, 1)
+    assert ko.overview.iloc[0]["language_switches"] == 2  # S6 twice; S2 started in English
+    assert ko.languages["sessions"].tolist() == [4, 0]
+    assert rows(ko.funnel, "node", "views")["phone"] == 1
+
+    one = summarize(hand_store, start=dt.datetime(2025, 3, 3, 9, 30), end="2025-03-04", lang="en")
+    assert one.sessions == 1
+    assert {n: e for n, e in rows(one.funnel, "node", "exits").items() if e} == {"phone": 1}
+    assert rows(one.channels, "option", "sessions") == {
+        "email": 0, "phone": 0, "chat": 0, "call": 0, "callback": 0}
+
+    none = summarize(hand_store, start=dt.date(2024, 1, 1), end=dt.date(2024, 2, 1))
+    assert none.empty and none.sessions == 0 and math.isnan(none.completion_rate)
+
+
+def test_empty_store(store_url: str) -> None:
+    with open_store(store_url) as store:
+        s = summarize(store)
+    assert s.empty and s.sessions == 0
+    for name, frame in s.frames().items():
+        assert list(frame.columns) == summary._COLUMNS[name], name
+    assert s.daily.empty and s.outcomes.empty
+    assert (s.funnel["views"] == 0).all() and s.funnel["drop_off"].isna().all()
+    assert (s.choices["count"] == 0).all()
+    assert s.time["median_ms"].isna().all()
+
+
+def test_unknown_nodes_and_options_are_kept(store_url: str) -> None:
+    """Events of an older flow (a node or options it no longer has) still show up."""
+    t0 = dt.datetime(2025, 3, 1, tzinfo=UTC)
+    events = [
+        Event(t0, "old", "problem", "enter", None, "ko", None),
+        Event(t0 + dt.timedelta(seconds=1), "old", "problem", "choose", "gone", "ko", 1000),
+        Event(t0 + dt.timedelta(seconds=2), "old", "retired", "enter", None, "ko", 5),
+        Event(t0 + dt.timedelta(seconds=3), "old", "retired", "next", None, "ko", 800),
+        Event(t0 + dt.timedelta(seconds=4), "old", "channel", "enter", None, "ko", 5),
+        Event(t0 + dt.timedelta(seconds=5), "old", "channel", "choose", "fax", "ko", 900),
+        Event(t0 + dt.timedelta(seconds=6), "old", "done", "outcome", "meh", "ko", 900),
+    ]
+    with open_store(store_url) as store:
+        store.write(events)
+        s = summarize(store)
+    assert s.funnel["node"].tolist()[-1] == "retired"
+    assert rows(s.funnel, "node", "views")["retired"] == 1
+    assert rows(s.funnel, "node", "exits")["done"] == 1  # its last event: not a finish
+    assert ("problem", "gone", 1) in list(zip(s.choices["node"], s.choices["option"], s.choices["count"]))
+    assert rows(s.channels, "option", "sessions")[summary.OTHER] == 1
+    assert list(zip(s.outcomes["channel"], s.outcomes["outcome"])) == [(summary.OTHER, summary.OTHER)]
+    assert rows(s.time, "node", "median_ms")["retired"] == 800
+
+
+# --------------------------------------------------------------------------- against a reference
+
+
+def reference(events: list[Event]) -> dict:
+    """The summary's definitions, computed in plain Python from every event."""
+    by_session: dict[str, list[Event]] = defaultdict(list)
+    for event in events:  # in id order
+        by_session[event.session].append(event)
+    sessions = {s: evs for s, evs in by_session.items() if evs[0].elapsed_ms is None}
+    finished = {s for s, evs in sessions.items() if any(e.action == "finish" for e in evs)}
+    views: dict[str, set] = defaultdict(set)
+    choices: dict[tuple, int] = defaultdict(int)
+    leaving: dict[str, list[int]] = defaultdict(list)
+    for event in events:
+        if event.action == "enter":
+            views[event.node].add(event.session)
+        if event.action == "choose":
+            choices[(event.node, event.option)] += 1
+        if event.action in summary.LEAVE_ACTIONS and event.elapsed_ms is not None:
+            leaving[event.node].append(event.elapsed_ms)
+    exits: dict[str, int] = defaultdict(int)
+    channels: dict[str, int] = defaultdict(int)
+    outcomes: dict[tuple, int] = defaultdict(int)
+    for s, evs in sessions.items():
+        if s not in finished:
+            exits[evs[-1].node] += 1
+        contact = [e.option for e in evs if e.action == "choose" and e.node in summary.CONTACT_NODES]
+        if contact:
+            channels[contact[-1]] += 1
+        answers = [e.option for e in evs if e.action == "outcome"]
+        if answers:
+            outcomes[(contact[-1] if contact else NO_CHANNEL, answers[-1])] += 1
+    return {
+        "sessions": len(sessions),
+        "finished": len(finished),
+        "languages": {lang: sum(1 for evs in sessions.values() if evs[0].lang == lang) for lang in ("ko", "en")},
+        "switches": sum(1 for e in events if e.action == "language"),
+        "views": {node: len(v) for node, v in views.items()},
+        "exits": dict(exits),
+        "choices": dict(choices),
+        "medians": {node: statistics.median(v) for node, v in leaving.items()},
+        "channels": dict(channels),
+        "outcomes": dict(outcomes),
+    }
+
+
+def check_against_reference(s: Summary, ref: dict) -> None:
+    assert s.sessions == ref["sessions"] and s.finished == ref["finished"]
+    assert rows(s.languages, "lang", "sessions") == ref["languages"]
+    assert s.overview.iloc[0]["language_switches"] == ref["switches"]
+    assert {n: v for n, v in rows(s.funnel, "node", "views").items() if v} == ref["views"]
+    assert {n: v for n, v in rows(s.funnel, "node", "exits").items() if v} == ref["exits"]
+    assert {(n, o): c for n, o, c in zip(s.choices["node"], s.choices["option"], s.choices["count"])
+            if c} == ref["choices"]
+    medians = {n: m for n, m in rows(s.time, "node", "median_ms").items() if not math.isnan(m)}
+    assert medians == pytest.approx(ref["medians"])
+    assert {o: c for o, c in rows(s.channels, "option", "sessions").items() if c} == ref["channels"]
+    assert {(c, o): n for c, o, n in zip(s.outcomes["channel"], s.outcomes["outcome"],
+                                          s.outcomes["sessions"])} == ref["outcomes"]
+    assert s.funnel["exits"].sum() + s.finished == s.sessions
+
+
+def test_demo_log_matches_a_plain_python_reference(store_url: str) -> None:
+    with open_store(store_url) as store:
+        demo.fill(store, 6000, seed=11, start=dt.date(2025, 5, 1), days=3, batch=1000)
+        events = store.read_events()
+        check_against_reference(summarize(store), reference(events))
+        start, end = dt.datetime(2025, 5, 2, tzinfo=UTC), dt.datetime(2025, 5, 3, tzinfo=UTC)
+        selected = {e.session for e in events
+                    if e.elapsed_ms is None and start <= e.ts < end and e.lang == "en"}
+        check_against_reference(summarize(store, start, end, "en"),
+                                reference([e for e in events if e.session in selected]))
+
+
+# --------------------------------------------------------------------------- demo data
+
+
+def test_demo_is_deterministic_for_a_seed() -> None:
+    first = list(demo.generate(3000, seed=3, start=dt.date(2025, 1, 1), days=2))
+    again = list(demo.generate(3000, seed=3, start=dt.date(2025, 1, 1), days=2))
+    other = list(demo.generate(3000, seed=4, start=dt.date(2025, 1, 1), days=2))
+    assert len(first) == 3000 and first == again
+    assert first != other
+
+
+def test_demo_events_are_valid_walks_of_the_flow() -> None:
+    events = list(demo.generate(20_000, seed=9, start=dt.date(2025, 1, 1), days=5))
+    assert len(events) == 20_000
+    assert all(a.ts <= b.ts for a, b in zip(events, events[1:]))
+    assert events[0].ts >= dt.datetime(2025, 1, 1, tzinfo=UTC)
+    assert events[-1].ts < dt.datetime(2025, 1, 8, tzinfo=UTC)
+    by_session: dict[str, list[Event]] = defaultdict(list)
+    for event in events:
+        by_session[event.session].append(event)
+    langs, actions = set(), set()
+    for session, evs in by_session.items():
+        check_session(evs)
+        langs.add(evs[0].lang)
+        actions.update(e.action for e in evs)
+    assert langs == {"ko", "en"}
+    assert actions == {"enter", "choose", "next", "back", "restart", "language", "finish", "outcome"}
+    assert len(by_session) > 500
+
+
+def check_session(events: list[Event]) -> None:
+    """Replay a demo session through the engine: it must emit exactly the logged events."""
+    first = events[0]
+    assert (first.node, first.action, first.elapsed_ms) == (FLOW.start, "enter", None)
+    previous = first.ts
+    for event in events[1:]:
+        assert event.elapsed_ms == int((event.ts - previous) / dt.timedelta(milliseconds=1))
+        previous = event.ts
+    emitted: list[tuple] = []
+    engine = Engine(FLOW, lang=first.lang,
+                    on_event=lambda i: emitted.append((i.node, i.action, i.option, i.lang)))
+    engine.start()
+    logged = [(e.node, e.action, e.option, e.lang) for e in events]
+    path = [FLOW.start]
+    for i, (node, action, option, lang) in enumerate(logged):
+        if i < len(emitted):  # an event the engine emitted on its own (enter, finish)
+            assert emitted[i] == logged[i]
+            if action == "enter" and i > 0:
+                check_edge(logged[i - 1], node, path)
+            continue
+        assert node == engine.node.id, f"{action} logged at {node}, visitor is at {engine.node.id}"
+        if action == "choose":
+            assert option in FLOW[node].option_ids
+            engine.choose(option)
+        elif action == "next":
+            engine.advance()
+        elif action == "back":
+            engine.back()
+        elif action == "restart":
+            engine.restart()
+        elif action == "language":
+            engine.set_language(lang)
+        elif action == "outcome":
+            assert engine.finished and option in demo.OUTCOMES
+            emitted.append((node, action, option, lang))
+        else:
+            raise AssertionError(f"{action} without a visitor action before it")
+    # The generator stops mid-visit at the very end: only a trailing enter/finish may be missing.
+    assert emitted[:len(logged)] == logged
+    assert all(a in ("enter", "finish") for _, a, _, _ in emitted[len(logged):])
+
+
+def check_edge(cause: tuple, target: str, path: list[str]) -> None:
+    """An enter follows a valid edge of the flow from the node the visitor acted on."""
+    node, action, option, _ = cause
+    if action == "choose":
+        assert target in FLOW[node].option(option).next.targets
+        path.append(target)
+    elif action == "next":
+        assert target in FLOW[node].next.targets
+        path.append(target)
+    elif action == "back":
+        path.pop()
+        assert target == path[-1]
+    elif action == "restart":
+        path[:] = [FLOW.start]
+        assert target == FLOW.start
+    else:
+        raise AssertionError(f"enter {target} after {action}")
+
+
+def test_demo_outcome_vocabulary_matches_the_summary() -> None:
+    assert demo.OUTCOMES == summary.OUTCOMES
+
+
+def test_demo_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "demo.sqlite3"
+    proc = subprocess.run([sys.executable, "-m", "widgets.demo", "2500", "--url", str(path),
+                           "--seed", "5", "--start", "2025-02-01", "--days", "2"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "2,500" in proc.stdout
+    with open_store(path) as store:
+        assert store.query("SELECT count(*) FROM events")[1] == [(2500,)]
+        assert store.read_events() == list(demo.generate(2500, seed=5, start=dt.date(2025, 2, 1), days=2))
+
+
+# --------------------------------------------------------------------------- the guide stays light
+
+
+def test_guide_modules_do_not_import_pandas() -> None:
+    code = ("import sys, widgets.app, widgets.view, widgets.engine, widgets.log, widgets.demo; "
+            "heavy = sorted(m for m in ('pandas', 'matplotlib', 'widgets.summary', 'widgets.dashboard') "
+            "if m in sys.modules); print(heavy); sys.exit(1 if heavy else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- the dashboard
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite://{tmp_path_factory.mktemp('dash') / 'demo.sqlite3'}"
+    with open_store(url) as store:
+        demo.fill(store, 8000, seed=2, start=dt.date(2025, 4, 1), days=7)
+    return url
+
+
+def test_dashboard_shows_the_summary(demo_url: str) -> None:
+    import base64
+    import io
+    import re
+
+    from widgets.dashboard import Dashboard
+
+    board = Dashboard(demo_url)
+    board.refresh()
+    expected = summarize(demo_url)
+    assert board.status.value == "" and board.content.layout.display is None
+    assert f"<b>{expected.sessions:,}</b>" in board.kpis.value
+    assert all(bytes(image.value).startswith(b"\x89PNG") for image in board.charts)
+    titles = [board.tables.get_title(i) for i in range(len(board.tables.children))]
+    assert sorted(titles) == sorted(Summary.TABLES)
+    funnel_html = board.tables.children[titles.index("funnel")].value
+    assert "<table" in funnel_html and "need-more-help" in funnel_html
+    links = dict(re.findall(r'download="guide-([a-z]+)\.csv" href="data:text/csv;charset=utf-8;base64,([^"]+)"',
+                            board.downloads.value))
+    assert sorted(links) == sorted(Summary.TABLES)
+    funnel = pd.read_csv(io.BytesIO(base64.b64decode(links["funnel"])))
+    assert funnel["views"].tolist() == expected.funnel["views"].tolist()
+
+
+def test_dashboard_filters(demo_url: str) -> None:
+    from widgets.dashboard import Dashboard
+
+    board = Dashboard(demo_url)
+    board.refresh()
+    board.lang.value = "en"  # each change refreshes
+    assert board.summary is not None and board.summary.lang == "en"
+    assert board.summary.sessions == summarize(demo_url, lang="en").sessions
+    board.start.value = board.end.value = dt.date(2025, 4, 3)  # the To day is included
+    assert board.summary.sessions == summarize(demo_url, dt.date(2025, 4, 3), dt.date(2025, 4, 4), "en").sessions
+    assert "guide-funnel-20250403-20250404-en.csv" in board.downloads.value
+    board.start.value = dt.date(2030, 1, 1)
+    assert "after the end date" in board.status.value and board.content.layout.display == "none"
+    board.end.value = dt.date(2030, 1, 31)
+    assert "No sessions match" in board.status.value
+
+
+def test_dashboard_without_a_log_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    from widgets.dashboard import Dashboard
+
+    missing = tmp_path / "nothing" / "events.sqlite3"
+    board = Dashboard(str(missing))
+    board.refresh()
+    assert "No data yet" in board.status.value and board.content.layout.display == "none"
+    assert not missing.parent.exists()
+    with open_store(tmp_path / "empty.sqlite3"):
+        pass
+    board = Dashboard(f"sqlite://{tmp_path / 'empty.sqlite3'}")
+    board.refresh()
+    assert "No data yet" in board.status.value
+
+
+# --------------------------------------------------------------------------- the notebook
+
+
+def run_notebook(env_overrides: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, **env_overrides, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
+         "--rootdir", str(ROOT), "-o", "addopts=", str(ROOT / "notebooks" / "summary.ipynb")],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+
+
+def test_summary_notebook_runs_on_demo_data(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'demo.sqlite3'}"
+    with open_store(url) as store:
+        demo.fill(store, 5000, seed=1, start=dt.date(2025, 4, 1), days=7)
+    proc = run_notebook({"GUIDE_LOG_URL": url}, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_summary_notebook_runs_without_data(tmp_path: Path) -> None:
+    proc = run_notebook({"GUIDE_LOG_URL": "", "GUIDE_DATA_DIR": str(tmp_path / "nothing")}, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (tmp_path / "nothing").exists()  # reading never creates a store
+
+
+def test_summary_notebook_is_committed_without_outputs() -> None:
+    import json
+
+    notebook = json.loads((ROOT / "notebooks" / "summary.ipynb").read_text(encoding="utf-8"))
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert len(code) == 1
+    assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+    assert "import pandas" not in "".join(code[0]["source"])

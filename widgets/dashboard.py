@@ -1,0 +1,324 @@
+"""The maintainers' summary dashboard: the notebook ``notebooks/summary.ipynb`` calls :func:`dashboard`.
+
+Filters (a date range and the visitors' start language), the main numbers, four charts
+(sessions per day, the funnel, the contact channels, the languages), every table of
+:class:`~widgets.summary.Summary` as a styled table, and a CSV download of each. Works under
+Voilà: the charts are PNG images rendered by matplotlib's Agg canvas (no pyplot, no inline
+backend) and the downloads are ``data:`` links.
+
+It reads the store the guide writes to (``GUIDE_LOG_URL``, else ``$GUIDE_DATA_DIR``), opening an
+SQLite file read-only, and never creates one: with no log yet it says so.
+
+This module imports pandas (through widgets.summary) and matplotlib; the guide never imports it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import logging
+import os
+from pathlib import Path
+from urllib.parse import unquote
+
+import ipywidgets as w
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .flow import Flow, default_flow
+from .log import EventStore, SQLiteStore, StoreUnavailable, log_url, open_store
+from .summary import Summary, summarize
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Dashboard", "dashboard", "open_for_reading", "NoLog"]
+
+LANGUAGE_CHOICES = (("All languages · 모든 언어", ""), ("한국어 (ko)", "ko"), ("English (en)", "en"))
+COLORS = {"ko": "#146eb4", "en": "#e47911", "views": "#9cc3e6", "exits": "#c0392b", "bar": "#146eb4"}
+
+CSS = """
+<style>
+.guide-dash { max-width: 72rem; margin: 0 auto; font-family: system-ui, -apple-system, "Segoe UI",
+  "Noto Sans CJK KR", "Noto Sans KR", sans-serif; color: #1b1b1b; }
+.guide-dash .dash-kpis { display: flex; flex-wrap: wrap; gap: 0.75rem; margin: 0.5rem 0; }
+.guide-dash .dash-kpi { border: 1px solid #d0d7de; border-radius: 6px; padding: 0.5rem 0.9rem;
+  min-width: 9rem; }
+.guide-dash .dash-kpi b { display: block; font-size: 1.4rem; }
+.guide-dash .dash-kpi span { color: #404040; font-size: 0.85rem; }
+.guide-dash .dash-status { color: #7a2e00; }
+.guide-dash table { border-collapse: collapse; font-size: 0.9rem; margin: 0.4rem 0; }
+.guide-dash th, .guide-dash td { padding: 0.2rem 0.6rem; border-bottom: 1px solid #e5e5e5;
+  text-align: right; }
+.guide-dash th.row_heading, .guide-dash td.col0, .guide-dash th.col_heading { text-align: left; }
+.guide-dash caption { caption-side: top; text-align: left; font-weight: 600; padding: 0.3rem 0; }
+.guide-dash .dash-downloads a { margin-right: 1rem; }
+</style>
+"""
+
+
+class NoLog(Exception):
+    """There is no log to read yet (e.g. the SQLite file does not exist)."""
+
+
+def open_for_reading(url: str | None = None) -> EventStore:
+    """Open the configured store for reading: SQLite files read-only and never created.
+
+    Raises NoLog when the SQLite file does not exist, StoreUnavailable when the store cannot be
+    opened.
+    """
+    url = url or log_url()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("postgresql", "postgres"):
+        return open_store(url)
+    if scheme == "sqlite":
+        path = Path(unquote(url[len("sqlite://"):].partition("?")[0]))
+    elif scheme:
+        raise StoreUnavailable(f"unsupported log URL scheme {scheme!r}")
+    else:
+        path = Path(url)
+    path = path.expanduser()
+    if not path.exists():
+        raise NoLog(str(path))
+    return SQLiteStore(path, read_only=True)
+
+
+# --------------------------------------------------------------------------- rendering helpers
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buffer)
+    return buffer.getvalue()
+
+
+def _pct(value: float) -> str:
+    return "–" if pd.isna(value) else f"{value:.1%}"
+
+
+def _seconds(value: float) -> str:
+    return "–" if pd.isna(value) else f"{value / 1000:.1f} s"
+
+
+def sessions_chart(summary: Summary) -> bytes:
+    daily = summary.daily
+    fig = Figure(figsize=(7, 3), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.bar(daily["day"], daily["ko"], color=COLORS["ko"], label="ko")
+    ax.bar(daily["day"], daily["en"], bottom=daily["ko"], color=COLORS["en"], label="en")
+    ax.set_title("Sessions per day (UTC), by start language")
+    ax.set_ylabel("sessions")
+    ax.legend(loc="upper left")
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def funnel_chart(summary: Summary) -> bytes:
+    funnel = summary.funnel.iloc[::-1]
+    fig = Figure(figsize=(7, 0.32 * len(funnel) + 1.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.barh(funnel["node"], funnel["views"], color=COLORS["views"], label="views")
+    ax.barh(funnel["node"], funnel["exits"], color=COLORS["exits"], label="exits")
+    top = max(1, int(funnel["views"].max()))
+    for y, (views, drop) in enumerate(zip(funnel["views"], funnel["drop_off"])):
+        if views:
+            ax.text(views + top * 0.01, y, f"{drop:.0%}", va="center", fontsize=8)
+    ax.set_xlim(0, top * 1.12)
+    ax.set_title("Funnel: sessions that saw each step, exits and drop-off (flow order)")
+    ax.set_xlabel("sessions")
+    ax.legend(loc="lower right")
+    return _png(fig)
+
+
+def channels_chart(summary: Summary) -> bytes:
+    channels = summary.channels.iloc[::-1]
+    labels = [f"{node}: {option}" for node, option in zip(channels["node"], channels["option"])]
+    fig = Figure(figsize=(5, 0.4 * len(channels) + 1.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.barh(labels, channels["sessions"], color=COLORS["bar"])
+    top = max(1, int(channels["sessions"].max()))
+    for y, (n, share) in enumerate(zip(channels["sessions"], channels["share"])):
+        ax.text(n + top * 0.01, y, _pct(share), va="center", fontsize=8)
+    ax.set_xlim(0, top * 1.2)
+    ax.set_title("Final contact choice per session")
+    ax.set_xlabel("sessions")
+    return _png(fig)
+
+
+def languages_chart(summary: Summary) -> bytes:
+    languages = summary.languages
+    fig = Figure(figsize=(4, 3), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.bar(languages["lang"], languages["sessions"],
+           color=[COLORS.get(code, COLORS["bar"]) for code in languages["lang"]])
+    for x, (n, share) in enumerate(zip(languages["sessions"], languages["share"])):
+        ax.text(x, n, _pct(share), ha="center", va="bottom", fontsize=9)
+    o = summary.overview.iloc[0]
+    ax.set_title(f"Start language; {int(o['switched_sessions']):,} sessions switched "
+                 f"({int(o['language_switches']):,} switches)", fontsize=10)
+    ax.set_ylabel("sessions")
+    ax.margins(y=0.15)
+    return _png(fig)
+
+
+def styled_tables(summary: Summary) -> dict[str, str]:
+    """Every table as HTML, styled with pandas' Styler."""
+    def style(frame: pd.DataFrame, caption: str, formats: dict | None = None,
+              bars: list[str] | None = None) -> str:
+        styler = frame.style.hide(axis="index").set_caption(caption)
+        styler = styler.format(formats or {}, na_rep="–", escape="html")
+        for column in bars or []:
+            if len(frame) and frame[column].max() > 0:
+                styler = styler.bar(subset=[column], color="#cfe2f3", vmin=0)
+        return styler.to_html()
+
+    ratio = {"completion_rate": _pct, "switched_share": _pct}
+    return {
+        "overview": style(summary.overview, "Overview", ratio),
+        "funnel": style(summary.funnel, "Funnel (views = sessions that entered; exits = sessions "
+                        "that left there without finishing)", {"drop_off": _pct}, ["views"]),
+        "choices": style(summary.choices, "Choices per decision", {"share": _pct}, ["count"]),
+        "channels": style(summary.channels, "Contact channels (final choice per session)",
+                          {"share": _pct}, ["sessions"]),
+        "languages": style(summary.languages, "Languages (sessions by start language)",
+                           {"share": _pct}),
+        "time": style(summary.time, "Median time per step (from entering a step to leaving it)",
+                      {"median_ms": _seconds}, ["leaves"]),
+        "outcomes": style(summary.outcomes, "Outcomes by contact channel", {"share": _pct})
+        if len(summary.outcomes) else "<p>No outcome answers in this period.</p>",
+        "daily": style(summary.daily, "Sessions per day (UTC)",
+                       {"day": lambda d: d.strftime("%Y-%m-%d")}, ["sessions"]),
+    }
+
+
+def csv_links(summary: Summary) -> str:
+    """A download link per table: CSV files in ``data:`` URIs (they work under Voilà)."""
+    parts = []
+    period = "-".join(d.strftime("%Y%m%d") for d in (summary.start, summary.end) if d is not None)
+    suffix = "".join(f"-{x}" for x in (period, summary.lang) if x)
+    for name, frame in summary.frames().items():
+        data = base64.b64encode(frame.to_csv(index=False).encode("utf-8")).decode("ascii")
+        filename = html.escape(f"guide-{name}{suffix}.csv")
+        parts.append(f'<a download="{filename}" href="data:text/csv;charset=utf-8;base64,{data}">'
+                     f"{html.escape(name)}.csv</a>")
+    return "<div class='dash-downloads'><b>CSV:</b> " + " ".join(parts) + "</div>"
+
+
+def kpis(summary: Summary) -> str:
+    o = summary.overview.iloc[0]
+    cards = [
+        (f"{summary.sessions:,}", "sessions · 세션"),
+        (_pct(summary.completion_rate), "completed · 완료율"),
+        (f"{summary.finished:,}", "finished · 끝까지 본 세션"),
+        (f"{int(o['language_switches']):,}", "language switches · 언어 전환"),
+        (_pct(o["switched_share"]), "sessions that switched · 전환한 세션"),
+    ]
+    if len(summary.daily):
+        first, last = summary.daily["day"].iloc[0], summary.daily["day"].iloc[-1]
+        cards.append((f"{first:%Y-%m-%d} – {last:%Y-%m-%d}", "first – last day · 기간"))
+    return "<div class='dash-kpis'>" + "".join(
+        f"<div class='dash-kpi'><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>"
+        for v, k in cards) + "</div>"
+
+
+# --------------------------------------------------------------------------- the widget
+
+
+class Dashboard(w.VBox):
+    """The dashboard. ``url`` defaults to the guide's store; ``refresh()`` reads it again."""
+
+    def __init__(self, url: str | None = None, flow: Flow | None = None, **kwargs) -> None:
+        self.url = url
+        self.flow = flow if flow is not None else default_flow()
+        self.summary: Summary | None = None
+        self.start = w.DatePicker(description="From · 시작", value=None)
+        self.end = w.DatePicker(description="To · 끝", value=None)
+        self.lang = w.Dropdown(description="Language", options=LANGUAGE_CHOICES, value="")
+        self.refresh_button = w.Button(description="Refresh · 새로 고침", icon="refresh")
+        for control in (self.start, self.end, self.lang):
+            control.observe(self.on_filter_change, names="value")
+        self.refresh_button.on_click(lambda _button: self.refresh())
+        self.status = w.HTML()
+        self.kpis = w.HTML()
+        self.charts = [w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
+                       for _ in range(4)]
+        self.tables = w.Tab()
+        self.downloads = w.HTML()
+        self.content = w.VBox([
+            self.kpis,
+            w.Box(self.charts, layout=w.Layout(display="flex", flex_flow="row wrap",
+                                               align_items="flex-start")),
+            self.tables, self.downloads,
+        ])
+        controls = w.Box([self.start, self.end, self.lang, self.refresh_button],
+                         layout=w.Layout(display="flex", flex_flow="row wrap", align_items="center"))
+        super().__init__([w.HTML(CSS), controls, self.status, self.content], **kwargs)
+        self.add_class("guide-dash")
+
+    # -- events
+
+    def on_filter_change(self, _change: dict) -> None:
+        self.refresh()
+
+    # -- reading and drawing
+
+    def filters(self) -> tuple[dt.date | None, dt.date | None, str | None]:
+        """(start, end, lang) for summarize(): the To date is included, so end is the day after."""
+        end = self.end.value + dt.timedelta(days=1) if self.end.value else None
+        return self.start.value, end, self.lang.value or None
+
+    def refresh(self) -> None:
+        start, end, lang = self.filters()
+        filtered = any(x is not None for x in (start, end, lang))
+        if start and end and start >= end:
+            self._message("The start date is after the end date. · 시작 날짜가 끝 날짜보다 늦습니다.")
+            return
+        try:
+            with open_for_reading(self.url) as store:
+                summary = summarize(store, start, end, lang, flow=self.flow)
+        except NoLog:
+            self._message("No data yet: the guide has not logged any visit. "
+                          "· 아직 데이터가 없습니다. 안내서 이용 기록이 쌓이면 여기에 표시됩니다.")
+            return
+        except StoreUnavailable as exc:
+            logger.warning("summary dashboard: cannot read the log: %s", exc)
+            self._message("The log cannot be read right now; try Refresh in a moment. "
+                          "· 지금은 기록을 읽을 수 없습니다. 잠시 후 새로 고침을 눌러 주세요.")
+            return
+        self.summary = summary
+        if summary.empty:
+            self._message("No sessions match these filters. · 조건에 맞는 세션이 없습니다." if filtered
+                          else "No data yet: the log has no visits. · 아직 데이터가 없습니다.")
+            return
+        self.status.value = ""
+        self.kpis.value = kpis(summary)
+        for image, draw in zip(self.charts, (sessions_chart, funnel_chart, channels_chart,
+                                             languages_chart)):
+            image.value = draw(summary)
+        tables = styled_tables(summary)
+        self.tables.children = [w.HTML(value) for value in tables.values()]
+        for i, name in enumerate(tables):
+            self.tables.set_title(i, name)
+        self.downloads.value = csv_links(summary)
+        self.content.layout.display = None
+
+    def _message(self, text: str) -> None:
+        self.status.value = f"<p class='dash-status' role='status'>{html.escape(text)}</p>"
+        self.content.layout.display = "none"
+
+
+def dashboard(url: str | None = None) -> Dashboard:
+    """The dashboard over the guide's log (``url``: default ``GUIDE_LOG_URL`` / ``GUIDE_DATA_DIR``).
+
+    Under Voilà with preheated kernels it reads the log only once a visitor's request arrives,
+    so the numbers are fresh.
+    """
+    board = Dashboard(url)
+    if os.environ.get("VOILA_PREHEAT", "False") != "False":
+        from voila.utils import wait_for_request
+
+        wait_for_request()
+    board.refresh()
+    return board

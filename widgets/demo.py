@@ -1,0 +1,307 @@
+"""Seeded demo data for the interaction log: plausible visits walking the real flow.
+
+Each simulated visit drives a real :class:`~widgets.engine.Engine` over the packaged flow, so every
+event is one the guide itself could have logged: options picked with plausible weights, some
+Back, Start over and language switches, drop-offs at every step, a mix of Korean and English, and
+now and then an ``outcome`` answer after the checklist. Time spent on a screen grows with the
+length of its text (reading) and with the number of options (deciding).
+
+Visits start at random moments over a date range (busier in the Korean evening); the events of
+all visits are merged into one stream in time order, as a live log would hold them, and written
+through the store's batch ``write`` in transactions of thousands of events::
+
+    python -m widgets.demo 20000                       # into the configured store (open_store())
+    python -m widgets.demo 1000000 --url /tmp/demo.sqlite3 --seed 7 --days 60
+
+Everything is derived from the seed (and the date range): the same arguments give the same log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import heapq
+import math
+import random
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from .engine import Engine, Interaction
+from .flow import Flow, default_flow
+from .log import Event, EventStore, open_store
+
+__all__ = ["OUTCOMES", "DemoConfig", "generate", "fill", "main"]
+
+#: The answers of the how-did-it-go question (``outcome`` events at the end node).
+OUTCOMES: tuple[str, ...] = ("solved", "partly", "not-yet", "escalated")
+
+#: Relative weights of the options at each decision; options not listed (or decisions added to
+#: the flow later) get weight 1.
+CHOICE_WEIGHTS: dict[str, dict[str, float]] = {
+    "problem": {"return": 22, "refund": 20, "late": 25, "damaged": 14, "service": 8, "prepare": 11},
+    "order": {"yes": 80, "no": 20},
+    "sign-in": {"yes": 76, "no": 24},
+    "phone": {"call": 58, "callback": 42},
+    "channel": {"email": 24, "phone": 31, "chat": 45},
+    "helped": {"yes": 46, "no": 30, "not-yet": 24},
+}
+
+#: Chance of leaving the guide for good while on a node (default for other nodes: 3.5 %).
+DROP_OFF: dict[str, float] = {
+    "problem": 0.08,
+    "order": 0.03,
+    "sign-in": 0.07,
+    "phone": 0.10,
+    "help": 0.05,
+    "need-more-help": 0.04,
+    "channel": 0.06,
+    "goal": 0.04,
+    "records": 0.05,
+    "helped": 0.03,
+    "escalate": 0.04,
+}
+
+#: How an outcome depends on the way Amazon was contacted (relative weights of OUTCOMES).
+OUTCOME_WEIGHTS: dict[str, tuple[float, ...]] = {
+    "chat": (55, 25, 12, 8),
+    "phone": (50, 22, 14, 14),
+    "email": (35, 28, 27, 10),
+    "call": (48, 22, 15, 15),
+    "callback": (40, 25, 25, 10),
+    "": (30, 25, 35, 10),
+}
+
+# Reading speed (characters per second) and the visitors' hours of use (UTC), Korean evening peak.
+_READ_CPS = {"ko": 9.0, "en": 16.0}
+_HOUR_WEIGHTS = (9, 10, 11, 12, 13, 12, 9, 6, 4, 3, 4, 6, 8, 9, 10, 10, 8, 5, 3, 2, 2, 3, 5, 7)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Knobs of the simulation (probabilities per step of a visit)."""
+
+    ko_share: float = 0.68
+    switch_language: float = 0.025
+    back: float = 0.05
+    restart: float = 0.008
+    outcome: float = 0.35
+    again_after_end: float = 0.06
+    max_steps: int = 80
+
+
+def _weighted(rng: random.Random, items: Sequence[str], weights: Sequence[float]) -> str:
+    return rng.choices(items, weights=weights)[0]
+
+
+class _Visit:
+    """One simulated visit: collects the engine's interactions with their timestamps."""
+
+    def __init__(self, flow: Flow, rng: random.Random, config: DemoConfig, session: str,
+                 start: dt.datetime) -> None:
+        self.flow, self.rng, self.config = flow, rng, config
+        self.session = session
+        self.now = start
+        self.previous: dt.datetime | None = None
+        self.events: list[Event] = []
+        # A visitor's own pace: some read faster than others.
+        self.pace = rng.lognormvariate(0.0, 0.35)
+
+    def record(self, interaction: Interaction) -> None:
+        elapsed = None
+        if self.previous is not None:
+            elapsed = int((self.now - self.previous) / _MS)
+        self.events.append(Event(self.now, self.session, interaction.node, interaction.action,
+                                 interaction.option, interaction.lang, elapsed))
+        self.previous = self.now
+
+    def wait_ms(self, ms: float) -> None:
+        self.now += dt.timedelta(milliseconds=max(0, int(ms)))
+
+    def screen_ms(self, engine: Engine) -> float:
+        """Time spent on the current screen before acting on it."""
+        node = engine.node
+        chars = len(node.title(engine.lang)) + len(node.body(engine.lang))
+        read = chars / _READ_CPS[engine.lang] * 1000
+        decide = 1500 * math.log2(1 + len(node.options)) if node.options else 600
+        return (read * self.rng.uniform(0.15, 0.9) + decide) * self.pace * self.rng.lognormvariate(0, 0.45)
+
+    def run(self) -> list[Event]:
+        rng, config = self.rng, self.config
+        lang = "ko" if rng.random() < config.ko_share else "en"
+        engine = Engine(self.flow, lang=lang, on_event=self.record)
+        engine.start()
+        for _ in range(config.max_steps):
+            node = engine.node
+            # Each action below happens after some time on the screen; the enter (and finish)
+            # events that follow an action are logged a few milliseconds later.
+            if rng.random() < config.switch_language:
+                self.wait_ms(self.screen_ms(engine) * 0.3)
+                engine.set_language("en" if engine.lang == "ko" else "ko")
+            if node.kind == "end":
+                self.wait_ms(self.screen_ms(engine))
+                if rng.random() < config.outcome:
+                    channel = (engine.choices.get("channel") or engine.choices.get("phone") or "")
+                    weights = OUTCOME_WEIGHTS.get(channel, OUTCOME_WEIGHTS[""])
+                    self.record(Interaction(node.id, "outcome", _weighted(rng, OUTCOMES, weights),
+                                            engine.lang))
+                if rng.random() >= config.again_after_end:
+                    break
+                self.wait_ms(rng.uniform(500, 4000))
+                self._act(engine.restart)
+                continue
+            if rng.random() < DROP_OFF.get(node.id, 0.035):
+                break
+            self.wait_ms(self.screen_ms(engine))
+            roll = rng.random()
+            if engine.can_go_back and roll < config.back:
+                self._act(engine.back)
+            elif engine.can_go_back and roll < config.back + config.restart:
+                self._act(engine.restart)
+            elif node.kind == "choice":
+                options = node.option_ids
+                table = CHOICE_WEIGHTS.get(node.id, {})
+                option = _weighted(rng, options, [table.get(o, 1.0) for o in options])
+                self._act(engine.choose, option)
+            else:
+                self._act(engine.advance)
+        return self.events
+
+    def _act(self, action, *args) -> None:
+        """Perform an engine action; the events it triggers get close, increasing timestamps."""
+        start = len(self.events)
+        action(*args)
+        # The first event (the action) is logged now; the follow-ups (enter, finish) a moment later.
+        for i in range(start + 1, len(self.events)):
+            delay = dt.timedelta(milliseconds=self.rng.randint(1, 40))
+            event = self.events[i]
+            ts = self.events[i - 1].ts + delay
+            self.events[i] = event._replace(ts=ts, elapsed_ms=int((ts - self.events[i - 1].ts) / _MS))
+        if len(self.events) > start:
+            self.now = self.previous = self.events[-1].ts
+
+
+_MS = dt.timedelta(milliseconds=1)
+
+
+def _session_starts(rng: random.Random, start: dt.datetime, days: int,
+                    per_day: float) -> Iterator[dt.datetime]:
+    """An endless, increasing sequence of visit start times from ``start``: about ``per_day``
+    a day on average over the first ``days`` days (slowly growing over the range), busier in
+    the Korean evening; it goes on past the range at the same pace if more are needed."""
+    hours = list(range(24))
+    day = 0
+    while True:
+        growth = 0.7 + 0.6 * (min(day, days - 1) / max(1, days - 1))
+        mean = per_day * growth
+        n = max(1, round(rng.gauss(mean, math.sqrt(mean))))
+        yield from sorted(
+            start + dt.timedelta(days=day, hours=rng.choices(hours, _HOUR_WEIGHTS)[0],
+                                 seconds=rng.uniform(0, 3600))
+            for _ in range(n))
+        day += 1
+
+
+def _events_per_visit(flow: Flow, config: DemoConfig, seed: int, visits: int = 500) -> float:
+    """The mean number of events of a visit, from a small pilot run."""
+    rng = random.Random(f"pilot-{seed}")
+    epoch = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    total = sum(len(_Visit(flow, rng, config, "pilot", epoch).run()) for _ in range(visits))
+    return total / visits
+
+
+def generate(n_events: int, seed: int = 0, start: dt.date | dt.datetime | None = None,
+             days: int = 30, flow: Flow | None = None,
+             config: DemoConfig | None = None) -> Iterator[Event]:
+    """Yield exactly ``n_events`` demo events in timestamp order.
+
+    Visits start over ``days`` days from ``start`` (a UTC date; default 2025-01-01), as many a
+    day as needed for ``n_events`` (estimated from a pilot run, so the last visits may end a
+    little before or after the range). The visits still going on when ``n_events`` is reached
+    are cut short, like visitors leaving.
+    """
+    flow = flow if flow is not None else default_flow()
+    config = config or DemoConfig()
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    if start is None:
+        start = dt.date(2025, 1, 1)
+    if not isinstance(start, dt.datetime):
+        start = dt.datetime(start.year, start.month, start.day)
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=dt.timezone.utc)
+    start = start.astimezone(dt.timezone.utc)
+    if n_events <= 0:
+        return
+    per_day = max(1.0, n_events / days / _events_per_visit(flow, config, seed))
+    rng = random.Random(seed)
+
+    # Events of overlapping visits are merged through a heap keyed by (ts, sequence); an event is
+    # released once no visit starting later can precede it.
+    pending: list[tuple[dt.datetime, int, Event]] = []
+    seq = produced = generated = 0
+    for visit_start in _session_starts(rng, start, days, per_day):
+        while pending and pending[0][0] <= visit_start:
+            yield heapq.heappop(pending)[2]
+            produced += 1
+            if produced >= n_events:
+                return
+        if generated >= n_events:
+            break
+        session = f"{rng.getrandbits(128):032x}"
+        for event in _Visit(flow, rng, config, session, visit_start).run():
+            heapq.heappush(pending, (event.ts, seq, event))
+            seq += 1
+            generated += 1
+    while pending and produced < n_events:
+        yield heapq.heappop(pending)[2]
+        produced += 1
+
+
+def fill(store: EventStore, n_events: int, seed: int = 0, start: dt.date | None = None,
+         days: int = 30, batch: int = 20_000, progress: bool = False) -> int:
+    """Write ``n_events`` demo events into ``store`` in transactions of ``batch`` events."""
+    buffer: list[Event] = []
+    written = 0
+    began = time.monotonic()
+    for event in generate(n_events, seed=seed, start=start, days=days):
+        buffer.append(event)
+        if len(buffer) >= batch:
+            store.write(buffer)
+            written += len(buffer)
+            buffer = []
+            if progress:
+                rate = written / max(1e-9, time.monotonic() - began)
+                print(f"\r{written:,} events ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+    if buffer:
+        store.write(buffer)
+        written += len(buffer)
+    if progress:
+        print(f"\r{written:,} events in {time.monotonic() - began:.1f} s", file=sys.stderr)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m widgets.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", nargs="?", type=int, default=20_000, help="number of events (default 20000)")
+    parser.add_argument("--url", help="log store URL or SQLite path (default: the configured store)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--days", type=int, default=30, help="length of the date range in days (default 30)")
+    parser.add_argument("--start", type=dt.date.fromisoformat,
+                        help="first day, YYYY-MM-DD (default: DAYS days before today, UTC)")
+    parser.add_argument("--batch", type=int, default=20_000, help="events per transaction (default 20000)")
+    args = parser.parse_args(argv)
+    if args.n < 0 or args.days < 1 or args.batch < 1:
+        parser.error("N must be >= 0, --days and --batch >= 1")
+    start = args.start or (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=args.days))
+    with open_store(args.url) as store:
+        written = fill(store, args.n, seed=args.seed, start=start, days=args.days,
+                       batch=args.batch, progress=sys.stderr.isatty())
+        print(f"wrote {written:,} demo events ({start} to {start + dt.timedelta(days=args.days)}) "
+              f"into {store!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

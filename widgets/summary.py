@@ -1,0 +1,479 @@
+"""The interaction log as pandas tables: the only module of the package that imports pandas.
+
+:func:`summarize` runs a few GROUP BY queries where the log lives (SQLite or PostgreSQL, through
+the store's read-only ``query``) and loads only their small results into pandas; the log itself
+is never read row by row. The guide's own kernel never imports this module.
+
+Definitions (every count is exact):
+
+session
+    One visit, identified by its *first event*: the event the log writes with ``elapsed_ms``
+    NULL (the logger writes NULL for a session's first event and only for it). Its timestamp
+    and language are the session's start time and language. A session whose first event was
+    lost (a buffer overflow, recorded in ``log_gaps``) is not counted as a session.
+filters
+    ``start``/``end`` (UTC; inclusive start, exclusive end) and ``lang`` select *sessions* by
+    their first event; every table then counts all events of the selected sessions (a visit
+    crossing midnight is not cut in two).
+completion rate
+    Sessions with at least one ``finish`` event ÷ sessions.
+funnel, per node
+    ``views``: sessions that entered the node (at least one ``enter`` event there);
+    ``exits``: sessions whose last event (highest id) is at the node and that never finished;
+    ``drop_off`` = exits ÷ views. Nodes on different branches each have their own views, so the
+    funnel is not assumed to be linear. Nodes come in flow order: by their shortest distance
+    (in steps) from the start node, ties in the order of ``flow.yaml``; nodes found in the log
+    but no longer in the flow come last.
+choices
+    ``choose`` events per (decision, option), with each option's share within its decision.
+    Every option of the flow is listed, with 0 when never chosen.
+contact channels
+    Each session's *final contact choice*: its last ``choose`` event at the ``channel``
+    decision (email, phone, chat) or at the ``phone`` node (call, callback). A visitor who
+    asks for a call-back and then picks a channel on Amazon's contact screen counts under that
+    channel; one who leaves after asking for a call-back counts as ``callback``.
+languages
+    Sessions by the language of their first event; ``overview`` has the number of ``language``
+    (switch) events and of sessions that switched at least once.
+time per node
+    The time spent on a node is the ``elapsed_ms`` of each event that *leaves* it — a
+    ``choose``, ``next``, ``back`` or ``restart`` at the node — which is the time since the
+    session's previous event, i.e. since the visitor entered that screen (or since they
+    switched language on it). ``median_ms`` is the exact median of those values per node (the
+    mean of the two middle values for an even count; PostgreSQL's ``percentile_cont(0.5)``),
+    over every leaving event, so a screen seen twice counts twice. ``leaves`` is their number.
+    Listed for the nodes of the funnel (a session can only leave a node it entered).
+outcomes
+    Each session's last ``outcome`` event (solved, partly, not-yet, escalated), by the session's
+    final contact choice (``(none)`` when it made none). Empty when the log has no outcomes.
+    Contact options and outcomes the flow does not know (an older flow) show as ``(other)``.
+
+Without filters, node, choice and time tables count every event, including those of a session
+whose first event was lost; with filters, only the events of the selected sessions.
+
+SQL: the same statements run on SQLite and PostgreSQL, except the median (SQLite has no
+percentile function: there each node's values are counted, then the middle one or two are read
+with ``ORDER BY elapsed_ms LIMIT 1 or 2 OFFSET (n-1)/2``) and the day of a timestamp. They are
+written to be served by these indexes when the store has them (see benchmarks/summary_bench.py)::
+
+    events_first  ON events (ts, lang, session, elapsed_ms) WHERE elapsed_ms IS NULL
+    events_action ON events (action, node, session, option)
+    events_leave  ON events (node, elapsed_ms) WHERE action IN ('choose', 'next', 'back', 'restart')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import pandas as pd
+
+from .flow import LANGUAGES, Flow, default_flow
+
+__all__ = ["Summary", "summarize", "node_order", "LEAVE_ACTIONS", "CONTACT_NODES", "OUTCOMES",
+           "NO_CHANNEL"]
+
+#: Actions that leave the node they are logged at.
+LEAVE_ACTIONS: tuple[str, ...] = ("choose", "next", "back", "restart")
+#: The decisions whose options are ways of contacting Amazon.
+CONTACT_NODES: tuple[str, ...] = ("channel", "phone")
+#: The answers of the how-did-it-go question (``outcome`` events), in display order.
+OUTCOMES: tuple[str, ...] = ("solved", "partly", "not-yet", "escalated")
+#: The channel of sessions that made no contact choice (in ``outcomes``).
+NO_CHANNEL = "(none)"
+#: A contact option or outcome that the flow (or OUTCOMES) does not know (e.g. from an old flow).
+OTHER = "(other)"
+_OTHER_CODE = 63
+
+# The SQL text of the leaving-event condition: keep it identical to the WHERE of a partial index
+# on (node, elapsed_ms), if the store has one, so that SQLite can use that index.
+_LEAVING = "action IN ('choose', 'next', 'back', 'restart')"
+
+_COLUMNS: dict[str, list[str]] = {
+    "overview": ["sessions", "finished", "completion_rate", "language_switches",
+                 "switched_sessions", "switched_share"],
+    "daily": ["day", "sessions", *LANGUAGES],
+    "funnel": ["node", "kind", "depth", "views", "exits", "drop_off"],
+    "choices": ["node", "option", "count", "share"],
+    "channels": ["node", "option", "sessions", "share"],
+    "languages": ["lang", "sessions", "share"],
+    "time": ["node", "leaves", "median_ms"],
+    "outcomes": ["channel", "outcome", "sessions", "share"],
+}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The log's summary: one DataFrame per table (see the module docstring for definitions).
+
+    ``overview``  one row: sessions, finished, completion_rate, language_switches,
+                  switched_sessions, switched_share
+    ``daily``     day (datetime64, UTC dates), sessions, and sessions per start language
+    ``funnel``    node, kind, depth, views, exits, drop_off (NaN without views)
+    ``choices``   node, option, count, share (within the node)
+    ``channels``  node, option, sessions, share (of sessions with a contact choice)
+    ``languages`` lang, sessions, share
+    ``time``      node, leaves, median_ms (NaN without leaving events)
+    ``outcomes``  channel, outcome, sessions, share (within the channel)
+    """
+
+    overview: pd.DataFrame
+    daily: pd.DataFrame
+    funnel: pd.DataFrame
+    choices: pd.DataFrame
+    channels: pd.DataFrame
+    languages: pd.DataFrame
+    time: pd.DataFrame
+    outcomes: pd.DataFrame
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    lang: str | None = None
+
+    #: The table names, in display order.
+    TABLES: ClassVar[tuple[str, ...]] = tuple(_COLUMNS)
+
+    @property
+    def sessions(self) -> int:
+        return int(self.overview["sessions"].iloc[0])
+
+    @property
+    def finished(self) -> int:
+        return int(self.overview["finished"].iloc[0])
+
+    @property
+    def completion_rate(self) -> float:
+        return float(self.overview["completion_rate"].iloc[0])
+
+    @property
+    def empty(self) -> bool:
+        """True when no session matches (an empty log, or filters that select nothing)."""
+        return self.sessions == 0
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """The tables by name, in a fixed order (for display and export)."""
+        return {name: getattr(self, name) for name in self.TABLES}
+
+
+# --------------------------------------------------------------------------- flow order
+
+
+def node_order(flow: Flow) -> dict[str, int]:
+    """Node id → shortest distance in steps from the start node, in flow order.
+
+    Breadth-first over every possible edge (option and ``next`` targets, whatever the rule);
+    the dict's order is (distance, position in the flow file).
+    """
+    position = {node_id: i for i, node_id in enumerate(flow.nodes)}
+    depth = {flow.start: 0}
+    queue = deque([flow.start])
+    while queue:
+        node = flow[queue.popleft()]
+        routes = [option.next for option in node.options]
+        if node.next is not None:
+            routes.append(node.next)
+        for route in routes:
+            for target in route.targets:
+                if target not in depth:
+                    depth[target] = depth[node.id] + 1
+                    queue.append(target)
+    ordered = sorted(depth, key=lambda n: (depth[n], position[n]))
+    return {n: depth[n] for n in ordered}
+
+
+# --------------------------------------------------------------------------- SQL
+
+
+class _Query:
+    """Builds and runs the summary's statements against one store, with its filters."""
+
+    def __init__(self, store: Any, start: dt.datetime | None, end: dt.datetime | None,
+                 lang: str | None) -> None:
+        self.store = store
+        self.dialect = getattr(store, "dialect", "sqlite")
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported SQL dialect {self.dialect!r}")
+        self.placeholder = getattr(store, "placeholder", "?")
+        first = ["elapsed_ms IS NULL"]
+        self.first_params: list[Any] = []
+        if start is not None:
+            first.append("ts >= ?")
+            self.first_params.append(self._ts(start))
+        if end is not None:
+            first.append("ts < ?")
+            self.first_params.append(self._ts(end))
+        if lang is not None:
+            first.append("lang = ?")
+            self.first_params.append(lang)
+        #: WHERE terms selecting the first events of the selected sessions.
+        self.first_where = " AND ".join(first)
+        self.filtered = bool(self.first_params)
+
+    def _ts(self, value: dt.datetime) -> Any:
+        if self.dialect == "sqlite":
+            # The SQLite store's text format, which sorts as time.
+            return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return value
+
+    def day(self, column: str = "ts") -> str:
+        if self.dialect == "sqlite":
+            return f"substr({column}, 1, 10)"
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+    def sessions_clause(self) -> tuple[str, list[Any]]:
+        """(`` AND session IN (the selected sessions)``, its parameters) when filtering, else
+        nothing: without filters every event counts."""
+        if not self.filtered:
+            return "", []
+        return (f" AND session IN (SELECT session FROM events WHERE {self.first_where})",
+                list(self.first_params))
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self.placeholder != "?":
+            sql = sql.replace("?", self.placeholder)
+        _, rows = self.store.query(sql, list(params))
+        return rows
+
+    # -- the statements
+
+    def daily(self) -> list[tuple[Any, ...]]:
+        return self.run(
+            f"SELECT {self.day()} AS day, lang, count(*) FROM events WHERE {self.first_where} "
+            "GROUP BY 1, 2", self.first_params)
+
+    def views(self) -> list[tuple[Any, ...]]:
+        clause, params = self.sessions_clause()
+        return self.run(
+            "SELECT node, count(DISTINCT session) FROM events "
+            f"WHERE action = 'enter'{clause} GROUP BY node", params)
+
+    def subsets(self) -> list[tuple[Any, ...]]:
+        """(action, events, sessions) for the finish and language (switch) events."""
+        clause, params = self.sessions_clause()
+        return self.run(
+            "SELECT action, count(*), count(DISTINCT session) FROM events "
+            f"WHERE action IN ('finish', 'language'){clause} GROUP BY action", params)
+
+    def exits(self) -> list[tuple[Any, ...]]:
+        """(node, sessions) of the unfinished selected sessions, by the node of their last event."""
+        return self.run(
+            "WITH last AS MATERIALIZED (SELECT f.session, "
+            "(SELECT max(e.id) FROM events e WHERE e.session = f.session) AS id "
+            f"FROM events f WHERE {self.first_where} "
+            "AND f.session NOT IN (SELECT session FROM events WHERE action = 'finish')) "
+            "SELECT e.node, count(*) FROM last JOIN events e ON e.id = last.id GROUP BY e.node",
+            self.first_params)
+
+    def choices(self) -> list[tuple[Any, ...]]:
+        clause, params = self.sessions_clause()
+        return self.run(
+            "SELECT node, option, count(*) FROM events "
+            f"WHERE action = 'choose'{clause} GROUP BY node, option", params)
+
+    def contacts(self, contact_options: Sequence[tuple[str, str]],
+                 outcomes: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(contact code, outcome code, sessions) of sessions with a contact choice or an outcome.
+
+        A session's last contact choice and last outcome are found without joining back to the
+        events: ``max(id * 64 + code)`` is reached at the highest id and carries that row's
+        code (its position in ``contact_options`` / ``outcomes``, from 1; 63 for anything else)
+        in its six low bits. NULL: none.
+        """
+        if max(len(contact_options), len(outcomes)) >= _OTHER_CODE:
+            raise ValueError("too many contact options or outcomes for six-bit codes")
+        clause, params = self.sessions_clause()
+        nodes = sorted({node for node, _ in contact_options})
+        contact_code = " ".join(f"WHEN node = ? AND option = ? THEN {i}"
+                                for i, _ in enumerate(contact_options, 1))
+        outcome_code = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(outcomes, 1))
+        last_contact = (f"max(CASE WHEN action = 'choose' THEN id * 64 + "
+                        f"CASE {contact_code} ELSE 63 END END)" if contact_options else "NULL")
+        last_outcome = (f"max(CASE WHEN action = 'outcome' THEN id * 64 + "
+                        f"CASE option {outcome_code} ELSE 63 END END)" if outcomes else "NULL")
+        marks = ", ".join("?" for _ in nodes) or "NULL"
+        return self.run(
+            "SELECT c - (c / 64) * 64, o - (o / 64) * 64, count(*) FROM ("
+            f"SELECT session, {last_contact} AS c, {last_outcome} AS o FROM events "
+            f"WHERE (action = 'choose' AND node IN ({marks}) OR action = 'outcome'){clause} "
+            "GROUP BY session) s GROUP BY 1, 2",
+            [*(v for pair in contact_options for v in pair), *outcomes, *nodes, *params])
+
+    def medians(self, nodes: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(node, leaves, median elapsed_ms) of the events leaving each of ``nodes``."""
+        clause, params = self.sessions_clause()
+        where = f"{_LEAVING} AND elapsed_ms IS NOT NULL{clause}"
+        if not nodes:
+            return []
+        marks = ", ".join("?" for _ in nodes)
+        if self.dialect == "postgresql":
+            return self.run(
+                "SELECT node, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY elapsed_ms) "
+                f"FROM events WHERE node IN ({marks}) AND {where} GROUP BY node",
+                [*nodes, *params])
+        # SQLite: count each node's values, then read the middle one (odd count) or the two
+        # middle ones (even count) in order. One arm per node, so that an index on
+        # (node, elapsed_ms) serves every arm as a range.
+        counts = self.run(" UNION ALL ".join(
+            f"SELECT ?, count(*) FROM events WHERE node = ? AND {where}" for _ in nodes),
+            [v for node in nodes for v in (node, node, *params)])
+        counts = [(node, n) for node, n in counts if n]
+        if not counts:
+            return []
+        return self.run(" UNION ALL ".join(
+            "SELECT ?, ?, avg(elapsed_ms) FROM (SELECT elapsed_ms FROM events "
+            f"WHERE node = ? AND {where} ORDER BY elapsed_ms LIMIT ? OFFSET ?)" for _ in counts),
+            [v for node, n in counts for v in (node, n, node, *params, 2 - n % 2, (n - 1) // 2)])
+
+
+# --------------------------------------------------------------------------- summarize
+
+
+def _utc(value: dt.date | dt.datetime | str | None, name: str) -> dt.datetime | None:
+    """A date (midnight UTC), an aware datetime, a naive datetime (taken as UTC) or ISO text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+    raise TypeError(f"{name} must be a date, a datetime or ISO text, not {type(value).__name__}")
+
+
+def _share(part: pd.Series, whole: pd.Series | float) -> pd.Series:
+    """part ÷ whole as floats, NaN where whole is 0."""
+    whole = whole if isinstance(whole, pd.Series) else pd.Series(whole, index=part.index)
+    return (part.astype("float64") / whole.astype("float64").where(whole > 0)).astype("float64")
+
+
+def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
+              end: dt.date | dt.datetime | str | None = None, lang: str | None = None,
+              flow: Flow | None = None) -> Summary:
+    """Summarize the interaction log in ``store`` (an open EventStore, or a URL to open).
+
+    ``start`` (inclusive) and ``end`` (exclusive) are UTC dates or datetimes; ``lang`` is
+    'ko' or 'en'. They select sessions by their first event. ``flow`` (default: the packaged
+    flow) gives the node order and the options to list. Raises StoreUnavailable when the
+    store cannot be read. Definitions: see the module docstring.
+    """
+    if isinstance(store, str):
+        from .log import open_store
+
+        with open_store(store) as opened:
+            return summarize(opened, start, end, lang, flow)
+    if lang is not None and lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}; expected one of {list(LANGUAGES)}")
+    start_utc, end_utc = _utc(start, "start"), _utc(end, "end")
+    flow = flow if flow is not None else default_flow()
+    q = _Query(store, start_utc, end_utc, lang)
+
+    # Sessions by day and start language.
+    counts: dict[str, dict[str, int]] = {}
+    for day, first_lang, n in q.daily():
+        counts.setdefault(str(day), {}).setdefault(first_lang, 0)
+        counts[str(day)][first_lang] += int(n)
+    days = sorted(counts)
+    daily = pd.DataFrame({
+        "day": pd.to_datetime(pd.Series(days, dtype="str"), format="%Y-%m-%d"),
+        "sessions": pd.Series([sum(counts[d].values()) for d in days], dtype="int64"),
+        **{code: pd.Series([counts[d].get(code, 0) for d in days], dtype="int64")
+           for code in LANGUAGES},
+    })
+    sessions = int(daily["sessions"].sum())
+
+    # Finishes, language switches.
+    finished = switches = switched = 0
+    for action, events, distinct in q.subsets():
+        if action == "finish":
+            finished = int(distinct)
+        elif action == "language":
+            switches, switched = int(events), int(distinct)
+    overview = pd.DataFrame([{
+        "sessions": sessions,
+        "finished": finished,
+        "completion_rate": finished / sessions if sessions else float("nan"),
+        "language_switches": switches,
+        "switched_sessions": switched,
+        "switched_share": switched / sessions if sessions else float("nan"),
+    }], columns=_COLUMNS["overview"])
+
+    languages = pd.DataFrame({"lang": list(LANGUAGES)})
+    languages["sessions"] = [int(daily[code].sum()) for code in LANGUAGES]
+    languages["share"] = _share(languages["sessions"], sessions)
+
+    # Funnel.
+    order = node_order(flow)
+    views = {node: int(n) for node, n in q.views()}  # sessions that entered each node
+    exits = {node: int(n) for node, n in q.exits()}
+    extra = sorted((set(views) | set(exits)) - set(order))
+    nodes = list(order) + extra
+    funnel = pd.DataFrame({
+        "node": nodes,
+        "kind": [flow.nodes[n].kind if n in flow.nodes else None for n in nodes],
+        "depth": pd.array([order.get(n) for n in nodes], dtype="Int64"),
+        "views": [views.get(n, 0) for n in nodes],
+        "exits": [exits.get(n, 0) for n in nodes],
+    })
+    funnel["drop_off"] = _share(funnel["exits"], funnel["views"])
+
+    # Choices per decision, with every option of the flow.
+    counted = {(node, option): int(n) for node, option, n in q.choices()}
+    keys = [(d, o) for d in flow.decisions for o in flow.nodes[d].option_ids]
+    keys += sorted(set(counted) - set(keys), key=lambda k: (nodes.index(k[0]) if k[0] in nodes
+                                                            else len(nodes), k[0], str(k[1])))
+    choices = pd.DataFrame(keys, columns=["node", "option"])
+    choices["count"] = [counted.get(k, 0) for k in keys]
+    choices["share"] = _share(choices["count"], choices.groupby("node")["count"].transform("sum"))
+
+    # Contact channels and outcomes.
+    contact_options = [(n, o) for n in CONTACT_NODES if n in flow.nodes
+                       for o in flow.nodes[n].option_ids]
+    by_contact: dict[int | None, int] = {}
+    by_outcome: dict[tuple[int | None, int], int] = {}
+    for contact, outcome, n in q.contacts(contact_options, OUTCOMES):
+        contact = None if contact is None else int(contact)
+        if contact is not None:
+            by_contact[contact] = by_contact.get(contact, 0) + int(n)
+        if outcome is not None:
+            key = (contact, int(outcome))
+            by_outcome[key] = by_outcome.get(key, 0) + int(n)
+    other = (OTHER, OTHER)
+    channel_keys = contact_options + ([other] if _OTHER_CODE in by_contact else [])
+    channels = pd.DataFrame(channel_keys, columns=["node", "option"], dtype="str")
+    channels["sessions"] = pd.Series(
+        [by_contact.get(_OTHER_CODE if k == other else i, 0) for i, k in enumerate(channel_keys, 1)],
+        dtype="int64")
+    channels["share"] = _share(channels["sessions"], int(channels["sessions"].sum()))
+
+    def channel_name(code: int | None) -> str:
+        if code is None:
+            return NO_CHANNEL
+        return OTHER if code == _OTHER_CODE else contact_options[code - 1][1]
+
+    def outcome_name(code: int) -> str:
+        return OTHER if code == _OTHER_CODE else OUTCOMES[code - 1]
+
+    # Channels in flow order, then (other), then (none); outcomes in OUTCOMES order.
+    outcome_keys = sorted(by_outcome, key=lambda k: (k[0] is None, k[0] or 0, k[1]))
+    outcomes = pd.DataFrame({
+        "channel": pd.Series([channel_name(c) for c, _ in outcome_keys], dtype="str"),
+        "outcome": pd.Series([outcome_name(o) for _, o in outcome_keys], dtype="str"),
+        "sessions": pd.Series([by_outcome[k] for k in outcome_keys], dtype="int64"),
+    })
+    outcomes["share"] = _share(outcomes["sessions"],
+                               outcomes.groupby("channel")["sessions"].transform("sum"))
+
+    # Median time per node (the nodes of the funnel: a session leaves only nodes it entered).
+    medians = {node: (int(n), float(m)) for node, n, m in q.medians(nodes)}
+    time_table = pd.DataFrame({
+        "node": pd.Series(nodes, dtype="str"),
+        "leaves": pd.Series([medians.get(n, (0, 0.0))[0] for n in nodes], dtype="int64"),
+        "median_ms": pd.Series([medians.get(n, (0, math.nan))[1] for n in nodes], dtype="float64"),
+    })
+
+    return Summary(overview=overview, daily=daily, funnel=funnel, choices=choices,
+                   channels=channels, languages=languages, time=time_table, outcomes=outcomes,
+                   start=start_utc, end=end_utc, lang=lang)
