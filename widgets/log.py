@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs, unquote
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: The only actions a row may carry.
 ACTIONS: tuple[str, ...] = (
@@ -264,7 +265,11 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run one read-only statement; return (column names, rows)."""
+        """Run one statement in a read-only transaction; return (column names, rows).
+
+        Parameters use ``placeholder``. Any failure, including a statement that
+        tries to write, raises StoreUnavailable.
+        """
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -285,12 +290,12 @@ class EventStore(abc.ABC):
 def _as_utc(value: dt.datetime | str) -> dt.datetime:
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
-    return value.astimezone(dt.timezone.utc)
+    return value.astimezone(dt.UTC)
 
 
 def _sqlite_ts(ts: dt.datetime) -> str:
     """ISO-8601 UTC text with microseconds, e.g. 2025-01-31T09:05:00.000000Z (sorts as time)."""
-    return ts.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _sqlite_code(exc: sqlite3.Error) -> int:
@@ -338,13 +343,15 @@ class SQLiteStore(EventStore):
             except OSError as exc:
                 raise StoreUnavailable(f"cannot create the log folder {path.parent}: {exc}") from exc
         self._check_header()
+        # timeout=0: lock waits happen in _retry_busy, with finer-grained sleeps
+        # than SQLite's busy handler (1, 2, 5, ... 100 ms), and also where that
+        # handler is not called at all (the journal mode switch).
         try:
             if self.read_only:
-                conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=self.timeout,
+                conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=0,
                                        isolation_level=None, check_same_thread=False)
             else:
-                conn = sqlite3.connect(path, timeout=self.timeout, isolation_level=None,
-                                       check_same_thread=False)
+                conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the log database {path}: {exc}") from exc
         try:
@@ -370,21 +377,23 @@ class SQLiteStore(EventStore):
             )
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
-        """Check what the file holds, then switch to WAL and migrate if it is ours."""
-        where = str(self.path)
+        """Check what the file holds, then switch to WAL and migrate if it is ours.
+
+        Retried as a whole while the database is busy (every step is idempotent).
+        """
         try:
-            version = self._version(conn)
-            _check_not_newer(version, where)
-            if not self.read_only:
-                conn.execute("PRAGMA journal_mode=WAL").fetchone()
-                conn.execute("PRAGMA synchronous=NORMAL")
-            # From here on writers wait for the write lock in _begin, with
-            # finer-grained sleeps than SQLite's busy handler (1, 2, 5, ... 100 ms).
-            conn.execute("PRAGMA busy_timeout=0")
-            if not self.read_only and _pending_migrations(version):
-                self._migrate(conn)
+            self._retry_busy(lambda: self._prepare_once(conn))
         except sqlite3.Error as exc:
             raise self._error(exc, "cannot open") from exc
+
+    def _prepare_once(self, conn: sqlite3.Connection) -> None:
+        version = self._version(conn)
+        _check_not_newer(version, str(self.path))
+        if not self.read_only:
+            conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            conn.execute("PRAGMA synchronous=NORMAL")
+        if not self.read_only and _pending_migrations(version):
+            self._migrate(conn)
 
     def _version(self, conn: sqlite3.Connection) -> int:
         """Our schema version; 0 for an empty database; StoreCorrupt for a foreign one."""
@@ -418,20 +427,23 @@ class SQLiteStore(EventStore):
                 conn.execute("ROLLBACK")
             raise
 
-    def _begin(self, conn: sqlite3.Connection) -> None:
-        """BEGIN IMMEDIATE, retrying with short jittered sleeps up to ``timeout``."""
+    def _retry_busy(self, action: Callable[[], _T]) -> _T:
+        """``action()``, retried with short jittered sleeps while SQLITE_BUSY, up to ``timeout``."""
         deadline = time.monotonic() + self.timeout
         delay = 0.0001
         while True:
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
+                return action()
             except sqlite3.OperationalError as exc:
                 now = time.monotonic()
                 if _sqlite_code(exc) != _SQLITE_BUSY or now >= deadline:
                     raise
                 time.sleep(min(delay * random.uniform(0.5, 1.5), deadline - now))
                 delay = min(delay * 2, 0.002)
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE: take the write lock now, waiting up to ``timeout``."""
+        self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
 
     def _error(self, exc: sqlite3.Error, doing: str) -> StoreUnavailable:
         if _sqlite_code(exc) in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
@@ -476,13 +488,18 @@ class SQLiteStore(EventStore):
             try:
                 conn.execute("PRAGMA query_only=ON")
                 try:
-                    cur = conn.execute(sql, tuple(params))
-                    columns = [d[0] for d in cur.description or ()]
-                    return columns, cur.fetchall()
+                    return self._retry_busy(lambda: self._select(conn, sql, params))
                 finally:
                     conn.execute("PRAGMA query_only=OFF")
             except sqlite3.Error as exc:
                 raise self._error(exc, "cannot read") from exc
+
+    @staticmethod
+    def _select(conn: sqlite3.Connection, sql: str,
+                params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        cur = conn.execute(sql, tuple(params))
+        columns = [d[0] for d in cur.description or ()]
+        return columns, cur.fetchall()
 
     def close(self) -> None:
         with self._lock:
@@ -637,18 +654,20 @@ def log_url() -> str:
     return os.environ.get("GUIDE_LOG_URL") or f"sqlite://{(_data_dir() / 'events.sqlite3').absolute()}"
 
 
-def open_store(url: str | None = None, *, timeout: float | None = None) -> EventStore:
+def open_store(url: str | os.PathLike[str] | None = None, *, timeout: float | None = None) -> EventStore:
     """Open the store at ``url`` (default: ``log_url()``).
 
     ``url`` is ``postgresql://...`` / ``postgres://...``, ``sqlite:///abs/path``
-    (optionally ``?mode=ro``) or a plain file path. ``timeout`` (seconds) bounds
+    (optionally ``?mode=ro``) or a plain file path (str or Path). ``timeout`` (seconds) bounds
     lock waits and connecting; default ``$GUIDE_LOG_TIMEOUT`` or 5 s.
     Raises StoreUnavailable (or a subclass) if the store cannot be used, and
     ValueError for an unsupported URL.
     """
-    url = url or log_url()
     if timeout is None:
         timeout = float(os.environ.get("GUIDE_LOG_TIMEOUT") or _DEFAULT_TIMEOUT)
+    if isinstance(url, os.PathLike):
+        return SQLiteStore(url, timeout=timeout)
+    url = url or log_url()
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ("postgresql", "postgres"):
         return PostgresStore(url, timeout=timeout)
@@ -671,7 +690,7 @@ def open_store(url: str | None = None, *, timeout: float | None = None) -> Event
 
 
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class SessionLogger:
@@ -808,7 +827,7 @@ class SessionLogger:
             self._buffer.popleft()
         self._unrecorded_drops = 0
         if not self._healthy:
-            _log.warning("interaction log: store is back, %d buffered events written", len(events))
+            _log.info("interaction log: store is back, %d buffered events written", len(events))
         self._set_health(True)
 
     def _close_store(self) -> None:

@@ -1,0 +1,686 @@
+"""Tests of the interaction log (widgets/log.py): SQLite and PostgreSQL stores, SessionLogger."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import logging
+import multiprocessing
+import os
+import random
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import widgets.log as log
+from widgets.log import (
+    ACTIONS,
+    LANGS,
+    Event,
+    EventStore,
+    SchemaVersionError,
+    SessionLogger,
+    StoreCorrupt,
+    StoreUnavailable,
+    open_store,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+T0 = dt.datetime(2025, 3, 1, 9, 0, 0, tzinfo=dt.UTC)
+TYPED = ["내 주문번호 123-4567890", "<img src=x>", "john@example.com"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class FakeClock:
+    """UTC datetimes advancing by ``step`` on every call."""
+
+    def __init__(self, start: dt.datetime = T0, step: dt.timedelta = dt.timedelta(milliseconds=1500)) -> None:
+        self.now = start - step
+        self.step = step
+
+    def __call__(self) -> dt.datetime:
+        self.now += self.step
+        return self.now
+
+
+class Switch:
+    """A store factory whose target can be changed; ``None`` means unavailable."""
+
+    def __init__(self, target: str | None, timeout: float = 0.5) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.calls = 0
+
+    def __call__(self) -> EventStore:
+        self.calls += 1
+        if self.target is None:
+            raise StoreUnavailable("switched off")
+        return open_store(self.target, timeout=self.timeout)
+
+
+def rows(url: str, sql: str) -> list[tuple]:
+    with open_store(url) as store:
+        return store.query(sql)[1]
+
+
+def session_events(url: str, session: str) -> list[Event]:
+    with open_store(url) as store:
+        return [e for e in store.read_events() if e.session == session]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def sidecars(path: Path) -> list[str]:
+    return [s for s in ("-wal", "-shm", "-journal") if Path(f"{path}{s}").exists()]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "events.sqlite3"
+
+
+@pytest.fixture
+def pg_store_url(pg_url: str) -> Iterator[str]:
+    """The test server with a fresh, empty schema first on the search_path (isolates each test)."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in pg_url else "?"
+    yield f"{pg_url}{sep}options=-c%20search_path%3D{schema}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store URL of each backend."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'events.sqlite3'}"
+    return request.getfixturevalue("pg_store_url")
+
+
+# --------------------------------------------------------------------------- round trip, schema
+
+
+def test_round_trip_and_elapsed(store_url: str) -> None:
+    clock = FakeClock()
+    logger = SessionLogger(functools.partial(open_store, store_url), clock=clock)
+    assert logger.log("start", "enter", lang="en")
+    assert logger.log("q.order-status", "choose", option="opt_1", lang="en")
+    assert logger.log("q.order-status", "language", lang="ko")
+    assert logger.log("end", "finish")
+    assert (logger.healthy, logger.pending, logger.dropped, logger.refused) == (True, 0, 0, 0)
+    logger.close()
+
+    step = dt.timedelta(milliseconds=1500)
+    s = logger.session
+    assert re.fullmatch(r"[0-9a-f]{32}", s)
+    assert session_events(store_url, s) == [
+        Event(T0, s, "start", "enter", None, "en", None),
+        Event(T0 + step, s, "q.order-status", "choose", "opt_1", "en", 1500),
+        Event(T0 + 2 * step, s, "q.order-status", "language", None, "ko", 1500),
+        Event(T0 + 3 * step, s, "end", "finish", None, "ko", 1500),
+    ]
+    assert rows(store_url, "SELECT key, value FROM meta") == [("schema_version", "1")]
+    assert rows(store_url, "SELECT count(*) FROM log_gaps") == [(0,)]
+
+
+def test_store_reports_dialect_and_columns(store_url: str) -> None:
+    with open_store(store_url) as store:
+        assert store.dialect == ("sqlite" if store_url.startswith("sqlite") else "postgresql")
+        store.write([Event(T0, "s1", "n1", "enter", None, "ko", None)])
+        columns, result = store.query(
+            f"SELECT node, count(*) AS n FROM events WHERE lang = {store.placeholder} GROUP BY node", ["ko"])
+        assert columns == ["node", "n"]
+        assert result == [("n1", 1)]
+
+
+def test_query_is_read_only(store_url: str) -> None:
+    with open_store(store_url) as store, pytest.raises(StoreUnavailable):
+        store.query("DELETE FROM meta RETURNING key")
+    assert rows(store_url, "SELECT value FROM meta") == [("1",)]
+
+
+def test_sessions_get_distinct_random_ids(db: Path) -> None:
+    with open_store(db) as store:
+        ids = {SessionLogger(store).session for _ in range(100)}
+    assert len(ids) == 100
+
+
+def test_elapsed_counts_from_the_last_stored_event(db: Path) -> None:
+    clock = FakeClock(step=dt.timedelta(seconds=1))
+    with open_store(db) as store:
+        logger = SessionLogger(store, clock=clock)
+        logger.log("a", "enter")
+        assert not logger.log("a", "typed text")  # refused: not stored, not a reference point
+        logger.log("b", "next")
+        assert [e.elapsed_ms for e in store.read_events()] == [None, 2000]
+
+
+def test_newer_schema_is_refused_untouched_sqlite(db: Path) -> None:
+    with open_store(db) as store:
+        store.write([Event(T0, "s1", "n1", "enter", None, "ko", None)])
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.close()
+    before = sha256(db)
+
+    with pytest.raises(SchemaVersionError) as info:
+        open_store(db)
+    assert str(db) in str(info.value) and "version 2" in str(info.value)
+    assert sha256(db) == before
+
+    logger = SessionLogger(Switch(str(db)))
+    assert logger.log("n2", "enter")
+    assert not logger.healthy and logger.pending == 1
+    assert sha256(db) == before
+
+
+@pytest.mark.postgres
+def test_newer_schema_is_refused_untouched_postgres(pg_store_url: str) -> None:
+    with open_store(pg_store_url) as store:
+        store.write([Event(T0, "s1", "n1", "enter", None, "ko", None)])
+    import psycopg
+
+    with psycopg.connect(pg_store_url, autocommit=True) as conn:
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with pytest.raises(SchemaVersionError, match="version 2"):
+        open_store(pg_store_url)
+    with psycopg.connect(pg_store_url, autocommit=True) as conn:
+        assert conn.execute("SELECT value FROM meta").fetchall() == [("2",)]
+        assert conn.execute("SELECT node FROM events").fetchall() == [("n1",)]
+
+
+def test_migration_adds_a_column_and_keeps_old_rows(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = Event(T0, "s1", "n1", "enter", None, "ko", None)
+    with open_store(store_url) as store:
+        store.write([old])
+    v2 = log.Migration(2, ("ALTER TABLE events ADD COLUMN variant TEXT",),
+                       ("ALTER TABLE events ADD COLUMN IF NOT EXISTS variant TEXT",))
+    monkeypatch.setattr(log, "MIGRATIONS", (*log.MIGRATIONS, v2))
+    monkeypatch.setattr(log, "SCHEMA_VERSION", 2)
+    with open_store(store_url) as store:
+        assert store.read_events() == [old]
+        assert store.query("SELECT value FROM meta")[1] == [("2",)]
+        columns, _ = store.query("SELECT * FROM events")
+        assert columns[-1] == "variant"
+
+
+# --------------------------------------------------------------------------- privacy
+
+
+def test_typed_text_never_reaches_the_store(db: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with open_store(db) as store:
+        logger = SessionLogger(store)
+        logger.log("start", "enter")
+        refused = 0
+        for text in [*TYPED, "Start", "start\n", "a" * 65, "", " start"]:
+            for args, kwargs in (
+                ((text, "enter"), {}),
+                (("start", "choose"), {"option": text}),
+                (("start", text), {}),
+                (("start", "enter"), {"lang": text}),
+            ):
+                assert logger.log(*args, **kwargs) is False  # refused, not raised
+                refused += 1
+        assert not logger.log(123, "enter")  # type: ignore[arg-type]
+        assert not logger.log("start", "enter", option=["x"])  # type: ignore[arg-type]
+        logger.log("end", "finish", option="ok")
+        assert logger.healthy and logger.refused == refused + 2 and logger.pending == 0
+
+        for bad in (
+            Event(T0, "s1", TYPED[0], "enter", None, "ko", None),
+            Event(T0, "s1", "n", "enter", TYPED[2], "ko", None),
+            Event(T0, TYPED[1], "n", "enter", None, "ko", None),
+            Event(T0.replace(tzinfo=None), "s1", "n", "enter", None, "ko", None),
+            Event(T0, "s1", "n", "enter", None, "ko", -5),
+        ):
+            with pytest.raises(ValueError):
+                store.write([Event(T0, "s1", "fine", "enter", None, "ko", None), bad])
+
+        events = store.read_events()
+        assert [(e.node, e.action, e.option) for e in events] == [("start", "enter", None), ("end", "finish", "ok")]
+        for e in events:
+            assert all(ID.fullmatch(v) for v in (e.session, e.node, e.action, e.lang))
+
+    stored = b"".join(Path(f"{db}{s}").read_bytes() for s in ("", "-wal") if Path(f"{db}{s}").exists())
+    for text in TYPED:
+        for needle in (text, *text.split()):
+            for encoding in ("utf-8", "utf-16-le", "utf-16-be"):
+                assert needle.encode(encoding) not in stored
+            assert needle not in caplog.text
+
+
+@pytest.mark.postgres
+def test_typed_text_never_reaches_postgres(pg_store_url: str) -> None:
+    with open_store(pg_store_url) as store:
+        logger = SessionLogger(store)
+        for text in TYPED:
+            assert not logger.log(text, "enter")
+            assert not logger.log("n", "choose", option=text)
+        logger.log("n", "enter")
+        assert logger.healthy and logger.refused == 2 * len(TYPED)
+        _, result = store.query("SELECT * FROM events")
+    flat = " ".join(str(v) for row in result for v in row)
+    assert len(result) == 1
+    assert all(text not in flat for text in TYPED)
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def _writer(url: str, barrier: multiprocessing.synchronize.Barrier, results: multiprocessing.Queue,
+            count: int) -> None:
+    """One kernel: wait for the others, then log ``count`` events as one visitor."""
+    if url.startswith("postgres"):
+        import psycopg  # noqa: F401  (imported before the barrier, so that all open the store at once)
+    barrier.wait(timeout=120)
+    logger = SessionLogger(functools.partial(open_store, url, timeout=30))  # generous: CI may be loaded
+    accepted = sum(
+        logger.log(f"node-{i % 7}", ACTIONS[i % len(ACTIONS)], f"opt-{i}" if i % 2 else None, LANGS[i % 2])
+        for i in range(count)
+    )
+    results.put((logger.session, accepted, logger.healthy, logger.pending, logger.dropped))
+    logger.close()
+
+
+def run_writers(url: str, processes: int = 16, count: int = 50) -> None:
+    """``processes`` fresh processes open the store at once (it may not exist yet) and write."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(processes)
+    results = ctx.Queue()
+    workers = [ctx.Process(target=_writer, args=(url, barrier, results, count)) for _ in range(processes)]
+    for w in workers:
+        w.start()
+    reports = [results.get(timeout=300) for _ in workers]
+    for w in workers:
+        w.join(timeout=60)
+        assert w.exitcode == 0
+    assert all(r[1:] == (count, True, 0, 0) for r in reports), reports
+
+    with open_store(url) as store:
+        assert store.query("SELECT count(*) FROM events")[1] == [(processes * count,)]
+        events = store.read_events()
+    by_session: dict[str, list[Event]] = {}
+    for e in events:
+        by_session.setdefault(e.session, []).append(e)
+    assert sorted(by_session) == sorted(r[0] for r in reports)
+    for session_events_ in by_session.values():
+        assert [e.option for e in session_events_] == [f"opt-{i}" if i % 2 else None for i in range(count)]
+        assert session_events_[0].elapsed_ms is None
+        assert all(e.elapsed_ms is not None for e in session_events_[1:])
+
+
+def test_many_processes_write_at_once_sqlite(tmp_path: Path) -> None:
+    run_writers(f"sqlite://{tmp_path / 'new-folder' / 'events.sqlite3'}")
+
+
+@pytest.mark.postgres
+def test_many_processes_write_at_once_postgres(pg_store_url: str) -> None:
+    run_writers(pg_store_url)
+
+
+def _opener(url: str, barrier: multiprocessing.synchronize.Barrier, results: multiprocessing.Queue) -> None:
+    barrier.wait(timeout=60)
+    try:
+        open_store(url, timeout=30).close()
+        results.put("ok")
+    except Exception as exc:
+        results.put(repr(exc))
+
+
+def open_at_once(url: str, processes: int = 16) -> list[str]:
+    """Forked processes (modules already imported) open one store at the same moment."""
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    openers = [ctx.Process(target=_opener, args=(url, barrier, results)) for _ in range(processes)]
+    for p in openers:
+        p.start()
+    outcomes = [results.get(timeout=120) for _ in openers]
+    for p in openers:
+        p.join(timeout=60)
+    return [o for o in outcomes if o != "ok"]
+
+
+def test_open_waits_for_a_concurrent_creator(db: Path) -> None:
+    """Another process holds the write lock on a fresh file: opening waits, it does not fail.
+
+    (SQLite reports SQLITE_BUSY at once, without its busy handler, for the
+    journal mode switch in this situation.)
+    """
+    sqlite3.connect(db).close()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    outcome: list[object] = []
+
+    def opener() -> None:
+        try:
+            open_store(db, timeout=60).close()
+            outcome.append("ok")
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=opener)
+    thread.start()
+    thread.join(0.5)  # give it time to run into the lock (not an assertion)
+    holder.execute("COMMIT")
+    holder.close()
+    thread.join(60)
+    assert outcome == ["ok"]
+    assert rows(str(db), "SELECT value FROM meta") == [("1",)]
+
+
+def test_many_processes_create_the_store_at_once_sqlite(tmp_path: Path) -> None:
+    for round_ in range(10):
+        url = f"sqlite://{tmp_path / str(round_) / 'events.sqlite3'}"
+        assert open_at_once(url) == []
+        assert rows(url, "SELECT value FROM meta") == [("1",)]
+
+
+@pytest.mark.postgres
+def test_many_processes_create_the_store_at_once_postgres(pg_store_url: str) -> None:
+    assert open_at_once(pg_store_url) == []
+    assert rows(pg_store_url, "SELECT value FROM meta") == [("1",)]
+
+
+# --------------------------------------------------------------------------- store unavailable
+
+
+def test_unwritable_folder_then_back(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the data folder should be")
+    path = blocker / "data" / "events.sqlite3"
+    statuses: list[bool] = []
+    factory = Switch(str(path))
+    logger = SessionLogger(factory, on_status=statuses.append, retry_after=3600)
+
+    assert logger.log("a", "enter")  # does not raise
+    assert logger.log("b", "next")
+    assert (logger.healthy, logger.pending, statuses) == (False, 2, [False])
+    assert factory.calls == 1  # no retry on every click before retry_after
+
+    blocker.unlink()  # the folder can be created now
+    assert logger.flush()
+    assert (logger.healthy, logger.pending, statuses) == (True, 0, [False, True])
+    assert [e.node for e in session_events(str(path), logger.session)] == ["a", "b"]
+
+
+@pytest.mark.postgres
+def test_unreachable_postgres_then_back(pg_store_url: str) -> None:
+    factory = Switch(f"postgresql://guide:secret@127.0.0.1:{closed_port()}/nowhere")
+    with pytest.raises(StoreUnavailable) as info:
+        factory()
+    assert "secret" not in str(info.value)
+
+    statuses: list[bool] = []
+    logger = SessionLogger(factory, on_status=statuses.append, retry_after=0)
+    for node in ("a", "b", "c"):
+        assert logger.log(node, "enter")
+    assert (logger.healthy, logger.pending, statuses) == (False, 3, [False])
+
+    factory.target = pg_store_url
+    assert logger.log("d", "next")  # a later log() retries and writes the backlog first
+    assert (logger.healthy, logger.pending, statuses) == (True, 0, [False, True])
+    assert [e.node for e in session_events(pg_store_url, logger.session)] == ["a", "b", "c", "d"]
+
+
+@pytest.mark.postgres
+def test_lost_postgres_connection_then_back(pg_store_url: str) -> None:
+    import psycopg
+
+    store = open_store(pg_store_url)
+    logger = SessionLogger(store, retry_after=3600)
+    logger.log("a", "enter")
+    with psycopg.connect(pg_store_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    assert logger.log("b", "next")
+    assert not logger.healthy and logger.pending == 1
+    assert logger.flush()  # the store reconnects
+    assert logger.healthy
+    assert [e.node for e in session_events(pg_store_url, logger.session)] == ["a", "b"]
+    store.close()
+
+
+def test_read_only_connection_then_back(db: Path) -> None:
+    open_store(db).close()
+    factory = Switch(f"sqlite://{db}?mode=ro")
+    with factory() as ro, pytest.raises(StoreUnavailable, match="readonly"):
+        ro.write([Event(T0, "s1", "n1", "enter", None, "ko", None)])
+
+    logger = SessionLogger(factory, retry_after=0)
+    assert logger.log("a", "enter") and logger.log("b", "next")
+    assert not logger.healthy and logger.pending == 2
+    factory.target = str(db)
+    assert logger.log("c", "back")
+    assert logger.healthy and logger.pending == 0
+    assert [e.node for e in session_events(str(db), logger.session)] == ["a", "b", "c"]
+
+
+def _read_only_visitor(path: str, uid: int | None, results: multiprocessing.Queue,
+                       writable: multiprocessing.synchronize.Event) -> None:
+    """Log as a user who may not write the store, then again once the store is writable."""
+    if uid is not None:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    logger = SessionLogger(Switch(path), retry_after=3600)
+    for node in ("a", "b", "c"):
+        logger.log(node, "enter")
+    results.put((logger.healthy, logger.pending, logger.session))
+    writable.wait(timeout=60)
+    logger.flush()
+    results.put((logger.healthy, logger.pending, logger.session))
+
+
+def test_read_only_file_permissions_then_back() -> None:
+    """A store the process may not write (file and folder read-only for it).
+
+    Root ignores permission bits, so as root the visitor process drops its
+    privileges to an unprivileged uid first; the permissions then really apply.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="guide-ro-"))
+    try:
+        path = folder / "events.sqlite3"
+        with open_store(path) as store:
+            store.write([Event(T0, "s1", "old", "enter", None, "ko", None)])
+        assert not sidecars(path)
+        path.chmod(0o444)
+        folder.chmod(0o555)
+
+        ctx = multiprocessing.get_context("fork")
+        results, writable = ctx.Queue(), ctx.Event()
+        uid = 65534 if os.geteuid() == 0 else None
+        child = ctx.Process(target=_read_only_visitor, args=(str(path), uid, results, writable))
+        child.start()
+        try:
+            healthy, pending, session = results.get(timeout=60)
+            assert (healthy, pending) == (False, 3)
+            folder.chmod(0o777)
+            path.chmod(0o666)
+            writable.set()
+            assert results.get(timeout=60) == (True, 0, session)
+        finally:
+            writable.set()
+            child.join(timeout=60)
+        assert child.exitcode == 0
+        assert [e.node for e in session_events(str(path), session)] == ["a", "b", "c"]
+    finally:
+        folder.chmod(0o755)
+        for p in folder.iterdir():
+            p.unlink()
+        folder.rmdir()
+
+
+def test_locked_store_then_back(db: Path) -> None:
+    store = open_store(db, timeout=0.2)
+    clock = FakeClock()
+    logger = SessionLogger(store, clock=clock, retry_after=3600)
+    assert logger.log("a", "enter")
+
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreUnavailable, match="locked"):
+            store.write([Event(T0, "s1", "n1", "enter", None, "ko", None)])
+        assert logger.log("b", "next")
+        assert logger.log("c", "back")
+        assert not logger.healthy and logger.pending == 2
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+
+    assert logger.flush() and logger.healthy
+    events = session_events(str(db), logger.session)
+    assert [(e.node, e.elapsed_ms) for e in events] == [("a", None), ("b", 1500), ("c", 1500)]
+    store.close()
+
+
+def test_buffer_overflow_is_counted_and_recorded(db: Path) -> None:
+    factory = Switch(None)
+    logger = SessionLogger(factory, buffer_limit=5, retry_after=0)
+    for i in range(12):
+        assert logger.log(f"n{i}", "next")
+    assert (logger.healthy, logger.pending, logger.dropped) == (False, 5, 7)
+
+    factory.target = str(db)
+    assert logger.flush()
+    assert (logger.healthy, logger.pending, logger.dropped) == (True, 0, 7)
+    assert [e.node for e in session_events(str(db), logger.session)] == [f"n{i}" for i in range(7, 12)]
+    assert rows(str(db), "SELECT session, dropped FROM log_gaps") == [(logger.session, 7)]
+
+    logger.log("n12", "finish")  # later drops only: no second gap row
+    assert rows(str(db), "SELECT count(*) FROM log_gaps") == [(1,)]
+
+
+def test_status_callback_only_on_change_and_may_fail(db: Path) -> None:
+    calls: list[bool] = []
+
+    def on_status(healthy: bool) -> None:
+        calls.append(healthy)
+        raise RuntimeError("a broken notice must not break logging")
+
+    factory = Switch(None)
+    logger = SessionLogger(factory, on_status=on_status, retry_after=0)
+    for _ in range(3):
+        logger.log("a", "enter")
+    factory.target = str(db)
+    for _ in range(3):
+        logger.log("a", "enter")
+    assert calls == [False, True]
+    assert logger.healthy and logger.pending == 0
+
+
+# --------------------------------------------------------------------------- corrupt or foreign files
+
+
+def _assert_refused_untouched(path: Path, reason: str) -> None:
+    before = sha256(path)
+    with pytest.raises(StoreCorrupt, match=reason) as info:
+        open_store(path)
+    assert str(path) in str(info.value)
+    logger = SessionLogger(Switch(str(path)))
+    assert logger.log("a", "enter") and not logger.healthy
+    assert sha256(path) == before
+    assert sidecars(path) == []
+
+
+def test_random_bytes_file_is_refused_untouched(db: Path) -> None:
+    db.write_bytes(random.Random(7).randbytes(8192))
+    _assert_refused_untouched(db, "is not an SQLite database")
+
+
+def test_damaged_sqlite_file_is_refused_untouched(db: Path) -> None:
+    db.write_bytes(b"SQLite format 3\x00" + random.Random(7).randbytes(8192 - 16))
+    _assert_refused_untouched(db, "damaged or not a log database")
+
+
+def test_foreign_sqlite_database_is_refused_untouched(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE customers (name TEXT, email TEXT)")
+    conn.execute("INSERT INTO customers VALUES ('someone', 'someone@example.com')")
+    conn.commit()
+    conn.close()
+    _assert_refused_untouched(db, "database of something else")
+
+
+@pytest.mark.postgres
+def test_foreign_events_table_in_postgres_is_refused(pg_store_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_store_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE events (what TEXT)")
+        with pytest.raises(StoreCorrupt):
+            open_store(pg_store_url)
+        assert conn.execute("SELECT to_regclass('meta')").fetchone() == (None,)
+
+
+# --------------------------------------------------------------------------- configuration, imports
+
+
+def test_default_location_and_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GUIDE_LOG_URL", raising=False)
+    monkeypatch.delenv("GUIDE_DATA_DIR", raising=False)
+    assert log.log_url() == f"sqlite://{ROOT / 'data' / 'events.sqlite3'}"
+
+    monkeypatch.setenv("GUIDE_DATA_DIR", str(tmp_path / "made" / "here"))
+    with open_store() as store:
+        assert isinstance(store, log.SQLiteStore)
+        assert store.path == tmp_path / "made" / "here" / "events.sqlite3"
+    assert store.path.exists()
+
+    other = tmp_path / "other.sqlite3"
+    monkeypatch.setenv("GUIDE_LOG_URL", f"sqlite://{other}")
+    with open_store() as store:
+        assert store.path == other
+    monkeypatch.setenv("GUIDE_LOG_URL", str(tmp_path / "plain.sqlite3"))
+    with open_store() as store:
+        assert store.path == tmp_path / "plain.sqlite3"
+
+    monkeypatch.setenv("GUIDE_LOG_URL", f"postgres://u:pw@127.0.0.1:{closed_port()}/x")
+    with pytest.raises(StoreUnavailable):
+        open_store()
+    with pytest.raises(ValueError):
+        open_store("mysql://somewhere/db")
+
+
+def test_import_is_light() -> None:
+    code = ("import widgets.log, sys; "
+            "assert 'psycopg' not in sys.modules and 'pandas' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_sqlite_store_does_not_import_psycopg(tmp_path: Path) -> None:
+    code = ("import sys, widgets.log as l; s = l.open_store(sys.argv[1]); "
+            "l.SessionLogger(s).log('a', 'enter'); assert 'psycopg' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "e.sqlite3")], cwd=ROOT, check=True)
+
+
+def test_actions_vocabulary() -> None:
+    assert ACTIONS == ("enter", "choose", "next", "back", "restart", "language", "finish", "outcome")
+    assert LANGS == ("ko", "en")
+    assert log.SCHEMA_VERSION == 1
