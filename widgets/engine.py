@@ -17,6 +17,18 @@ ACTIONS: tuple[str, ...] = ("enter", "choose", "next", "back", "restart", "langu
                             "outcome")
 
 
+#: How it went, asked once at the end (one click, no text): option id → label.
+OUTCOMES: Mapping[str, Text] = {
+    "solved": Text(ko="해결됐어요", en="Solved"),
+    "partly": Text(ko="일부 해결됐어요", en="Partly solved"),
+    "not-yet": Text(ko="아직 해결 안 됐어요", en="Not yet"),
+    "escalated": Text(ko="관리자에게 넘겼어요", en="Escalated to a manager"),
+}
+OUTCOME_QUESTION = Text(ko="어떻게 되었나요? 한 번만 눌러 알려 주세요.",
+                        en="How did it go? One click tells us.")
+OUTCOME_THANKS = Text(ko="알려 주셔서 감사합니다.", en="Thank you for letting us know.")
+
+
 class EngineError(ValueError):
     """An action that is not possible at the current step (e.g. an unknown option)."""
 
@@ -70,6 +82,7 @@ class Engine:
         self._steps: list[Step] = [Step(self.flow.start)]
         # The option last chosen at each node, so Back and revisits show it preselected.
         self._remembered: dict[str, str] = {}
+        self.outcome: str | None = None
 
     # ---------------------------------------------------------------- reading the state
 
@@ -193,6 +206,7 @@ class Engine:
         self._emit(self.node.id, "restart", None)
         self._steps = [Step(self.flow.start)]
         self._remembered.clear()
+        self.outcome = None
         self._entered()
         return self.node
 
@@ -203,6 +217,15 @@ class Engine:
             return
         self.lang = lang
         self._emit(self.node.id, "language", None)
+
+    def record_outcome(self, outcome: str) -> None:
+        """At the end, say how it went (one of :data:`OUTCOMES`); the last answer counts."""
+        if not self.finished:
+            raise EngineError("how it went is asked at the end only")
+        if outcome not in OUTCOMES:
+            raise EngineError(f"unknown outcome {outcome!r}; expected one of {list(OUTCOMES)}")
+        self.outcome = outcome
+        self._emit(self.node.id, "outcome", outcome)
 
     def go_to(self, node_id: str) -> Node:
         """Jump to ``node_id`` along a valid path from the start (the shortest, first options

@@ -19,8 +19,11 @@ from typing import Any, Callable, Protocol
 
 import ipywidgets as w
 
-from .engine import Engine, Interaction
-from .flow import Flow
+from urllib.parse import quote
+
+from . import casenotes, messages
+from .engine import OUTCOME_QUESTION, OUTCOME_THANKS, OUTCOMES, Engine, Interaction
+from .flow import Flow, Text
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +70,42 @@ body .jp-Cell { max-width: 46rem; margin-left: auto; margin-right: auto; }
 .guide .guide-recap label { display: flex; gap: 0.5rem; align-items: flex-start; cursor: pointer; }
 .guide .guide-recap input { width: 1.2rem; height: 1.2rem; margin-top: 0.25rem; flex: none; }
 .guide :focus-visible { outline: 3px solid #e47911; outline-offset: 2px; }
+.guide .guide-panel { border: 1px solid #c8c8c8; border-radius: 6px; padding: 0.6rem;
+  margin: 0.8rem 0; width: 100%; }
+.guide .guide-panel h3 { font-size: 1.1rem; margin: 0.2rem 0 0.4rem; }
+.guide .widget-text, .guide .widget-checkbox { width: 100%; max-width: 100%;
+  flex-direction: column; align-items: stretch; height: auto; }
+.guide .widget-text > label, .guide .widget-checkbox > label { width: auto; text-align: left;
+  white-space: normal; line-height: 1.5; }
+.guide .widget-text input { min-height: 44px; font-size: 1rem; }
+.guide .guide-messages { display: flex; flex-wrap: wrap; gap: 0.8rem; }
+.guide .guide-message { flex: 1 1 18rem; min-width: 0; }
+.guide .guide-message textarea { width: 100%; min-height: 14rem; font: inherit;
+  font-size: 0.95rem; padding: 0.4rem; resize: vertical; }
+.guide .guide-message-actions { display: flex; flex-wrap: wrap; gap: 0.6rem;
+  align-items: center; margin-top: 0.3rem; }
+.guide .guide-message-actions button, .guide .guide-links a { min-height: 44px;
+  padding: 0.5rem 0.9rem; font-size: 1rem; }
+.guide .guide-links { display: flex; flex-wrap: wrap; gap: 0.6rem; align-items: center; }
+.guide .guide-links a { display: inline-flex; align-items: center; }
+.guide .guide-notes-table { width: 100%; overflow-x: auto; }
+.guide .guide-notes-table table { border-collapse: collapse; font-size: 0.9rem; }
+.guide .guide-notes-table th, .guide .guide-notes-table td { border: 1px solid #c8c8c8;
+  padding: 0.25rem 0.4rem; text-align: left; vertical-align: top; }
+.guide .widget-upload { min-height: 44px; height: auto; width: auto; }
 </style>
 """
+
+
+#: The copy button's click handler: the Clipboard API where the page is a secure context,
+#: else select the text and copy it the old way; then say "Copied" on the button.
+COPY_JS = (
+    "(function(b){var t=b.closest('.guide-message').querySelector('textarea');"
+    "var done=function(){b.textContent=b.dataset.done;};"
+    "var old=function(){t.focus();t.select();try{document.execCommand('copy');}catch(e){}done();};"
+    "if(navigator.clipboard&&window.isSecureContext){"
+    "navigator.clipboard.writeText(t.value).then(done,old);}else{old();}})(this)"
+)
 
 
 class EventSink(Protocol):
@@ -130,6 +167,8 @@ class GuideView(w.VBox):
         self._error = False
         self._log_ok = True
         self._note = ""
+        self._syncing = False
+        self._escalate_touched = False
         flow = self.engine.flow
         most_options = max((len(node.options) for node in flow), default=0)
 
@@ -170,6 +209,10 @@ class GuideView(w.VBox):
         self.step.add_class("guide-body")
         self.recap.add_class("guide-recap")
 
+        self._build_message_panel()
+        self._build_notes_panel()
+        self._build_outcome_panel()
+
         self.dropdown_box = w.VBox([self.dropdown, self.continue_button])
         self.buttons_box = w.VBox(self.option_buttons, layout=w.Layout(width="100%"))
         wrap = w.Layout(flex_flow="row wrap", justify_content="space-between",
@@ -180,7 +223,8 @@ class GuideView(w.VBox):
             margin="1rem 0 0 0"))
         super().__init__(
             [w.HTML(CSS), header, self.progress_bar, self.progress_label, self.notice, self.step,
-             self.dropdown_box, self.buttons_box, self.next_button, self.recap, nav],
+             self.dropdown_box, self.buttons_box, self.next_button, self.recap,
+             self.outcome_panel, self.message_panel, nav, self.notes_toggle, self.notes_panel],
             layout=w.Layout(width="100%", max_width="46rem", margin="0 auto"),
             **kwargs,
         )
@@ -315,12 +359,279 @@ class GuideView(w.VBox):
             self.recap.value = (f"<h3>{html.escape(engine.ui('recap_title'))}</h3>"
                                 f"<ul>{items}</ul>")
 
+        self._show(self.message_panel, node.id == "channel" or node.kind == "end")
+        self._show(self.outcome_panel, node.kind == "end")
+        self._render_message_panel()
+        self._render_notes_panel()
+        self._render_outcome_panel()
+
         self.back_button.description = engine.ui("back")
         self.back_button.tooltip = engine.ui("back_hint")
         self.back_button.disabled = not engine.can_go_back
         self.restart_button.description = engine.ui("restart")
         self.restart_button.tooltip = engine.ui("restart_hint")
         self._render_notice()
+
+    # ---------------------------------------------------------------- message builder
+
+    def _build_message_panel(self) -> None:
+        text = lambda: w.Text(continuous_update=False,  # noqa: E731
+                              style={"description_width": "initial"},
+                              layout=w.Layout(width="100%"))
+        self.message_title = w.HTML()
+        self.message_outcome = w.Dropdown(options=[(k, k) for k in messages.OUTCOMES],
+                                          style={"description_width": "initial"},
+                                          layout=w.Layout(width="100%"))
+        self.message_order = text()
+        self.message_date = text()
+        self.message_detail = text()
+        self.message_escalate = w.Checkbox(indent=False, layout=w.Layout(width="100%"))
+        self.message_output = w.HTML()
+        self._outcome_touched = False
+        for field in (self.message_order, self.message_date, self.message_detail,
+                      self.message_escalate):
+            field.observe(self.on_message_change, names="value")
+        self.message_outcome.observe(self.on_message_outcome_change, names="value")
+        self.message_panel = w.VBox(
+            [self.message_title, self.message_outcome, self.message_order, self.message_date,
+             self.message_detail, self.message_escalate, self.message_output],
+            layout=w.Layout(display="none"))
+        self.message_panel.add_class("guide-panel")
+
+    @_guarded
+    def on_message_change(self, change: dict | None = None) -> None:
+        """A message field changed: rebuild the message (nothing is logged)."""
+        if change is not None and change.get("owner") is self.message_escalate \
+                and not self._syncing:
+            self._escalate_touched = True
+        self._render_message_output()
+
+    @_guarded
+    def on_message_outcome_change(self, change: dict) -> None:
+        if not self._syncing:
+            self._outcome_touched = True
+        self._render_message_output()
+
+    def message_input(self) -> messages.MessageInput:
+        """What the message is built from: the path plus the optional fields."""
+        return messages.from_choices(
+            self.engine.choices, outcome=self.message_outcome.value,
+            order=self.message_order.value, date=self.message_date.value,
+            detail=self.message_detail.value, escalate=self.message_escalate.value)
+
+    def _render_message_panel(self) -> None:
+        if self.message_panel.layout.display == "none":
+            return
+        t = self._t
+        L = messages.LABELS
+        self.message_title.value = (f"<h3>{html.escape(t(L['title']))}</h3>"
+                                    f"<p>{html.escape(t(L['intro']))}</p>")
+        self._syncing = True
+        try:
+            current = self.message_outcome.value
+            if not self._outcome_touched:
+                current = messages.from_choices(self.engine.choices).outcome
+            options = [(t(label), key) for key, label in messages.OUTCOMES.items()]
+            if list(self.message_outcome.options) != options:
+                self.message_outcome.options = options
+            self.message_outcome.value = current
+            if not self._escalate_touched:
+                self.message_escalate.value = self.engine.choices.get("helped") == "no"
+        finally:
+            self._syncing = False
+        self.message_outcome.description = t(L["outcome"])
+        for field, key in ((self.message_order, "order"), (self.message_date, "date"),
+                           (self.message_detail, "detail")):
+            field.description = t(L[key])
+            field.placeholder = t(L[f"{key}_hint"])
+        self.message_escalate.description = t(L["escalate"])
+        self._render_message_output()
+
+    def _render_message_output(self) -> None:
+        t = self._t
+        L = messages.LABELS
+        texts = messages.build_both(self.message_input())
+        columns = []
+        for lang in ("ko", "en"):
+            body = texts[lang]
+            name = t(L[lang])
+            copy = html.escape(t(L["copy"]))
+            copied = html.escape(t(L["copied"]))
+            columns.append(
+                f"<div class='guide-message' lang='{lang}'>"
+                f"<h4>{html.escape(name)}</h4>"
+                f"<textarea readonly rows='14' aria-label='{html.escape(name)}'>"
+                f"{html.escape(body)}</textarea>"
+                f"<div class='guide-message-actions'>"
+                f"<button type='button' class='guide-copy' data-done='{copied}' "
+                f"onclick=\"{COPY_JS}\">{copy} ({html.escape(name)})</button>"
+                f"<a download='amazon-message-{lang}.txt' "
+                f"href='data:text/plain;charset=utf-8,{quote(body)}'>"
+                f"{html.escape(t(L['download']))} ({html.escape(name)})</a>"
+                f"</div></div>")
+        self.message_output.value = f"<div class='guide-messages'>{''.join(columns)}</div>"
+
+    # ---------------------------------------------------------------- case notes
+
+    def _build_notes_panel(self) -> None:
+        text = lambda: w.Text(style={"description_width": "initial"},  # noqa: E731
+                              layout=w.Layout(width="100%"))
+        self.notes: list[casenotes.Note] = []
+        self.notes_toggle = w.ToggleButton(value=False, layout=w.Layout(width="auto",
+                                                                        height="auto"))
+        self.notes_toggle.add_class("guide-action")
+        self.notes_toggle.observe(self.on_notes_toggle, names="value")
+        self.notes_intro = w.HTML()
+        self.note_when = text()
+        self.note_channel = w.Dropdown(options=[("—", "")], value="",
+                                       style={"description_width": "initial"},
+                                       layout=w.Layout(width="100%"))
+        self.note_agent = text()
+        self.note_reference = text()
+        self.note_promised = text()
+        self.note_add = w.Button(layout=w.Layout(width="auto", height="auto"))
+        self.note_add.add_class("guide-action")
+        self.note_add.on_click(self.on_note_add_click)
+        self.notes_status = w.HTML()
+        self.notes_table = w.HTML()
+        self.notes_table.add_class("guide-notes-table")
+        self.notes_links = w.HTML()
+        self.notes_upload = w.FileUpload(accept=".md,.csv,.txt", multiple=False)
+        self.notes_upload.observe(self.on_notes_upload, names="value")
+        self.notes_panel = w.VBox(
+            [self.notes_intro, self.note_when, self.note_channel, self.note_agent,
+             self.note_reference, self.note_promised, self.note_add, self.notes_status,
+             self.notes_table, self.notes_links, self.notes_upload],
+            layout=w.Layout(display="none"))
+        self.notes_panel.add_class("guide-panel")
+
+    @_guarded
+    def on_notes_toggle(self, change: dict) -> None:
+        self._show(self.notes_panel, bool(change["new"]))
+        self._render_notes_panel()
+
+    @_guarded
+    def on_note_add_click(self, _button: w.Button | None = None) -> None:
+        """Add the form's values as a note and clear the form (nothing is logged)."""
+        values = dict(when=self.note_when.value, channel=self.note_channel.value,
+                      agent=self.note_agent.value, reference=self.note_reference.value,
+                      promised=self.note_promised.value)
+        try:
+            note = casenotes.make_note(**values)
+        except casenotes.CaseNotesError:
+            self._notes_message = self._t(casenotes.LABELS["need_something"])
+        else:
+            if len(self.notes) >= casenotes.MAX_ROWS:
+                self._notes_message = f"max {casenotes.MAX_ROWS}"
+            else:
+                self.notes.append(note)
+                self._notes_message = ""
+                for field in (self.note_when, self.note_agent, self.note_reference,
+                              self.note_promised):
+                    field.value = ""
+                self.note_channel.value = ""
+        self._render_notes_panel()
+
+    @_guarded
+    def on_notes_upload(self, change: dict) -> None:
+        """Load notes from a file downloaded earlier; they are added to the notes shown."""
+        files = change["new"]
+        if not files:
+            return
+        upload = files[0]
+        try:
+            loaded = casenotes.parse(bytes(upload["content"]))
+            if len(self.notes) + len(loaded) > casenotes.MAX_ROWS:
+                raise casenotes.CaseNotesError(f"more than {casenotes.MAX_ROWS} notes")
+        except casenotes.CaseNotesError as exc:
+            self._notes_message = self._t(casenotes.LABELS["error"]).format(reason=exc)
+        else:
+            self.notes.extend(loaded)
+            self._notes_message = self._t(casenotes.LABELS["loaded"]).format(count=len(loaded))
+        self._render_notes_panel()
+
+    def _render_notes_panel(self) -> None:
+        t = self._t
+        L = casenotes.LABELS
+        self.notes_toggle.description = t(L["toggle_close" if self.notes_toggle.value
+                                             else "toggle"])
+        if self.notes_panel.layout.display == "none":
+            return
+        self.notes_intro.value = (f"<h3>{html.escape(t(casenotes.TITLE))}</h3>"
+                                  f"<p>{html.escape(t(L['intro']))}</p>")
+        for field, key in ((self.note_when, "when"), (self.note_agent, "agent"),
+                           (self.note_reference, "reference"),
+                           (self.note_promised, "promised")):
+            field.description = t(casenotes.HEADERS[key])
+        self.note_when.placeholder = t(L["when_hint"])
+        channel = self.note_channel.value
+        options = [("—", "")] + [(t(label), key) for key, label in casenotes.CHANNELS.items()]
+        if list(self.note_channel.options) != options:
+            self.note_channel.options = options
+        self.note_channel.value = channel
+        self.note_channel.description = t(casenotes.HEADERS["channel"])
+        self.note_add.description = t(L["add"])
+        self.notes_upload.description = t(L["load"])
+        message = getattr(self, "_notes_message", "")
+        self.notes_status.value = (f"<p role='status'>{html.escape(message)}</p>"
+                                   if message else "")
+        if self.notes:
+            head = "".join(f"<th scope='col'>{html.escape(t(casenotes.HEADERS[c]))}</th>"
+                           for c in casenotes.COLUMNS)
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(getattr(n, c))}</td>"
+                                 for c in casenotes.COLUMNS) + "</tr>" for n in self.notes)
+            self.notes_table.value = f"<table><tr>{head}</tr>{rows}</table>"
+            md = casenotes.to_markdown(self.notes, self.engine.lang)
+            csv_text = casenotes.to_csv(self.notes)
+            self.notes_links.value = (
+                "<div class='guide-links'>"
+                f"<a download='amazon-contact-notes.md' "
+                f"href='data:text/markdown;charset=utf-8,{quote(md)}'>"
+                f"{html.escape(t(L['download_md']))}</a>"
+                f"<a download='amazon-contact-notes.csv' "
+                f"href='data:text/csv;charset=utf-8,{quote(csv_text)}'>"
+                f"{html.escape(t(L['download_csv']))}</a></div>")
+        else:
+            self.notes_table.value = f"<p>{html.escape(t(L['empty']))}</p>"
+            self.notes_links.value = ""
+
+    # ---------------------------------------------------------------- outcome
+
+    def _build_outcome_panel(self) -> None:
+        self.outcome_label = w.HTML()
+        self.outcome_buttons = []
+        for key in OUTCOMES:
+            button = w.Button(layout=w.Layout(width="auto", height="auto"))
+            button._outcome = key  # type: ignore[attr-defined]
+            button.add_class("guide-action")
+            button.on_click(self.on_outcome_click)
+            self.outcome_buttons.append(button)
+        self.outcome_panel = w.VBox(
+            [self.outcome_label,
+             w.Box(self.outcome_buttons, layout=w.Layout(flex_flow="row wrap", width="100%"))],
+            layout=w.Layout(display="none"))
+        self.outcome_panel.add_class("guide-panel")
+
+    @_guarded
+    def on_outcome_click(self, button: w.Button) -> None:
+        """One click at the end: how it went (logged as an id, never text)."""
+        self.engine.record_outcome(button._outcome)  # type: ignore[attr-defined]
+        self._render_outcome_panel()
+
+    def _render_outcome_panel(self) -> None:
+        if self.outcome_panel.layout.display == "none":
+            return
+        question = html.escape(self._t(OUTCOME_QUESTION))
+        thanks = (f" <span role='status'>{html.escape(self._t(OUTCOME_THANKS))}</span>"
+                  if self.engine.outcome else "")
+        self.outcome_label.value = f"<p><strong>{question}</strong>{thanks}</p>"
+        for button in self.outcome_buttons:
+            button.description = self._t(OUTCOMES[button._outcome])
+            button.button_style = "info" if button._outcome == self.engine.outcome else ""
+
+    def _t(self, text: Text) -> str:
+        return text(self.engine.lang)
 
     def _render_notice(self) -> None:
         parts = []

@@ -1,0 +1,216 @@
+"""Message builder, case notes and the outcome question, without a browser."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+import sqlite3
+
+import pytest
+
+from widgets import casenotes, messages
+from widgets.engine import Engine, EngineError
+from widgets.view import GuideView
+
+NOW = datetime(2026, 11, 26, tzinfo=timezone.utc)
+XSS = "<img src=x onerror=alert(1)>"
+TYPED = ["123-4567890-1234567", "김민수", "REF-998877", XSS, "환불 약속 받음"]
+
+
+class Sink:
+    def __init__(self):
+        self.events = []
+
+    def log(self, node, action, option=None, lang="ko"):
+        self.events.append((node, action, option, lang))
+
+
+def to_channel(view: GuideView, problem="damaged"):
+    view.dropdown.value = problem
+    view.continue_button.click()
+    for label in ("Yes, a specific order", "Yes, I can sign in"):
+        next(b for b in view.option_buttons if b.description == label).click()
+    while view.engine.node.kind == "info":
+        view.next_button.click()
+    assert view.engine.node.id == "channel"
+
+
+def to_end(view: GuideView):
+    while not view.engine.finished:
+        if view.engine.node.kind == "info":
+            view.next_button.click()
+        elif view.engine.node.widget == "dropdown":
+            view.dropdown.value = "prepare"
+            view.continue_button.click()
+        else:
+            next(b for b in view.option_buttons if b.layout.display != "none").click()
+
+
+@pytest.fixture()
+def view():
+    return GuideView(lang="en", sink=Sink()).start()
+
+
+# ------------------------------------------------------------------ message builder
+
+
+def test_message_follows_the_articles_advice():
+    data = messages.from_choices({"problem": "damaged", "helped": "no"}, order="123-456")
+    en = messages.build(data, "en")
+    assert "damaged or is not what I ordered" in en and "Order number: 123-456" in en
+    assert "I would like a replacement." in en and "fair solution" in en
+    assert "I know this isn’t your fault" in en
+    assert "could I speak with someone who can help me with this right away?" in en
+    ko = messages.build(data, "ko")
+    assert "주문 번호: 123-456" in ko and "대체 상품으로 교환받고 싶습니다." in ko
+    assert "상담원님 잘못이 아니라는 건" in ko and "바로 도와주실 수 있는 분" in ko
+
+
+def test_message_fields_are_one_short_line():
+    data = messages.MessageInput(detail="line one\nline two\t" + "x" * 500)
+    text = messages.build(data, "en")
+    detail = next(line for line in text.splitlines() if line.startswith("What happened:"))
+    assert "\n" not in detail and len(detail) <= len("What happened: ") + 200
+    with pytest.raises(ValueError):
+        messages.build(messages.MessageInput(outcome="revenge"), "en")
+
+
+def test_builder_shows_at_channel_and_end_only(view):
+    assert view.message_panel.layout.display == "none"
+    to_channel(view)
+    assert view.message_panel.layout.display != "none"
+    assert view.message_outcome.value == "replacement"  # suggested from "damaged"
+    view.next_button.click() if view.engine.node.kind == "info" else None
+    next(b for b in view.option_buttons if b.description.startswith("Chat")).click()
+    assert view.message_panel.layout.display == "none"
+    to_end(view)
+    assert view.message_panel.layout.display != "none"
+
+
+def test_builder_shows_both_languages_side_by_side(view):
+    to_channel(view)
+    view.message_order.value = "123-4567890-1234567"
+    out = view.message_output.value
+    assert "lang='ko'" in out and "lang='en'" in out
+    assert "주문 번호: 123-4567890-1234567" in out and "Order number: 123-4567890-1234567" in out
+    assert "amazon-message-ko.txt" in out and "amazon-message-en.txt" in out
+    assert "navigator.clipboard" in out
+
+
+def test_typed_markup_is_shown_as_text_not_run(view):
+    to_channel(view)
+    view.message_detail.value = XSS
+    out = view.message_output.value
+    assert XSS not in out
+    assert html.escape(XSS) in out
+
+
+def test_outcome_choice_and_escalation_change_the_message(view):
+    to_channel(view)
+    view.message_outcome.value = "credit"
+    view.message_escalate.value = True
+    out = html.unescape(view.message_output.value)
+    assert "I would like to receive credit" in out and "right away?" in out
+    view.language.value = "ko"  # switching language keeps what the person set
+    assert view.message_outcome.value == "credit" and view.message_escalate.value is True
+
+
+# ------------------------------------------------------------------ case notes
+
+
+def test_case_notes_add_download_and_reload(view):
+    view.notes_toggle.value = True
+    assert view.notes_panel.layout.display != "none"
+    view.note_when.value = "26 Nov, 3 pm"
+    view.note_channel.value = "chat"
+    view.note_agent.value = "Kim | Lee"
+    view.note_reference.value = "REF-998877"
+    view.note_promised.value = "refund, within 3 days"
+    view.note_add.click()
+    view.note_agent.value = "박지민"
+    view.note_add.click()
+    assert len(view.notes) == 2 and view.note_agent.value == ""
+    assert "REF-998877" in view.notes_table.value
+    for text in (casenotes.to_markdown(view.notes, "ko"), casenotes.to_csv(view.notes)):
+        fresh = GuideView(lang="ko").start()
+        fresh.notes_toggle.value = True
+        fresh.notes_upload.value = ({"name": "notes", "type": "text/plain",
+                                     "size": len(text.encode()),
+                                     "content": memoryview(text.encode()),
+                                     "last_modified": NOW},)
+        assert fresh.notes == view.notes
+        assert "2" in fresh.notes_status.value
+
+
+def test_empty_note_is_refused_and_bad_file_loses_nothing(view):
+    view.notes_toggle.value = True
+    view.note_add.click()
+    assert view.notes == [] and "at least one field" in view.notes_status.value
+    view.note_agent.value = "Lee"
+    view.note_add.click()
+    view.notes_upload.value = ({"name": "x.csv", "type": "text/csv", "size": 3,
+                                "content": memoryview(b"a,b\n1,2\n"), "last_modified": NOW},)
+    assert len(view.notes) == 1 and "can’t be loaded" in view.notes_status.value
+
+
+def test_note_cells_are_escaped(view):
+    view.notes_toggle.value = True
+    view.note_agent.value = XSS
+    view.note_add.click()
+    assert XSS not in view.notes_table.value and html.escape(XSS) in view.notes_table.value
+
+
+def test_casenotes_parse_errors_name_the_line():
+    with pytest.raises(casenotes.CaseNotesError, match="line 3"):
+        casenotes.parse("when,channel,agent,reference,promised\n1,2,3,4,5\n1,2\n")
+    with pytest.raises(casenotes.CaseNotesError, match="UTF-8"):
+        casenotes.parse(b"\xff\xfe\x00")
+
+
+# ------------------------------------------------------------------ outcome
+
+
+def test_outcome_is_one_click_at_the_end(view):
+    to_end(view)
+    assert view.outcome_panel.layout.display != "none"
+    next(b for b in view.outcome_buttons if b.description == "Partly solved").click()
+    assert view.sink.events[-1] == ("done", "outcome", "partly", "en")
+    assert "Thank you" in view.outcome_label.value
+
+
+def test_outcome_only_at_the_end():
+    engine = Engine()
+    with pytest.raises(EngineError):
+        engine.record_outcome("solved")
+
+
+# ------------------------------------------------------------------ privacy
+
+
+def test_typed_text_never_reaches_the_store(tmp_path, monkeypatch):
+    from widgets.app import guide
+
+    db = tmp_path / "events.sqlite3"
+    monkeypatch.setenv("GUIDE_LOG_URL", f"sqlite:///{db}")
+    monkeypatch.delenv("QUERY_STRING", raising=False)
+    view = guide(lang="en")
+    to_channel(view)
+    for field, value in zip((view.message_order, view.message_date, view.message_detail),
+                            TYPED):
+        field.value = value
+    view.notes_toggle.value = True
+    for field, value in zip((view.note_when, view.note_agent, view.note_reference,
+                             view.note_promised), TYPED):
+        field.value = value
+    view.note_add.click()
+    to_end(view)
+    next(b for b in view.outcome_buttons if b.description == "Solved").click()
+    view.sink.flush()
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT * FROM events").fetchall()
+    assert len(rows) > 10 and ("done", "outcome", "solved") in {r[3:6] for r in rows} | {
+        (r[3], r[4], r[5]) for r in rows}
+    raw = db.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("events.sqlite3-*"))
+    for value in TYPED + ["Kim"]:
+        assert value.encode() not in raw, value
+        assert all(value not in map(str, row) for row in rows)
