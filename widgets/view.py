@@ -50,7 +50,7 @@ CSS = """
 .guide .guide-body ul { margin: 0.4rem 0; padding-left: 1.4rem; }
 .guide .guide-body blockquote { margin: 0.4rem 0; padding: 0.4rem 0.8rem;
   border-left: 4px solid #146eb4; background: #eef5fb; }
-.guide .guide-body a { color: #0b5394; }
+.guide a { color: #0b5394; text-decoration: underline; }
 .guide .widget-button, .guide .widget-toggle-button, .guide .widget-dropdown select {
   height: auto; min-height: 44px; font-size: 1rem; }
 .guide .widget-button, .guide .widget-toggle-button { white-space: normal; text-align: left;
