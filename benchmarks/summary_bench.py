@@ -7,7 +7,7 @@ each through the store's ``query`` and after a warm-up run; the ratio of the med
 result. The target is a ratio of at most 3.
 
 Each store is measured twice: with the schema as ``widgets/log.py`` creates it, then with the
-indexes that ``summarize()`` is written to use (``PROPOSED_INDEXES``, created by this script).
+indexes that ``summarize()`` is written to use (``widgets.summary.INDEXES``, created here).
 PostgreSQL is vacuumed and analysed after loading, as autovacuum would; SQLite is left as the
 guide leaves it (no ANALYZE).
 
@@ -39,24 +39,10 @@ import pandas as pd  # noqa: E402
 
 from widgets import demo  # noqa: E402
 from widgets.log import EventStore, open_store  # noqa: E402
-from widgets.summary import summarize  # noqa: E402
+from widgets.summary import INDEXES, summarize  # noqa: E402
 
 TARGET_RATIO = 3.0
 BASELINE = "SELECT sum(elapsed_ms) FROM events"
-#: The indexes summarize() is written to use, per dialect (the WHERE of events_leave must stay
-#: identical to widgets.summary._LEAVING for SQLite to use it).
-PROPOSED_INDEXES: dict[str, tuple[str, ...]] = {
-    "sqlite": (
-        "CREATE INDEX IF NOT EXISTS events_first ON events (ts, lang, session, elapsed_ms) "
-        "WHERE elapsed_ms IS NULL",
-        "CREATE INDEX IF NOT EXISTS events_action ON events (action, node, session, option)",
-        "CREATE INDEX IF NOT EXISTS events_leave ON events (node, elapsed_ms) "
-        "WHERE action IN ('choose', 'next', 'back', 'restart')",
-    ),
-}
-PROPOSED_INDEXES["postgresql"] = PROPOSED_INDEXES["sqlite"]
-
-
 class Result(NamedTuple):
     backend: str
     schema: str
@@ -78,14 +64,12 @@ def _timed(action: Callable[[], object]) -> float:
 
 def measure(store: EventStore, backend: str, schema: str, events: int, repeat: int) -> Result:
     """Median times of the full scan and of summarize(), run alternately after a warm-up."""
-    scan = lambda: store.query(BASELINE)  # noqa: E731
-    summary = lambda: summarize(store)  # noqa: E731
-    scan(), summary()
+    store.query(BASELINE)
+    sessions = summarize(store).sessions
     scans, summaries = [], []
     for _ in range(repeat):
-        scans.append(_timed(scan))
-        summaries.append(_timed(summary))
-    sessions = summarize(store).sessions
+        scans.append(_timed(lambda: store.query(BASELINE)))
+        summaries.append(_timed(lambda: summarize(store)))
     return Result(backend, schema, events, sessions, statistics.median(scans),
                   statistics.median(summaries))
 
@@ -134,7 +118,7 @@ def pg_store(url: str, events: int, seed: int) -> Iterator[tuple[EventStore, str
 
 
 def add_indexes(backend: str, target: Path | str) -> None:
-    statements = PROPOSED_INDEXES[backend]
+    statements = INDEXES
     if backend == "sqlite":
         conn = sqlite3.connect(target)
         try:
@@ -162,7 +146,8 @@ def machine() -> str:
     except OSError:
         pass
     load = ", load %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
-    return f"{cpu}, {os.cpu_count()} CPUs{load}, {platform.system()} {platform.release()}"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu}, {cpus} CPUs{load}, {platform.system()} {platform.release()}"
 
 
 def report(results: Sequence[Result], versions: dict[str, str], rates: dict[str, float]) -> str:

@@ -203,12 +203,33 @@ def pg_schema_url(pg_url: str) -> Iterator[str]:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", "sqlite+indexes", pytest.param("postgresql", marks=pytest.mark.postgres),
+                        pytest.param("postgresql+indexes", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest) -> str:
-    """The URL of an empty store: SQLite, then PostgreSQL."""
-    if request.param == "sqlite":
-        return request.getfixturevalue("sqlite_url")
-    return request.getfixturevalue("pg_schema_url")
+    """The URL of an empty store: SQLite, then PostgreSQL; each as log.py creates it, then with
+    the indexes the summary's statements are written for (other query plans, same results)."""
+    backend, _, indexed = request.param.partition("+")
+    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_schema_url")
+    with open_store(url) as store:  # creates the schema
+        if indexed:
+            for statement in summary.INDEXES:
+                store_execute(store, statement)
+    return url
+
+
+def store_execute(store: EventStore, statement: str) -> None:
+    """Run a schema statement on the store's database (its own query() is read-only)."""
+    if store.dialect == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(store.path) as conn:
+            conn.execute(statement)
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(store.url, autocommit=True) as conn:
+            conn.execute(statement)
 
 
 @pytest.fixture
@@ -335,6 +356,26 @@ def test_outcomes_by_channel(hand_store: EventStore) -> None:
                     outcomes["share"])) == [("email", "partly", 1, 1.0), (NO_CHANNEL, "solved", 1, 1.0)]
 
 
+def test_sqlite_median_reads_the_middle_through_the_index_when_there_is_one(tmp_path: Path) -> None:
+    statements: dict[str, list[str]] = {}
+    for name, indexed in (("plain", False), ("indexed", True)):
+        path = tmp_path / f"{name}.sqlite3"
+        with open_store(path) as store:
+            store.write(hand_events())
+        if indexed:
+            for statement in summary.INDEXES:
+                store_execute(store, statement)
+        with open_store(path) as store:
+            query = store.query
+            seen = statements.setdefault(name, [])
+            store.query = lambda sql, params=(): (seen.append(sql), query(sql, params))[1]  # type: ignore[method-assign]
+            medians = rows(summarize(store).time, "node", "median_ms")
+        assert medians["order"] == 1500 and medians["channel"] == 4000
+    assert any("row_number()" in sql for sql in statements["plain"])
+    assert not any("row_number()" in sql for sql in statements["indexed"])
+    assert any("OFFSET" in sql for sql in statements["indexed"])
+
+
 def test_filters_select_sessions_by_their_first_event(hand_store: EventStore) -> None:
     # 2 March: S4 and S3, which started before midnight; its later events still count.
     s = summarize(hand_store, start=dt.date(2025, 3, 2), end=dt.date(2025, 3, 3))
@@ -385,13 +426,17 @@ def test_unknown_nodes_and_options_are_kept(store_url: str) -> None:
         Event(t0 + dt.timedelta(seconds=4), "old", "channel", "enter", None, "ko", 5),
         Event(t0 + dt.timedelta(seconds=5), "old", "channel", "choose", "fax", "ko", 900),
         Event(t0 + dt.timedelta(seconds=6), "old", "done", "outcome", "meh", "ko", 900),
+        Event(t0 + dt.timedelta(seconds=7), "odd", "channel", "enter", "odd", "en", None),
+        Event(t0 + dt.timedelta(seconds=8), "odd", "channel", "enter", None, "en", 5),
     ]
     with open_store(store_url) as store:
         store.write(events)
         s = summarize(store)
     assert s.funnel["node"].tolist()[-1] == "retired"
     assert rows(s.funnel, "node", "views")["retired"] == 1
+    assert rows(s.funnel, "node", "views")["channel"] == 2  # "odd" entered it twice, once with an option
     assert rows(s.funnel, "node", "exits")["done"] == 1  # its last event: not a finish
+    assert rows(s.funnel, "node", "exits")["channel"] == 1
     assert ("problem", "gone", 1) in list(zip(s.choices["node"], s.choices["option"], s.choices["count"]))
     assert rows(s.channels, "option", "sessions")[summary.OTHER] == 1
     assert list(zip(s.outcomes["channel"], s.outcomes["outcome"])) == [(summary.OTHER, summary.OTHER)]
@@ -563,8 +608,13 @@ def check_edge(cause: tuple, target: str, path: list[str]) -> None:
         raise AssertionError(f"enter {target} after {action}")
 
 
-def test_demo_outcome_vocabulary_matches_the_summary() -> None:
+def test_outcome_vocabulary_agrees() -> None:
+    import widgets.engine
+
     assert demo.OUTCOMES == summary.OUTCOMES
+    engine_outcomes = getattr(widgets.engine, "OUTCOMES", None)  # the guide's own question
+    if engine_outcomes is not None:
+        assert tuple(engine_outcomes) == summary.OUTCOMES
 
 
 def test_demo_command_line(tmp_path: Path) -> None:

@@ -51,14 +51,13 @@ outcomes
 Without filters, node, choice and time tables count every event, including those of a session
 whose first event was lost; with filters, only the events of the selected sessions.
 
-SQL: the same statements run on SQLite and PostgreSQL, except the median (SQLite has no
-percentile function: there each node's values are counted, then the middle one or two are read
-with ``ORDER BY elapsed_ms LIMIT 1 or 2 OFFSET (n-1)/2``) and the day of a timestamp. They are
-written to be served by these indexes when the store has them (see benchmarks/summary_bench.py)::
-
-    events_first  ON events (ts, lang, session, elapsed_ms) WHERE elapsed_ms IS NULL
-    events_action ON events (action, node, session, option)
-    events_leave  ON events (node, elapsed_ms) WHERE action IN ('choose', 'next', 'back', 'restart')
+SQL: the same statements run on SQLite and PostgreSQL, except the median and the day of a
+timestamp. PostgreSQL has ``percentile_cont(0.5)``; SQLite has no percentile function, so there
+each node's values are counted and the middle one or two read with ``ORDER BY elapsed_ms LIMIT 1
+or 2 OFFSET (n-1)/2`` when an index gives them in order, else numbered once with
+``row_number()`` over the node's values in order. The statements are written to be served by
+the indexes in :data:`INDEXES` when the store has them (benchmarks/summary_bench.py measures
+both); without them the results are the same, only slower on a large log.
 """
 
 from __future__ import annotations
@@ -73,8 +72,8 @@ import pandas as pd
 
 from .flow import LANGUAGES, Flow, default_flow
 
-__all__ = ["Summary", "summarize", "node_order", "LEAVE_ACTIONS", "CONTACT_NODES", "OUTCOMES",
-           "NO_CHANNEL"]
+__all__ = ["Summary", "summarize", "node_order", "INDEXES", "LEAVE_ACTIONS", "CONTACT_NODES",
+           "OUTCOMES", "NO_CHANNEL", "OTHER"]
 
 #: Actions that leave the node they are logged at.
 LEAVE_ACTIONS: tuple[str, ...] = ("choose", "next", "back", "restart")
@@ -88,9 +87,21 @@ NO_CHANNEL = "(none)"
 OTHER = "(other)"
 _OTHER_CODE = 63
 
-# The SQL text of the leaving-event condition: keep it identical to the WHERE of a partial index
-# on (node, elapsed_ms), if the store has one, so that SQLite can use that index.
+# The SQL text of the leaving-event condition: SQLite uses the partial index events_leave only
+# when a query states its WHERE in the same terms.
 _LEAVING = "action IN ('choose', 'next', 'back', 'restart')"
+
+#: Indexes that serve summarize()'s statements (the same SQL for SQLite and PostgreSQL):
+#: sessions by their first event, enter/choose/finish/language/outcome events by node, the
+#: events leaving each node in elapsed_ms order, and each session's events newest first.
+#: events_session_node covers what the existing events_session (session, id) does.
+INDEXES: tuple[str, ...] = (
+    "CREATE INDEX IF NOT EXISTS events_first ON events (ts, lang, session, elapsed_ms) "
+    "WHERE elapsed_ms IS NULL",
+    "CREATE INDEX IF NOT EXISTS events_action ON events (action, node, option, session)",
+    f"CREATE INDEX IF NOT EXISTS events_leave ON events (node, elapsed_ms) WHERE {_LEAVING}",
+    "CREATE INDEX IF NOT EXISTS events_session_node ON events (session, id, node)",
+)
 
 _COLUMNS: dict[str, list[str]] = {
     "overview": ["sessions", "finished", "completion_rate", "language_switches",
@@ -244,10 +255,25 @@ class _Query:
             "GROUP BY 1, 2", self.first_params)
 
     def views(self) -> list[tuple[Any, ...]]:
+        """(node, sessions that entered it).
+
+        Counted per (node, option) so that an index on (action, node, option, session) serves
+        it in order; enter events carry no option, so each node has one group. Should some
+        carry one, those nodes are counted again as a whole, so that no session counts twice.
+        """
         clause, params = self.sessions_clause()
-        return self.run(
-            "SELECT node, count(DISTINCT session) FROM events "
-            f"WHERE action = 'enter'{clause} GROUP BY node", params)
+        rows = self.run(
+            "SELECT node, option, count(DISTINCT session) FROM events "
+            f"WHERE action = 'enter'{clause} GROUP BY node, option", params)
+        mixed = sorted({node for node, option, _ in rows if option is not None})
+        views = [(node, n) for node, _, n in rows if node not in mixed]
+        if mixed:
+            marks = ", ".join("?" for _ in mixed)
+            views += self.run(
+                "SELECT node, count(DISTINCT session) FROM events "
+                f"WHERE action = 'enter' AND node IN ({marks}){clause} GROUP BY node",
+                [*mixed, *params])
+        return views
 
     def subsets(self) -> list[tuple[Any, ...]]:
         """(action, events, sessions) for the finish and language (switch) events."""
@@ -257,14 +283,17 @@ class _Query:
             f"WHERE action IN ('finish', 'language'){clause} GROUP BY action", params)
 
     def exits(self) -> list[tuple[Any, ...]]:
-        """(node, sessions) of the unfinished selected sessions, by the node of their last event."""
+        """(node, sessions) of the unfinished selected sessions, by the node of their last event.
+
+        The last event is looked up per session, newest id first; an index on
+        (session, id, node) answers that without reading the table.
+        """
         return self.run(
-            "WITH last AS MATERIALIZED (SELECT f.session, "
-            "(SELECT max(e.id) FROM events e WHERE e.session = f.session) AS id "
+            "WITH last AS MATERIALIZED (SELECT (SELECT e.node FROM events e "
+            "WHERE e.session = f.session ORDER BY e.id DESC LIMIT 1) AS node "
             f"FROM events f WHERE {self.first_where} "
             "AND f.session NOT IN (SELECT session FROM events WHERE action = 'finish')) "
-            "SELECT e.node, count(*) FROM last JOIN events e ON e.id = last.id GROUP BY e.node",
-            self.first_params)
+            "SELECT node, count(*) FROM last GROUP BY node", self.first_params)
 
     def choices(self) -> list[tuple[Any, ...]]:
         clause, params = self.sessions_clause()
@@ -312,9 +341,19 @@ class _Query:
                 "SELECT node, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY elapsed_ms) "
                 f"FROM events WHERE node IN ({marks}) AND {where} GROUP BY node",
                 [*nodes, *params])
-        # SQLite: count each node's values, then read the middle one (odd count) or the two
-        # middle ones (even count) in order. One arm per node, so that an index on
-        # (node, elapsed_ms) serves every arm as a range.
+        # SQLite has no percentile function. When an index serves each node's values in order
+        # (see the module docstring), count them per node, then read only the middle one (odd
+        # count) or two (even count); one arm per node, so that each arm is an index range.
+        # Otherwise sort all values once, numbering them per node with a window function.
+        arm = f"SELECT elapsed_ms FROM events WHERE node = ? AND {where} ORDER BY elapsed_ms"
+        plan = self.run(f"EXPLAIN QUERY PLAN {arm}", [nodes[0], *params])
+        if any("TEMP B-TREE FOR ORDER BY" in str(row[-1]).upper() for row in plan):
+            return self.run(
+                "SELECT node, max(n), avg(elapsed_ms) FROM (SELECT node, elapsed_ms, "
+                "row_number() OVER (PARTITION BY node ORDER BY elapsed_ms) AS rn, "
+                "count(*) OVER (PARTITION BY node) AS n "
+                f"FROM events WHERE node IN ({marks}) AND {where}) AS numbered "
+                "WHERE 2 * rn IN (n, n + 1, n + 2) GROUP BY node", [*nodes, *params])
         counts = self.run(" UNION ALL ".join(
             f"SELECT ?, count(*) FROM events WHERE node = ? AND {where}" for _ in nodes),
             [v for node in nodes for v in (node, node, *params)])
@@ -322,8 +361,7 @@ class _Query:
         if not counts:
             return []
         return self.run(" UNION ALL ".join(
-            "SELECT ?, ?, avg(elapsed_ms) FROM (SELECT elapsed_ms FROM events "
-            f"WHERE node = ? AND {where} ORDER BY elapsed_ms LIMIT ? OFFSET ?)" for _ in counts),
+            f"SELECT ?, ?, avg(elapsed_ms) FROM ({arm} LIMIT ? OFFSET ?)" for _ in counts),
             [v for node, n in counts for v in (node, n, node, *params, 2 - n % 2, (n - 1) // 2)])
 
 
