@@ -317,8 +317,12 @@ class GuideView(w.VBox):
         self.progress_label.value = f"<span>{html.escape(label)}</span>"
         self.progress_bar.tooltip = label
 
-        self.step.value = (f"<h2>{html.escape(engine.text(node.title))}</h2>"
-                           f"{render_body(engine.text(node.body))}")
+        # data-step changes with every step change (not with a language switch): the page
+        # script moves focus to the new heading then; data-guide-lang sets <html lang>.
+        self.step.value = (f"<div lang='{engine.lang}' data-guide-lang='{engine.lang}' "
+                           f"data-step='{len(engine.path)}-{node.id}'>"
+                           f"<h2>{html.escape(engine.text(node.title))}</h2>"
+                           f"{render_body(engine.text(node.body))}</div>")
 
         is_choice = node.kind == "choice"
         self._show(self.dropdown_box, is_choice and node.widget == "dropdown")
