@@ -99,7 +99,7 @@ INDEXES: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS events_first ON events (ts, lang, session, elapsed_ms) "
     "WHERE elapsed_ms IS NULL",
     "CREATE INDEX IF NOT EXISTS events_action ON events (action, node, option, session)",
-    f"CREATE INDEX IF NOT EXISTS events_leave ON events (node, elapsed_ms) WHERE {_LEAVING}",
+    f"CREATE INDEX IF NOT EXISTS events_leave ON events (node, elapsed_ms, session) WHERE {_LEAVING}",
     "CREATE INDEX IF NOT EXISTS events_session_node ON events (session, id, node)",
 )
 
@@ -233,15 +233,19 @@ class _Query:
             return f"substr({column}, 1, 10)"
         return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
-    def sessions_clause(self) -> tuple[str, list[Any]]:
-        """(`` AND session IN (the selected sessions)``, its parameters) when filtering, else
-        nothing: without filters every event counts."""
-        if not self.filtered:
-            return "", []
-        return (f" AND session IN (SELECT session FROM events WHERE {self.first_where})",
-                list(self.first_params))
+    @property
+    def selected(self) -> str:
+        """`` AND session IN (the selected sessions)`` when filtering, else nothing (without
+        filters every event counts). For statements run with ``run(..., select=True)``."""
+        return " AND session IN (SELECT session FROM sel)" if self.filtered else ""
 
-    def run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def run(self, sql: str, params: Sequence[Any] = (), select: bool = False) -> list[tuple[Any, ...]]:
+        """Run ``sql``; with ``select``, the selected sessions are the table ``sel`` (computed
+        once per statement, however many times it is used)."""
+        if select and self.filtered:
+            sql = (f"WITH sel AS MATERIALIZED (SELECT session FROM events WHERE {self.first_where}) "
+                   + sql)
+            params = [*self.first_params, *params]
         if self.placeholder != "?":
             sql = sql.replace("?", self.placeholder)
         _, rows = self.store.query(sql, list(params))
@@ -261,26 +265,24 @@ class _Query:
         it in order; enter events carry no option, so each node has one group. Should some
         carry one, those nodes are counted again as a whole, so that no session counts twice.
         """
-        clause, params = self.sessions_clause()
         rows = self.run(
             "SELECT node, option, count(DISTINCT session) FROM events "
-            f"WHERE action = 'enter'{clause} GROUP BY node, option", params)
+            f"WHERE action = 'enter'{self.selected} GROUP BY node, option", select=True)
         mixed = sorted({node for node, option, _ in rows if option is not None})
         views = [(node, n) for node, _, n in rows if node not in mixed]
         if mixed:
             marks = ", ".join("?" for _ in mixed)
             views += self.run(
                 "SELECT node, count(DISTINCT session) FROM events "
-                f"WHERE action = 'enter' AND node IN ({marks}){clause} GROUP BY node",
-                [*mixed, *params])
+                f"WHERE action = 'enter' AND node IN ({marks}){self.selected} GROUP BY node",
+                mixed, select=True)
         return views
 
     def subsets(self) -> list[tuple[Any, ...]]:
         """(action, events, sessions) for the finish and language (switch) events."""
-        clause, params = self.sessions_clause()
         return self.run(
             "SELECT action, count(*), count(DISTINCT session) FROM events "
-            f"WHERE action IN ('finish', 'language'){clause} GROUP BY action", params)
+            f"WHERE action IN ('finish', 'language'){self.selected} GROUP BY action", select=True)
 
     def exits(self) -> list[tuple[Any, ...]]:
         """(node, sessions) of the unfinished selected sessions, by the node of their last event.
@@ -296,10 +298,9 @@ class _Query:
             "SELECT node, count(*) FROM last GROUP BY node", self.first_params)
 
     def choices(self) -> list[tuple[Any, ...]]:
-        clause, params = self.sessions_clause()
         return self.run(
             "SELECT node, option, count(*) FROM events "
-            f"WHERE action = 'choose'{clause} GROUP BY node, option", params)
+            f"WHERE action = 'choose'{self.selected} GROUP BY node, option", select=True)
 
     def contacts(self, contact_options: Sequence[tuple[str, str]],
                  outcomes: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -312,7 +313,6 @@ class _Query:
         """
         if max(len(contact_options), len(outcomes)) >= _OTHER_CODE:
             raise ValueError("too many contact options or outcomes for six-bit codes")
-        clause, params = self.sessions_clause()
         nodes = sorted({node for node, _ in contact_options})
         contact_code = " ".join(f"WHEN node = ? AND option = ? THEN {i}"
                                 for i, _ in enumerate(contact_options, 1))
@@ -325,44 +325,43 @@ class _Query:
         return self.run(
             "SELECT c - (c / 64) * 64, o - (o / 64) * 64, count(*) FROM ("
             f"SELECT session, {last_contact} AS c, {last_outcome} AS o FROM events "
-            f"WHERE (action = 'choose' AND node IN ({marks}) OR action = 'outcome'){clause} "
+            f"WHERE (action = 'choose' AND node IN ({marks}) OR action = 'outcome'){self.selected} "
             "GROUP BY session) s GROUP BY 1, 2",
-            [*(v for pair in contact_options for v in pair), *outcomes, *nodes, *params])
+            [*(v for pair in contact_options for v in pair), *outcomes, *nodes], select=True)
 
     def medians(self, nodes: Sequence[str]) -> list[tuple[Any, ...]]:
         """(node, leaves, median elapsed_ms) of the events leaving each of ``nodes``."""
-        clause, params = self.sessions_clause()
-        where = f"{_LEAVING} AND elapsed_ms IS NOT NULL{clause}"
+        where = f"{_LEAVING} AND elapsed_ms IS NOT NULL{self.selected}"
         if not nodes:
             return []
         marks = ", ".join("?" for _ in nodes)
         if self.dialect == "postgresql":
             return self.run(
                 "SELECT node, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY elapsed_ms) "
-                f"FROM events WHERE node IN ({marks}) AND {where} GROUP BY node",
-                [*nodes, *params])
+                f"FROM events WHERE node IN ({marks}) AND {where} GROUP BY node", nodes, select=True)
         # SQLite has no percentile function. When an index serves each node's values in order
         # (see the module docstring), count them per node, then read only the middle one (odd
         # count) or two (even count); one arm per node, so that each arm is an index range.
         # Otherwise sort all values once, numbering them per node with a window function.
+        ordered = f"FROM events WHERE node = ? AND {_LEAVING} AND elapsed_ms IS NOT NULL ORDER BY elapsed_ms"
+        plan = self.run(f"EXPLAIN QUERY PLAN SELECT elapsed_ms {ordered}", [nodes[0]])
         arm = f"SELECT elapsed_ms FROM events WHERE node = ? AND {where} ORDER BY elapsed_ms"
-        plan = self.run(f"EXPLAIN QUERY PLAN {arm}", [nodes[0], *params])
         if any("TEMP B-TREE FOR ORDER BY" in str(row[-1]).upper() for row in plan):
             return self.run(
                 "SELECT node, max(n), avg(elapsed_ms) FROM (SELECT node, elapsed_ms, "
                 "row_number() OVER (PARTITION BY node ORDER BY elapsed_ms) AS rn, "
                 "count(*) OVER (PARTITION BY node) AS n "
                 f"FROM events WHERE node IN ({marks}) AND {where}) AS numbered "
-                "WHERE 2 * rn IN (n, n + 1, n + 2) GROUP BY node", [*nodes, *params])
+                "WHERE 2 * rn IN (n, n + 1, n + 2) GROUP BY node", nodes, select=True)
         counts = self.run(" UNION ALL ".join(
             f"SELECT ?, count(*) FROM events WHERE node = ? AND {where}" for _ in nodes),
-            [v for node in nodes for v in (node, node, *params)])
+            [v for node in nodes for v in (node, node)], select=True)
         counts = [(node, n) for node, n in counts if n]
         if not counts:
             return []
         return self.run(" UNION ALL ".join(
             f"SELECT ?, ?, avg(elapsed_ms) FROM ({arm} LIMIT ? OFFSET ?)" for _ in counts),
-            [v for node, n in counts for v in (node, n, node, *params, 2 - n % 2, (n - 1) // 2)])
+            [v for node, n in counts for v in (node, n, node, 2 - n % 2, (n - 1) // 2)], select=True)
 
 
 # --------------------------------------------------------------------------- summarize
