@@ -1,0 +1,311 @@
+"""Start Voilà the way the app does, for tests, benchmarks and browser tests.
+
+The server runs ``python -m voila`` of the running interpreter, from the project
+root, with the project's ``voila.json`` (and no per-user Voilà configuration),
+on a free 127.0.0.1 port::
+
+    with start_voila("notebooks/guide.ipynb", env={"GUIDE_LOG_URL": url}) as server:
+        urllib.request.urlopen(server.url)
+        server.kernel_ids()          # ids of the kernels the server runs now
+        server.process               # the subprocess.Popen of the server
+
+Only the port is set on the command line (plus ``extra_args``); everything else
+(the address, preheated pool, culling, stripped sources...) comes from
+``voila.json``. Voilà 0.5.13 has no ``--config`` option: it reads ``voila.json``
+from its working directory, which is why the server starts in the project root.
+
+Fixtures: ``voila_guide`` (session-scoped) serves ``notebooks/guide.ipynb`` with
+an empty temporary log store; ``voila_fixture()`` makes more, e.g. a
+module-scoped server of its own for a test module that counts kernels::
+
+    my_server = voila_fixture("benchmarks/bare/bare.ipynb", scope="module")
+
+A server that cannot be started fails the tests that use it; it never skips them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import psutil
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_FILE = PROJECT_ROOT / "voila.json"
+GUIDE_NOTEBOOK = PROJECT_ROOT / "notebooks" / "guide.ipynb"
+
+START_TIMEOUT = 90.0  # until the server answers HTTP (a loaded 2-core machine is slow)
+STOP_TIMEOUT = 20.0  # for Voilà to shut its kernels down after SIGTERM
+
+_KERNEL_FILE = re.compile(r"kernel-([0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})\.json")
+
+
+class VoilaStartError(RuntimeError):
+    """The Voilà server did not start."""
+
+
+def load_config() -> dict:
+    """The project's Voilà configuration (``voila.json``) as a dict."""
+    return json.loads(CONFIG_FILE.read_text(encoding="utf-8"))
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class VoilaServer:
+    """A running Voilà server: ``url`` (ends with ``/``), ``port``, ``process`` and its log."""
+
+    def __init__(self, process: subprocess.Popen, port: int, notebook: Path,
+                 log_path: Path, env: Mapping[str, str], pool_size: int) -> None:
+        self.process = process
+        self.port = port
+        self.notebook = notebook
+        self.log_path = log_path
+        self.env = dict(env)
+        self.pool_size = pool_size
+        self.url = f"http://127.0.0.1:{port}/"
+
+    def __repr__(self) -> str:
+        return f"VoilaServer({self.url!r}, pid={self.process.pid}, notebook={self.notebook.name!r})"
+
+    @property
+    def psutil_process(self) -> psutil.Process:
+        return psutil.Process(self.process.pid)
+
+    def kernel_processes(self) -> dict[str, psutil.Process]:
+        """The server's running kernels: kernel id -> kernel process (a direct child)."""
+        kernels = {}
+        try:
+            children = self.psutil_process.children(recursive=False)
+        except psutil.NoSuchProcess:
+            return {}
+        for child in children:
+            try:
+                if child.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                match = _KERNEL_FILE.search(" ".join(child.cmdline()))
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            if match:
+                kernels[match.group(1)] = child
+        return kernels
+
+    def kernel_ids(self) -> set[str]:
+        """Ids of the kernels the server runs now (preheated pool included)."""
+        return set(self.kernel_processes())
+
+    def wait_until_preheated(self, timeout: float = 60.0) -> None:
+        """Wait until Voilà has filled its preheated pool once (no-op without preheating)."""
+        deadline = time.monotonic() + timeout
+        while self.pool_size and "Kernel pool of" not in self.log():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the preheated pool was not filled within {timeout:.0f} s")
+            self.check_alive()
+            time.sleep(0.25)
+
+    def wait_for_pool(self, timeout: float = 60.0, exclude: Iterable[str] = ()) -> set[str]:
+        """Wait until the server runs exactly its preheated pool besides the kernels in
+        ``exclude`` (visitors' kernels still open); return the ids of the pool's kernels."""
+        exclude = set(exclude)
+        deadline = time.monotonic() + timeout
+        while True:
+            ids = self.kernel_ids() - exclude
+            if len(ids) == self.pool_size:
+                return ids
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected the {self.pool_size} preheated kernel(s), the "
+                                     f"server runs {len(ids)} others after {timeout:.0f} s")
+            self.check_alive()
+            time.sleep(0.25)
+
+    def log(self) -> str:
+        """Everything the server (and its kernels) wrote to stdout and stderr so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise VoilaStartError(f"Voilà exited with status {self.process.returncode}:\n"
+                                  f"{_tail(self.log())}")
+
+    def get(self, path: str = "", timeout: float = 120.0, headers: Mapping[str, str] | None = None):
+        """GET ``url + path``; returns (status, headers, body text). No redirects are followed
+        for errors: HTTP errors come back as their status, not as exceptions."""
+        request = urllib.request.Request(self.url + path.lstrip("/"), headers=dict(headers or {}))
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.headers, response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read().decode("utf-8", "replace")
+
+
+def _tail(text: str, lines: int = 60) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _pool_size(config: dict, extra_args: Sequence[str]) -> int:
+    """Preheated kernels per notebook, from voila.json and any command-line override."""
+    settings = config.get("VoilaConfiguration", {})
+    preheat = bool(settings.get("preheat_kernel", False))
+    size = int(settings.get("default_pool_size", 1))
+    for arg in extra_args:
+        name, _, value = arg.lstrip("-").partition("=")
+        if name in ("preheat_kernel", "VoilaConfiguration.preheat_kernel"):
+            preheat = value.lower() in ("1", "true", "yes")
+        elif name in ("pool_size", "VoilaConfiguration.default_pool_size"):
+            size = int(value)
+    return max(size, 0) if preheat else 0
+
+
+def _server_env(env: Mapping[str, str | None] | None) -> dict[str, str]:
+    merged = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = str(value)
+    merged.setdefault("PYTHONUNBUFFERED", "1")
+    return merged
+
+
+def _wait_until_answering(server: VoilaServer, timeout: float) -> None:
+    """Poll a static file (never the notebook: that would take a kernel) until it is served."""
+    deadline = time.monotonic() + timeout
+    probe = server.url + "voila/static/voila.js"
+    while True:
+        server.check_alive()
+        try:
+            with urllib.request.urlopen(probe, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise VoilaStartError(f"Voilà did not answer on {server.url} within {timeout:.0f} s:\n"
+                                  f"{_tail(server.log())}")
+        time.sleep(0.2)
+
+
+def stop_server(server: VoilaServer, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM the server (Voilà then shuts its kernels down), SIGKILL what is left after
+    ``timeout``: the server's process group and any kernel it started (kernels run in
+    sessions of their own)."""
+    process = server.process
+    kernels = list(server.kernel_processes().values())
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            # still running, so its process group (started with the server) is still ours
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    for kernel in kernels:  # psutil refuses to signal a pid that was reused meanwhile
+        with contextlib.suppress(psutil.NoSuchProcess):
+            kernel.kill()
+    psutil.wait_procs(kernels, timeout=5)
+
+
+@contextlib.contextmanager
+def start_voila(notebook: str | os.PathLike, port: int | None = None,
+                env: Mapping[str, str | None] | None = None,
+                extra_args: Sequence[str] = (),
+                start_timeout: float = START_TIMEOUT) -> Iterator[VoilaServer]:
+    """Run Voilà for ``notebook`` with the project's voila.json; yield a :class:`VoilaServer`.
+
+    ``notebook`` is absolute or relative to the project root. ``port`` defaults to a free
+    one. ``env`` overrides the server's (and so its kernels') environment; a value of
+    None removes the variable. ``extra_args`` go to the Voilà command line, before the
+    notebook. The server is stopped on exit, kernels included.
+    """
+    notebook = Path(notebook)
+    if not notebook.is_absolute():
+        notebook = PROJECT_ROOT / notebook
+    if not notebook.is_file():
+        raise VoilaStartError(f"notebook not found: {notebook}")
+    config = load_config()
+    server_env = _server_env(env)
+    attempts = 1 if port is not None else 3  # a free port can be taken before Voilà binds it
+    with tempfile.TemporaryDirectory(prefix="voila-test-") as workdir:
+        for attempt in range(1, attempts + 1):
+            chosen = port if port is not None else free_port()
+            log_path = Path(workdir) / f"voila-{chosen}.log"
+            command = [
+                sys.executable, "-m", "voila",
+                # only the project's voila.json, whatever is in ~/.jupyter or the venv
+                f"--Voila.config_file_paths={[str(PROJECT_ROOT)]!r}",
+                f"--port={chosen}",
+                *extra_args,
+                str(notebook),
+            ]
+            with open(log_path, "wb") as log_file:
+                process = subprocess.Popen(
+                    command, cwd=PROJECT_ROOT, env=server_env, stdin=subprocess.DEVNULL,
+                    stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                )
+            server = VoilaServer(process, chosen, notebook, log_path, server_env,
+                                 _pool_size(config, extra_args))
+            try:
+                _wait_until_answering(server, start_timeout)
+            except VoilaStartError:
+                stop_server(server)
+                log = server.log()
+                if attempt < attempts and "could not be started" in log:
+                    continue  # port taken meanwhile: try another one
+                raise
+            break
+        try:
+            yield server
+        finally:
+            stop_server(server)
+
+
+def voila_fixture(notebook: str | os.PathLike, *, scope: str = "module",
+                  env: Mapping[str, str | None] | None = None,
+                  extra_args: Sequence[str] = (), log_store: bool = True,
+                  name: str | None = None):
+    """A pytest fixture serving ``notebook`` through :func:`start_voila`.
+
+    With ``log_store`` (the default) the server gets an empty temporary interaction log:
+    ``GUIDE_LOG_URL=sqlite:///<tmp>/events.sqlite3`` and ``GUIDE_DATA_DIR=<tmp>``, so nothing
+    is written to the project's data folder. ``env`` is applied on top.
+    """
+
+    def _serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoilaServer]:
+        server_env: dict[str, str | None] = {}
+        if log_store:
+            data_dir = tmp_path_factory.mktemp("guide-data")
+            server_env["GUIDE_DATA_DIR"] = str(data_dir)
+            server_env["GUIDE_LOG_URL"] = f"sqlite://{data_dir / 'events.sqlite3'}"
+        server_env.update(env or {})
+        try:
+            with start_voila(notebook, env=server_env, extra_args=extra_args) as server:
+                yield server
+        except VoilaStartError as error:
+            pytest.fail(f"cannot start Voilà: {error}", pytrace=False)
+
+    if name:
+        return pytest.fixture(scope=scope, name=name)(_serve)
+    return pytest.fixture(scope=scope)(_serve)
+
+
+#: Session-scoped Voilà serving notebooks/guide.ipynb with an empty temporary log store.
+voila_guide = voila_fixture(GUIDE_NOTEBOOK, scope="session")
