@@ -180,6 +180,11 @@ def _server_env(env: Mapping[str, str | None] | None) -> dict[str, str]:
             merged.pop(key, None)
         else:
             merged[key] = str(value)
+    # like ./manage: the project's Jupyter data folder (Voilà templates) comes first
+    share = PROJECT_ROOT / "share" / "jupyter"
+    if share.is_dir() and "JUPYTER_PATH" not in (env or {}):
+        merged["JUPYTER_PATH"] = os.pathsep.join(
+            [str(share), *filter(None, [os.environ.get("JUPYTER_PATH")])])
     merged.setdefault("PYTHONUNBUFFERED", "1")
     return merged
 
