@@ -243,3 +243,12 @@ def test_tracebacks_are_not_shown_to_visitors(tmp_path: Path):
         assert "There was an error when executing cell" in page.html  # Voilà's generic note
         for leak in ("secret-detail-1234", "ValueError", "Traceback"):
             assert leak not in page.html, leak
+
+
+def test_guide_page_uses_the_guide_template_and_no_outside_resource(guide_page: Page):
+    """The page is the guide's template (with its page script) and loads nothing from a CDN."""
+    assert "voila/templates/guide/static/guide.js" in guide_page.html
+    external = re.findall(r"""(?:src|href)\s*=\s*["'](?:https?:)?//[^"']+""", guide_page.html)
+    assert external == []
+    assert "cdnjs.cloudflare.com" not in guide_page.html
+    assert "cdn.jsdelivr.net" not in guide_page.html
