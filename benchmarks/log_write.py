@@ -9,6 +9,9 @@ Modes:
     paced   every process pauses 0-2x ``--pace-ms`` between events (still far
             more traffic than real visitors, who click every few seconds)
 
+A single-writer burst row comes first for each backend: it cannot wait for a
+lock, so its tail shows the machine's own noise (preemption by other work).
+
 SQLite runs on a fresh file in a temporary folder; PostgreSQL (``--pg-url``)
 in a temporary schema that is dropped afterwards. The target is p99 <= 5 ms
 on SQLite.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import functools
 import multiprocessing
+import os
 import random
 import statistics
 import sys
@@ -152,13 +156,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         backends.append(("postgresql", functools.partial(postgres_url, args.pg_url)))
     results = []
     for backend, make_url in backends:
-        for pace in (0.0, args.pace_ms):
+        for processes, pace in ((1, 0.0), (args.processes, 0.0), (args.processes, args.pace_ms)):
             with make_url() as url:
-                results.append(run(backend, url, args.processes, args.events, pace))
+                results.append(run(backend, url, processes, args.events, pace))
     print(format_table(results))
-    sqlite_p99 = max(r.p99 for r in results if r.backend == "sqlite")
-    print(f"\nSQLite p99 target <= {TARGET_P99_MS:g} ms: {'met' if sqlite_p99 <= TARGET_P99_MS else 'NOT met'} "
-          f"(worst p99 {sqlite_p99:.2f} ms)")
+    sqlite_p99 = max(r.p99 for r in results if r.backend == "sqlite" and r.processes == args.processes)
+    print(f"\nSQLite p99 target <= {TARGET_P99_MS:g} ms with {args.processes} writers: "
+          f"{'met' if sqlite_p99 <= TARGET_P99_MS else 'NOT met'} (worst p99 {sqlite_p99:.2f} ms; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     return 0 if all(r.rows_ok for r in results) else 1
 
 
