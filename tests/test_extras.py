@@ -214,3 +214,37 @@ def test_typed_text_never_reaches_the_store(tmp_path, monkeypatch):
     for value in TYPED + ["Kim"]:
         assert value.encode() not in raw, value
         assert all(value not in map(str, row) for row in rows)
+
+
+# ------------------------------------------------------------------ logging failures
+
+
+def test_guide_keeps_working_while_the_store_is_away_and_catches_up(tmp_path, monkeypatch):
+    """The store's folder is blocked (a file stands where it should be): the guide advances and
+    shows the notice; once the folder can be made, the buffered events are written in order."""
+    from widgets.app import guide
+
+    blocker = tmp_path / "data"
+    blocker.write_text("not a folder")
+    db = blocker / "events.sqlite3"
+    monkeypatch.setenv("GUIDE_LOG_URL", f"sqlite:///{db}")
+    monkeypatch.delenv("QUERY_STRING", raising=False)
+    view = guide(lang="en")
+    view.sink.retry_after = 0  # retry on every event (the default waits 2 s between tries)
+    view.dropdown.value = "prepare"
+    view.continue_button.click()
+    view.next_button.click()
+    assert view.engine.node.id == "records"
+    assert view.notice.layout.display != "none" and "can’t be saved" in view.notice.value
+    assert view.sink.pending >= 5
+
+    blocker.unlink()
+    blocker.mkdir()
+    view.next_button.click()
+    assert view.sink.healthy and view.sink.pending == 0
+    assert view.notice.layout.display == "none"
+    with sqlite3.connect(db) as conn:
+        got = conn.execute("SELECT node, action, option FROM events ORDER BY id").fetchall()
+    assert got == [("problem", "enter", None), ("problem", "choose", "prepare"),
+                   ("goal", "enter", None), ("goal", "next", None), ("records", "enter", None),
+                   ("records", "next", None), ("fair", "enter", None)]
