@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from widgets import demo, summary
-from widgets.engine import Engine, EngineError
+from widgets.engine import Engine
 from widgets.flow import default_flow
 from widgets.log import Event, EventStore, open_store
 from widgets.summary import NO_CHANNEL, Summary, node_order, summarize

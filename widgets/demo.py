@@ -73,9 +73,11 @@ OUTCOME_WEIGHTS: dict[str, tuple[float, ...]] = {
     "": (30, 25, 35, 10),
 }
 
-# Reading speed (characters per second) and the visitors' hours of use (UTC), Korean evening peak.
+# Reading speed (characters per second), and how busy each hour of the day is (UTC; Korea is
+# UTC+9: daytime 00-09 UTC, the evening peak 10-14 UTC, quiet nights 15-22 UTC).
 _READ_CPS = {"ko": 9.0, "en": 16.0}
-_HOUR_WEIGHTS = (9, 10, 11, 12, 13, 12, 9, 6, 4, 3, 4, 6, 8, 9, 10, 10, 8, 5, 3, 2, 2, 3, 5, 7)
+_HOUR_WEIGHTS = (8, 9, 10, 10, 10, 10, 9, 9, 9, 10, 12, 13, 13, 12, 10, 7, 4, 2, 1, 1, 1, 2, 4, 6)
+_MS = dt.timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -180,9 +182,6 @@ class _Visit:
             self.events[i] = event._replace(ts=ts, elapsed_ms=int((ts - self.events[i - 1].ts) / _MS))
         if len(self.events) > start:
             self.now = self.previous = self.events[-1].ts
-
-
-_MS = dt.timedelta(milliseconds=1)
 
 
 def _session_starts(rng: random.Random, start: dt.datetime, days: int,
