@@ -229,8 +229,9 @@ def test_guide_keeps_working_while_the_store_is_away_and_catches_up(tmp_path, mo
     db = blocker / "events.sqlite3"
     monkeypatch.setenv("GUIDE_LOG_URL", f"sqlite:///{db}")
     monkeypatch.delenv("QUERY_STRING", raising=False)
+    now = [1000.0]  # the logger waits retry_after seconds between tries: a clock we move
+    monkeypatch.setattr("widgets.log.time.monotonic", lambda: now[0])
     view = guide(lang="en")
-    view.sink.retry_after = 0  # retry on every event (the default waits 2 s between tries)
     view.dropdown.value = "prepare"
     view.continue_button.click()
     view.next_button.click()
@@ -240,6 +241,7 @@ def test_guide_keeps_working_while_the_store_is_away_and_catches_up(tmp_path, mo
 
     blocker.unlink()
     blocker.mkdir()
+    now[0] += view.sink.retry_after + 1
     view.next_button.click()
     assert view.sink.healthy and view.sink.pending == 0
     assert view.notice.layout.display == "none"
