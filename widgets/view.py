@@ -56,6 +56,9 @@ CSS = """
 .guide .widget-button, .guide .widget-toggle-button { white-space: normal; text-align: left;
   padding: 0.5rem 0.9rem; line-height: 1.4; }
 .guide .guide-option { width: 100%; max-width: 100%; margin: 0.25rem 0; }
+/* The option chosen before ("info" style): white on a dark cyan (7:1, the widgets' 3.5:1
+   cyan is too light for text). */
+.guide .jupyter-button.mod-info { background-color: #006064; color: #ffffff; }
 .guide .widget-dropdown { width: 100%; max-width: 100%; flex-direction: column;
   align-items: stretch; height: auto; }
 .guide .widget-dropdown select { width: 100%; flex: none; }
@@ -63,13 +66,22 @@ CSS = """
   font-weight: 600; line-height: 1.5; white-space: normal; margin: 0.25rem 0; }
 .guide .guide-action { width: auto; max-width: 100%; margin: 0.5rem 0; }
 body .jp-Cell { max-width: 46rem; margin-left: auto; margin-right: auto; }
-.guide .widget-progress { width: 100%; max-width: 100%; margin: 0; }
+.guide .widget-hprogress { width: 100%; max-width: 100%; margin: 0; }
+/* Full-width widgets without side margins, else they stick out of their box by 4 px and the
+   box scrolls sideways on a phone. */
+.guide .widget-dropdown, .guide .widget-text, .guide .widget-checkbox { margin-left: 0;
+  margin-right: 0; }
 .guide .guide-notice .widget-html-content { color: #7a2e00; font-size: 0.9rem; }
 .guide .guide-recap ul { list-style: none; padding-left: 0; }
-.guide .guide-recap li { margin: 0.3rem 0; }
-.guide .guide-recap label { display: flex; gap: 0.5rem; align-items: flex-start; cursor: pointer; }
+.guide .guide-recap li { margin: 0.1rem 0; }
+.guide .guide-recap label { display: flex; gap: 0.5rem; align-items: flex-start; cursor: pointer;
+  min-height: 44px; padding: 0.45rem 0; }
 .guide .guide-recap input { width: 1.2rem; height: 1.2rem; margin-top: 0.25rem; flex: none; }
-.guide :focus-visible { outline: 3px solid #e47911; outline-offset: 2px; }
+/* The focus ring: 3 px, 5:1 against the white page; !important because the widgets' own
+   styles remove it (select) or draw a faint 1 px one (buttons). */
+.guide :focus-visible, .guide .jupyter-button:focus-visible,
+.guide .widget-dropdown > select:focus-visible, .guide input:focus-visible,
+.guide textarea:focus-visible { outline: 3px solid #b45309 !important; outline-offset: 2px; }
 .guide .guide-panel { border: 1px solid #c8c8c8; border-radius: 6px; padding: 0.6rem;
   margin: 0.8rem 0; width: 100%; }
 .guide .guide-panel h3 { font-size: 1.1rem; margin: 0.2rem 0 0.4rem; }
@@ -78,17 +90,21 @@ body .jp-Cell { max-width: 46rem; margin-left: auto; margin-right: auto; }
 .guide .widget-text > label, .guide .widget-checkbox > label { width: auto; text-align: left;
   white-space: normal; line-height: 1.5; }
 .guide .widget-text input { min-height: 44px; font-size: 1rem; }
+.guide .widget-checkbox .widget-label-basic { display: flex; align-items: center; gap: 0.5rem;
+  min-height: 44px; cursor: pointer; }
+.guide .widget-checkbox input { width: 1.2rem; height: 1.2rem; flex: none; margin: 0; }
 .guide .guide-messages { display: flex; flex-wrap: wrap; gap: 0.8rem; }
 .guide .guide-message { flex: 1 1 18rem; min-width: 0; }
 .guide .guide-message textarea { width: 100%; min-height: 14rem; font: inherit;
   font-size: 0.95rem; padding: 0.4rem; resize: vertical; }
 .guide .guide-message-actions { display: flex; flex-wrap: wrap; gap: 0.6rem;
   align-items: center; margin-top: 0.3rem; }
-.guide .guide-message-actions button, .guide .guide-links a { min-height: 44px;
-  padding: 0.5rem 0.9rem; font-size: 1rem; }
+.guide .guide-message-actions button, .guide .guide-message-actions a,
+.guide .guide-links a { min-height: 44px; padding: 0.5rem 0.9rem; font-size: 1rem; }
 .guide .guide-links { display: flex; flex-wrap: wrap; gap: 0.6rem; align-items: center; }
-.guide .guide-links a { display: inline-flex; align-items: center; }
-.guide .guide-notes-table { width: 100%; overflow-x: auto; }
+.guide .guide-links a, .guide .guide-message-actions a { display: inline-flex;
+  align-items: center; }
+.guide .guide-notes-table { width: auto; max-width: 100%; overflow-x: auto; }
 .guide .guide-notes-table table { border-collapse: collapse; font-size: 0.9rem; }
 .guide .guide-notes-table th, .guide .guide-notes-table td { border: 1px solid #c8c8c8;
   padding: 0.25rem 0.4rem; text-align: left; vertical-align: top; }
@@ -174,7 +190,7 @@ class GuideView(w.VBox):
 
         self.heading = w.HTML()
         self.language = w.ToggleButtons(options=LANGUAGE_NAMES, value=lang,
-                                        tooltips=[name for name, _ in LANGUAGE_NAMES],
+                                        tooltips=["한국어로 보기", "Show in English"],
                                         style={"button_width": "auto"})
         self.progress_bar = w.IntProgress(min=0, max=1, value=1,
                                           layout=w.Layout(width="100%", height="0.6rem"))

@@ -1,17 +1,73 @@
 // Page behaviour for the guide in Voilà, for people using screen readers or a keyboard:
 // - <html lang> follows the guide's language (the step carries data-guide-lang);
 // - when the step changes, focus moves to the new step's heading, so it is announced and
-//   keyboard users continue from there instead of from the top of the page.
+//   keyboard users continue from there instead of from the top of the page;
+// - the language buttons form a group named "Language" (in the guide's language), each
+//   button's text marked with its own language;
+// - toggle buttons say whether they are on: the language buttons with aria-pressed, the
+//   panel toggle (case notes) with aria-expanded (ipywidgets only shows it with a class);
+// - the option chosen before at a step (highlighted) is marked aria-current;
+// - the notebook's content is the page's main landmark.
 (function () {
   "use strict";
   var lastStep = null;
 
+  function setAttr(element, name, value) {
+    if (element.getAttribute(name) !== value) {
+      element.setAttribute(name, value);
+    }
+  }
+
+  var LANGUAGE_GROUP = { ko: "언어", en: "Language" };
+
+  function syncToggles(lang) {
+    var groups = document.querySelectorAll(".guide .widget-toggle-buttons");
+    for (var g = 0; g < groups.length; g++) {
+      setAttr(groups[g], "role", "group");
+      setAttr(groups[g], "aria-label", LANGUAGE_GROUP[lang] || LANGUAGE_GROUP.en);
+    }
+    var buttons = document.querySelectorAll(".guide .widget-toggle-button");
+    for (var i = 0; i < buttons.length; i++) {
+      var button = buttons[i];
+      var on = button.classList.contains("mod-active") ? "true" : "false";
+      if (button.closest(".widget-toggle-buttons")) {
+        setAttr(button, "aria-pressed", on);
+        // each language's name in its own language ("한국어" is read as Korean)
+        setAttr(button, "lang", /[\uac00-\ud7a3]/.test(button.textContent) ? "ko" : "en");
+      } else {
+        setAttr(button, "aria-expanded", on);
+      }
+    }
+  }
+
+  function syncOptions() {
+    // the option chosen last time at this step (highlighted by its "info" style)
+    var options = document.querySelectorAll(".guide .guide-option");
+    for (var i = 0; i < options.length; i++) {
+      if (options[i].classList.contains("mod-info")) {
+        setAttr(options[i], "aria-current", "true");
+      } else if (options[i].hasAttribute("aria-current")) {
+        options[i].removeAttribute("aria-current");
+      }
+    }
+  }
+
+  function syncLandmark() {
+    var cells = document.getElementById("rendered_cells");
+    if (cells && !document.querySelector("main, [role='main']")) {
+      cells.setAttribute("role", "main");
+    }
+  }
+
   function sync() {
+    syncLandmark();
+    syncOptions();
     var step = document.querySelector(".guide [data-guide-lang]");
     if (!step) {
       return;
     }
     var lang = step.getAttribute("data-guide-lang");
+    syncToggles(lang);
     if (lang && document.documentElement.getAttribute("lang") !== lang) {
       document.documentElement.setAttribute("lang", lang);
     }
@@ -31,7 +87,7 @@
   function start() {
     new MutationObserver(sync).observe(document.body, {
       subtree: true, childList: true, attributes: true,
-      attributeFilter: ["data-step", "data-guide-lang"],
+      attributeFilter: ["data-step", "data-guide-lang", "class"],
     });
     sync();
   }
