@@ -341,11 +341,6 @@ class GuideView(w.VBox):
                            f"{render_body(engine.text(node.body))}</div>")
 
         is_choice = node.kind == "choice"
-        self._show(self.dropdown_box, is_choice and node.widget == "dropdown")
-        self._show(self.buttons_box, is_choice and node.widget == "buttons")
-        self._show(self.next_button, node.kind == "info")
-        self._show(self.recap, node.kind == "end")
-
         if is_choice and node.widget == "dropdown":
             options = [(engine.ui("placeholder"), NOTHING)] + [
                 (label, oid) for oid, label in engine.options()]
@@ -379,6 +374,12 @@ class GuideView(w.VBox):
             self.recap.value = (f"<h3>{html.escape(engine.ui('recap_title'))}</h3>"
                                 f"<ul>{items}</ul>")
 
+        # Containers are shown after their contents are up to date, so the page never flashes
+        # the previous step's (or empty) controls.
+        self._show(self.dropdown_box, is_choice and node.widget == "dropdown")
+        self._show(self.buttons_box, is_choice and node.widget == "buttons")
+        self._show(self.next_button, node.kind == "info")
+        self._show(self.recap, node.kind == "end")
         self._show(self.message_panel, node.id == "channel" or node.kind == "end")
         self._show(self.outcome_panel, node.kind == "end")
         self._render_message_panel()
