@@ -1,0 +1,573 @@
+"""End to end: the guide served by Voilà (the real ``voila.json``), walked in headless Chromium.
+
+One Voilà server runs for the module, with an empty temporary interaction log
+(``GUIDE_LOG_URL=sqlite:///<tmp>/events.sqlite3``). Every page is a fresh browser context,
+so one page is one visitor: one kernel and one log session.
+
+A :class:`Walk` drives a page the way a person does — it picks dropdown entries by their
+visible label, presses buttons by their accessible name — and replays every action on a
+:class:`widgets.engine.Engine` (``start()`` first) whose ``on_event`` collects the
+interactions the page must have logged. After each action the page must show the engine's
+step: its title as the step heading, the progress line, and on the last screen the checklist.
+At the end of a walk the log session of that page must hold exactly the replayed events, in
+order.
+
+The module-wide checks at the end need the walks to have run first (pytest runs a module's
+tests in file order): every outline id's content was shown, and no page made a request
+beyond 127.0.0.1 or raised a JavaScript error.
+
+Screenshots go to ``test-artifacts/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from browser import (  # noqa: F401  (fixtures)
+    PageFactory,
+    artifact_path,
+    browser,
+    full_page_screenshot,
+    page_factory,
+    playwright_instance,
+)
+from playwright.sync_api import Page, expect
+from voila_server import (
+    GUIDE_NOTEBOOK,
+    PROJECT_ROOT,
+    VoilaServer,
+    VoilaStartError,
+    start_voila,
+)
+
+from widgets.engine import Engine, Interaction
+from widgets.flow import Node, default_flow
+
+pytestmark = pytest.mark.browser
+
+FLOW = default_flow()
+
+# What a visitor sees on the action buttons and the language switch (literal on purpose:
+# a change of these labels is a change the visitor sees).
+NEXT = {"ko": "다음 단계로 →", "en": "Next step →"}
+CONTINUE = {"ko": "이 선택으로 계속 →", "en": "Continue with this choice →"}
+BACK = {"ko": "← 이전 단계로", "en": "← Back one step"}
+RESTART = {"ko": "처음부터 다시", "en": "Start over"}
+LANGUAGE = {"ko": "한국어", "en": "English"}
+CHECKLIST = {"ko": "나의 체크리스트", "en": "Your checklist"}
+PLACEHOLDER = {"ko": "— 하나를 고르세요 —", "en": "— Choose one —"}
+
+
+def progress_text(lang: str, step: int, total: int) -> str:
+    return f"{total}단계 중 {step}단계" if lang == "ko" else f"Step {step} of {total}"
+
+
+# --------------------------------------------------------------------------- the server and its log
+
+
+class LogStore:
+    """Read-only view of the server's SQLite interaction log."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        if not self.path.exists():
+            return []
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as error:
+            if "no such table" in str(error):
+                return []
+            raise
+        finally:
+            conn.close()
+
+    def sessions(self) -> set[str]:
+        return {row[0] for row in self._query("SELECT DISTINCT session FROM events")}
+
+    def rows(self, session: str) -> list[tuple]:
+        return self._query("SELECT node, action, option, lang FROM events WHERE session = ? "
+                           "ORDER BY id", (session,))
+
+
+@dataclass
+class GuideServer:
+    server: VoilaServer
+    log: LogStore
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@pytest.fixture(scope="module")
+def guide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuideServer]:
+    """Voilà serving the guide with the project's configuration and an empty temporary log."""
+    data_dir = tmp_path_factory.mktemp("e2e-data")
+    db_path = data_dir / "events.sqlite3"
+    # like ./manage: the project's Voilà templates come first on JUPYTER_PATH
+    share = str(PROJECT_ROOT / "share" / "jupyter")
+    jupyter_path = os.pathsep.join(filter(None, [share, os.environ.get("JUPYTER_PATH")]))
+    env = {"GUIDE_DATA_DIR": str(data_dir), "GUIDE_LOG_URL": f"sqlite://{db_path}",
+           "GUIDE_LOG": None, "JUPYTER_PATH": jupyter_path}
+    try:
+        with start_voila(GUIDE_NOTEBOOK, env=env) as server:
+            server.wait_until_preheated(timeout=120)
+            yield GuideServer(server, LogStore(db_path))
+    except VoilaStartError as error:
+        pytest.fail(f"cannot start Voilà: {error}", pytrace=False)
+
+
+# --------------------------------------------------------------------------- what the walks saw
+
+
+@dataclass
+class Journal:
+    """Module-wide record: where each outline id's content was seen, which walks ran."""
+
+    seen: dict[str, list[str]] = field(default_factory=dict)
+    walks: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def journal() -> Journal:
+    return Journal()
+
+
+# --------------------------------------------------------------------------- a visitor
+
+
+class Walk:
+    """One visitor's page plus the engine replaying what they did."""
+
+    def __init__(self, name: str, factory: PageFactory, guide: GuideServer, journal: Journal,
+                 lang: str = "ko") -> None:
+        self.name = name
+        self.guide = guide
+        self.journal = journal
+        self.page, self.guard = factory.new_page(name)
+        self.factory = factory
+        self.events: list[Interaction] = []
+        self.engine = Engine(FLOW, lang=lang, on_event=self.events.append)
+        self.sessions_before: set[str] = set()
+        self.session: str | None = None
+        journal.walks.append(name)
+
+    # -- locators
+
+    @property
+    def lang(self) -> str:
+        return self.engine.lang
+
+    @property
+    def heading(self):
+        return self.page.locator(".guide .guide-body h2")
+
+    def button(self, name: str):
+        return self.page.get_by_role("button", name=name, exact=True)
+
+    @property
+    def kernel_id(self) -> str:
+        return self.page.evaluate(
+            "JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
+
+    # -- actions
+
+    def open(self, query: str = "", step: str | None = None) -> "Walk":
+        """Open the guide (``query`` like ``?lang=en``); ``step``: the node the link opens."""
+        self.sessions_before = self.guide.log.sessions()
+        self.page.goto(self.guide.url + query, wait_until="commit")
+        expect(self.page.locator(".guide")).to_be_visible(timeout=120_000)
+        if step is None:
+            self.engine.start()
+        else:
+            self.engine.go_to(step)
+        self.expect_current()
+        return self
+
+    def choose(self, label: str) -> Node:
+        """Pick the option shown as ``label`` at the current step, as a visitor would."""
+        node = self.engine.node
+        matches = [oid for oid, text in self.engine.options() if text == label]
+        assert matches, (f"{self.name}: {label!r} is not an option of {node.id!r} in {self.lang}; "
+                         f"options: {[text for _, text in self.engine.options()]}")
+        if node.widget == "dropdown":
+            select = self.page.get_by_label(node.prompt(self.lang), exact=True)
+            expect(select).to_be_visible()
+            select.select_option(label=label)
+            go = self.button(CONTINUE[self.lang])
+            expect(go).to_be_enabled()
+            go.click()
+        else:
+            option = self.button(label)
+            expect(option).to_have_class(_has("guide-option"))
+            option.click()
+        self.engine.choose(matches[0])
+        return self.expect_current()
+
+    def next(self) -> Node:
+        self.button(NEXT[self.lang]).click()
+        self.engine.advance()
+        return self.expect_current()
+
+    def back(self) -> Node:
+        self.button(BACK[self.lang]).click()
+        self.engine.back()
+        return self.expect_current()
+
+    def restart(self) -> Node:
+        self.button(RESTART[self.lang]).click()
+        self.engine.restart()
+        return self.expect_current()
+
+    def switch_language(self, lang: str) -> Node:
+        self.button(LANGUAGE[lang]).click()
+        self.engine.set_language(lang)
+        return self.expect_current()
+
+    # -- checks
+
+    def expect_current(self) -> Node:
+        """The page shows the engine's current step, in the engine's language."""
+        node, lang, page = self.engine.node, self.lang, self.page
+        expect(self.heading).to_have_text(node.title(lang))
+        expect(self.heading).to_be_visible()
+        progress = self.engine.progress()
+        expect(page.locator(".guide").get_by_text(
+            progress_text(lang, progress.step, progress.total), exact=True)).to_be_visible()
+        expect(self.button(LANGUAGE[lang])).to_have_class(_has("mod-active"))
+        back = self.button(BACK[lang])
+        if self.engine.can_go_back:
+            expect(back).to_be_enabled()
+        else:
+            expect(back).to_be_disabled()
+        if node.kind == "info":
+            expect(self.button(NEXT[lang])).to_be_visible()
+        elif node.kind == "choice" and node.widget == "buttons":
+            for _, label in self.engine.options():
+                expect(self.button(label)).to_be_visible()
+        elif node.kind == "choice":
+            select = page.get_by_label(node.prompt(lang), exact=True)
+            expect(select).to_be_visible()
+            chosen = self.engine.selected
+            shown = node.option(chosen).label(lang) if chosen else PLACEHOLDER[lang]
+            expect(select.locator("option:checked")).to_have_text(shown)
+        else:  # the end: the checklist of the path taken
+            recap = page.locator(".guide .guide-recap")
+            expect(recap.get_by_text(CHECKLIST[lang], exact=True)).to_be_visible()
+            lines = self.engine.recap()
+            assert lines, f"{node.id!r} has an empty recap"
+            expect(recap.locator("li")).to_have_text(lines)
+        for outline_id in node.covers:
+            self.journal.seen.setdefault(outline_id, []).append(f"{self.name}: {node.id} ({lang})")
+        return node
+
+    def expect_selected_option(self, label: str) -> None:
+        """On a buttons step, the option chosen last time is the highlighted one."""
+        expect(self.button(label)).to_have_class(_has("mod-info"))
+
+    def screenshot(self, name: str) -> Path:
+        return full_page_screenshot(self.page, artifact_path(name))
+
+    def expect_logged(self, timeout: float = 15.0) -> str:
+        """The page's log session holds exactly the replayed events, in order. Returns it."""
+        expected = [(e.node, e.action, e.option, e.lang) for e in self.events]
+        deadline = time.monotonic() + timeout
+        while True:
+            new = self.guide.log.sessions() - self.sessions_before
+            rows = self.guide.log.rows(next(iter(new))) if len(new) == 1 else []
+            if len(new) == 1 and rows == expected:
+                self.session = next(iter(new))
+                return self.session
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(new) == 1, f"{self.name}: expected one new log session, found {sorted(new)}"
+        assert rows == expected, (f"{self.name}: the log session differs from the clicks\n"
+                                  + _diff(expected, rows))
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.factory.close_page(self.page)
+
+
+def _has(css_class: str) -> re.Pattern:
+    return re.compile(rf"(^|\s){re.escape(css_class)}(\s|$)")
+
+
+def _diff(expected: list[tuple], actual: list[tuple]) -> str:
+    lines = []
+    for i in range(max(len(expected), len(actual))):
+        want = expected[i] if i < len(expected) else None
+        got = actual[i] if i < len(actual) else None
+        lines.append(f"  {'  ' if want == got else '!!'} {i:3d} expected {want}  logged {got}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the walks
+
+
+def test_korean_walk_to_the_checklist_with_back(page_factory, guide, journal):
+    """A full Korean path through every kind of step (dropdown, buttons, info, end), with a
+    Back on the way; screenshots of a step and of the checklist."""
+    walk = Walk("korean walk", page_factory, guide, journal, lang="ko").open()
+    expect(walk.heading).to_have_text("아마존에 어떤 도움이 필요하세요?")
+
+    walk.choose("환불을 받고 싶어요")
+    walk.choose("네, 특정 주문이에요")
+    walk.choose("아니요, 지금은 어려워요")
+    assert walk.engine.node.id == "phone"
+    phone_link = walk.page.locator(".guide .guide-body a[href='tel:+12062662992']")
+    expect(phone_link).to_have_text("+1 206 266 2992")
+    walk.choose("아마존이 전화하도록 요청할게요 (로그인 필요)")
+    walk.next()
+    walk.next()
+    assert walk.engine.node.id == "select-order"  # "a specific order" was answered yes
+    walk.next()
+    assert walk.engine.node.id == "channel"
+    walk.screenshot("e2e-ko-step.png")
+    walk.choose("채팅 — 실시간 온라인 상담")
+    walk.next()
+    walk.back()
+    assert walk.engine.node.id == "goal"
+    walk.next()
+    walk.next()
+    walk.next()
+    walk.next()
+    walk.choose("아니요, 도와주지 못해요")
+    assert walk.engine.node.id == "escalate"
+    walk.next()
+    walk.next()
+    assert walk.engine.finished
+    expect(walk.heading).to_have_text("준비가 끝났어요")
+    recap = walk.page.locator(".guide .guide-recap")
+    expect(recap.get_by_text("문의할 내용: 환불", exact=True)).to_be_visible()
+    expect(recap.get_by_text("연락 방법: 채팅 (전문 상담원과 실시간 상담)", exact=True)).to_be_visible()
+    expect(recap.locator("input[type=checkbox]")).to_have_count(len(walk.engine.recap()))
+    walk.screenshot("e2e-ko-recap.png")
+
+    walk.expect_logged()
+    walk.close()
+
+
+def test_english_walk_from_a_link_then_start_over(page_factory, guide, journal):
+    """?lang=en opens the guide in English; a full English path (no specific order: the
+    'describe' step), the checklist, Start over, and Back to a remembered dropdown choice."""
+    walk = Walk("english walk", page_factory, guide, journal, lang="en").open("?lang=en")
+    expect(walk.heading).to_have_text("What do you need help with?")
+    expect(walk.page.get_by_text("What is the problem?", exact=True)).to_be_visible()
+
+    walk.choose("It’s about another Amazon service, not an order")
+    assert walk.engine.node.id == "sign-in"
+    walk.choose("Yes, I can sign in")
+    walk.next()
+    walk.next()
+    assert walk.engine.node.id == "describe"
+    walk.next()
+    walk.choose("E-mail — a written answer and a tracking number")
+    for _ in range(4):
+        walk.next()
+    walk.choose("Yes, it’s being sorted out")
+    assert walk.engine.node.id == "patience"
+    walk.next()
+    assert walk.engine.finished
+    expect(walk.heading).to_have_text("You’re all set")
+    expect(walk.page.get_by_text("Your checklist", exact=True)).to_be_visible()
+    walk.screenshot("e2e-en-recap.png")
+
+    walk.restart()
+    assert walk.engine.path == ("problem",)
+    expect(walk.page.locator(".guide .guide-recap")).to_be_hidden()
+    expect(walk.button("Continue with this choice →")).to_be_disabled()
+    walk.choose("I want to prepare before I get in touch")
+    assert walk.engine.node.id == "goal"
+    walk.back()  # the dropdown shows the choice made, and Continue takes it again
+    expect(walk.button("Continue with this choice →")).to_be_enabled()
+    walk.choose("I want to prepare before I get in touch")
+
+    walk.expect_logged()
+    walk.close()
+
+
+def test_switching_language_mid_flow_keeps_the_step_and_the_path(page_factory, guide, journal):
+    walk = Walk("language switch", page_factory, guide, journal, lang="ko").open()
+    walk.choose("주문이 늦거나 도착하지 않았어요")
+    walk.choose("아니요, 특정 주문은 아니에요")
+    walk.choose("네, 로그인할 수 있어요")
+    assert walk.engine.node.id == "help"
+    progress = walk.engine.progress()
+    assert progress.step == 4
+    expect(walk.page.get_by_text(f"{progress.total}단계 중 4단계", exact=True)).to_be_visible()
+
+    walk.switch_language("en")  # the same step, now in English, same progress
+    expect(walk.heading).to_have_text("Sign in and open “Help”")
+    expect(walk.page.get_by_text(f"Step 4 of {progress.total}", exact=True)).to_be_visible()
+
+    walk.back()  # the path was kept: Back goes through the answers given in Korean
+    expect(walk.heading).to_have_text("Can you sign in to your Amazon account on a computer right now?")
+    walk.expect_selected_option("Yes, I can sign in")
+    walk.back()
+    walk.expect_selected_option("No, not one particular order")
+    walk.choose("No, not one particular order")
+    walk.choose("Yes, I can sign in")
+    walk.next()
+    walk.next()
+    assert walk.engine.node.id == "describe"  # the route follows the answer given before
+
+    walk.switch_language("ko")
+    expect(walk.heading).to_have_text("문제를 직접 설명하기")
+    walk.restart()
+    expect(walk.heading).to_have_text("아마존에 어떤 도움이 필요하세요?")
+
+    walk.expect_logged()
+    walk.close()
+
+
+def test_two_visitors_do_not_share_state(page_factory, guide, journal):
+    """Two browser contexts at once: each has its own kernel, step and log session."""
+    first = Walk("visitor A", page_factory, guide, journal).open()
+    second = Walk("visitor B", page_factory, guide, journal).open()
+    assert first.kernel_id != second.kernel_id
+
+    first.choose("주문한 상품을 반품하고 싶어요")
+    assert first.engine.node.id == "order"
+    second.expect_current()  # still the first screen, nothing selected
+    expect(second.heading).to_have_text("아마존에 어떤 도움이 필요하세요?")
+
+    second.choose("문의하기 전에 준비부터 하고 싶어요")
+    assert second.engine.node.id == "goal"
+    first.expect_current()
+    first.choose("네, 특정 주문이에요")
+    second.expect_current()
+
+    # both sessions are new since before the two pages; each holds exactly its own clicks
+    deadline = time.monotonic() + 15
+    while True:
+        new = guide.log.sessions() - first.sessions_before
+        logged = {session: guide.log.rows(session) for session in new}
+        expected = {name: [(e.node, e.action, e.option, e.lang) for e in walk.events]
+                    for name, walk in (("A", first), ("B", second))}
+        if sorted(logged.values()) == sorted(expected.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(new) == 2, f"expected two new log sessions, found {len(new)}"
+    assert sorted(logged.values()) == sorted(expected.values()), (
+        "the two sessions' rows differ from the two visitors' clicks:\n"
+        f"expected {expected}\nlogged {logged}")
+    first.close()
+    second.close()
+
+
+GLYPH_PROBE = """(chars) => {
+  // Each character alone in an integer-aligned white box, inside .guide so it inherits the
+  // page's font stack: identical glyphs give identical pixels.
+  const box = document.createElement('div');
+  box.id = 'glyph-probe';
+  box.style.cssText = 'position:fixed;left:0;top:0;z-index:99999;background:#fff;'
+    + `width:${chars.length * 100}px;height:100px`;
+  chars.forEach((c, i) => {
+    const s = document.createElement('span');
+    s.textContent = c;
+    s.style.cssText = `position:absolute;left:${i * 100}px;top:0;width:96px;height:96px;`
+      + 'display:block;font-size:64px;line-height:96px;text-align:center;color:#000;'
+      + 'background:#fff;overflow:hidden;white-space:pre';
+    box.appendChild(s);
+  });
+  document.querySelector('.guide').appendChild(box);
+}"""
+#: Unassigned code points: no font has them, so every browser draws its "missing glyph".
+NO_GLYPH = ["\u0378", "\u0379", "\u0380"]
+
+
+def test_hangul_renders_as_glyphs_not_tofu(page_factory, guide, journal):
+    """Hangul in the page's font is drawn with real glyphs.
+
+    Comparing against "the same text in a font without Hangul" cannot work in a browser:
+    Chromium falls back to any system font that has the glyph, so both renderings would use
+    the same CJK font. Missing glyphs are recognisable differently: a browser draws every
+    character it has no glyph for with the same "missing glyph" (a box, or nothing), so
+    different characters look identical. The probe draws each of several distinct Hangul
+    syllables of the step heading alone, in the page's font, in identical integer-aligned
+    boxes, and screenshots each box:
+
+    * the syllables must give pairwise different images, and none may equal the image of
+      an unassigned code point (U+0378: never in any font);
+    * control, in the same page: the unassigned code points U+0378, U+0379, U+0380 give one
+      identical image. This is exactly what the syllables would do without a Hangul font
+      (e.g. without fonts-noto-cjk), so the check above can fail, and the control proves
+      that identical missing glyphs do compare equal here.
+
+    The page opens at a step through the app's ``?step=`` link (logged as entering there).
+    """
+    walk = Walk("hangul glyphs", page_factory, guide, journal, lang="ko").open(
+        "?step=channel", step="channel")
+    heading = walk.heading.inner_text()
+    syllables = list(dict.fromkeys(c for c in heading if "\uac00" <= c <= "\ud7a3"))[:6]
+    assert len(syllables) >= 4, f"the heading {heading!r} has too few Hangul syllables"
+    chars = syllables + NO_GLYPH
+    walk.page.evaluate(GLYPH_PROBE, chars)
+    boxes = walk.page.locator("#glyph-probe > span")
+    images = [boxes.nth(i).screenshot(animations="disabled") for i in range(len(chars))]
+    walk.page.locator("#glyph-probe").screenshot(path=str(artifact_path("e2e-hangul-probe.png")))
+    fonts = _platform_fonts(walk.page, "#glyph-probe > span")
+    walk.page.evaluate("document.getElementById('glyph-probe').remove()")
+
+    hangul, missing = images[:len(syllables)], images[len(syllables):]
+    assert len(set(missing)) == 1, "control failed: missing glyphs do not render identically here"
+    assert missing[0] not in hangul, (
+        f"Hangul renders as the missing-glyph box (tofu); fonts used: {fonts}")
+    assert len(set(hangul)) == len(hangul), (
+        f"distinct Hangul syllables {syllables} render identically (tofu); fonts used: {fonts}")
+
+    walk.expect_logged()
+    walk.close()
+
+
+def _platform_fonts(page: Page, selector: str) -> list[str]:
+    """The system fonts Chromium used for the first node matching ``selector`` (for messages)."""
+    try:
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("DOM.enable")
+        cdp.send("CSS.enable")
+        root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+        cdp.detach()
+        return [f"{f['familyName']} ({f['glyphCount']} glyphs)" for f in fonts]
+    except Exception as error:  # noqa: BLE001 - only used to explain a failure
+        return [f"unknown ({error})"]
+
+
+# --------------------------------------------------------------------------- module-wide checks
+
+WALKS = ("korean walk", "english walk", "language switch")
+
+
+def _require_walks(journal: Journal) -> None:
+    missing = [name for name in WALKS if name not in journal.walks]
+    if missing:
+        pytest.fail(f"this check needs the walks of this module to run first; missing: {missing}",
+                    pytrace=False)
+
+
+def test_every_outline_id_was_shown(journal):
+    _require_walks(journal)
+    unseen = [oid for oid in FLOW.outline if oid not in journal.seen]
+    covering = {oid: [node.id for node in FLOW if oid in node.covers] for oid in unseen}
+    assert not unseen, f"outline ids never shown in the walks (covered by nodes): {covering}"
+
+
+def test_no_page_left_127_0_0_1_or_raised_a_js_error(page_factory, journal):
+    _require_walks(journal)
+    problems = page_factory.problems()
+    assert not problems, ("pages made external requests (aborted) or had JavaScript errors:\n"
+                          + "\n".join(guard.report() for guard in problems))
