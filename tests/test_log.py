@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 T0 = dt.datetime(2025, 3, 1, 9, 0, 0, tzinfo=dt.UTC)
 TYPED = ["내 주문번호 123-4567890", "<img src=x>", "john@example.com"]
+NEWER = log.SCHEMA_VERSION + 1  # a schema version this code does not know
 
 
 # --------------------------------------------------------------------------- helpers
@@ -144,7 +145,7 @@ def test_round_trip_and_elapsed(store_url: str) -> None:
         Event(T0 + 2 * step, s, "q.order-status", "language", None, "ko", 1500),
         Event(T0 + 3 * step, s, "end", "finish", None, "ko", 1500),
     ]
-    assert rows(store_url, "SELECT key, value FROM meta") == [("schema_version", "1")]
+    assert rows(store_url, "SELECT key, value FROM meta") == [("schema_version", str(log.SCHEMA_VERSION))]
     assert rows(store_url, "SELECT count(*) FROM log_gaps") == [(0,)]
 
 
@@ -161,7 +162,7 @@ def test_store_reports_dialect_and_columns(store_url: str) -> None:
 def test_query_is_read_only(store_url: str) -> None:
     with open_store(store_url) as store, pytest.raises(StoreUnavailable):
         store.query("DELETE FROM meta RETURNING key")
-    assert rows(store_url, "SELECT value FROM meta") == [("1",)]
+    assert rows(store_url, "SELECT value FROM meta") == [(str(log.SCHEMA_VERSION),)]
 
 
 def test_sessions_get_distinct_random_ids(db: Path) -> None:
@@ -184,13 +185,13 @@ def test_newer_schema_is_refused_untouched_sqlite(db: Path) -> None:
     with open_store(db) as store:
         store.write([Event(T0, "s1", "n1", "enter", None, "ko", None)])
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(NEWER),))
     conn.close()
     before = sha256(db)
 
     with pytest.raises(SchemaVersionError) as info:
         open_store(db)
-    assert str(db) in str(info.value) and "version 2" in str(info.value)
+    assert str(db) in str(info.value) and f"version {NEWER}" in str(info.value)
     assert sha256(db) == before
 
     logger = SessionLogger(Switch(str(db)))
@@ -206,11 +207,11 @@ def test_newer_schema_is_refused_untouched_postgres(pg_store_url: str) -> None:
     import psycopg
 
     with psycopg.connect(pg_store_url, autocommit=True) as conn:
-        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-    with pytest.raises(SchemaVersionError, match="version 2"):
+        conn.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(NEWER),))
+    with pytest.raises(SchemaVersionError, match=f"version {NEWER}"):
         open_store(pg_store_url)
     with psycopg.connect(pg_store_url, autocommit=True) as conn:
-        assert conn.execute("SELECT value FROM meta").fetchall() == [("2",)]
+        assert conn.execute("SELECT value FROM meta").fetchall() == [(str(NEWER),)]
         assert conn.execute("SELECT node FROM events").fetchall() == [("n1",)]
 
 
@@ -218,15 +219,180 @@ def test_migration_adds_a_column_and_keeps_old_rows(store_url: str, monkeypatch:
     old = Event(T0, "s1", "n1", "enter", None, "ko", None)
     with open_store(store_url) as store:
         store.write([old])
-    v2 = log.Migration(2, ("ALTER TABLE events ADD COLUMN variant TEXT",),
-                       ("ALTER TABLE events ADD COLUMN IF NOT EXISTS variant TEXT",))
-    monkeypatch.setattr(log, "MIGRATIONS", (*log.MIGRATIONS, v2))
-    monkeypatch.setattr(log, "SCHEMA_VERSION", 2)
+    later = log.Migration(NEWER, ("ALTER TABLE events ADD COLUMN variant TEXT",),
+                          ("ALTER TABLE events ADD COLUMN IF NOT EXISTS variant TEXT",))
+    monkeypatch.setattr(log, "MIGRATIONS", (*log.MIGRATIONS, later))
+    monkeypatch.setattr(log, "SCHEMA_VERSION", NEWER)
     with open_store(store_url) as store:
         assert store.read_events() == [old]
-        assert store.query("SELECT value FROM meta")[1] == [("2",)]
+        assert store.query("SELECT value FROM meta")[1] == [(str(NEWER),)]
         columns, _ = store.query("SELECT * FROM events")
         assert columns[-1] == "variant"
+
+
+# --------------------------------------------------------------------------- schema version 2: the sessions rollup
+
+SESSION_COLUMNS = ("session, firsts, first_ts, first_lang, last_id, last_node, finishes, switches, "
+                   "contact_id, contact_node, contact_option, outcome_id, outcome_option, entered")
+
+
+def mixed_events(seed: int = 5, sessions: int = 24, per: int = 30) -> list[Event]:
+    """Overlapping sessions of random events, in time order: node ids that contain one another
+    (a, ab, b.a), contact choices with and without an option, outcomes; most sessions start with
+    one first event (elapsed_ms NULL), s3 has none and s7 two."""
+    rng = random.Random(seed)
+    nodes = ["problem", "channel", "phone", "a", "ab", "b.a", "done"]
+    events = []
+    for k in range(sessions):
+        for i in range(per):
+            first = (i == 0 and k % 10 != 3) or (k % 10 == 7 and i == 9)
+            events.append(Event(T0 + dt.timedelta(seconds=7 * k + 3 * i), f"s{k}", rng.choice(nodes),
+                                rng.choice(ACTIONS), rng.choice([None, "call", "chat", "x"]),
+                                rng.choice(LANGS), None if first else rng.randrange(10_000)))
+    events.sort(key=lambda e: e.ts)
+    return events
+
+
+def write_in_batches(store: EventStore, events: list[Event], seed: int = 1) -> None:
+    """One event at a time, and batches of up to 40 (several sessions, nodes entered twice)."""
+    rng = random.Random(seed)
+    i = 0
+    while i < len(events):
+        n = rng.choice([1, 1, 2, 5, 40])
+        store.write(events[i:i + n])
+        i += n
+
+
+def expected_sessions(store: EventStore) -> list[tuple]:
+    """The sessions rollup, computed here from the stored events (in id order)."""
+    _, result = store.query("SELECT id, ts, session, node, action, option, lang, elapsed_ms FROM events ORDER BY id")
+    rollup: dict[str, dict] = {}
+    for id_, ts, session, node, action, option, lang, elapsed_ms in result:
+        r = rollup.setdefault(session, {"firsts": 0, "first": (None, None), "finishes": 0, "switches": 0,
+                                        "contact": (None, None, None), "outcome": (None, None),
+                                        "entered": set()})
+        if elapsed_ms is None:
+            r["firsts"] += 1
+            if r["first"] == (None, None):
+                r["first"] = (log._as_utc(ts), lang)
+        r["last"] = (id_, node)
+        r["finishes"] += action == "finish"
+        r["switches"] += action == "language"
+        if action == "choose" and node in log.ROLLUP_CONTACT_NODES:
+            r["contact"] = (id_, node, option)
+        if action == "outcome":
+            r["outcome"] = (id_, option)
+        if action == "enter":
+            r["entered"].add(node)
+    return sorted((s, r["firsts"], *r["first"], *r["last"], r["finishes"], r["switches"], *r["contact"],
+                   *r["outcome"], frozenset(r["entered"])) for s, r in rollup.items())
+
+
+def stored_sessions(store: EventStore) -> list[tuple]:
+    """The store's sessions table, first_ts as a UTC datetime and entered as a set."""
+    _, result = store.query(f"SELECT {SESSION_COLUMNS} FROM sessions")
+    stored = []
+    for row in result:
+        entered = row[-1].split("|")
+        assert row[-1].startswith("|") and row[-1].endswith("|") and len(set(entered)) == len(entered) - 1
+        assert all(ID.fullmatch(v) for v in (row[0], row[3], row[5], row[9], row[10], row[12], *entered[1:-1])
+                   if v is not None)
+        stored.append((*row[:2], None if row[2] is None else log._as_utc(row[2]), *row[3:-1],
+                       frozenset(entered[1:-1])))
+    return sorted(stored)
+
+
+def index_names(store: EventStore) -> set[str]:
+    if store.dialect == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type IN ('index', 'trigger')"
+    else:
+        sql = ("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() UNION ALL "
+               "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+    return {name for (name,) in store.query(sql)[1]}
+
+
+def make_v1_store(url: str, events: list[Event], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store as the previous version of this code made it (schema version 1), with ``events``."""
+    with monkeypatch.context() as m:
+        m.setattr(log, "MIGRATIONS", log.MIGRATIONS[:1])
+        m.setattr(log, "SCHEMA_VERSION", 1)
+        with open_store(url) as store:
+            write_in_batches(store, events)
+            assert store.query("SELECT value FROM meta")[1] == [("1",)]
+            assert "events_sessions" not in index_names(store)
+
+
+def test_rollup_follows_every_write(store_url: str) -> None:
+    events = mixed_events()
+    with open_store(store_url) as store:
+        write_in_batches(store, events)
+        assert store.read_events() == events
+        expected = expected_sessions(store)
+        assert len(expected) == 24 and stored_sessions(store) == expected
+        firsts = {row[0]: row[1] for row in expected}
+        assert (firsts["s3"], firsts["s7"], firsts["s0"]) == (0, 2, 1)
+
+
+def test_rollup_is_kept_by_writers_that_do_not_know_it(store_url: str) -> None:
+    """Rows inserted by other code (e.g. a kernel still running the previous version during an
+    upgrade, which inserts one row per statement) are rolled up too."""
+    events = mixed_events(seed=8, sessions=6)
+    with open_store(store_url) as store:
+        store.write(events[:20])
+        sql = f"INSERT INTO events ({log._EVENT_COLUMNS}) VALUES ({', '.join([store.placeholder] * 7)})"
+        if store.dialect == "sqlite":
+            with sqlite3.connect(store.path) as conn:
+                conn.executemany(sql, [(log._sqlite_ts(e.ts), *e[1:]) for e in events[20:]])
+            conn.close()
+        else:
+            import psycopg
+
+            with psycopg.connect(store_url, autocommit=True) as conn:
+                conn.cursor().executemany(sql, [tuple(e) for e in events[20:]])
+        assert store.read_events() == events
+        assert stored_sessions(store) == expected_sessions(store)
+
+
+def test_v1_store_migrates_in_place(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    events = mixed_events(seed=6)
+    make_v1_store(store_url, events, monkeypatch)
+    with open_store(store_url) as store:
+        assert store.query("SELECT value FROM meta")[1] == [("2",)]
+        assert store.read_events() == events  # every row kept, in order
+        assert {"events_choose", "events_leave", "events_sessions"} <= index_names(store)
+        assert stored_sessions(store) == expected_sessions(store)  # filled from the old rows
+        more = mixed_events(seed=7)
+        write_in_batches(store, more)  # sessions s0... continue, and the rollup follows
+        assert store.read_events() == events + more
+        assert stored_sessions(store) == expected_sessions(store)
+
+
+def test_v1_store_opened_by_many_processes_at_once_migrates_once_sqlite(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite://{tmp_path / 'events.sqlite3'}"
+    make_v1_store(url, mixed_events(), monkeypatch)
+    assert open_at_once(url) == []
+    with open_store(url) as store:
+        assert store.query("SELECT value FROM meta")[1] == [("2",)]
+        assert stored_sessions(store) == expected_sessions(store)
+
+
+@pytest.mark.postgres
+def test_v1_store_opened_by_many_processes_at_once_migrates_once_postgres(
+        pg_store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_v1_store(pg_store_url, mixed_events(), monkeypatch)
+    assert open_at_once(pg_store_url) == []
+    with open_store(pg_store_url) as store:
+        assert store.query("SELECT value FROM meta")[1] == [("2",)]
+        assert stored_sessions(store) == expected_sessions(store)
+
+
+def test_read_only_v1_store_is_not_migrated(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_v1_store(str(db), mixed_events(sessions=3), monkeypatch)
+    before = sha256(db)
+    with open_store(f"sqlite://{db}?mode=ro") as store:
+        assert store.query("SELECT value FROM meta")[1] == [("1",)]
+    assert sha256(db) == before
 
 
 # --------------------------------------------------------------------------- privacy
@@ -391,20 +557,20 @@ def test_open_waits_for_a_concurrent_creator(db: Path) -> None:
     holder.close()
     thread.join(60)
     assert outcome == ["ok"]
-    assert rows(str(db), "SELECT value FROM meta") == [("1",)]
+    assert rows(str(db), "SELECT value FROM meta") == [(str(log.SCHEMA_VERSION),)]
 
 
 def test_many_processes_create_the_store_at_once_sqlite(tmp_path: Path) -> None:
     for round_ in range(10):
         url = f"sqlite://{tmp_path / str(round_) / 'events.sqlite3'}"
         assert open_at_once(url) == []
-        assert rows(url, "SELECT value FROM meta") == [("1",)]
+        assert rows(url, "SELECT value FROM meta") == [(str(log.SCHEMA_VERSION),)]
 
 
 @pytest.mark.postgres
 def test_many_processes_create_the_store_at_once_postgres(pg_store_url: str) -> None:
     assert open_at_once(pg_store_url) == []
-    assert rows(pg_store_url, "SELECT value FROM meta") == [("1",)]
+    assert rows(pg_store_url, "SELECT value FROM meta") == [(str(log.SCHEMA_VERSION),)]
 
 
 # --------------------------------------------------------------------------- store unavailable
@@ -683,4 +849,4 @@ def test_sqlite_store_does_not_import_psycopg(tmp_path: Path) -> None:
 def test_actions_vocabulary() -> None:
     assert ACTIONS == ("enter", "choose", "next", "back", "restart", "language", "finish", "outcome")
     assert LANGS == ("ko", "en")
-    assert log.SCHEMA_VERSION == 1
+    assert log.SCHEMA_VERSION == 2

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import widgets.log as log
 from widgets import demo, summary
 from widgets.engine import Engine
 from widgets.flow import default_flow
@@ -203,17 +204,18 @@ def pg_schema_url(pg_url: str) -> Iterator[str]:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-@pytest.fixture(params=["sqlite", "sqlite+indexes", pytest.param("postgresql", marks=pytest.mark.postgres),
-                        pytest.param("postgresql+indexes", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest) -> str:
-    """The URL of an empty store: SQLite, then PostgreSQL; each as log.py creates it, then with
-    the indexes the summary's statements are written for (other query plans, same results)."""
-    backend, _, indexed = request.param.partition("+")
+@pytest.fixture(params=["sqlite", "sqlite-v1", pytest.param("postgresql", marks=pytest.mark.postgres),
+                        pytest.param("postgresql-v1", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The URL of an empty store: SQLite, then PostgreSQL; each as log.py creates it (the
+    summary reads the sessions rollup), then as log schema version 1 made it, which the test
+    then keeps using (the summary reads the events alone: other statements, same results)."""
+    backend, _, version = request.param.partition("-")
+    if version:
+        monkeypatch.setattr(log, "MIGRATIONS", log.MIGRATIONS[:1])
+        monkeypatch.setattr(log, "SCHEMA_VERSION", 1)
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_schema_url")
-    with open_store(url) as store:  # creates the schema
-        if indexed:
-            for statement in summary.INDEXES:
-                store_execute(store, statement)
+    open_store(url).close()  # creates the schema
     return url
 
 
@@ -362,9 +364,8 @@ def test_sqlite_median_reads_the_middle_through_the_index_when_there_is_one(tmp_
         path = tmp_path / f"{name}.sqlite3"
         with open_store(path) as store:
             store.write(hand_events())
-        if indexed:
-            for statement in summary.INDEXES:
-                store_execute(store, statement)
+        if not indexed:
+            store_execute(store, "DROP INDEX events_leave")
         with open_store(path) as store:
             query = store.query
             seen = statements.setdefault(name, [])
@@ -515,6 +516,131 @@ def test_demo_log_matches_a_plain_python_reference(store_url: str) -> None:
                     if e.elapsed_ms is None and start <= e.ts < end and e.lang == "en"}
         check_against_reference(summarize(store, start, end, "en"),
                                 reference([e for e in events if e.session in selected]))
+
+
+# --------------------------------------------------------------------------- sessions rollup and events agree
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def v2_url(request: pytest.FixtureRequest) -> str:
+    """An empty store as log.py creates it (with the sessions rollup)."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_schema_url")
+
+
+def summarize_from_events(store: EventStore, monkeypatch: pytest.MonkeyPatch, **filters) -> Summary:
+    """summarize() as on a store without the sessions rollup."""
+    with monkeypatch.context() as m:
+        m.setattr(summary._Query, "_has_rollup", lambda self: False)
+        return summarize(store, **filters)
+
+
+def assert_same_summary(a: Summary, b: Summary) -> None:
+    for name in Summary.TABLES:
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True, obj=name)
+
+
+def spied(store: EventStore) -> list[str]:
+    """The statements the store runs from now on."""
+    seen: list[str] = []
+    query = store.query
+    store.query = lambda sql, params=(): (seen.append(sql), query(sql, params))[1]  # type: ignore[method-assign]
+    return seen
+
+
+FILTERS = [
+    {},
+    {"start": dt.date(2025, 5, 2)},
+    {"end": dt.datetime(2025, 5, 2, 13, 30)},
+    {"lang": "en"},
+    {"start": "2025-05-01T06:00", "end": dt.date(2025, 5, 3), "lang": "ko"},
+    {"start": dt.date(2030, 1, 1)},
+]
+
+
+def test_rollup_and_events_give_the_same_summary(v2_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with open_store(v2_url) as store:
+        demo.fill(store, 6000, seed=12, start=dt.date(2025, 5, 1), days=3, batch=700)
+        for filters in FILTERS:
+            assert_same_summary(summarize(store, **filters), summarize_from_events(store, monkeypatch, **filters))
+
+
+def test_rollup_store_reads_the_events_only_for_choices_and_times(v2_url: str) -> None:
+    with open_store(v2_url) as store:
+        store.write(hand_events())
+        for filters in FILTERS[:2]:
+            statements = spied(store)
+            assert summarize(store, **filters).sessions == (7 if not filters else 0)
+            on_events = [sql for sql in statements if "FROM events" in sql]
+            assert on_events and all("action = 'choose'" in sql or summary._LEAVING in sql for sql in on_events)
+            # The check for sessions with several first events, days, entered nodes, the rest.
+            assert sum("FROM sessions" in sql for sql in statements if sql not in on_events) == 4
+
+
+def test_a_session_with_two_first_events_is_summarized_from_the_events(
+        v2_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The logger never writes it; the rollup keeps one first event per session, so the summary
+    falls back on the events, whose definitions count each first event."""
+    t0 = dt.datetime(2025, 3, 1, 12, tzinfo=UTC)
+    twice = [
+        Event(t0, "twice", "problem", "enter", None, "ko", None),
+        Event(t0 + dt.timedelta(days=2), "twice", "problem", "enter", None, "en", None),
+        Event(t0 + dt.timedelta(days=2, seconds=5), "twice", "problem", "choose", "late", "en", 5000),
+    ]
+    with open_store(v2_url) as store:
+        store.write(hand_events())
+        store.write(twice)
+        statements = spied(store)
+        s = summarize(store)
+        assert not any("FROM sessions" in sql for sql in statements[2:])
+        assert_same_summary(s, summarize_from_events(store, monkeypatch))
+        assert s.sessions == 9 and s.daily["en"].tolist() == [1, 1, 2]
+        assert rows(s.funnel, "node", "exits")["problem"] == 3  # once per first event
+        march_3 = summarize(store, start=dt.date(2025, 3, 3))
+        assert march_3.sessions == 4 and rows(march_3.funnel, "node", "views")["problem"] == 4
+        assert_same_summary(march_3, summarize_from_events(store, monkeypatch, start=dt.date(2025, 3, 3)))
+
+
+def test_a_v1_store_read_before_and_after_its_migration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dashboard opens SQLite read-only, which never migrates: the summary of a version 1
+    store is the same before a writer migrates it (from the events) as after (from the rollup)."""
+    path = tmp_path / "events.sqlite3"
+    with monkeypatch.context() as m:
+        m.setattr(log, "MIGRATIONS", log.MIGRATIONS[:1])
+        m.setattr(log, "SCHEMA_VERSION", 1)
+        with open_store(path) as store:
+            store.write(hand_events())
+    with open_store(f"sqlite://{path}?mode=ro") as store:
+        statements = spied(store)
+        before = summarize(store)
+        assert not any("FROM sessions" in sql for sql in statements)
+    with open_store(path) as store:  # migrates
+        statements = spied(store)
+        assert_same_summary(summarize(store), before)
+        assert any("FROM sessions" in sql for sql in statements)
+    assert before.sessions == 7 and before.finished == 2
+
+
+def test_contact_nodes_other_than_the_rollup_s_are_counted_from_the_events(
+        v2_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(summary, "CONTACT_NODES", ("channel",))
+    with open_store(v2_url) as store:
+        store.write(hand_events())
+        s = summarize(store)
+        assert_same_summary(s, summarize_from_events(store, monkeypatch))
+    # S2 called (phone node), which no longer counts: 3 sessions chose at channel.
+    assert rows(s.channels, "option", "sessions") == {"email": 1, "phone": 1, "chat": 1}
+
+
+def test_summary_indexes_match_the_statements() -> None:
+    """SQLite uses a partial index only for a WHERE stated in the same terms."""
+    choose, leave = summary.INDEXES
+    assert choose.endswith("WHERE action = 'choose'") and leave.endswith(f"WHERE {summary._LEAVING}")
+    assert summary._LEAVING == "action IN (" + ", ".join(f"'{a}'" for a in summary.LEAVE_ACTIONS) + ")"
+    assert set(log.ROLLUP_CONTACT_NODES) == set(summary.CONTACT_NODES)
+    contact_nodes = "node IN (" + ", ".join(f"'{n}'" for n in log.ROLLUP_CONTACT_NODES) + ")"
+    assert all(contact_nodes in " ".join(m.sqlite + m.postgresql) for m in log.MIGRATIONS[1:])
+    assert all(statement in log.MIGRATIONS[1].sqlite and statement in log.MIGRATIONS[1].postgresql
+               for statement in summary.INDEXES)
 
 
 # --------------------------------------------------------------------------- demo data

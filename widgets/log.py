@@ -6,6 +6,11 @@ the milliseconds since the session's previous event (NULL for the first one).
 Every field is validated structurally before it can reach a store, so nothing a
 person typed, and no personal data, is ever written.
 
+Tables: ``events`` (those rows), ``log_gaps`` (events lost to a buffer overflow),
+``meta`` (the schema version) and, from schema version 2, ``sessions``: one row per
+session, derived from its events by a trigger as they are inserted, for the summary
+(see MIGRATIONS).
+
 Stores:
     SQLiteStore     the embedded default, ``$GUIDE_DATA_DIR/events.sqlite3``
                     (WAL mode, one short ``BEGIN IMMEDIATE`` transaction per
@@ -170,6 +175,166 @@ class Migration(NamedTuple):
     postgresql: tuple[str, ...]
 
 
+# Schema version 2: the per-session rollup and the summary's indexes.
+#
+# ``sessions`` holds one row per session id found in ``events``, kept up to date by a trigger
+# on each inserted event, in the transaction that inserts it (so every writer maintains it,
+# including a process still running older code while the guide is upgraded):
+#
+#   firsts          events with elapsed_ms NULL (the logger writes exactly one: the first)
+#   first_ts/_lang  time and language of the first of them (NULL while there is none)
+#   last_id/_node   id and node of the session's last event (highest id)
+#   finishes        ``finish`` events; switches: ``language`` events
+#   contact_*       id, node and option of the last ``choose`` at ``channel`` or ``phone``
+#   outcome_*       id and option of the last ``outcome`` event
+#   entered         the nodes with an ``enter`` event, each once: '|problem|order|...|' ('|': none)
+#
+# Everything in it is derived from validated event fields (ids, timestamps, counts). The
+# migration fills it from the events already stored. These statements are part of the schema's
+# history: never edit them; change the rollup with a new migration.
+_V2_SESSION_COLUMNS = ("session, firsts, first_ts, first_lang, last_id, last_node, finishes, switches, "
+                       "contact_id, contact_node, contact_option, outcome_id, outcome_option, entered")
+# How a session's row absorbs one more of its events (``excluded``, as _V2_EVENT_ROW makes it):
+# counts add up, ids decide which event is the last (whatever order writers commit in), and
+# ``entered`` gains the node of an enter event unless it has it already.
+_V2_MERGE = (
+    "firsts = sessions.firsts + excluded.firsts, "
+    "first_ts = CASE WHEN sessions.first_ts IS NULL THEN excluded.first_ts ELSE sessions.first_ts END, "
+    "first_lang = CASE WHEN sessions.first_ts IS NULL THEN excluded.first_lang ELSE sessions.first_lang END, "
+    "last_id = CASE WHEN excluded.last_id > sessions.last_id THEN excluded.last_id ELSE sessions.last_id END, "
+    "last_node = CASE WHEN excluded.last_id > sessions.last_id THEN excluded.last_node ELSE sessions.last_node END, "
+    "finishes = sessions.finishes + excluded.finishes, "
+    "switches = sessions.switches + excluded.switches, "
+    "contact_id = CASE WHEN excluded.contact_id > sessions.contact_id OR sessions.contact_id IS NULL "
+    "THEN excluded.contact_id ELSE sessions.contact_id END, "
+    "contact_node = CASE WHEN excluded.contact_id > sessions.contact_id OR sessions.contact_id IS NULL "
+    "THEN excluded.contact_node ELSE sessions.contact_node END, "
+    "contact_option = CASE WHEN excluded.contact_id > sessions.contact_id OR sessions.contact_id IS NULL "
+    "THEN excluded.contact_option ELSE sessions.contact_option END, "
+    "outcome_id = CASE WHEN excluded.outcome_id > sessions.outcome_id OR sessions.outcome_id IS NULL "
+    "THEN excluded.outcome_id ELSE sessions.outcome_id END, "
+    "outcome_option = CASE WHEN excluded.outcome_id > sessions.outcome_id OR sessions.outcome_id IS NULL "
+    "THEN excluded.outcome_option ELSE sessions.outcome_option END, "
+    "entered = CASE WHEN replace(sessions.entered, excluded.entered, '') <> sessions.entered "
+    "THEN sessions.entered ELSE sessions.entered || substr(excluded.entered, 2) END"
+)
+# The same for the rollup of several events of the session, which may have entered several nodes.
+_V2_MERGE_MANY = (
+    _V2_MERGE[:_V2_MERGE.index("entered = ")]
+    + "entered = sessions.entered || coalesce((SELECT string_agg(n, '|') || '|' "
+    "FROM unnest(string_to_array(trim(BOTH '|' FROM excluded.entered), '|')) AS n "
+    "WHERE strpos(sessions.entered, '|' || n || '|') = 0), '')"
+)
+# The sessions row of one event (columns prefixed with ``{e}``: 'NEW.' in a row trigger).
+_V2_EVENT_ROW = (
+    "{e}session, CASE WHEN {e}elapsed_ms IS NULL THEN 1 ELSE 0 END, "
+    "CASE WHEN {e}elapsed_ms IS NULL THEN {e}ts END, CASE WHEN {e}elapsed_ms IS NULL THEN {e}lang END, "
+    "{e}id, {e}node, CASE WHEN {e}action = 'finish' THEN 1 ELSE 0 END, "
+    "CASE WHEN {e}action = 'language' THEN 1 ELSE 0 END, "
+    "CASE WHEN {e}action = 'choose' AND {e}node IN ('channel', 'phone') THEN {e}id END, "
+    "CASE WHEN {e}action = 'choose' AND {e}node IN ('channel', 'phone') THEN {e}node END, "
+    "CASE WHEN {e}action = 'choose' AND {e}node IN ('channel', 'phone') THEN {e}option END, "
+    "CASE WHEN {e}action = 'outcome' THEN {e}id END, CASE WHEN {e}action = 'outcome' THEN {e}option END, "
+    "CASE WHEN {e}action = 'enter' THEN '|' || {e}node || '|' ELSE '|' END"
+)
+# The summary's indexes; its statements repeat these WHERE clauses word for word (SQLite uses a
+# partial index only then). Choices per decision; the events leaving each node, by elapsed_ms.
+_V2_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS events_choose ON events (node, option, session) WHERE action = 'choose'",
+    "CREATE INDEX IF NOT EXISTS events_leave ON events (node, elapsed_ms, session) "
+    "WHERE action IN ('choose', 'next', 'back', 'restart')",
+)
+# Sessions with more than one first event, which the logger never writes (normally none).
+_V2_SESSIONS_INDEX = "CREATE INDEX IF NOT EXISTS sessions_firsts ON sessions (session) WHERE firsts > 1"
+_V2_SQLITE = (
+    "CREATE TABLE IF NOT EXISTS sessions ("
+    " session TEXT PRIMARY KEY,"
+    " firsts INTEGER NOT NULL,"
+    " first_ts TEXT,"
+    " first_lang TEXT,"
+    " last_id INTEGER NOT NULL,"
+    " last_node TEXT NOT NULL,"
+    " finishes INTEGER NOT NULL,"
+    " switches INTEGER NOT NULL,"
+    " contact_id INTEGER,"
+    " contact_node TEXT,"
+    " contact_option TEXT,"
+    " outcome_id INTEGER,"
+    " outcome_option TEXT,"
+    " entered TEXT NOT NULL) WITHOUT ROWID",
+    f"INSERT INTO sessions ({_V2_SESSION_COLUMNS}) "
+    "SELECT a.session, a.firsts, f.ts, f.lang, a.last_id, l.node, a.finishes, a.switches, "
+    "a.contact_id, c.node, c.option, a.outcome_id, o.option, '|' || coalesce(n.nodes || '|', '') "
+    "FROM (SELECT session, sum(elapsed_ms IS NULL) AS firsts, "
+    "min(CASE WHEN elapsed_ms IS NULL THEN id END) AS first_id, max(id) AS last_id, "
+    "sum(action = 'finish') AS finishes, sum(action = 'language') AS switches, "
+    "max(CASE WHEN action = 'choose' AND node IN ('channel', 'phone') THEN id END) AS contact_id, "
+    "max(CASE WHEN action = 'outcome' THEN id END) AS outcome_id "
+    "FROM events GROUP BY session) AS a "
+    "JOIN events AS l ON l.id = a.last_id "
+    "LEFT JOIN events AS f ON f.id = a.first_id "
+    "LEFT JOIN events AS c ON c.id = a.contact_id "
+    "LEFT JOIN events AS o ON o.id = a.outcome_id "
+    "LEFT JOIN (SELECT session, group_concat(node, '|') AS nodes FROM "
+    "(SELECT DISTINCT session, node FROM events WHERE action = 'enter') GROUP BY session) AS n "
+    "ON n.session = a.session",
+    "CREATE TRIGGER IF NOT EXISTS events_sessions AFTER INSERT ON events BEGIN "
+    f"INSERT INTO sessions ({_V2_SESSION_COLUMNS}) VALUES ({_V2_EVENT_ROW.format(e='NEW.')}) "
+    f"ON CONFLICT (session) DO UPDATE SET {_V2_MERGE}; END",
+    *_V2_INDEXES,
+    _V2_SESSIONS_INDEX,
+)
+# PostgreSQL: the rollup of a set of events (all stored ones in the migration; the rows of one
+# INSERT statement in the trigger).
+_V2_PG_ROLLUP = (
+    "SELECT session, count(*) FILTER (WHERE elapsed_ms IS NULL), "
+    "(array_agg(ts ORDER BY id) FILTER (WHERE elapsed_ms IS NULL))[1], "
+    "(array_agg(lang ORDER BY id) FILTER (WHERE elapsed_ms IS NULL))[1], "
+    "max(id), (array_agg(node ORDER BY id DESC))[1], "
+    "count(*) FILTER (WHERE action = 'finish'), count(*) FILTER (WHERE action = 'language'), "
+    "max(id) FILTER (WHERE action = 'choose' AND node IN ('channel', 'phone')), "
+    "(array_agg(node ORDER BY id DESC) FILTER (WHERE action = 'choose' AND node IN ('channel', 'phone')))[1], "
+    "(array_agg(option ORDER BY id DESC) FILTER (WHERE action = 'choose' AND node IN ('channel', 'phone')))[1], "
+    "max(id) FILTER (WHERE action = 'outcome'), "
+    "(array_agg(option ORDER BY id DESC) FILTER (WHERE action = 'outcome'))[1], "
+    "'|' || coalesce(string_agg(DISTINCT node, '|') FILTER (WHERE action = 'enter') || '|', '') "
+    "FROM {source} GROUP BY session"
+)
+_V2_POSTGRESQL = (
+    "CREATE TABLE IF NOT EXISTS sessions ("
+    " session TEXT PRIMARY KEY,"
+    " firsts INTEGER NOT NULL,"
+    " first_ts TIMESTAMPTZ,"
+    " first_lang TEXT,"
+    " last_id BIGINT NOT NULL,"
+    " last_node TEXT NOT NULL,"
+    " finishes INTEGER NOT NULL,"
+    " switches INTEGER NOT NULL,"
+    " contact_id BIGINT,"
+    " contact_node TEXT,"
+    " contact_option TEXT,"
+    " outcome_id BIGINT,"
+    " outcome_option TEXT,"
+    " entered TEXT NOT NULL) WITH (fillfactor = 90)",
+    f"INSERT INTO sessions ({_V2_SESSION_COLUMNS}) {_V2_PG_ROLLUP.format(source='events')}",
+    # Once per INSERT statement (PostgresStore.write inserts a batch with one): a single event
+    # as the SQLite trigger does it, several aggregated per session first.
+    "CREATE OR REPLACE FUNCTION events_to_sessions() RETURNS trigger LANGUAGE plpgsql "
+    "SET search_path FROM CURRENT AS $$ BEGIN "
+    "IF (SELECT count(*) FROM new_events) = 1 THEN "
+    f"INSERT INTO sessions ({_V2_SESSION_COLUMNS}) SELECT {_V2_EVENT_ROW.format(e='')} FROM new_events "
+    f"ON CONFLICT (session) DO UPDATE SET {_V2_MERGE}; "
+    "ELSE "
+    f"INSERT INTO sessions ({_V2_SESSION_COLUMNS}) {_V2_PG_ROLLUP.format(source='new_events')} "
+    f"ON CONFLICT (session) DO UPDATE SET {_V2_MERGE_MANY}; "
+    "END IF; RETURN NULL; END $$",
+    "CREATE TRIGGER events_sessions AFTER INSERT ON events REFERENCING NEW TABLE AS new_events "
+    "FOR EACH STATEMENT EXECUTE FUNCTION events_to_sessions()",
+    *_V2_INDEXES,
+    _V2_SESSIONS_INDEX,
+)
+
+
 #: Applied in order; a store records the last applied version in ``meta``.
 #: Append new migrations (e.g. ``ALTER TABLE events ADD COLUMN ...``); never edit old ones.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -214,11 +379,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             " dropped INTEGER NOT NULL)",
         ),
     ),
+    Migration(version=2, sqlite=_V2_SQLITE, postgresql=_V2_POSTGRESQL),
 )
 #: The schema version this code writes.
 SCHEMA_VERSION: int = MIGRATIONS[-1].version
+#: The indexes that serve widgets/summary.py (created by schema version 2).
+SUMMARY_INDEXES: tuple[str, ...] = _V2_INDEXES
+#: The nodes whose last ``choose`` the ``sessions`` rollup keeps (contact_id/_node/_option).
+ROLLUP_CONTACT_NODES: tuple[str, ...] = ("channel", "phone")
 
 _EVENT_COLUMNS = "ts, session, node, action, option, lang, elapsed_ms"
+_PG_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+# A batch from one array per column; ids follow the list order.
+_PG_INSERT_EVENTS = (
+    f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM unnest("
+    "%s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[]) "
+    f"WITH ORDINALITY AS batch ({_EVENT_COLUMNS}, n) ORDER BY n"
+)
 _SET_VERSION = (
     "INSERT INTO meta (key, value) VALUES ('schema_version', {p}) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -473,7 +650,8 @@ class SQLiteStore(EventStore):
                 try:
                     conn.executemany(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                      event_rows)
-                    conn.executemany("INSERT INTO log_gaps (ts, session, dropped) VALUES (?, ?, ?)", gap_rows)
+                    if gap_rows:
+                        conn.executemany("INSERT INTO log_gaps (ts, session, dropped) VALUES (?, ?, ?)", gap_rows)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -608,9 +786,11 @@ class PostgresStore(EventStore):
             conn = self._connection()
             try:
                 with conn.transaction(), conn.cursor() as cur:
-                    if events:
-                        cur.executemany(f"INSERT INTO events ({_EVENT_COLUMNS}) "
-                                        "VALUES (%s, %s, %s, %s, %s, %s, %s)", [tuple(e) for e in events])
+                    # One statement per call, so that the sessions trigger runs once.
+                    if len(events) == 1:
+                        cur.execute(_PG_INSERT_EVENT, tuple(events[0]))
+                    elif events:
+                        cur.execute(_PG_INSERT_EVENTS, [list(column) for column in zip(*events)])
                     if gaps:
                         cur.executemany("INSERT INTO log_gaps (ts, session, dropped) VALUES (%s, %s, %s)",
                                         [tuple(g) for g in gaps])

@@ -55,9 +55,16 @@ SQL: the same statements run on SQLite and PostgreSQL, except the median and the
 timestamp. PostgreSQL has ``percentile_cont(0.5)``; SQLite has no percentile function, so there
 each node's values are counted and the middle one or two read with ``ORDER BY elapsed_ms LIMIT 1
 or 2 OFFSET (n-1)/2`` when an index gives them in order, else numbered once with
-``row_number()`` over the node's values in order. The statements are written to be served by
-the indexes in :data:`INDEXES` when the store has them (benchmarks/summary_bench.py measures
-both); without them the results are the same, only slower on a large log.
+``row_number()`` over the node's values in order.
+
+Where the numbers come from: a store at log schema version 2 or later keeps a ``sessions``
+table, one row per session maintained with its events (see widgets/log.py), and the indexes in
+:data:`INDEXES`. Sessions, days, languages, completion, switches, views, exits, contact channels
+and outcomes are then counted from ``sessions`` (a small fraction of the log); choices and times
+from the events, through those indexes. A store still at version 1 (e.g. opened read-only
+before any writer migrated it), or one holding a session with more than one first event (which
+the logger never writes), is summarized from the events alone, with the same definitions and
+the same results, only more slowly on a large log.
 """
 
 from __future__ import annotations
@@ -66,11 +73,12 @@ import datetime as dt
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, NamedTuple, Sequence
 
 import pandas as pd
 
 from .flow import LANGUAGES, Flow, default_flow
+from .log import ROLLUP_CONTACT_NODES, SUMMARY_INDEXES
 
 __all__ = ["Summary", "summarize", "node_order", "INDEXES", "LEAVE_ACTIONS", "CONTACT_NODES",
            "OUTCOMES", "NO_CHANNEL", "OTHER"]
@@ -91,17 +99,11 @@ _OTHER_CODE = 63
 # when a query states its WHERE in the same terms.
 _LEAVING = "action IN ('choose', 'next', 'back', 'restart')"
 
-#: Indexes that serve summarize()'s statements (the same SQL for SQLite and PostgreSQL):
-#: sessions by their first event, enter/choose/finish/language/outcome events by node, the
-#: events leaving each node in elapsed_ms order, and each session's events newest first.
-#: events_session_node covers what the existing events_session (session, id) does.
-INDEXES: tuple[str, ...] = (
-    "CREATE INDEX IF NOT EXISTS events_first ON events (ts, lang, session, elapsed_ms) "
-    "WHERE elapsed_ms IS NULL",
-    "CREATE INDEX IF NOT EXISTS events_action ON events (action, node, option, session)",
-    f"CREATE INDEX IF NOT EXISTS events_leave ON events (node, elapsed_ms, session) WHERE {_LEAVING}",
-    "CREATE INDEX IF NOT EXISTS events_session_node ON events (session, id, node)",
-)
+#: The indexes that serve summarize()'s statements on the events: the choose events by
+#: (node, option) and the events leaving each node in elapsed_ms order. Every store has them
+#: from log schema version 2 on (its migration creates them; see widgets/log.py); they are
+#: listed here for reference only.
+INDEXES: tuple[str, ...] = SUMMARY_INDEXES
 
 _COLUMNS: dict[str, list[str]] = {
     "overview": ["sessions", "finished", "completion_rate", "language_switches",
@@ -197,8 +199,24 @@ def node_order(flow: Flow) -> dict[str, int]:
 # --------------------------------------------------------------------------- SQL
 
 
+class _SessionNumbers(NamedTuple):
+    """What summarize() counts per session, for the selected sessions (see _Query)."""
+
+    daily: list[tuple[Any, ...]]  # (day, start language, sessions)
+    finished: int  # sessions with a finish event
+    switches: int  # language events
+    switched: int  # sessions with a language event
+    views: list[tuple[Any, ...]]  # (node, sessions that entered it)
+    exits: list[tuple[Any, ...]]  # (node, unfinished sessions whose last event is there)
+    contacts: list[tuple[Any, ...]]  # (contact code, outcome code, sessions): see _Query.numbers
+
+
 class _Query:
-    """Builds and runs the summary's statements against one store, with its filters."""
+    """Builds and runs the summary's statements against one store, with its filters.
+
+    ``rollup`` tells whether the session-level numbers come from the store's ``sessions`` table
+    (see the module docstring); the statements of both ways give the same results.
+    """
 
     def __init__(self, store: Any, start: dt.datetime | None, end: dt.datetime | None,
                  lang: str | None) -> None:
@@ -208,19 +226,26 @@ class _Query:
             raise ValueError(f"unsupported SQL dialect {self.dialect!r}")
         self.placeholder = getattr(store, "placeholder", "?")
         first = ["elapsed_ms IS NULL"]
+        rolled = ["firsts > 0"]
         self.first_params: list[Any] = []
         if start is not None:
             first.append("ts >= ?")
+            rolled.append("first_ts >= ?")
             self.first_params.append(self._ts(start))
         if end is not None:
             first.append("ts < ?")
+            rolled.append("first_ts < ?")
             self.first_params.append(self._ts(end))
         if lang is not None:
             first.append("lang = ?")
+            rolled.append("first_lang = ?")
             self.first_params.append(lang)
         #: WHERE terms selecting the first events of the selected sessions.
         self.first_where = " AND ".join(first)
+        #: The same selection as WHERE terms on the ``sessions`` table.
+        self.sessions_where = " AND ".join(rolled)
         self.filtered = bool(self.first_params)
+        self.rollup = self._has_rollup()
 
     def _ts(self, value: dt.datetime) -> Any:
         if self.dialect == "sqlite":
@@ -228,10 +253,19 @@ class _Query:
             return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         return value
 
+    def _has_rollup(self) -> bool:
+        """True when the store keeps the ``sessions`` table (log schema version 2 or later) and
+        every session in it has at most one first event, so that its first_ts and first_lang
+        are those of the session's only first event."""
+        rows = self.run("SELECT value FROM meta WHERE key = 'schema_version'")
+        if not rows or not str(rows[0][0]).isdigit() or int(rows[0][0]) < 2:
+            return False
+        return not self.run("SELECT 1 FROM sessions WHERE firsts > 1 LIMIT 1")
+
     def day(self, column: str = "ts") -> str:
         if self.dialect == "sqlite":
             return f"substr({column}, 1, 10)"
-        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        return f"CAST({column} AT TIME ZONE 'UTC' AS date)"
 
     @property
     def selected(self) -> str:
@@ -243,28 +277,101 @@ class _Query:
         """Run ``sql``; with ``select``, the selected sessions are the table ``sel`` (computed
         once per statement, however many times it is used)."""
         if select and self.filtered:
-            sql = (f"WITH sel AS MATERIALIZED (SELECT session FROM events WHERE {self.first_where}) "
-                   + sql)
+            source = (f"sessions WHERE {self.sessions_where}" if self.rollup
+                      else f"events WHERE {self.first_where}")
+            sql = f"WITH sel AS MATERIALIZED (SELECT session FROM {source}) " + sql
             params = [*self.first_params, *params]
         if self.placeholder != "?":
             sql = sql.replace("?", self.placeholder)
         _, rows = self.store.query(sql, list(params))
         return rows
 
-    # -- the statements
+    # -- the session-level numbers
 
-    def daily(self) -> list[tuple[Any, ...]]:
+    def numbers(self, contact_options: Sequence[tuple[str, str]], outcomes: Sequence[str]) -> _SessionNumbers:
+        """Days, finishes and switches, views, exits, contact choices and outcomes.
+
+        Contact and outcome codes: the position of the session's last contact choice in
+        ``contact_options`` / of its last outcome in ``outcomes`` (from 1; 63 for anything
+        else); None: none. Only sessions with one or the other are listed.
+        """
+        if max(len(contact_options), len(outcomes)) >= _OTHER_CODE:
+            raise ValueError("too many contact options or outcomes for six-bit codes")
+        if self.rollup:
+            return self._rolled_numbers(contact_options, outcomes)
+        finished = switches = switched = 0
+        for action, events, distinct in self._subsets():
+            if action == "finish":
+                finished = int(distinct)
+            elif action == "language":
+                switches, switched = int(events), int(distinct)
+        return _SessionNumbers(self._daily(), finished, switches, switched, self._views(), self._exits(),
+                               self._contacts(contact_options, outcomes))
+
+    def _rolled_numbers(self, contact_options: Sequence[tuple[str, str]],
+                        outcomes: Sequence[str]) -> _SessionNumbers:
+        """From ``sessions``: three statements, each grouping its rows into few groups.
+
+        Without filters, every row counts for finishes, switches, views and contacts, but only
+        those with a first event (firsts > 0) are sessions, by day, and exits; with filters,
+        every selected row has one.
+        """
+        where, params = (f" WHERE {self.sessions_where}", self.first_params) if self.filtered else ("", [])
+        totals = self.run(
+            f"SELECT {self.day('first_ts')}, first_lang, sum(CASE WHEN firsts > 0 THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN finishes > 0 THEN 1 ELSE 0 END), sum(switches), "
+            f"sum(CASE WHEN switches > 0 THEN 1 ELSE 0 END) FROM sessions{where} GROUP BY 1, 2", params)
+        # Per set of entered nodes (a few thousand at most) and exit node: the node of the last
+        # event of an unfinished session.
+        views: dict[str, int] = {}
+        exits: dict[str, int] = {}
+        for entered, exit_node, n in self.run(
+                "SELECT entered, CASE WHEN firsts > 0 AND finishes = 0 THEN last_node END, count(*) "
+                f"FROM sessions{where} GROUP BY 1, 2", params):
+            for node in str(entered).split("|"):
+                if node:
+                    views[node] = views.get(node, 0) + int(n)
+            if exit_node is not None:
+                exits[exit_node] = exits.get(exit_node, 0) + int(n)
+        if sorted({node for node, _ in contact_options}) == sorted(ROLLUP_CONTACT_NODES):
+            contacts = self._rolled_contacts(contact_options, outcomes, where, params)
+        else:
+            contacts = self._contacts(contact_options, outcomes)
+        return _SessionNumbers(
+            daily=[(day, first_lang, n) for day, first_lang, n, *_ in totals if n],
+            finished=sum(int(row[3]) for row in totals),
+            switches=sum(int(row[4]) for row in totals),
+            switched=sum(int(row[5]) for row in totals),
+            views=list(views.items()), exits=list(exits.items()), contacts=contacts)
+
+    def _rolled_contacts(self, contact_options: Sequence[tuple[str, str]], outcomes: Sequence[str],
+                         where: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """The sessions with a contact choice (at the rollup's contact nodes, which must be the
+        flow's) or an outcome, by the two, coded here."""
+        rows = self.run(
+            "SELECT CASE WHEN contact_id IS NULL THEN 0 ELSE 1 END, contact_node, contact_option, "
+            "CASE WHEN outcome_id IS NULL THEN 0 ELSE 1 END, outcome_option, count(*) FROM sessions"
+            f"{where}{' AND' if where else ' WHERE'} (contact_id IS NOT NULL OR outcome_id IS NOT NULL) "
+            "GROUP BY 1, 2, 3, 4, 5", params)
+        contact_codes = {key: i for i, key in reversed(list(enumerate(contact_options, 1)))}
+        outcome_codes = {key: i for i, key in reversed(list(enumerate(outcomes, 1)))}
+        contacts: dict[tuple[Any, Any], int] = {}
+        for has_contact, contact_node, contact_option, has_outcome, outcome, n in rows:
+            key = (contact_codes.get((contact_node, contact_option), _OTHER_CODE) if has_contact else None,
+                   outcome_codes.get(outcome, _OTHER_CODE) if has_outcome and outcomes else None)
+            contacts[key] = contacts.get(key, 0) + int(n)
+        return [(c, o, n) for (c, o), n in contacts.items()]
+
+    def _daily(self) -> list[tuple[Any, ...]]:
         return self.run(
             f"SELECT {self.day()} AS day, lang, count(*) FROM events WHERE {self.first_where} "
             "GROUP BY 1, 2", self.first_params)
 
-    def views(self) -> list[tuple[Any, ...]]:
-        """(node, sessions that entered it).
-
-        Counted per (node, option) so that an index on (action, node, option, session) serves
-        it in order; enter events carry no option, so each node has one group. Should some
-        carry one, those nodes are counted again as a whole, so that no session counts twice.
-        """
+    def _views(self) -> list[tuple[Any, ...]]:
+        """(node, sessions that entered it), counted per (node, option), which an index on
+        (action, node, option, session) would serve in order; enter events carry no option, so
+        each node has one group. Should some carry one, those nodes are counted again as a
+        whole, so that no session counts twice."""
         rows = self.run(
             "SELECT node, option, count(DISTINCT session) FROM events "
             f"WHERE action = 'enter'{self.selected} GROUP BY node, option", select=True)
@@ -278,18 +385,15 @@ class _Query:
                 mixed, select=True)
         return views
 
-    def subsets(self) -> list[tuple[Any, ...]]:
+    def _subsets(self) -> list[tuple[Any, ...]]:
         """(action, events, sessions) for the finish and language (switch) events."""
         return self.run(
             "SELECT action, count(*), count(DISTINCT session) FROM events "
             f"WHERE action IN ('finish', 'language'){self.selected} GROUP BY action", select=True)
 
-    def exits(self) -> list[tuple[Any, ...]]:
-        """(node, sessions) of the unfinished selected sessions, by the node of their last event.
-
-        The last event is looked up per session, newest id first; an index on
-        (session, id, node) answers that without reading the table.
-        """
+    def _exits(self) -> list[tuple[Any, ...]]:
+        """(node, sessions) of the unfinished selected sessions, by the node of their last event,
+        looked up per session, newest id first (the index on (session, id) serves it)."""
         return self.run(
             "WITH last AS MATERIALIZED (SELECT (SELECT e.node FROM events e "
             "WHERE e.session = f.session ORDER BY e.id DESC LIMIT 1) AS node "
@@ -297,22 +401,11 @@ class _Query:
             "AND f.session NOT IN (SELECT session FROM events WHERE action = 'finish')) "
             "SELECT node, count(*) FROM last GROUP BY node", self.first_params)
 
-    def choices(self) -> list[tuple[Any, ...]]:
-        return self.run(
-            "SELECT node, option, count(*) FROM events "
-            f"WHERE action = 'choose'{self.selected} GROUP BY node, option", select=True)
-
-    def contacts(self, contact_options: Sequence[tuple[str, str]],
-                 outcomes: Sequence[str]) -> list[tuple[Any, ...]]:
-        """(contact code, outcome code, sessions) of sessions with a contact choice or an outcome.
-
-        A session's last contact choice and last outcome are found without joining back to the
-        events: ``max(id * 64 + code)`` is reached at the highest id and carries that row's
-        code (its position in ``contact_options`` / ``outcomes``, from 1; 63 for anything else)
-        in its six low bits. NULL: none.
-        """
-        if max(len(contact_options), len(outcomes)) >= _OTHER_CODE:
-            raise ValueError("too many contact options or outcomes for six-bit codes")
+    def _contacts(self, contact_options: Sequence[tuple[str, str]],
+                  outcomes: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(contact code, outcome code, sessions) of sessions with a contact choice or an
+        outcome, from the events, without joining back to them: ``max(id * 64 + code)`` is
+        reached at the highest id and carries that row's code in its six low bits."""
         nodes = sorted({node for node, _ in contact_options})
         contact_code = " ".join(f"WHEN node = ? AND option = ? THEN {i}"
                                 for i, _ in enumerate(contact_options, 1))
@@ -329,6 +422,13 @@ class _Query:
             "GROUP BY session) s GROUP BY 1, 2",
             [*(v for pair in contact_options for v in pair), *outcomes, *nodes], select=True)
 
+    # -- from the events, whatever the store
+
+    def choices(self) -> list[tuple[Any, ...]]:
+        return self.run(
+            "SELECT node, option, count(*) FROM events "
+            f"WHERE action = 'choose'{self.selected} GROUP BY node, option", select=True)
+
     def medians(self, nodes: Sequence[str]) -> list[tuple[Any, ...]]:
         """(node, leaves, median elapsed_ms) of the events leaving each of ``nodes``."""
         where = f"{_LEAVING} AND elapsed_ms IS NOT NULL{self.selected}"
@@ -336,9 +436,12 @@ class _Query:
             return []
         marks = ", ".join("?" for _ in nodes)
         if self.dialect == "postgresql":
-            return self.run(
-                "SELECT node, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY elapsed_ms) "
-                f"FROM events WHERE node IN ({marks}) AND {where} GROUP BY node", nodes, select=True)
+            # One arm per node: each an index range, faster than one scan of them all.
+            rows = self.run(" UNION ALL ".join(
+                "SELECT ?, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY elapsed_ms) "
+                f"FROM events WHERE node = ? AND {where}" for _ in nodes),
+                [v for node in nodes for v in (node, node)], select=True)
+            return [row for row in rows if row[1]]
         # SQLite has no percentile function. When an index serves each node's values in order
         # (see the module docstring), count them per node, then read only the middle one (odd
         # count) or two (even count); one arm per node, so that each arm is an index range.
@@ -407,9 +510,13 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
     flow = flow if flow is not None else default_flow()
     q = _Query(store, start_utc, end_utc, lang)
 
+    contact_options = [(n, o) for n in CONTACT_NODES if n in flow.nodes
+                       for o in flow.nodes[n].option_ids]
+    numbers = q.numbers(contact_options, OUTCOMES)
+
     # Sessions by day and start language.
     counts: dict[str, dict[str, int]] = {}
-    for day, first_lang, n in q.daily():
+    for day, first_lang, n in numbers.daily:
         counts.setdefault(str(day), {}).setdefault(first_lang, 0)
         counts[str(day)][first_lang] += int(n)
     days = sorted(counts)
@@ -422,12 +529,7 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
     sessions = int(daily["sessions"].sum())
 
     # Finishes, language switches.
-    finished = switches = switched = 0
-    for action, events, distinct in q.subsets():
-        if action == "finish":
-            finished = int(distinct)
-        elif action == "language":
-            switches, switched = int(events), int(distinct)
+    finished, switches, switched = numbers.finished, numbers.switches, numbers.switched
     overview = pd.DataFrame([{
         "sessions": sessions,
         "finished": finished,
@@ -443,8 +545,8 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
 
     # Funnel.
     order = node_order(flow)
-    views = {node: int(n) for node, n in q.views()}  # sessions that entered each node
-    exits = {node: int(n) for node, n in q.exits()}
+    views = {node: int(n) for node, n in numbers.views}  # sessions that entered each node
+    exits = {node: int(n) for node, n in numbers.exits}
     extra = sorted((set(views) | set(exits)) - set(order))
     nodes = list(order) + extra
     funnel = pd.DataFrame({
@@ -466,11 +568,9 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
     choices["share"] = _share(choices["count"], choices.groupby("node")["count"].transform("sum"))
 
     # Contact channels and outcomes.
-    contact_options = [(n, o) for n in CONTACT_NODES if n in flow.nodes
-                       for o in flow.nodes[n].option_ids]
     by_contact: dict[int | None, int] = {}
     by_outcome: dict[tuple[int | None, int], int] = {}
-    for contact, outcome, n in q.contacts(contact_options, OUTCOMES):
+    for contact, outcome, n in numbers.contacts:
         contact = None if contact is None else int(contact)
         if contact is not None:
             by_contact[contact] = by_contact.get(contact, 0) + int(n)
