@@ -162,7 +162,8 @@ def test_a_failing_callback_shows_a_friendly_message(view, monkeypatch, caplog):
     assert "disk on fire" in caplog.text
     view.language.value = "ko"
     assert "죄송합니다" in view.notice.value
-    monkeypatch.undo()
+    engine = view.engine
+    monkeypatch.setattr(engine, "advance", type(engine).advance.__get__(engine))  # mended
     view.next_button.click()
     assert not visible(view.notice) and view.engine.node.id == "records"
 
@@ -222,3 +223,13 @@ def test_guide_kernel_imports_no_pandas_or_database_client():
     code = ("import sys, widgets.app; widgets.app.guide(log=False); "
             "bad = {'pandas', 'psycopg', 'matplotlib'} & set(sys.modules); assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_language_switch_keeps_a_dropdown_choice_not_yet_confirmed():
+    view = GuideView(lang="ko").start()
+    view.dropdown.value = "refund"
+    view.language.value = "en"
+    assert view.dropdown.value == "refund" and not view.continue_button.disabled
+    assert dict(view.dropdown.options)["I want a refund"] == "refund"
+    view.continue_button.click()
+    assert view.engine.node.id == "order"

@@ -185,6 +185,7 @@ class GuideView(w.VBox):
         self._note = ""
         self._syncing = False
         self._escalate_touched = False
+        self._rendered_step: tuple[int, str] | None = None
         flow = self.engine.flow
         most_options = max((len(node.options) for node in flow), default=0)
 
@@ -340,11 +341,16 @@ class GuideView(w.VBox):
                            f"<h2>{html.escape(engine.text(node.title))}</h2>"
                            f"{render_body(engine.text(node.body))}</div>")
 
+        step = (len(engine.path), node.id)
+        same_step = step == self._rendered_step
+        self._rendered_step = step
         is_choice = node.kind == "choice"
         if is_choice and node.widget == "dropdown":
             options = [(engine.ui("placeholder"), NOTHING)] + [
                 (label, oid) for oid, label in engine.options()]
             selected = engine.selected or NOTHING
+            if same_step and self.dropdown.value in {oid for _, oid in options}:
+                selected = self.dropdown.value  # a choice not yet confirmed with Continue
             if list(self.dropdown.options) != options:
                 self.dropdown.options = options
             self.dropdown.value = selected
