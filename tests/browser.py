@@ -11,7 +11,8 @@ Chromium, and pages that cannot reach anything but this machine.
   recorded too, and JavaScript errors are collected (``js_errors``: uncaught exceptions from
   ``pageerror`` and console messages of type ``error``). A console error that only reports the
   failed load of a request the guard aborted is listed under ``external``, not again as a JS
-  error.
+  error. The fixture's browser is also launched ``offline`` (no host name resolves but
+  localhost), so nothing leaves the machine even while a closing page is no longer routed.
 * :class:`PageFactory` (fixture ``page_factory``) opens guarded pages, each in a fresh
   context (no shared cookies or storage: one page = one visitor), keeps every guard for a
   module-wide check, and closes the pages with ``beforeunload`` so Voilà's page-close beacon
@@ -218,9 +219,10 @@ def playwright_instance() -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def browser(playwright_instance) -> Iterator[object]:
-    """Headless Debian Chromium; fails (never skips) the tests when it is missing."""
+    """Headless Debian Chromium that resolves no host name but localhost; fails (never skips)
+    the tests when it is missing."""
     try:
-        chromium = launch_chromium(playwright_instance)
+        chromium = launch_chromium(playwright_instance, offline=True)
     except BrowserUnavailable as error:
         pytest.fail(str(error), pytrace=False)
     try:

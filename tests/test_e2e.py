@@ -143,6 +143,15 @@ def journal() -> Journal:
     return Journal()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def patient_expect() -> Iterator[None]:
+    """Assertions wait up to 20 s (Playwright's default is 5): a click's answer comes from a
+    kernel on a machine with two cores that may be busy with other things."""
+    expect.set_options(timeout=20_000)
+    yield
+    expect.set_options(timeout=5_000)
+
+
 # --------------------------------------------------------------------------- a visitor
 
 
@@ -545,6 +554,45 @@ def _platform_fonts(page: Page, selector: str) -> list[str]:
         return [f"{f['familyName']} ({f['glyphCount']} glyphs)" for f in fonts]
     except Exception as error:  # noqa: BLE001 - only used to explain a failure
         return [f"unknown ({error})"]
+
+
+# --------------------------------------------------------------------------- known bugs
+# Each reproduces a bug found while writing these tests; marked xfail until the view is fixed
+# (an XPASS in the summary means the marker can go).
+
+
+@pytest.mark.xfail(reason="a double-click on an option also answers the next question with the "
+                          "option at the same place (the option buttons are reused)", strict=False)
+def test_double_click_on_an_option_answers_only_that_question(page_factory, guide):
+    page, _ = page_factory.new_page("double click")
+    page.goto(guide.url + "?step=order", wait_until="commit")
+    heading = page.locator(".guide .guide-body h2")
+    expect(heading).to_have_text("특정 주문에 관한 문제인가요?", timeout=120_000)
+    page.get_by_role("button", name="네, 특정 주문이에요", exact=True).dblclick()
+    expect(heading).not_to_have_text("특정 주문에 관한 문제인가요?")
+    page.wait_for_timeout(1500)  # the second click has long been handled
+    try:
+        # expected: the next question, unanswered; the bug: "로그인한 뒤 ‘Help’(도움말) 열기"
+        expect(heading).to_have_text("지금 컴퓨터로 아마존 계정에 로그인할 수 있나요?", timeout=1000)
+    finally:
+        page_factory.close_page(page)
+
+
+def test_language_switch_keeps_an_unconfirmed_dropdown_choice(page_factory, guide):
+    page, _ = page_factory.new_page("pending choice")
+    page.goto(guide.url, wait_until="commit")
+    expect(page.locator(".guide .guide-body h2")).to_have_text("아마존에 어떤 도움이 필요하세요?",
+                                                               timeout=120_000)
+    page.get_by_label("무엇이 문제인가요?", exact=True).select_option(label="환불을 받고 싶어요")
+    expect(page.get_by_role("button", name=CONTINUE["ko"], exact=True)).to_be_enabled()
+    page.get_by_role("button", name=LANGUAGE["en"], exact=True).click()
+    expect(page.locator(".guide .guide-body h2")).to_have_text("What do you need help with?")
+    try:
+        select = page.get_by_label("What is the problem?", exact=True)
+        expect(select.locator("option:checked")).to_have_text("I want a refund", timeout=2000)
+        expect(page.get_by_role("button", name=CONTINUE["en"], exact=True)).to_be_enabled()
+    finally:
+        page_factory.close_page(page)
 
 
 # --------------------------------------------------------------------------- module-wide checks
