@@ -1,0 +1,829 @@
+"""The guide against the bare app (benchmarks/bare/bare.ipynb), both served by Voilà with the
+project's ``voila.json`` at the same time, measured in the same run by headless Chromium.
+
+Measurements (guide and bare side by side, and the guide ÷ bare ratio):
+
+* **time to interactive**: a fresh browser context opens the page; an init script records
+  ``performance.now()`` (ms since navigation start) at the first moment the app's first
+  control is usable — a ``<select>`` that is attached, visible (has layout boxes, not
+  ``visibility: hidden``) and not disabled; for the guide its first dropdown, for bare its
+  dropdown. Loads alternate guide/bare (ABBA) to cancel drift; before each load every process
+  of the run (servers, kernels, browser) must be quiet and the preheated pools refilled.
+* **click → DOM change**: in one page per app (both open, clicks alternating), in-page, ``performance.now()`` just before
+  ``button.click()`` to the first MutationObserver callback on the element showing the
+  result: for the guide the step text, alternating Next/Back between two information steps;
+  for bare the HTML output after its button (the dropdown is changed between clicks, not
+  timed, so that every click changes the output). Also counted in-page: websocket messages
+  and bytes received per click.
+* **session kernel memory**: RSS and USS (``psutil`` ``memory_full_info``) of the kernel
+  serving the page — its id is the page's own ``kernelId`` (a visitor's kernel, never one of
+  the preheated pool) — when the page is interactive and the machine quiet.
+* **K concurrent sessions**: K contexts start navigating at once; all must become
+  interactive (time from the first navigation start to the last page interactive, from the
+  pages' own clocks); then each makes one choice (guide: dropdown + Continue; bare: dropdown +
+  button), and for the guide every session's rows in the temporary log store are checked:
+  exactly enter / choose / enter.
+* **reclaim**: the K pages are closed like closed tabs (``beforeunload``: Voilà's shutdown
+  beacon) — or, with ``drop_fraction``, that share of them by dropping the browser context
+  without a beacon (a crashed browser: the idle culler's job); kernels of those pages still
+  alive are counted until none is or ``reclaim_wait`` seconds have passed.
+
+Other processes on the machine add noise: before each measurement the run waits for the whole
+machine to be quiet (at most two minutes), and records how busy the other processes were while
+it measured.
+
+Requests beyond 127.0.0.1 fail (the browser resolves no host name but localhost) and are
+listed, for both apps alike; requests are not intercepted, which would slow every load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from browser import PageGuard, launch_chromium, start_playwright  # noqa: E402
+from voila_server import VoilaServer, start_voila  # noqa: E402
+
+GUIDE_NOTEBOOK = "notebooks/guide.ipynb"
+BARE_NOTEBOOK = "benchmarks/bare/bare.ipynb"
+VIEWPORT = {"width": 1000, "height": 800}
+KERNEL_ID_JS = "JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId"
+
+TARGETS = {
+    "tti_ratio": 1.10,
+    "click_ratio": 1.3,
+    "uss_extra_mb": 5.0,
+}
+
+# Installed in every page before its own scripts: records when the first control is usable,
+# and counts the websocket messages the page receives.
+INIT_SCRIPT = """
+(() => {
+  const SELECTOR = %(selector)s;
+  const bench = window.__bench = {tti: null, frames: 0, bytes: 0, socket: -1, state: -1,
+                                  largest: 0};
+  const usable = (el) => !el.disabled && el.getClientRects().length > 0
+      && getComputedStyle(el).visibility !== 'hidden';
+  let observer = null;
+  const check = () => {
+    if (bench.tti !== null) return;
+    const el = document.querySelector(SELECTOR);  // the first one in the page
+    if (el && usable(el)) {
+      bench.tti = performance.now();
+      if (observer) observer.disconnect();
+      return;
+    }
+    requestAnimationFrame(check);
+  };
+  observer = new MutationObserver(check);
+  observer.observe(document, {subtree: true, childList: true, attributes: true});
+  requestAnimationFrame(check);
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      if (bench.socket < 0) bench.socket = performance.now();
+      this.addEventListener('message', (event) => {
+        bench.frames += 1;
+        const data = event.data;
+        const size = data.byteLength || data.size || data.length || 0;
+        bench.bytes += size;
+        if (bench.tti === null && size > bench.largest) {  // the widget state, before TTI
+          bench.largest = size;
+          bench.state = performance.now();
+        }
+      });
+    }
+  };
+})();
+"""
+
+# [page HTML received, kernel websocket opened, largest message (the widget state) received,
+#  its size], ms since navigation start
+NAV_TIMING_JS = """
+(() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const bench = window.__bench;
+  return [nav ? nav.responseEnd : -1, bench.socket, bench.state, bench.largest];
+})()
+"""
+
+# Click the visible, enabled button labelled ``label``; resolve with the ms from just before
+# the click to the first DOM mutation under ``target`` (-1 if none within 15 s).
+CLICK_JS = """
+async ([label, target]) => {
+  const watched = document.querySelector(target);
+  const button = [...document.querySelectorAll('button')].find(
+      (b) => b.textContent.trim() === label && !b.disabled && b.getClientRects().length > 0);
+  if (!watched || !button) return -2;
+  return await new Promise((resolve) => {
+    let t0 = 0;
+    const observer = new MutationObserver(() => {
+      const ms = performance.now() - t0;
+      observer.disconnect();
+      resolve(ms);
+    });
+    observer.observe(watched, {subtree: true, childList: true, characterData: true});
+    t0 = performance.now();
+    button.click();
+    setTimeout(() => { observer.disconnect(); resolve(-1); }, 15000);
+  });
+}
+"""
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    notebook: str
+    control: str  # CSS selector of the first control (a <select>; the first match counts)
+    result: str  # CSS selector of the element a click changes
+
+
+APPS = (
+    App("guide", GUIDE_NOTEBOOK, ".guide select", ".guide .guide-body .widget-html-content"),
+    App("bare", BARE_NOTEBOOK, ".widget-dropdown select", ".widget-html .widget-html-content"),
+)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Spread:
+    """Median and spread of a sample."""
+
+    values: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values) if self.values else float("nan")
+
+    @property
+    def low(self) -> float:
+        return min(self.values) if self.values else float("nan")
+
+    @property
+    def high(self) -> float:
+        return max(self.values) if self.values else float("nan")
+
+    def quartiles(self) -> tuple[float, float]:
+        if len(self.values) < 4:
+            return self.low, self.high
+        q = statistics.quantiles(self.values, n=4)
+        return q[0], q[2]
+
+    def text(self, unit: str = "", digits: int = 0) -> str:
+        if not self.values:
+            return "n/a"
+        q1, q3 = self.quartiles()
+        return (f"{self.median:.{digits}f}{unit} (IQR {q1:.{digits}f}–{q3:.{digits}f}, "
+                f"min {self.low:.{digits}f}, max {self.high:.{digits}f}, n={len(self.values)})")
+
+
+@dataclass
+class AppResult:
+    app: str
+    tti_ms: list[float] = field(default_factory=list)
+    response_ms: list[float] = field(default_factory=list)  # page HTML received
+    socket_ms: list[float] = field(default_factory=list)  # kernel websocket opened
+    state_ms: list[float] = field(default_factory=list)  # largest message (widget state) in
+    state_kib: list[float] = field(default_factory=list)  # its size
+    noise_cores: list[float] = field(default_factory=list)  # other processes during the load
+    click_noise_cores: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+    uss_mb: list[float] = field(default_factory=list)
+    click_ms: list[float] = field(default_factory=list)
+    frames_per_click: list[int] = field(default_factory=list)
+    bytes_per_click: list[int] = field(default_factory=list)
+    click_rss_mb: float = float("nan")
+    click_uss_mb: float = float("nan")
+    sessions: int = 0
+    sessions_interactive: int = 0
+    sessions_all_ms: float = float("nan")
+    sessions_clicked: int = 0
+    sessions_logged: int | None = None  # guide only
+    session_uss_mb: list[float] = field(default_factory=list)
+    reclaim_left: int = -1
+    reclaim_seconds: float = float("nan")
+    reclaim_left_beacon: int = -1
+    reclaim_left_dropped: int = -1
+    external: set[str] = field(default_factory=set)
+    js_errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def tti(self) -> Spread:
+        return Spread(self.tti_ms)
+
+    @property
+    def click(self) -> Spread:
+        return Spread(self.click_ms)
+
+    @property
+    def uss(self) -> Spread:
+        return Spread(self.uss_mb)
+
+    @property
+    def rss(self) -> Spread:
+        return Spread(self.rss_mb)
+
+
+@dataclass
+class Run:
+    guide: AppResult
+    bare: AppResult
+    settings: dict
+    seconds: float = 0.0
+    diagnostics: dict = field(default_factory=dict)
+
+    def ratio(self, name: str) -> float:
+        guide, bare = getattr(self.guide, name).median, getattr(self.bare, name).median
+        return guide / bare if bare else float("nan")
+
+    def verdicts(self) -> list[tuple[str, str, str, bool]]:
+        """(target, requirement, measured, met) for every target."""
+        k = self.settings["sessions"]
+        tti, click = self.ratio("tti"), self.ratio("click")
+        extra = self.guide.uss.median - self.bare.uss.median
+        g = self.guide
+        return [
+            ("time to interactive", f"guide ÷ bare ≤ {TARGETS['tti_ratio']:.2f}",
+             f"{tti:.2f}", tti <= TARGETS["tti_ratio"]),
+            ("click → DOM change", f"guide ÷ bare ≤ {TARGETS['click_ratio']:.2f}",
+             f"{click:.2f}", click <= TARGETS["click_ratio"]),
+            ("session kernel USS", f"≤ bare + {TARGETS['uss_extra_mb']:.0f} MB",
+             f"bare {extra:+.1f} MB", extra <= TARGETS["uss_extra_mb"]),
+            (f"{k} concurrent sessions", "all interactive, every click logged",
+             f"{g.sessions_interactive}/{k} interactive, {g.sessions_logged}/{k} logged",
+             g.sessions_interactive == k and g.sessions_logged == k),
+            ("kernels left", f"0 after {self.settings['reclaim_wait']:.0f} s",
+             f"guide {g.reclaim_left}, bare {self.bare.reclaim_left}",
+             g.reclaim_left == 0 and self.bare.reclaim_left == 0),
+        ]
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+def _own_cpu() -> float:
+    """CPU seconds used so far by this process and everything it started (servers, kernels,
+    browser), as far as they are still running."""
+    me = psutil.Process()
+    total = 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def _busy_cpu() -> float:
+    """CPU seconds the whole machine has been busy."""
+    t = psutil.cpu_times()
+    return sum(getattr(t, name, 0.0) for name in
+               ("user", "nice", "system", "irq", "softirq", "steal"))
+
+
+class CpuMeter:
+    """How many cores other processes (not this run's) kept busy during a measurement."""
+
+    def __enter__(self) -> "CpuMeter":
+        self.wall, self.busy, self.own = time.monotonic(), _busy_cpu(), _own_cpu()
+        self.others = float("nan")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall = max(1e-6, time.monotonic() - self.wall)
+        self.others = max(0.0, (_busy_cpu() - self.busy) - (_own_cpu() - self.own)) / wall
+
+
+def wait_quiet(own_cores: float = 0.08, other_cores: float = 0.25, window: float = 0.5,
+               timeout: float = 120.0, needed: int = 2) -> float:
+    """Wait until this run's processes (servers, kernels, browser) use less than ``own_cores``
+    and everything else on the machine less than ``other_cores``, over ``needed`` consecutive
+    windows; after ``timeout`` go on anyway. Returns the seconds waited."""
+    start = time.monotonic()
+    quiet = 0
+    while time.monotonic() - start < timeout:
+        own, busy = _own_cpu(), _busy_cpu()
+        time.sleep(window)
+        own_used = max(0.0, _own_cpu() - own)
+        others = max(0.0, (_busy_cpu() - busy) - own_used) / window
+        quiet = quiet + 1 if own_used / window < own_cores and others < other_cores else 0
+        if quiet >= needed:
+            break
+    return time.monotonic() - start
+
+
+def wait_ready(servers: Sequence[VoilaServer], visitors: set[str] = frozenset()) -> None:
+    """Preheated pools full (no kernel of a closed page left) and the machine quiet. Kernels
+    that do not go away are the reclaim measurement's business: after 120 s, go on anyway."""
+    for server in servers:
+        server.wait_until_preheated(timeout=180)
+        try:
+            server.wait_for_pool(timeout=120, exclude=visitors)
+        except AssertionError:
+            pass
+    wait_quiet()
+
+
+def kernel_memory(server: VoilaServer, kernel_id: str) -> tuple[float, float]:
+    """(RSS, USS) in MB of the kernel process ``kernel_id`` of ``server``."""
+    process = server.kernel_processes().get(kernel_id)
+    if process is None:
+        raise RuntimeError(f"kernel {kernel_id} is not running")
+    info = process.memory_full_info()
+    return info.rss / 2**20, info.uss / 2**20
+
+
+def machine() -> dict[str, str]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for module in ("voila", "ipywidgets", "ipykernel", "jupyter_server", "playwright"):
+        try:
+            from importlib.metadata import version
+
+            versions[module] = version(module)
+        except Exception:  # noqa: BLE001
+            versions[module] = "?"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    return {
+        "nproc": str(os.cpu_count()),
+        "memory": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
+        "cpu": cpu or platform.processor() or "?",
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "commit": commit or "?",
+        **versions,
+    }
+
+
+# --------------------------------------------------------------------------- one page
+
+
+class Pages:
+    """Guarded browser contexts with the benchmark's init script."""
+
+    def __init__(self, browser, results: dict[str, AppResult]) -> None:
+        self.browser = browser
+        self.results = results
+
+    def open(self, app: App, server: VoilaServer, navigate: bool = True):
+        context = self.browser.new_context(viewport=VIEWPORT, locale="ko-KR")
+        guard = PageGuard(app.name)
+        guard.attach(context, intercept=False)  # the browser is offline; routing slows loads
+        context.add_init_script(INIT_SCRIPT % {"selector": json.dumps(app.control)})
+        page = context.new_page()
+        page.set_default_timeout(180_000)
+        if navigate:
+            page.goto(server.url, wait_until="commit", timeout=180_000)
+        return context, page, guard
+
+    def close(self, app: App, context, page, guard: PageGuard, beacon: bool = True) -> None:
+        guard.watching = False
+        result = self.results[app.name]
+        result.external.update(guard.external)
+        result.js_errors.extend(guard.js_errors)
+        try:
+            if beacon:
+                with page.expect_event("close", timeout=10_000):
+                    page.close(run_before_unload=True)
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            context.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def wait_interactive(page, timeout_ms: float = 180_000) -> float:
+    page.wait_for_function("window.__bench && window.__bench.tti !== null", timeout=timeout_ms,
+                           polling=50)
+    return float(page.evaluate("window.__bench.tti"))
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def measure_tti(pages: Pages, servers: dict[str, VoilaServer], results: dict[str, AppResult],
+                loads: int, progress: Callable[[str], None]) -> None:
+    for round_ in range(loads):
+        order = APPS if round_ % 2 == 0 else APPS[::-1]
+        for app in order:
+            server = servers[app.name]
+            wait_ready(list(servers.values()))
+            with CpuMeter() as meter:
+                context, page, guard = pages.open(app, server)
+                tti = wait_interactive(page)
+            kernel_id = page.evaluate(KERNEL_ID_JS)
+            timing = page.evaluate(NAV_TIMING_JS)
+            wait_ready(list(servers.values()), visitors={kernel_id})
+            rss, uss = kernel_memory(server, kernel_id)
+            result = results[app.name]
+            result.tti_ms.append(tti)
+            result.response_ms.append(timing[0])
+            result.socket_ms.append(timing[1])
+            result.state_ms.append(timing[2])
+            result.state_kib.append(timing[3] / 1024)
+            result.noise_cores.append(meter.others)
+            result.rss_mb.append(rss)
+            result.uss_mb.append(uss)
+            pages.close(app, context, page, guard)
+            progress(f"load {round_ + 1}/{loads} {app.name}: {tti:.0f} ms, "
+                     f"kernel RSS {rss:.1f} MB USS {uss:.1f} MB")
+
+
+def _guide_to_info_step(page) -> tuple[str, str]:
+    """Open an information step in the guide; returns the two headings Next/Back toggle."""
+    from widgets.flow import default_flow
+
+    flow = default_flow()
+    problem = flow[flow.start]
+    option = next(o for o in problem.options if flow[o.next.resolve({problem.id: o.id})].kind == "info")
+    first = flow[option.next.resolve({problem.id: option.id})]
+    second = flow[first.next.resolve({problem.id: option.id})]
+    assert second.kind == "info", "the benchmark needs two information steps in a row"
+    page.locator(".guide select").first.select_option(label=option.label("ko"))
+    page.get_by_role("button", name=flow.ui["continue"]("ko"), exact=True).click()
+    page.locator(".guide .guide-body h2", has_text=first.title("ko")).wait_for()
+    return first.title("ko"), second.title("ko")
+
+
+def measure_clicks(pages: Pages, servers: dict[str, VoilaServer], results: dict[str, AppResult],
+                   clicks: int, progress: Callable[[str], None]) -> None:
+    """Both apps' pages open at once; their clicks alternate (ABBA) to cancel drift."""
+    from widgets.flow import default_flow
+
+    ui = default_flow().ui
+    wait_ready(list(servers.values()))
+    open_pages, headings, kernels = {}, {}, {}
+    for app in APPS:
+        context, page, guard = pages.open(app, servers[app.name])
+        wait_interactive(page)
+        kernels[app.name] = page.evaluate(KERNEL_ID_JS)
+        if app.name == "guide":
+            headings[app.name] = _guide_to_info_step(page)
+        open_pages[app.name] = (context, page, guard)
+    wait_ready(list(servers.values()), visitors=set(kernels.values()))
+    with CpuMeter() as meter:
+        for i in range(clicks):
+            for app in (APPS if i % 2 == 0 else APPS[::-1]):
+                _, page, _ = open_pages[app.name]
+                result = results[app.name]
+                if app.name == "guide":
+                    first, second = headings[app.name]
+                    label = ui["next"]("ko") if i % 2 == 0 else ui["back"]("ko")
+                    expect_text = second if i % 2 == 0 else first
+                else:
+                    value = "two" if i % 2 == 0 else "one"
+                    page.locator(app.control).first.select_option(value)
+                    page.wait_for_timeout(250)  # the value reaches the kernel before the click
+                    label, expect_text = "Show", f"chosen: {value}"
+                frames0, bytes0 = page.evaluate("[window.__bench.frames, window.__bench.bytes]")
+                ms = float(page.evaluate(CLICK_JS, [label, app.result]))
+                if ms < 0:
+                    raise RuntimeError(f"{app.name}: click {i} on {label!r} changed nothing ({ms})")
+                page.locator(app.result, has_text=expect_text).wait_for()
+                page.wait_for_timeout(300)  # every message of this click has arrived
+                frames1, bytes1 = page.evaluate("[window.__bench.frames, window.__bench.bytes]")
+                result.click_ms.append(ms)
+                result.frames_per_click.append(frames1 - frames0)
+                result.bytes_per_click.append(bytes1 - bytes0)
+    wait_ready(list(servers.values()), visitors=set(kernels.values()))
+    for app in APPS:
+        result = results[app.name]
+        result.click_noise_cores.append(meter.others)
+        result.click_rss_mb, result.click_uss_mb = kernel_memory(servers[app.name], kernels[app.name])
+        pages.close(app, *open_pages[app.name])
+        progress(f"{clicks} clicks {app.name}: median {result.click.median:.1f} ms, "
+                 f"{statistics.median(result.frames_per_click):.0f} messages per click")
+
+
+def _sessions_since(db: Path, before: set[str]) -> dict[str, list[tuple]]:
+    if not db.exists():
+        return {}
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        sessions = {row[0] for row in conn.execute("SELECT DISTINCT session FROM events")} - before
+        return {s: conn.execute("SELECT node, action, option FROM events WHERE session = ? "
+                                "ORDER BY id", (s,)).fetchall() for s in sessions}
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        conn.close()
+
+
+def measure_sessions(pages: Pages, servers: dict[str, VoilaServer], results: dict[str, AppResult],
+                     k: int, reclaim_wait: float, drop_fraction: float, db: Path,
+                     progress: Callable[[str], None]) -> None:
+    from widgets.flow import default_flow
+
+    flow = default_flow()
+    problem = flow[flow.start]
+    for app in APPS:
+        server = servers[app.name]
+        result = results[app.name]
+        result.sessions = k
+        wait_ready(list(servers.values()))
+        before = set(_sessions_since(db, set()))
+        opened = [pages.open(app, server, navigate=False) for _ in range(k)]
+        for _, page, _ in opened:  # every navigation starts at once
+            page.evaluate("url => { setTimeout(() => { location.href = url; }, 0); }", server.url)
+        starts, readies, kernels = [], [], []
+        for _, page, _ in opened:
+            try:
+                page.wait_for_url(server.url + "**", wait_until="commit", timeout=300_000)
+                tti = wait_interactive(page, timeout_ms=300_000)
+            except Exception as error:  # noqa: BLE001
+                result.notes.append(f"a session did not become interactive: {error}")
+                continue
+            origin = float(page.evaluate("performance.timeOrigin"))
+            starts.append(origin)
+            readies.append(origin + tti)
+            kernels.append(page.evaluate(KERNEL_ID_JS))
+        result.sessions_interactive = len(readies)
+        if readies:
+            result.sessions_all_ms = max(readies) - min(starts)
+        progress(f"{k} sessions {app.name}: {len(readies)} interactive, all after "
+                 f"{result.sessions_all_ms / 1000:.1f} s")
+        for kernel_id in kernels:
+            try:
+                result.session_uss_mb.append(kernel_memory(server, kernel_id)[1])
+            except RuntimeError:
+                pass
+
+        # one choice per session
+        expected: list[list[tuple]] = []
+        for i, (_, page, _) in enumerate(opened):
+            try:
+                if app.name == "guide":
+                    option = problem.options[i % len(problem.options)]
+                    target = flow[option.next.resolve({problem.id: option.id})]
+                    page.locator(app.control).first.select_option(label=option.label("ko"))
+                    page.get_by_role("button", name=flow.ui["continue"]("ko"), exact=True).click()
+                    page.locator(".guide .guide-body h2", has_text=target.title("ko")).wait_for(
+                        timeout=60_000)
+                    expected.append([(problem.id, "enter", None), (problem.id, "choose", option.id),
+                                     (target.id, "enter", None)])
+                else:
+                    value = ("one", "two", "three")[i % 3]
+                    page.locator(app.control).first.select_option(value)
+                    page.wait_for_timeout(100)
+                    page.get_by_role("button", name="Show", exact=True).click()
+                    page.locator(app.result, has_text=f"chosen: {value}").wait_for(timeout=60_000)
+                result.sessions_clicked += 1
+            except Exception as error:  # noqa: BLE001
+                result.notes.append(f"session {i}: the choice did not go through: {error}")
+        if app.name == "guide":
+            deadline = time.monotonic() + 15
+            while True:
+                logged = _sessions_since(db, before)
+                matched = sorted(logged.values()) == sorted(expected)
+                if matched or time.monotonic() > deadline:
+                    break
+                time.sleep(0.25)
+            result.sessions_logged = sum(1 for rows in logged.values() if rows in expected)
+            if not matched:
+                result.notes.append(f"log: {len(logged)} new sessions; rows differ from the clicks: "
+                                    f"{sorted(logged.values())[:3]}…")
+        progress(f"{k} sessions {app.name}: {result.sessions_clicked} choices made"
+                 + (f", {result.sessions_logged} sessions logged exactly" if app.name == "guide" else ""))
+
+        # close like closed tabs (beacon); with drop_fraction, that share of the pages is
+        # dropped without a beacon instead (a crashed browser: the idle culler's job)
+        beacon_ids, dropped_ids = set(), set()
+        dropped = round(k * drop_fraction)
+        for i, (context, page, guard) in enumerate(opened):
+            beacon = i >= dropped
+            if i < len(kernels):
+                (beacon_ids if beacon else dropped_ids).add(kernels[i])
+            pages.close(app, context, page, guard, beacon=beacon)
+        closed = time.monotonic()
+        visitors = beacon_ids | dropped_ids
+        while True:
+            alive = visitors & server.kernel_ids()
+            waited = time.monotonic() - closed
+            if not alive or waited >= reclaim_wait:
+                break
+            time.sleep(1.0)
+        result.reclaim_left = len(alive)
+        result.reclaim_left_beacon = len(alive & beacon_ids)
+        result.reclaim_left_dropped = len(alive & dropped_ids)
+        result.reclaim_seconds = waited
+        progress(f"{k} sessions {app.name}: {len(alive)} kernels left {waited:.0f} s after closing")
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+DIAG_CODE = r"""
+import json, os, sys, time
+os.environ.pop("VOILA_PREHEAT", None)
+os.environ["GUIDE_LOG"] = "off"
+import IPython, ipykernel.kernelapp  # already loaded in a kernel before the cell runs
+before = set(sys.modules)
+t0 = time.perf_counter()
+exec(compile(sys.stdin.read(), "cell", "exec"), {"__name__": "__main__"})
+seconds = time.perf_counter() - t0
+from ipywidgets.widgets.widget import _instances
+kinds = {}
+for widget in _instances.values():
+    kinds[type(widget).__name__] = kinds.get(type(widget).__name__, 0) + 1
+new = sorted(set(sys.modules) - before)
+print(json.dumps({"seconds": seconds, "modules": len(new), "widgets": len(_instances),
+                  "kinds": kinds,
+                  "top": sorted({m.split('.')[0] for m in new})}))
+"""
+
+
+def cell_diagnostics(notebook: str) -> dict:
+    """Run the notebook's code cells in a fresh interpreter (with IPython and ipykernel already
+    imported, as in a kernel): seconds, modules imported, widget models created."""
+    cells = json.loads((ROOT / notebook).read_text(encoding="utf-8"))["cells"]
+    source = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    with tempfile.TemporaryDirectory() as data:
+        env = {**os.environ, "GUIDE_DATA_DIR": data, "PYTHONPATH": str(ROOT)}
+        done = subprocess.run([sys.executable, "-c", DIAG_CODE], input=source, cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+    if done.returncode:
+        return {"error": done.stderr.strip().splitlines()[-1:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def voila_env() -> dict[str, str]:
+    """What ``./manage`` adds to Voilà's environment: the project's templates first on
+    JUPYTER_PATH."""
+    share = str(ROOT / "share" / "jupyter")
+    current = os.environ.get("JUPYTER_PATH")
+    return {"JUPYTER_PATH": f"{share}{os.pathsep}{current}" if current else share}
+
+
+@contextmanager
+def servers_running(env: dict[str, str]) -> Iterator[dict[str, VoilaServer]]:
+    with ExitStack() as stack:
+        yield {app.name: stack.enter_context(start_voila(app.notebook, env=env)) for app in APPS}
+
+
+def run(loads: int = 10, clicks: int = 24, sessions: int = 16, reclaim_wait: float = 60.0,
+        drop_fraction: float = 0.0, progress: Callable[[str], None] = print) -> Run:
+    started = time.monotonic()
+    results = {app.name: AppResult(app.name) for app in APPS}
+    settings = {"loads": loads, "clicks": clicks, "sessions": sessions,
+                "reclaim_wait": reclaim_wait, "drop_fraction": drop_fraction}
+    with tempfile.TemporaryDirectory(prefix="guide-bench-") as data:
+        db = Path(data) / "events.sqlite3"
+        env = {**voila_env(), "GUIDE_DATA_DIR": data, "GUIDE_LOG_URL": f"sqlite://{db}",
+               "GUIDE_LOG": None}
+        playwright = start_playwright()
+        try:
+            browser = launch_chromium(playwright, offline=True)
+            settings["chromium"] = browser.version
+            with servers_running(env) as servers:
+                pages = Pages(browser, results)
+                # warm the browser's cache and both servers once, unmeasured
+                for app in APPS:
+                    wait_ready(list(servers.values()))
+                    context, page, guard = pages.open(app, servers[app.name])
+                    wait_interactive(page)
+                    pages.close(app, context, page, guard)
+                progress("warm-up done")
+                measure_tti(pages, servers, results, loads, progress)
+                measure_clicks(pages, servers, results, clicks, progress)
+                measure_sessions(pages, servers, results, sessions, reclaim_wait, drop_fraction,
+                                 db, progress)
+            browser.close()
+        finally:
+            playwright.stop()
+    diagnostics = {app.name: cell_diagnostics(app.notebook) for app in APPS}
+    return Run(results["guide"], results["bare"], settings, time.monotonic() - started,
+               diagnostics)
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def _mb(value: float) -> str:
+    return f"{value:.1f} MB"
+
+
+def summary_table(result: Run) -> str:
+    """The short table for the README."""
+    g, b, k = result.guide, result.bare, result.settings["sessions"]
+    rows = [
+        ("Time to interactive, median (min–max)",
+         f"{g.tti.median:.0f} ms ({g.tti.low:.0f}–{g.tti.high:.0f})",
+         f"{b.tti.median:.0f} ms ({b.tti.low:.0f}–{b.tti.high:.0f})", f"{result.ratio('tti'):.2f}"),
+        ("Click → DOM change, median (min–max)",
+         f"{g.click.median:.1f} ms ({g.click.low:.1f}–{g.click.high:.1f})",
+         f"{b.click.median:.1f} ms ({b.click.low:.1f}–{b.click.high:.1f})",
+         f"{result.ratio('click'):.2f}"),
+        ("Session kernel USS / RSS, median", f"{_mb(g.uss.median)} / {_mb(g.rss.median)}",
+         f"{_mb(b.uss.median)} / {_mb(b.rss.median)}",
+         f"{g.uss.median - b.uss.median:+.1f} MB USS"),
+        (f"{k} concurrent sessions: interactive, all after",
+         f"{g.sessions_interactive}/{k}, {g.sessions_all_ms / 1000:.1f} s",
+         f"{b.sessions_interactive}/{k}, {b.sessions_all_ms / 1000:.1f} s",
+         f"{g.sessions_all_ms / b.sessions_all_ms:.2f}" if b.sessions_all_ms else "n/a"),
+        (f"Clicks logged ({k} sessions, one choice each)", f"{g.sessions_logged}/{k}", "—", ""),
+        (f"Kernels left {result.settings['reclaim_wait']:.0f} s after closing",
+         f"{g.reclaim_left}", f"{b.reclaim_left}", ""),
+    ]
+    lines = ["| Measure | Guide | Bare | Guide ÷ bare |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {a} | {g_} | {b_} | {r} |" for a, g_, b_, r in rows]
+    lines += ["", "| Target | Requirement | Measured | |", "| --- | --- | --- | --- |"]
+    lines += [f"| {name} | {need} | {got} | {'PASS' if ok else 'MISS'} |"
+              for name, need, got, ok in result.verdicts()]
+    return "\n".join(lines)
+
+
+def details(result: Run) -> str:
+    """Everything measured, for RESULTS.md."""
+    out = []
+    for r in (result.guide, result.bare):
+        out.append(f"### {r.app}\n")
+        out.append(f"- time to interactive: {r.tti.text(' ms')}")
+        out.append(f"  - per load, in order: {', '.join(f'{v:.0f}' for v in r.tti_ms)} ms")
+        if r.response_ms:
+            out.append(f"  - page HTML received after {Spread(r.response_ms).text(' ms')}")
+            out.append(f"  - kernel websocket opened after {Spread(r.socket_ms).text(' ms')}")
+            out.append(f"  - widget state (largest message, {Spread(r.state_kib).median:.0f} KiB) "
+                       f"received after {Spread(r.state_ms).text(' ms')}")
+        if r.noise_cores:
+            out.append(f"  - other processes on the machine meanwhile: median "
+                       f"{Spread(r.noise_cores).median:.2f} cores, max {max(r.noise_cores):.2f}")
+        out.append(f"- click → DOM change: {r.click.text(' ms', 1)}")
+        if r.click_noise_cores:
+            out.append(f"  - other processes on the machine meanwhile: median "
+                       f"{Spread(r.click_noise_cores).median:.2f} cores, "
+                       f"max {max(r.click_noise_cores):.2f}")
+        if r.frames_per_click:
+            out.append(f"- websocket messages received per click: median "
+                       f"{statistics.median(r.frames_per_click):.0f} "
+                       f"({statistics.median(r.bytes_per_click) / 1024:.1f} KiB)")
+        out.append(f"- session kernel USS: {r.uss.text(' MB', 1)}")
+        out.append(f"- session kernel RSS: {r.rss.text(' MB', 1)}")
+        out.append(f"- kernel after {len(r.click_ms)} clicks: USS {_mb(r.click_uss_mb)}, "
+                   f"RSS {_mb(r.click_rss_mb)}")
+        if r.session_uss_mb:
+            out.append(f"- {r.sessions} concurrent sessions: {r.sessions_interactive} interactive, "
+                       f"all within {r.sessions_all_ms / 1000:.1f} s of the first navigation; "
+                       f"{r.sessions_clicked} choices made; kernel USS median "
+                       f"{statistics.median(r.session_uss_mb):.1f} MB")
+        if r.sessions_logged is not None:
+            out.append(f"- sessions whose log rows are exactly enter/choose/enter: "
+                       f"{r.sessions_logged}/{r.sessions}")
+        out.append(f"- kernels of the {r.sessions} closed sessions still running: {r.reclaim_left} "
+                   f"after {r.reclaim_seconds:.0f} s (closed with the page-close beacon: "
+                   f"{r.reclaim_left_beacon} left; dropped without it: {r.reclaim_left_dropped} left)")
+        if r.external:
+            out.append(f"- requests beyond 127.0.0.1, aborted: {', '.join(sorted(r.external))}")
+        if r.js_errors:
+            out.append(f"- JavaScript errors: {len(r.js_errors)} (first: {r.js_errors[0]})")
+        for note in r.notes:
+            out.append(f"- note: {note}")
+        out.append("")
+    if result.diagnostics:
+        out.append("### What the notebook's code cell does (fresh interpreter, IPython and "
+                   "ipykernel preloaded)\n")
+        out.append("| app | cell run time | modules imported | widget models | by type |")
+        out.append("| --- | ---: | ---: | ---: | --- |")
+        for name, diag in result.diagnostics.items():
+            if "error" in diag:
+                out.append(f"| {name} | error: {diag['error']} | | | |")
+                continue
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted(diag["kinds"].items(),
+                                                            key=lambda kv: -kv[1]))
+            out.append(f"| {name} | {diag['seconds'] * 1000:.0f} ms | {diag['modules']} | "
+                       f"{diag['widgets']} | {kinds} |")
+        out.append("")
+    return "\n".join(out)
