@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="concurrent sessions per app (default 16)")
     parser.add_argument("--reclaim-wait", type=float, default=60.0,
                         help="seconds to wait for the closed sessions' kernels to go (default 60)")
+    parser.add_argument("--session-timeout", type=float, default=300.0,
+                        help="seconds for all concurrent sessions to become interactive (default 300)")
     parser.add_argument("--drop-fraction", type=float, default=0.0,
                         help="share of the concurrent sessions closed without the page-close "
                              "beacon, as by a crashed browser (default 0: all closed like tabs)")
@@ -98,7 +100,7 @@ def run_voila(args: argparse.Namespace, machine: dict[str, str]) -> tuple[str, s
 
     result = voila_bench.run(loads=args.loads, clicks=args.clicks, sessions=args.sessions,
                              reclaim_wait=args.reclaim_wait, drop_fraction=args.drop_fraction,
-                             progress=log)
+                             session_timeout=args.session_timeout, progress=log)
     machine = {**machine, "chromium": result.settings.get("chromium", "?")}
     table = voila_bench.summary_table(result)
     settings = result.settings

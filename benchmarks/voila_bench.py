@@ -527,6 +527,33 @@ def measure_clicks(pages: Pages, servers: dict[str, VoilaServer], results: dict[
                  f"{statistics.median(result.frames_per_click):.0f} messages per click")
 
 
+# (navigation start as epoch ms, ms to interactive, kernel id) once interactive, else null
+SESSION_STATE_JS = """
+(() => {
+  const bench = window.__bench;
+  if (!bench || bench.tti === null) return null;
+  const config = document.getElementById('jupyter-config-data');
+  return [performance.timeOrigin, bench.tti, config ? JSON.parse(config.textContent).kernelId : ''];
+})()
+"""
+# What a page that never became interactive shows.
+PAGE_STATE_JS = """
+(() => {
+  const outputs = document.querySelectorAll(
+      'script[type="application/vnd.voila.cell-output+json"]').length;
+  const widgets = document.querySelectorAll('.jupyter-widgets').length;
+  return `${outputs} cell outputs, ${widgets} widget views`;
+})()
+"""
+
+
+def _page_kernel(page) -> str:
+    try:
+        return page.evaluate(f"(() => {{ try {{ return {KERNEL_ID_JS}; }} catch (e) {{ return ''; }} }})()")
+    except Exception:  # noqa: BLE001
+        return ""
+
+
 def _sessions_since(db: Path, before: set[str]) -> dict[str, list[tuple]]:
     if not db.exists():
         return {}
@@ -543,7 +570,7 @@ def _sessions_since(db: Path, before: set[str]) -> dict[str, list[tuple]]:
 
 def measure_sessions(pages: Pages, servers: dict[str, VoilaServer], results: dict[str, AppResult],
                      k: int, reclaim_wait: float, drop_fraction: float, db: Path,
-                     progress: Callable[[str], None]) -> None:
+                     progress: Callable[[str], None], session_timeout: float = 300.0) -> None:
     from widgets.flow import default_flow
 
     flow = default_flow()
@@ -554,27 +581,44 @@ def measure_sessions(pages: Pages, servers: dict[str, VoilaServer], results: dic
         result.sessions = k
         wait_ready(list(servers.values()))
         before = set(_sessions_since(db, set()))
+        log_mark = len(server.log())
         opened = [pages.open(app, server, navigate=False) for _ in range(k)]
         for _, page, _ in opened:  # every navigation starts at once
             page.evaluate("url => { setTimeout(() => { location.href = url; }, 0); }", server.url)
-        starts, readies, kernels = [], [], []
-        for _, page, _ in opened:
-            try:
-                page.wait_for_url(server.url + "**", wait_until="commit", timeout=300_000)
-                tti = wait_interactive(page, timeout_ms=300_000)
-            except Exception as error:  # noqa: BLE001
-                result.notes.append(f"a session did not become interactive: {error}")
-                continue
-            origin = float(page.evaluate("performance.timeOrigin"))
-            starts.append(origin)
-            readies.append(origin + tti)
-            kernels.append(page.evaluate(KERNEL_ID_JS))
+        deadline = time.monotonic() + session_timeout
+        states: list[tuple[float, float, str] | None] = [None] * k  # (origin, ready, kernel)
+        while time.monotonic() < deadline and not all(states):
+            for i, (_, page, _) in enumerate(opened):
+                if states[i] is None:
+                    try:
+                        found = page.evaluate(SESSION_STATE_JS)
+                    except Exception:  # noqa: BLE001 - navigating: no context to evaluate in
+                        continue
+                    if found:
+                        states[i] = (found[0], found[0] + found[1], found[2])
+            time.sleep(0.5)
+        starts = [state[0] for state in states if state]
+        readies = [state[1] for state in states if state]
+        kernels = [state[2] if state else "" for state in states]
+        missing = [i for i, state in enumerate(states) if state is None]
+        if missing:
+            shown = []
+            for i in missing:
+                try:
+                    shown.append(opened[i][1].evaluate(PAGE_STATE_JS))
+                except Exception as error:  # noqa: BLE001
+                    shown.append(f"unknown ({error})")
+            timeouts = server.log()[log_mark:].count("Timeout waiting for IOPub output")
+            result.notes.append(
+                f"{len(missing)} of {k} sessions not interactive after {session_timeout:.0f} s; "
+                f"the server logged {timeouts}× 'Timeout waiting for IOPub output'; those pages "
+                f"show: {sorted(set(shown))}")
         result.sessions_interactive = len(readies)
         if readies:
             result.sessions_all_ms = max(readies) - min(starts)
         progress(f"{k} sessions {app.name}: {len(readies)} interactive, all after "
                  f"{result.sessions_all_ms / 1000:.1f} s")
-        for kernel_id in kernels:
+        for kernel_id in filter(None, kernels):
             try:
                 result.session_uss_mb.append(kernel_memory(server, kernel_id)[1])
             except RuntimeError:
@@ -583,6 +627,8 @@ def measure_sessions(pages: Pages, servers: dict[str, VoilaServer], results: dic
         # one choice per session
         expected: list[list[tuple]] = []
         for i, (_, page, _) in enumerate(opened):
+            if states[i] is None:
+                continue
             try:
                 if app.name == "guide":
                     option = problem.options[i % len(problem.options)]
@@ -623,22 +669,26 @@ def measure_sessions(pages: Pages, servers: dict[str, VoilaServer], results: dic
         dropped = round(k * drop_fraction)
         for i, (context, page, guard) in enumerate(opened):
             beacon = i >= dropped
-            if i < len(kernels):
-                (beacon_ids if beacon else dropped_ids).add(kernels[i])
+            kernel_id = kernels[i] or _page_kernel(page)
+            if kernel_id:
+                (beacon_ids if beacon else dropped_ids).add(kernel_id)
             pages.close(app, context, page, guard, beacon=beacon)
         closed = time.monotonic()
         visitors = beacon_ids | dropped_ids
-        while True:
-            alive = visitors & server.kernel_ids()
+        while True:  # the pages' kernels, and any other kernel beyond the preheated pool
+            running = server.kernel_ids()
+            alive = visitors & running
+            beyond = max(0, len(running) - server.pool_size)
             waited = time.monotonic() - closed
-            if not alive or waited >= reclaim_wait:
+            if (not alive and not beyond) or waited >= reclaim_wait:
                 break
             time.sleep(1.0)
-        result.reclaim_left = len(alive)
+        result.reclaim_left = max(len(alive), beyond)
         result.reclaim_left_beacon = len(alive & beacon_ids)
         result.reclaim_left_dropped = len(alive & dropped_ids)
         result.reclaim_seconds = waited
-        progress(f"{k} sessions {app.name}: {len(alive)} kernels left {waited:.0f} s after closing")
+        progress(f"{k} sessions {app.name}: {result.reclaim_left} kernels left {waited:.0f} s "
+                 "after closing")
 
 
 # --------------------------------------------------------------------------- diagnostics
@@ -695,11 +745,13 @@ def servers_running(env: dict[str, str]) -> Iterator[dict[str, VoilaServer]]:
 
 
 def run(loads: int = 10, clicks: int = 24, sessions: int = 16, reclaim_wait: float = 60.0,
-        drop_fraction: float = 0.0, progress: Callable[[str], None] = print) -> Run:
+        drop_fraction: float = 0.0, session_timeout: float = 300.0,
+        progress: Callable[[str], None] = print) -> Run:
     started = time.monotonic()
     results = {app.name: AppResult(app.name) for app in APPS}
     settings = {"loads": loads, "clicks": clicks, "sessions": sessions,
-                "reclaim_wait": reclaim_wait, "drop_fraction": drop_fraction}
+                "reclaim_wait": reclaim_wait, "drop_fraction": drop_fraction,
+                "session_timeout": session_timeout}
     with tempfile.TemporaryDirectory(prefix="guide-bench-") as data:
         db = Path(data) / "events.sqlite3"
         env = {**voila_env(), "GUIDE_DATA_DIR": data, "GUIDE_LOG_URL": f"sqlite://{db}",
@@ -720,7 +772,7 @@ def run(loads: int = 10, clicks: int = 24, sessions: int = 16, reclaim_wait: flo
                 measure_tti(pages, servers, results, loads, progress)
                 measure_clicks(pages, servers, results, clicks, progress)
                 measure_sessions(pages, servers, results, sessions, reclaim_wait, drop_fraction,
-                                 db, progress)
+                                 db, progress, session_timeout)
             browser.close()
         finally:
             playwright.stop()
@@ -802,9 +854,10 @@ def details(result: Run) -> str:
         if r.sessions_logged is not None:
             out.append(f"- sessions whose log rows are exactly enter/choose/enter: "
                        f"{r.sessions_logged}/{r.sessions}")
-        out.append(f"- kernels of the {r.sessions} closed sessions still running: {r.reclaim_left} "
-                   f"after {r.reclaim_seconds:.0f} s (closed with the page-close beacon: "
-                   f"{r.reclaim_left_beacon} left; dropped without it: {r.reclaim_left_dropped} left)")
+        out.append(f"- kernels left beyond the preheated pool after the {r.sessions} sessions "
+                   f"closed: {r.reclaim_left} after {r.reclaim_seconds:.0f} s (of the pages closed "
+                   f"with the page-close beacon: {r.reclaim_left_beacon}; dropped without it: "
+                   f"{r.reclaim_left_dropped})")
         if r.external:
             out.append(f"- requests beyond 127.0.0.1, aborted: {', '.join(sorted(r.external))}")
         if r.js_errors:
