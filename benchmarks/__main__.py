@@ -131,7 +131,11 @@ def run_script(part: str, args: argparse.Namespace, machine: dict[str, str]) -> 
     if args.pg_url:
         extra += ["--pg-url", args.pg_url]
     command = [sys.executable, str(script), *extra]
-    log(f"running {' '.join(shlex.quote(c) for c in command[1:])}")
+    from benchmarks.voila_bench import wait_quiet
+
+    waited = wait_quiet(own_cores=0.1, other_cores=0.3, timeout=180)
+    log(f"running {' '.join(shlex.quote(c) for c in command[1:])} (after {waited:.0f} s "
+        "waiting for a quiet machine)")
     started = time.monotonic()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     seconds = time.monotonic() - started
