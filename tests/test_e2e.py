@@ -556,13 +556,10 @@ def _platform_fonts(page: Page, selector: str) -> list[str]:
         return [f"unknown ({error})"]
 
 
-# --------------------------------------------------------------------------- known bugs
-# Each reproduces a bug found while writing these tests; marked xfail until the view is fixed
-# (an XPASS in the summary means the marker can go).
+# --------------------------------------------------------------------------- regressions
+# Each reproduces a bug found while writing these tests.
 
 
-@pytest.mark.xfail(reason="a double-click on an option also answers the next question with the "
-                          "option at the same place (the option buttons are reused)", strict=False)
 def test_double_click_on_an_option_answers_only_that_question(page_factory, guide):
     page, _ = page_factory.new_page("double click")
     page.goto(guide.url + "?step=order", wait_until="commit")
@@ -572,7 +569,8 @@ def test_double_click_on_an_option_answers_only_that_question(page_factory, guid
     expect(heading).not_to_have_text("특정 주문에 관한 문제인가요?")
     page.wait_for_timeout(1500)  # the second click has long been handled
     try:
-        # expected: the next question, unanswered; the bug: "로그인한 뒤 ‘Help’(도움말) 열기"
+        # the next question, unanswered (not "로그인한 뒤 ‘Help’(도움말) 열기", where a
+        # second click on the option at the same place would lead)
         expect(heading).to_have_text("지금 컴퓨터로 아마존 계정에 로그인할 수 있나요?", timeout=1000)
     finally:
         page_factory.close_page(page)

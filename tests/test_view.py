@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -77,9 +78,9 @@ def test_full_path_to_the_recap(view):
     assert "a damaged or wrong item" in view.recap.value
     assert "chat (live, with an expert)" in view.recap.value
     assert view.recap.value.count("type='checkbox'") == len(view.engine.recap())
-    label = view.progress_label.value
-    assert f"Step {len(view.engine.path)} of {len(view.engine.path)}" in label
-    assert view.progress_bar.value == view.progress_bar.max
+    steps = len(view.engine.path)
+    assert f"<p class='guide-progress-label'>Step {steps} of {steps}</p>" in view.step.value
+    assert f"max='{steps}' value='{steps}'" in view.step.value
 
 
 def test_back_restores_the_choice_in_the_widgets(view):
@@ -113,7 +114,7 @@ def test_language_switch_mid_flow_keeps_step_and_path(view):
     assert "로그인할 수 있나요?" in view.step.value
     assert set(buttons(view)) == {"네, 로그인할 수 있어요", "아니요, 지금은 어려워요"}
     assert view.back_button.description == "← 이전 단계로"
-    assert "3단계" in view.progress_label.value
+    assert re.search(r"guide-progress-label'>\d+단계 중 3단계<", view.step.value)
     view.back_button.click()
     assert view.engine.node.id == "order"
     view.back_button.click()
@@ -146,6 +147,27 @@ def test_every_interaction_reaches_the_sink(view):
         ("goal", "back", None, "ko"),
         ("problem", "enter", None, "ko"),
     ]
+
+
+def test_the_page_is_updated_before_the_interaction_is_logged():
+    """A click's log write (a disk write) must not delay what the visitor sees."""
+    seen = []
+
+    class Watching:
+        def log(self, node, action, option=None, lang="ko"):
+            seen.append((node, action, "data-step='%d-%s'" % (len(view.engine.path), node)
+                         in view.step.value))
+
+    view = GuideView(lang="en", sink=Watching()).start()
+    view.dropdown.value = "prepare"
+    seen.clear()
+    view.continue_button.click()
+    assert seen == [("problem", "choose", False), ("goal", "enter", True)]
+    assert view.engine.node.id == "goal"
+    seen.clear()
+    view.back_button.click()
+    assert [(node, action) for node, action, _ in seen] == [("goal", "back"), ("problem", "enter")]
+    assert "data-step='1-problem'" in view.step.value
 
 
 def test_a_failing_callback_shows_a_friendly_message(view, monkeypatch, caplog):

@@ -66,7 +66,9 @@ CSS = """
   font-weight: 600; line-height: 1.5; white-space: normal; margin: 0.25rem 0; }
 .guide .guide-action { width: auto; max-width: 100%; margin: 0.5rem 0; }
 body .jp-Cell { max-width: 46rem; margin-left: auto; margin-right: auto; }
-.guide .widget-hprogress { width: 100%; max-width: 100%; margin: 0; }
+.guide .guide-progress { display: block; width: 100%; height: 0.6rem; margin: 0.2rem 0 0;
+  accent-color: #146eb4; }
+.guide .guide-progress-label { margin: 0; }
 /* Full-width widgets without side margins, else they stick out of their box by 4 px and the
    box scrolls sideways on a phone. */
 .guide .widget-dropdown, .guide .widget-text, .guide .widget-checkbox { margin-left: 0;
@@ -159,6 +161,9 @@ def _guarded(method: Callable) -> Callable:
 
     @functools.wraps(method)
     def wrapper(self: "GuideView", *args: Any, **kwargs: Any) -> None:
+        outermost = self._held is None
+        if outermost:
+            self._held = []  # interactions wait until the page has its update
         try:
             method(self, *args, **kwargs)
         except Exception:  # noqa: BLE001 - a visitor must never see a traceback
@@ -169,6 +174,11 @@ def _guarded(method: Callable) -> Callable:
                 self.render()
             except Exception:  # noqa: BLE001
                 logger.exception("re-rendering after an error failed")
+        finally:
+            if outermost:
+                held, self._held = self._held, None
+                for interaction in held:
+                    self._deliver(interaction)
 
     return wrapper
 
@@ -179,6 +189,9 @@ class GuideView(w.VBox):
     def __init__(self, flow: Flow | None = None, lang: str = "ko", sink: EventSink | None = None,
                  **kwargs: Any):
         self.sink = sink
+        #: interactions of the callback running now, sent to the sink once it has updated
+        #: the widgets (so the page's update never waits for the log); None between callbacks
+        self._held: list[Interaction] | None = None
         self.engine = Engine(flow, lang=lang, on_event=self._record)
         self._error = False
         self._log_ok = True
@@ -193,9 +206,6 @@ class GuideView(w.VBox):
         self.language = w.ToggleButtons(options=LANGUAGE_NAMES, value=lang,
                                         tooltips=["한국어로 보기", "Show in English"],
                                         style={"button_width": "auto"})
-        self.progress_bar = w.IntProgress(min=0, max=1, value=1,
-                                          layout=w.Layout(width="100%", height="0.6rem"))
-        self.progress_label = w.HTML()
         self.notice = w.HTML(layout=w.Layout(display="none"))
         self.step = w.HTML()
         self.dropdown = w.Dropdown(options=[("", NOTHING)], value=NOTHING,
@@ -239,7 +249,7 @@ class GuideView(w.VBox):
             flex_flow="row wrap", justify_content="space-between", width="100%",
             margin="1rem 0 0 0"))
         super().__init__(
-            [w.HTML(CSS), header, self.progress_bar, self.progress_label, self.notice, self.step,
+            [w.HTML(CSS), header, self.notice, self.step,
              self.dropdown_box, self.buttons_box, self.next_button, self.recap,
              self.outcome_panel, self.message_panel, nav, self.notes_toggle, self.notes_panel],
             layout=w.Layout(width="100%", max_width="46rem", margin="0 auto"),
@@ -327,17 +337,17 @@ class GuideView(w.VBox):
             self.language.value = engine.lang
         self.heading.value = f"<p class='guide-subtitle'>{html.escape(engine.ui('subtitle'))}</p>"
 
+        # One widget carries the progress, the title and the text, so a step change reaches
+        # the page as one update. data-step changes with every step change (not with a
+        # language switch): the page script moves focus to the new heading then;
+        # data-guide-lang sets <html lang>.
         progress = engine.progress()
-        self.progress_bar.max = progress.total
-        self.progress_bar.value = progress.step
-        label = engine.ui("progress", step=progress.step, total=progress.total)
-        self.progress_label.value = f"<span>{html.escape(label)}</span>"
-        self.progress_bar.tooltip = label
-
-        # data-step changes with every step change (not with a language switch): the page
-        # script moves focus to the new heading then; data-guide-lang sets <html lang>.
+        label = html.escape(engine.ui("progress", step=progress.step, total=progress.total))
         self.step.value = (f"<div lang='{engine.lang}' data-guide-lang='{engine.lang}' "
                            f"data-step='{len(engine.path)}-{node.id}'>"
+                           f"<progress class='guide-progress' max='{progress.total}' "
+                           f"value='{progress.step}' aria-label='{label}'></progress>"
+                           f"<p class='guide-progress-label'>{label}</p>"
                            f"<h2>{html.escape(engine.text(node.title))}</h2>"
                            f"{render_body(engine.text(node.body))}</div>")
 
@@ -364,9 +374,10 @@ class GuideView(w.VBox):
                 if i < len(options):
                     oid, label = options[i]
                     button._option_id = oid  # type: ignore[attr-defined]
-                    button.description = label
-                    button.tooltip = label
-                    button.button_style = "info" if oid == engine.selected else ""
+                    with button.hold_sync():  # one message per button
+                        button.description = label
+                        button.tooltip = label
+                        button.button_style = "info" if oid == engine.selected else ""
                     self._show(button, True)
                 else:
                     self._show(button, False)
@@ -392,11 +403,13 @@ class GuideView(w.VBox):
         self._render_notes_panel()
         self._render_outcome_panel()
 
-        self.back_button.description = engine.ui("back")
-        self.back_button.tooltip = engine.ui("back_hint")
-        self.back_button.disabled = not engine.can_go_back
-        self.restart_button.description = engine.ui("restart")
-        self.restart_button.tooltip = engine.ui("restart_hint")
+        with self.back_button.hold_sync():
+            self.back_button.description = engine.ui("back")
+            self.back_button.tooltip = engine.ui("back_hint")
+            self.back_button.disabled = not engine.can_go_back
+        with self.restart_button.hold_sync():
+            self.restart_button.description = engine.ui("restart")
+            self.restart_button.tooltip = engine.ui("restart_hint")
         self._render_notice()
 
     # ---------------------------------------------------------------- message builder
@@ -682,6 +695,12 @@ class GuideView(w.VBox):
             widget.layout.display = display
 
     def _record(self, interaction: Interaction) -> None:
+        if self._held is not None:
+            self._held.append(interaction)
+        else:
+            self._deliver(interaction)
+
+    def _deliver(self, interaction: Interaction) -> None:
         if self.sink is None:
             return
         try:

@@ -7,7 +7,9 @@
 // - toggle buttons say whether they are on: the language buttons with aria-pressed, the
 //   panel toggle (case notes) with aria-expanded (ipywidgets only shows it with a class);
 // - the option chosen before at a step (highlighted) is marked aria-current;
-// - the notebook's content is the page's main landmark.
+// - the notebook's content is the page's main landmark;
+// - a double-click on a guide button counts as one click: the buttons stay in place from
+//   step to step, so a second click would otherwise answer the next question unseen.
 (function () {
   "use strict";
   var lastStep = null;
@@ -84,7 +86,17 @@
     }
   }
 
+  function swallowRepeatedClicks(event) {
+    // event.detail counts the clicks of a double (triple...) click; keyboard activation is 0
+    if (event.detail > 1 && event.target.closest &&
+        event.target.closest(".guide .jupyter-button")) {
+      event.stopImmediatePropagation();
+      event.preventDefault();
+    }
+  }
+
   function start() {
+    document.addEventListener("click", swallowRepeatedClicks, true);
     new MutationObserver(sync).observe(document.body, {
       subtree: true, childList: true, attributes: true,
       attributeFilter: ["data-step", "data-guide-lang", "class"],
