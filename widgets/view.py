@@ -236,9 +236,18 @@ class GuideView(w.VBox):
         self.step.add_class("guide-body")
         self.recap.add_class("guide-recap")
 
-        self._build_message_panel()
-        self._build_notes_panel()
-        self._build_outcome_panel()
+        # The panels' contents are built the first time they are shown (most visits never
+        # open some of them): a lighter first page and kernel.
+        self._built: set[str] = set()
+        self.message_panel = self._panel()
+        self.outcome_panel = self._panel()
+        self.notes_panel = self._panel()
+        self._outcome_touched = False
+        self.notes: list[casenotes.Note] = []
+        self.notes_toggle = w.ToggleButton(value=False, layout=w.Layout(width="auto",
+                                                                        height="auto"))
+        self.notes_toggle.add_class("guide-action")
+        self.notes_toggle.observe(self.on_notes_toggle, names="value")
 
         self.dropdown_box = w.VBox([self.dropdown, self.continue_button])
         self.buttons_box = w.VBox(self.option_buttons, layout=w.Layout(width="100%"))
@@ -397,7 +406,12 @@ class GuideView(w.VBox):
         self._show(self.buttons_box, is_choice and node.widget == "buttons")
         self._show(self.next_button, node.kind == "info")
         self._show(self.recap, node.kind == "end")
-        self._show(self.message_panel, node.id == "channel" or node.kind == "end")
+        show_message = node.id == "channel" or node.kind == "end"
+        if show_message:
+            self._ensure("message")
+        if node.kind == "end":
+            self._ensure("outcome")
+        self._show(self.message_panel, show_message)
         self._show(self.outcome_panel, node.kind == "end")
         self._render_message_panel()
         self._render_notes_panel()
@@ -411,6 +425,20 @@ class GuideView(w.VBox):
             self.restart_button.description = engine.ui("restart")
             self.restart_button.tooltip = engine.ui("restart_hint")
         self._render_notice()
+
+    # ---------------------------------------------------------------- panels
+
+    @staticmethod
+    def _panel() -> w.VBox:
+        panel = w.VBox([], layout=w.Layout(display="none"))
+        panel.add_class("guide-panel")
+        return panel
+
+    def _ensure(self, name: str) -> None:
+        """Build the contents of panel ``name`` (message, notes, outcome) unless built."""
+        if name not in self._built:
+            self._built.add(name)
+            getattr(self, f"_build_{name}_panel")()
 
     # ---------------------------------------------------------------- message builder
 
@@ -427,16 +455,13 @@ class GuideView(w.VBox):
         self.message_detail = text()
         self.message_escalate = w.Checkbox(indent=False, layout=w.Layout(width="100%"))
         self.message_output = w.HTML()
-        self._outcome_touched = False
         for field in (self.message_order, self.message_date, self.message_detail,
                       self.message_escalate):
             field.observe(self.on_message_change, names="value")
         self.message_outcome.observe(self.on_message_outcome_change, names="value")
-        self.message_panel = w.VBox(
-            [self.message_title, self.message_outcome, self.message_order, self.message_date,
-             self.message_detail, self.message_escalate, self.message_output],
-            layout=w.Layout(display="none"))
-        self.message_panel.add_class("guide-panel")
+        self.message_panel.children = [
+            self.message_title, self.message_outcome, self.message_order, self.message_date,
+            self.message_detail, self.message_escalate, self.message_output]
 
     @_guarded
     def on_message_change(self, change: dict | None = None) -> None:
@@ -454,6 +479,7 @@ class GuideView(w.VBox):
 
     def message_input(self) -> messages.MessageInput:
         """What the message is built from: the path plus the optional fields."""
+        self._ensure("message")
         return messages.from_choices(
             self.engine.choices, outcome=self.message_outcome.value,
             order=self.message_order.value, date=self.message_date.value,
@@ -516,11 +542,6 @@ class GuideView(w.VBox):
     def _build_notes_panel(self) -> None:
         text = lambda: w.Text(style={"description_width": "initial"},  # noqa: E731
                               layout=w.Layout(width="100%"))
-        self.notes: list[casenotes.Note] = []
-        self.notes_toggle = w.ToggleButton(value=False, layout=w.Layout(width="auto",
-                                                                        height="auto"))
-        self.notes_toggle.add_class("guide-action")
-        self.notes_toggle.observe(self.on_notes_toggle, names="value")
         self.notes_intro = w.HTML()
         self.note_when = text()
         self.note_channel = w.Dropdown(options=[("—", "")], value="",
@@ -538,15 +559,15 @@ class GuideView(w.VBox):
         self.notes_links = w.HTML()
         self.notes_upload = w.FileUpload(accept=".md,.csv,.txt", multiple=False)
         self.notes_upload.observe(self.on_notes_upload, names="value")
-        self.notes_panel = w.VBox(
-            [self.notes_intro, self.note_when, self.note_channel, self.note_agent,
-             self.note_reference, self.note_promised, self.note_add, self.notes_status,
-             self.notes_table, self.notes_links, self.notes_upload],
-            layout=w.Layout(display="none"))
-        self.notes_panel.add_class("guide-panel")
+        self.notes_panel.children = [
+            self.notes_intro, self.note_when, self.note_channel, self.note_agent,
+            self.note_reference, self.note_promised, self.note_add, self.notes_status,
+            self.notes_table, self.notes_links, self.notes_upload]
 
     @_guarded
     def on_notes_toggle(self, change: dict) -> None:
+        if change["new"]:
+            self._ensure("notes")
         self._show(self.notes_panel, bool(change["new"]))
         self._render_notes_panel()
 
@@ -647,11 +668,9 @@ class GuideView(w.VBox):
             button.add_class("guide-action")
             button.on_click(self.on_outcome_click)
             self.outcome_buttons.append(button)
-        self.outcome_panel = w.VBox(
-            [self.outcome_label,
-             w.Box(self.outcome_buttons, layout=w.Layout(flex_flow="row wrap", width="100%"))],
-            layout=w.Layout(display="none"))
-        self.outcome_panel.add_class("guide-panel")
+        self.outcome_panel.children = [
+            self.outcome_label,
+            w.Box(self.outcome_buttons, layout=w.Layout(flex_flow="row wrap", width="100%"))]
 
     @_guarded
     def on_outcome_click(self, button: w.Button) -> None:
