@@ -95,9 +95,23 @@
     }
   }
 
+  // One sync per frame, however many updates arrive in it: sync reads the layout (focus), so
+  // running it inside each mutation callback would force a layout per widget update.
+  var pending = false;
+
+  function scheduleSync() {
+    if (!pending) {
+      pending = true;
+      window.requestAnimationFrame(function () {
+        pending = false;
+        sync();
+      });
+    }
+  }
+
   function start() {
     document.addEventListener("click", swallowRepeatedClicks, true);
-    new MutationObserver(sync).observe(document.body, {
+    new MutationObserver(scheduleSync).observe(document.body, {
       subtree: true, childList: true, attributes: true,
       attributeFilter: ["data-step", "data-guide-lang", "class"],
     });
