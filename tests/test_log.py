@@ -233,15 +233,16 @@ def test_migration_adds_a_column_and_keeps_old_rows(store_url: str, monkeypatch:
 # --------------------------------------------------------------------------- schema version 2: the sessions rollup
 
 SESSION_COLUMNS = ("session, firsts, first_ts, first_lang, last_id, last_node, finishes, switches, "
-                   "contact_id, contact_node, contact_option, outcome_id, outcome_option, entered")
+                   "contact_id, contact_node, contact_option, outcome_id, outcome_option, "
+                   "problem_id, problem_option, order_id, order_option, entered")
 
 
 def mixed_events(seed: int = 5, sessions: int = 24, per: int = 30) -> list[Event]:
     """Overlapping sessions of random events, in time order: node ids that contain one another
-    (a, ab, b.a), contact choices with and without an option, outcomes; most sessions start with
+    (a, ab, b.a), contact and path choices with and without an option, outcomes; most sessions start with
     one first event (elapsed_ms NULL), s3 has none and s7 two."""
     rng = random.Random(seed)
-    nodes = ["problem", "channel", "phone", "a", "ab", "b.a", "done"]
+    nodes = ["problem", "order", "channel", "phone", "a", "ab", "b.a", "done"]
     events = []
     for k in range(sessions):
         for i in range(per):
@@ -270,7 +271,7 @@ def expected_sessions(store: EventStore) -> list[tuple]:
     for id_, ts, session, node, action, option, lang, elapsed_ms in result:
         r = rollup.setdefault(session, {"firsts": 0, "first": (None, None), "finishes": 0, "switches": 0,
                                         "contact": (None, None, None), "outcome": (None, None),
-                                        "entered": set()})
+                                        "problem": (None, None), "order": (None, None), "entered": set()})
         if elapsed_ms is None:
             r["firsts"] += 1
             if r["first"] == (None, None):
@@ -282,10 +283,12 @@ def expected_sessions(store: EventStore) -> list[tuple]:
             r["contact"] = (id_, node, option)
         if action == "outcome":
             r["outcome"] = (id_, option)
+        if action == "choose" and node in log.ROLLUP_PATH_NODES:
+            r[node] = (id_, option)
         if action == "enter":
             r["entered"].add(node)
     return sorted((s, r["firsts"], *r["first"], *r["last"], r["finishes"], r["switches"], *r["contact"],
-                   *r["outcome"], frozenset(r["entered"])) for s, r in rollup.items())
+                   *r["outcome"], *r["problem"], *r["order"], frozenset(r["entered"])) for s, r in rollup.items())
 
 
 def stored_sessions(store: EventStore) -> list[tuple]:
@@ -295,8 +298,8 @@ def stored_sessions(store: EventStore) -> list[tuple]:
     for row in result:
         entered = row[-1].split("|")
         assert row[-1].startswith("|") and row[-1].endswith("|") and len(set(entered)) == len(entered) - 1
-        assert all(ID.fullmatch(v) for v in (row[0], row[3], row[5], row[9], row[10], row[12], *entered[1:-1])
-                   if v is not None)
+        assert all(ID.fullmatch(v) for v in (row[0], row[3], row[5], row[9], row[10], row[12], row[14],
+                                             row[16], *entered[1:-1]) if v is not None)
         stored.append((*row[:2], None if row[2] is None else log._as_utc(row[2]), *row[3:-1],
                        frozenset(entered[1:-1])))
     return sorted(stored)
@@ -357,7 +360,7 @@ def test_v1_store_migrates_in_place(store_url: str, monkeypatch: pytest.MonkeyPa
     events = mixed_events(seed=6)
     make_v1_store(store_url, events, monkeypatch)
     with open_store(store_url) as store:
-        assert store.query("SELECT value FROM meta")[1] == [("2",)]
+        assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
         assert store.read_events() == events  # every row kept, in order
         assert {"events_choose", "events_leave", "events_sessions"} <= index_names(store)
         assert stored_sessions(store) == expected_sessions(store)  # filled from the old rows
@@ -367,13 +370,34 @@ def test_v1_store_migrates_in_place(store_url: str, monkeypatch: pytest.MonkeyPa
         assert stored_sessions(store) == expected_sessions(store)
 
 
+def test_v2_store_gains_the_path_answers_in_place(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Schema version 3: the rollup's problem_* and order_* columns are filled from the stored
+    events, and kept by the new trigger from then on."""
+    events = mixed_events(seed=9)
+    with monkeypatch.context() as m:
+        m.setattr(log, "MIGRATIONS", log.MIGRATIONS[:2])
+        m.setattr(log, "SCHEMA_VERSION", 2)
+        with open_store(store_url) as store:
+            write_in_batches(store, events)
+            assert store.query("SELECT value FROM meta")[1] == [("2",)]
+    with open_store(store_url) as store:
+        assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
+        assert store.read_events() == events
+        expected = expected_sessions(store)
+        assert stored_sessions(store) == expected
+        assert any(row[13] is not None for row in expected) and any(row[15] is not None for row in expected)
+        more = mixed_events(seed=10)
+        write_in_batches(store, more)
+        assert stored_sessions(store) == expected_sessions(store)
+
+
 def test_v1_store_opened_by_many_processes_at_once_migrates_once_sqlite(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite://{tmp_path / 'events.sqlite3'}"
     make_v1_store(url, mixed_events(), monkeypatch)
     assert open_at_once(url) == []
     with open_store(url) as store:
-        assert store.query("SELECT value FROM meta")[1] == [("2",)]
+        assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
         assert stored_sessions(store) == expected_sessions(store)
 
 
@@ -383,7 +407,7 @@ def test_v1_store_opened_by_many_processes_at_once_migrates_once_postgres(
     make_v1_store(pg_store_url, mixed_events(), monkeypatch)
     assert open_at_once(pg_store_url) == []
     with open_store(pg_store_url) as store:
-        assert store.query("SELECT value FROM meta")[1] == [("2",)]
+        assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
         assert stored_sessions(store) == expected_sessions(store)
 
 
@@ -849,4 +873,4 @@ def test_sqlite_store_does_not_import_psycopg(tmp_path: Path) -> None:
 def test_actions_vocabulary() -> None:
     assert ACTIONS == ("enter", "choose", "next", "back", "restart", "language", "finish", "outcome")
     assert LANGS == ("ko", "en")
-    assert log.SCHEMA_VERSION == 2
+    assert log.SCHEMA_VERSION == 3

@@ -22,7 +22,7 @@ from widgets import demo, summary
 from widgets.engine import Engine
 from widgets.flow import default_flow
 from widgets.log import Event, EventStore, open_store
-from widgets.summary import NO_CHANNEL, Summary, node_order, summarize
+from widgets.summary import NO_ANSWER, NO_CHANNEL, OTHER, Summary, node_order, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.timezone.utc
@@ -204,16 +204,19 @@ def pg_schema_url(pg_url: str) -> Iterator[str]:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-@pytest.fixture(params=["sqlite", "sqlite-v1", pytest.param("postgresql", marks=pytest.mark.postgres),
-                        pytest.param("postgresql-v1", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", "sqlite-v1", "sqlite-v2",
+                        *(pytest.param(p, marks=pytest.mark.postgres)
+                          for p in ("postgresql", "postgresql-v1", "postgresql-v2"))])
 def store_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The URL of an empty store: SQLite, then PostgreSQL; each as log.py creates it (the
-    summary reads the sessions rollup), then as log schema version 1 made it, which the test
-    then keeps using (the summary reads the events alone: other statements, same results)."""
+    summary reads the sessions rollup), as log schema version 1 made it (the summary reads the
+    events alone: other statements, same results) and as version 2 made it (a rollup without
+    the path answers, which are read from the events); the test keeps using that version."""
     backend, _, version = request.param.partition("-")
     if version:
-        monkeypatch.setattr(log, "MIGRATIONS", log.MIGRATIONS[:1])
-        monkeypatch.setattr(log, "SCHEMA_VERSION", 1)
+        number = int(version.lstrip("v"))
+        monkeypatch.setattr(log, "MIGRATIONS", log.MIGRATIONS[:number])
+        monkeypatch.setattr(log, "SCHEMA_VERSION", number)
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_schema_url")
     open_store(url).close()  # creates the schema
     return url
@@ -358,6 +361,138 @@ def test_outcomes_by_channel(hand_store: EventStore) -> None:
                     outcomes["share"])) == [("email", "partly", 1, 1.0), (NO_CHANNEL, "solved", 1, 1.0)]
 
 
+def test_outcomes_by_path(hand_store: EventStore) -> None:
+    # S4 chose return twice (a Start over between) and answered no at order; S1 prepared, a
+    # path without the order question.
+    paths = summarize(hand_store).paths
+    assert list(paths.columns) == ["problem", "order", "outcome", "sessions", "share"]
+    assert list(paths.itertuples(index=False, name=None)) == [
+        ("return", "no", "partly", 1, 1.0), ("prepare", NO_ANSWER, "solved", 1, 1.0)]
+
+
+# Sessions written for the outcome-by-path table, each a list of (node, action, option) in
+# order; elapsed_ms is None for the first event only, and every event is one second after the
+# previous one. p11 lost its first event (a buffer overflow): it is no session, but without
+# filters its events count (see the summary's module docstring).
+PATH_DAY_1, PATH_DAY_2 = dt.datetime(2025, 4, 1, 9, tzinfo=UTC), dt.datetime(2025, 4, 2, 9, tzinfo=UTC)
+PATH_SESSIONS: dict[str, tuple[dt.datetime, str, list[tuple[str, str, str | None]]]] = {
+    "p1": (PATH_DAY_1, "ko", [
+        ("problem", "enter", None), ("problem", "choose", "late"), ("order", "enter", None),
+        ("order", "choose", "yes"), ("done", "enter", None), ("done", "finish", None),
+        ("done", "outcome", "solved")]),
+    "p2": (PATH_DAY_1, "en", [
+        ("problem", "enter", None), ("problem", "choose", "late"), ("order", "enter", None),
+        ("order", "choose", "yes"), ("done", "enter", None), ("done", "outcome", "partly")]),
+    # Answers twice: the last answer counts.
+    "p3": (PATH_DAY_1, "ko", [
+        ("problem", "enter", None), ("problem", "choose", "late"), ("order", "enter", None),
+        ("order", "choose", "yes"), ("done", "enter", None), ("done", "outcome", "solved"),
+        ("done", "outcome", "not-yet")]),
+    "p4": (PATH_DAY_1, "en", [
+        ("problem", "enter", None), ("problem", "choose", "late"), ("order", "enter", None),
+        ("order", "choose", "no"), ("done", "enter", None), ("done", "outcome", "escalated")]),
+    # Answers yes at order, starts over and takes the service path, which skips order: its
+    # yes belongs to the abandoned path.
+    "p5": (PATH_DAY_1, "ko", [
+        ("problem", "enter", None), ("problem", "choose", "return"), ("order", "enter", None),
+        ("order", "choose", "yes"), ("sign-in", "enter", None), ("sign-in", "restart", None),
+        ("problem", "enter", None), ("problem", "choose", "service"), ("sign-in", "enter", None),
+        ("done", "enter", None), ("done", "outcome", "solved")]),
+    # Goes back to order and changes the answer.
+    "p6": (PATH_DAY_2, "en", [
+        ("problem", "enter", None), ("problem", "choose", "refund"), ("order", "enter", None),
+        ("order", "choose", "no"), ("sign-in", "enter", None), ("sign-in", "back", None),
+        ("order", "enter", None), ("order", "choose", "yes"), ("done", "enter", None),
+        ("done", "outcome", "partly")]),
+    # An older flow: a problem option and an outcome this code does not know.
+    "p7": (PATH_DAY_2, "ko", [
+        ("problem", "enter", None), ("problem", "choose", "gone"), ("done", "enter", None),
+        ("done", "outcome", "meh")]),
+    # No outcome: not in the table.
+    "p8": (PATH_DAY_2, "en", [
+        ("problem", "enter", None), ("problem", "choose", "late"), ("order", "enter", None),
+        ("order", "choose", "yes")]),
+    "p9": (PATH_DAY_2, "ko", [
+        ("problem", "enter", None), ("problem", "choose", "prepare"), ("goal", "enter", None),
+        ("done", "enter", None), ("done", "outcome", "solved")]),
+    "p10": (PATH_DAY_2, "en", [
+        ("problem", "enter", None), ("problem", "choose", "late"), ("order", "enter", None),
+        ("order", "choose", "yes"), ("done", "enter", None), ("done", "outcome", "solved")]),
+    "p11": (PATH_DAY_2, "en", [
+        ("problem", "choose", "damaged"), ("order", "enter", None), ("order", "choose", "yes"),
+        ("done", "enter", None), ("done", "outcome", "solved")]),
+}
+
+
+def path_events() -> list[Event]:
+    """PATH_SESSIONS as events, one session after the other."""
+    events = []
+    for session, (start, lang, steps) in PATH_SESSIONS.items():
+        for i, (node, action, option) in enumerate(steps):
+            first = i == 0 and session != "p11"
+            events.append(Event(start + dt.timedelta(seconds=i), session, node, action, option,
+                                lang, None if first else 1000))
+    return events
+
+
+def path_rows(frame: pd.DataFrame) -> list[tuple]:
+    return [(p, o, c, n, pytest.approx(share)) for p, o, c, n, share
+            in frame[["problem", "order", "outcome", "sessions", "share"]].itertuples(index=False, name=None)]
+
+
+@pytest.fixture
+def path_store(store_url: str) -> Iterator[EventStore]:
+    with open_store(store_url) as store:
+        store.write(path_events())
+        yield store
+
+
+def test_outcome_by_path_counts_each_session_s_last_answers(path_store: EventStore) -> None:
+    # Problems in flow order (return, refund, late, damaged, service, prepare), then (other);
+    # order yes, no, then (none); outcomes in OUTCOMES order, then (other). Shares within the
+    # (problem, order) path: late/yes has p1, p10 solved, p2 partly, p3 not-yet.
+    s = summarize(path_store)
+    assert path_rows(s.paths) == [
+        ("refund", "yes", "partly", 1, 1.0),          # p6: no, then Back and yes
+        ("late", "yes", "solved", 2, 2 / 4),          # p1, p10
+        ("late", "yes", "partly", 1, 1 / 4),          # p2
+        ("late", "yes", "not-yet", 1, 1 / 4),         # p3: solved, then not-yet
+        ("late", "no", "escalated", 1, 1.0),          # p4
+        ("damaged", "yes", "solved", 1, 1.0),         # p11, without a first event
+        ("service", NO_ANSWER, "solved", 1, 1.0),     # p5: the yes before Start over is gone
+        ("prepare", NO_ANSWER, "solved", 1, 1.0),     # p9
+        (OTHER, NO_ANSWER, OTHER, 1, 1.0),            # p7
+    ]
+    assert s.paths["sessions"].sum() == 10  # every session with an outcome; p8 has none
+    assert s.sessions == 10  # p11 is no session
+    assert s.paths.dtypes.tolist() == ["str", "str", "str", "int64", "float64"]
+
+
+def test_outcome_by_path_follows_the_filters(path_store: EventStore) -> None:
+    ko = summarize(path_store, lang="ko")
+    assert path_rows(ko.paths) == [
+        ("late", "yes", "solved", 1, 1 / 2),          # p1
+        ("late", "yes", "not-yet", 1, 1 / 2),         # p3
+        ("service", NO_ANSWER, "solved", 1, 1.0),     # p5
+        ("prepare", NO_ANSWER, "solved", 1, 1.0),     # p9
+        (OTHER, NO_ANSWER, OTHER, 1, 1.0),            # p7
+    ]
+    day_2 = summarize(path_store, start=dt.date(2025, 4, 2))  # p11 has no first event there
+    assert path_rows(day_2.paths) == [
+        ("refund", "yes", "partly", 1, 1.0),
+        ("late", "yes", "solved", 1, 1.0),            # p10
+        ("prepare", NO_ANSWER, "solved", 1, 1.0),
+        (OTHER, NO_ANSWER, OTHER, 1, 1.0),
+    ]
+    english_day_1 = summarize(path_store, end=dt.date(2025, 4, 2), lang="en")
+    assert path_rows(english_day_1.paths) == [
+        ("late", "yes", "partly", 1, 1.0),            # p2
+        ("late", "no", "escalated", 1, 1.0),          # p4
+    ]
+    none = summarize(path_store, start=dt.date(2026, 1, 1))
+    assert none.paths.empty and list(none.paths.columns) == summary._COLUMNS["paths"]
+
+
 def test_sqlite_median_reads_the_middle_through_the_index_when_there_is_one(tmp_path: Path) -> None:
     statements: dict[str, list[str]] = {}
     for name, indexed in (("plain", False), ("indexed", True)):
@@ -410,7 +545,7 @@ def test_empty_store(store_url: str) -> None:
     assert s.empty and s.sessions == 0
     for name, frame in s.frames().items():
         assert list(frame.columns) == summary._COLUMNS[name], name
-    assert s.daily.empty and s.outcomes.empty
+    assert s.daily.empty and s.outcomes.empty and s.paths.empty
     assert (s.funnel["views"] == 0).all() and s.funnel["drop_off"].isna().all()
     assert (s.choices["count"] == 0).all()
     assert s.time["median_ms"].isna().all()
@@ -441,6 +576,8 @@ def test_unknown_nodes_and_options_are_kept(store_url: str) -> None:
     assert ("problem", "gone", 1) in list(zip(s.choices["node"], s.choices["option"], s.choices["count"]))
     assert rows(s.channels, "option", "sessions")[summary.OTHER] == 1
     assert list(zip(s.outcomes["channel"], s.outcomes["outcome"])) == [(summary.OTHER, summary.OTHER)]
+    assert list(zip(s.paths["problem"], s.paths["order"], s.paths["outcome"])) == [
+        (summary.OTHER, NO_ANSWER, summary.OTHER)]
     assert rows(s.time, "node", "median_ms")["retired"] == 800
 
 
@@ -467,6 +604,19 @@ def reference(events: list[Event]) -> dict:
     exits: dict[str, int] = defaultdict(int)
     channels: dict[str, int] = defaultdict(int)
     outcomes: dict[tuple, int] = defaultdict(int)
+    paths: dict[tuple, int] = defaultdict(int)
+    known = {node: FLOW.nodes[node].option_ids for node in summary.PATH_NODES}
+    for s, evs in by_session.items():  # without filters every session's events count
+        answers = [e.option for e in evs if e.action == "outcome"]
+        if not answers:
+            continue
+        problem = [i for i, e in enumerate(evs) if e.action == "choose" and e.node == "problem"]
+        order = [i for i, e in enumerate(evs) if e.action == "choose" and e.node == "order"
+                 and (not problem or i > problem[-1])]
+        path = tuple(NO_ANSWER if not found else evs[found[-1]].option
+                     if evs[found[-1]].option in known[node] else OTHER
+                     for node, found in (("problem", problem), ("order", order)))
+        paths[(*path, answers[-1] if answers[-1] in summary.OUTCOMES else OTHER)] += 1
     for s, evs in sessions.items():
         if s not in finished:
             exits[evs[-1].node] += 1
@@ -487,6 +637,7 @@ def reference(events: list[Event]) -> dict:
         "medians": {node: statistics.median(v) for node, v in leaving.items()},
         "channels": dict(channels),
         "outcomes": dict(outcomes),
+        "paths": dict(paths),
     }
 
 
@@ -503,6 +654,8 @@ def check_against_reference(s: Summary, ref: dict) -> None:
     assert {o: c for o, c in rows(s.channels, "option", "sessions").items() if c} == ref["channels"]
     assert {(c, o): n for c, o, n in zip(s.outcomes["channel"], s.outcomes["outcome"],
                                           s.outcomes["sessions"])} == ref["outcomes"]
+    assert {(p, o, c): n for p, o, c, n in zip(s.paths["problem"], s.paths["order"], s.paths["outcome"],
+                                               s.paths["sessions"])} == ref["paths"]
     assert s.funnel["exits"].sum() + s.finished == s.sessions
 
 
@@ -572,8 +725,10 @@ def test_rollup_store_reads_the_events_only_for_choices_and_times(v2_url: str) -
             assert summarize(store, **filters).sessions == (7 if not filters else 0)
             on_events = [sql for sql in statements if "FROM events" in sql]
             assert on_events and all("action = 'choose'" in sql or summary._LEAVING in sql for sql in on_events)
-            # The check for sessions with several first events, days, entered nodes, the rest.
+            # The check for sessions with several first events, days, entered nodes, the rest
+            # (contact choices, outcomes and paths).
             assert sum("FROM sessions" in sql for sql in statements if sql not in on_events) == 4
+            assert any("problem_option" in sql and "contact_option" in sql for sql in statements)
 
 
 def test_a_session_with_two_first_events_is_summarized_from_the_events(
@@ -618,6 +773,31 @@ def test_a_v1_store_read_before_and_after_its_migration(tmp_path: Path, monkeypa
         assert_same_summary(summarize(store), before)
         assert any("FROM sessions" in sql for sql in statements)
     assert before.sessions == 7 and before.finished == 2
+
+
+def test_a_v2_store_s_paths_before_and_after_its_migration(v2_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At log schema version 2 the rollup has no path answers: they are read from the events;
+    the migration to version 3 fills them in from the stored events, with the same result."""
+    with monkeypatch.context() as m:
+        m.setattr(log, "MIGRATIONS", log.MIGRATIONS[:2])
+        m.setattr(log, "SCHEMA_VERSION", 2)
+        with open_store(v2_url) as store:
+            store.write(path_events())
+            before = summarize(store)
+            before_ko = summarize(store, lang="ko")
+    with open_store(v2_url) as store:  # migrates
+        assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
+        statements = spied(store)
+        assert_same_summary(summarize(store), before)
+        assert_same_summary(summarize(store, lang="ko"), before_ko)
+        assert any("problem_option" in sql for sql in statements)
+        store.write(hand_events())  # the trigger keeps the new columns from now on
+        both = summarize(store)
+        assert_same_summary(both, summarize_from_events(store, monkeypatch))
+    assert before.paths["sessions"].sum() == 10
+    assert both.paths["sessions"].sum() == 12  # with S1 and S4
+    assert ("return", "no", "partly") in list(zip(both.paths["problem"], both.paths["order"],
+                                                  both.paths["outcome"]))
 
 
 def test_contact_nodes_other_than_the_rollup_s_are_counted_from_the_events(

@@ -188,6 +188,9 @@ def styled_tables(summary: Summary) -> dict[str, str]:
                       {"median_ms": _seconds}, ["leaves"]),
         "outcomes": style(summary.outcomes, "Outcomes by contact channel", {"share": _pct})
         if len(summary.outcomes) else "<p>No outcome answers in this period.</p>",
+        "paths": style(summary.paths, "Outcomes by path (the kind of problem, and whether it is "
+                       "about a specific order; share within the path)", {"share": _pct})
+        if len(summary.paths) else "<p>No outcome answers in this period.</p>",
         "daily": style(summary.daily, "Sessions per day (UTC)",
                        {"day": lambda d: d.strftime("%Y-%m-%d")}, ["sessions"]),
     }

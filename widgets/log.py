@@ -9,7 +9,7 @@ person typed, and no personal data, is ever written.
 Tables: ``events`` (those rows), ``log_gaps`` (events lost to a buffer overflow),
 ``meta`` (the schema version) and, from schema version 2, ``sessions``: one row per
 session, derived from its events by a trigger as they are inserted, for the summary
-(see MIGRATIONS).
+(see MIGRATIONS; version 3 adds the session's answers at ``problem`` and ``order``).
 
 Stores:
     SQLiteStore     the embedded default, ``$GUIDE_DATA_DIR/events.sqlite3``
@@ -335,6 +335,76 @@ _V2_POSTGRESQL = (
 )
 
 
+# Schema version 3: the rollup also keeps the last ``choose`` at ``problem`` and at ``order`` (id
+# and option, like contact_*), the session's path for the summary's outcome-by-path table:
+#
+#   problem_*       id and option of the last ``choose`` at ``problem``
+#   order_*         id and option of the last ``choose`` at ``order``
+#
+# The columns are added and filled from the events already stored, and the trigger (SQLite) or
+# its function (PostgreSQL) is replaced by one that keeps them too. PostgreSQL first locks the
+# events against inserts, so that no event committed during the migration is left out.
+_V3_PATH_NODES = ("problem", "order")
+_V3_SESSION_COLUMNS = _V2_SESSION_COLUMNS + ", " + ", ".join(
+    f"{n}_id, {n}_option" for n in _V3_PATH_NODES)
+_V3_PATH_MERGE = ", ".join(
+    f"{n}_id = CASE WHEN excluded.{n}_id > sessions.{n}_id OR sessions.{n}_id IS NULL "
+    f"THEN excluded.{n}_id ELSE sessions.{n}_id END, "
+    f"{n}_option = CASE WHEN excluded.{n}_id > sessions.{n}_id OR sessions.{n}_id IS NULL "
+    f"THEN excluded.{n}_option ELSE sessions.{n}_option END" for n in _V3_PATH_NODES)
+_V3_MERGE = f"{_V2_MERGE}, {_V3_PATH_MERGE}"
+_V3_MERGE_MANY = f"{_V2_MERGE_MANY}, {_V3_PATH_MERGE}"
+_V3_EVENT_ROW = _V2_EVENT_ROW + ", " + ", ".join(
+    f"CASE WHEN {{e}}action = 'choose' AND {{e}}node = '{n}' THEN {{e}}id END, "
+    f"CASE WHEN {{e}}action = 'choose' AND {{e}}node = '{n}' THEN {{e}}option END"
+    for n in _V3_PATH_NODES)
+_V3_PG_ROLLUP = _V2_PG_ROLLUP.replace(" FROM {source} GROUP BY session", ", " + ", ".join(
+    f"max(id) FILTER (WHERE action = 'choose' AND node = '{n}'), "
+    f"(array_agg(option ORDER BY id DESC) FILTER (WHERE action = 'choose' AND node = '{n}'))[1]"
+    for n in _V3_PATH_NODES) + " FROM {source} GROUP BY session")
+_V3_SQLITE = (
+    *(f"ALTER TABLE sessions ADD COLUMN {n}_{column} {kind}" for n in _V3_PATH_NODES
+      for column, kind in (("id", "INTEGER"), ("option", "TEXT"))),
+    "UPDATE sessions SET " + ", ".join(f"{n}_id = a.{n}_id" for n in _V3_PATH_NODES) + " FROM "
+    "(SELECT session, " + ", ".join(f"max(CASE WHEN node = '{n}' THEN id END) AS {n}_id"
+                                    for n in _V3_PATH_NODES)
+    + " FROM events WHERE action = 'choose' AND node IN ("
+    + ", ".join(f"'{n}'" for n in _V3_PATH_NODES) + ") GROUP BY session) AS a "
+    "WHERE a.session = sessions.session",
+    "UPDATE sessions SET " + ", ".join(
+        f"{n}_option = (SELECT option FROM events WHERE id = sessions.{n}_id)" for n in _V3_PATH_NODES)
+    + " WHERE " + " OR ".join(f"{n}_id IS NOT NULL" for n in _V3_PATH_NODES),
+    "DROP TRIGGER IF EXISTS events_sessions",
+    "CREATE TRIGGER events_sessions AFTER INSERT ON events BEGIN "
+    f"INSERT INTO sessions ({_V3_SESSION_COLUMNS}) VALUES ({_V3_EVENT_ROW.format(e='NEW.')}) "
+    f"ON CONFLICT (session) DO UPDATE SET {_V3_MERGE}; END",
+)
+_V3_POSTGRESQL = (
+    "LOCK TABLE events IN SHARE MODE",
+    "ALTER TABLE sessions " + ", ".join(
+        f"ADD COLUMN {n}_{column} {kind}" for n in _V3_PATH_NODES
+        for column, kind in (("id", "BIGINT"), ("option", "TEXT"))),
+    "UPDATE sessions SET " + ", ".join(f"{n}_id = a.{n}_id, {n}_option = a.{n}_option"
+                                       for n in _V3_PATH_NODES) + " FROM "
+    "(SELECT session, " + ", ".join(
+        f"max(id) FILTER (WHERE node = '{n}') AS {n}_id, "
+        f"(array_agg(option ORDER BY id DESC) FILTER (WHERE node = '{n}'))[1] AS {n}_option"
+        for n in _V3_PATH_NODES)
+    + " FROM events WHERE action = 'choose' AND node IN ("
+    + ", ".join(f"'{n}'" for n in _V3_PATH_NODES) + ") GROUP BY session) AS a "
+    "WHERE a.session = sessions.session",
+    "CREATE OR REPLACE FUNCTION events_to_sessions() RETURNS trigger LANGUAGE plpgsql "
+    "SET search_path FROM CURRENT AS $$ BEGIN "
+    "IF (SELECT count(*) FROM new_events) = 1 THEN "
+    f"INSERT INTO sessions ({_V3_SESSION_COLUMNS}) SELECT {_V3_EVENT_ROW.format(e='')} FROM new_events "
+    f"ON CONFLICT (session) DO UPDATE SET {_V3_MERGE}; "
+    "ELSE "
+    f"INSERT INTO sessions ({_V3_SESSION_COLUMNS}) {_V3_PG_ROLLUP.format(source='new_events')} "
+    f"ON CONFLICT (session) DO UPDATE SET {_V3_MERGE_MANY}; "
+    "END IF; RETURN NULL; END $$",
+)
+
+
 #: Applied in order; a store records the last applied version in ``meta``.
 #: Append new migrations (e.g. ``ALTER TABLE events ADD COLUMN ...``); never edit old ones.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -380,6 +450,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(version=2, sqlite=_V2_SQLITE, postgresql=_V2_POSTGRESQL),
+    Migration(version=3, sqlite=_V3_SQLITE, postgresql=_V3_POSTGRESQL),
 )
 #: The schema version this code writes.
 SCHEMA_VERSION: int = MIGRATIONS[-1].version
@@ -387,6 +458,11 @@ SCHEMA_VERSION: int = MIGRATIONS[-1].version
 SUMMARY_INDEXES: tuple[str, ...] = _V2_INDEXES
 #: The nodes whose last ``choose`` the ``sessions`` rollup keeps (contact_id/_node/_option).
 ROLLUP_CONTACT_NODES: tuple[str, ...] = ("channel", "phone")
+#: The nodes whose last ``choose`` the rollup keeps each on its own (<node>_id/_option), from
+#: schema version 3.
+ROLLUP_PATH_NODES: tuple[str, ...] = _V3_PATH_NODES
+#: The first schema version whose rollup has the ROLLUP_PATH_NODES columns.
+ROLLUP_PATH_VERSION = 3
 
 _EVENT_COLUMNS = "ts, session, node, action, option, lang, elapsed_ms"
 _PG_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)"

@@ -47,6 +47,14 @@ outcomes
     Each session's last ``outcome`` event (solved, partly, not-yet, escalated), by the session's
     final contact choice (``(none)`` when it made none). Empty when the log has no outcomes.
     Contact options and outcomes the flow does not know (an older flow) show as ``(other)``.
+paths
+    The same outcomes by the session's route through the guide: its answer at the first
+    question (``problem``, the kind of problem) and at ``order`` (whether it is about a specific
+    order), each the session's last ``choose`` event there. An ``order`` answer counts only when
+    it came after that ``problem`` answer (so an answer given before a Start over onto a path
+    that skips the question does not); ``(none)``: no answer (that path does not ask it).
+    ``share`` is within the path (problem and order). Empty when the log has no outcomes;
+    options the flow does not know show as ``(other)``.
 
 Without filters, node, choice and time tables count every event, including those of a session
 whose first event was lost; with filters, only the events of the selected sessions.
@@ -60,11 +68,14 @@ or 2 OFFSET (n-1)/2`` when an index gives them in order, else numbered once with
 Where the numbers come from: a store at log schema version 2 or later keeps a ``sessions``
 table, one row per session maintained with its events (see widgets/log.py), and the indexes in
 :data:`INDEXES`. Sessions, days, languages, completion, switches, views, exits, contact channels
-and outcomes are then counted from ``sessions`` (a small fraction of the log); choices and times
-from the events, through those indexes. A store still at version 1 (e.g. opened read-only
-before any writer migrated it), or one holding a session with more than one first event (which
-the logger never writes), is summarized from the events alone, with the same definitions and
-the same results, only more slowly on a large log.
+and outcomes are then counted from ``sessions`` (a small fraction of the log), and so are the
+paths from schema version 3 on (its rollup keeps each session's answers at ``problem`` and
+``order``); choices and times from the events, through those indexes. At version 2 the paths'
+answers are read from the choose events at those two nodes, of the sessions with an outcome. A
+store still at version 1 (e.g. opened read-only before any writer migrated it), or one holding
+a session with more than one first event (which the logger never writes), is summarized from
+the events alone, with the same definitions and the same results, only more slowly on a large
+log.
 """
 
 from __future__ import annotations
@@ -78,19 +89,23 @@ from typing import Any, ClassVar, NamedTuple, Sequence
 import pandas as pd
 
 from .flow import LANGUAGES, Flow, default_flow
-from .log import ROLLUP_CONTACT_NODES, SUMMARY_INDEXES
+from .log import ROLLUP_CONTACT_NODES, ROLLUP_PATH_NODES, ROLLUP_PATH_VERSION, SUMMARY_INDEXES
 
 __all__ = ["Summary", "summarize", "node_order", "INDEXES", "LEAVE_ACTIONS", "CONTACT_NODES",
-           "OUTCOMES", "NO_CHANNEL", "OTHER"]
+           "PATH_NODES", "OUTCOMES", "NO_CHANNEL", "NO_ANSWER", "OTHER"]
 
 #: Actions that leave the node they are logged at.
 LEAVE_ACTIONS: tuple[str, ...] = ("choose", "next", "back", "restart")
 #: The decisions whose options are ways of contacting Amazon.
 CONTACT_NODES: tuple[str, ...] = ("channel", "phone")
+#: The decisions that make a session's path in ``paths``: the kind of problem, about an order.
+PATH_NODES: tuple[str, ...] = ("problem", "order")
 #: The answers of the how-did-it-go question (``outcome`` events), in display order.
 OUTCOMES: tuple[str, ...] = ("solved", "partly", "not-yet", "escalated")
 #: The channel of sessions that made no contact choice (in ``outcomes``).
 NO_CHANNEL = "(none)"
+#: The answer of a session that did not answer a path decision (in ``paths``).
+NO_ANSWER = "(none)"
 #: A contact option or outcome that the flow (or OUTCOMES) does not know (e.g. from an old flow).
 OTHER = "(other)"
 _OTHER_CODE = 63
@@ -115,6 +130,7 @@ _COLUMNS: dict[str, list[str]] = {
     "languages": ["lang", "sessions", "share"],
     "time": ["node", "leaves", "median_ms"],
     "outcomes": ["channel", "outcome", "sessions", "share"],
+    "paths": [*PATH_NODES, "outcome", "sessions", "share"],
 }
 
 
@@ -131,6 +147,7 @@ class Summary:
     ``languages`` lang, sessions, share
     ``time``      node, leaves, median_ms (NaN without leaving events)
     ``outcomes``  channel, outcome, sessions, share (within the channel)
+    ``paths``     problem, order, outcome, sessions, share (within the problem and order)
     """
 
     overview: pd.DataFrame
@@ -141,6 +158,7 @@ class Summary:
     languages: pd.DataFrame
     time: pd.DataFrame
     outcomes: pd.DataFrame
+    paths: pd.DataFrame
     start: dt.datetime | None = None
     end: dt.datetime | None = None
     lang: str | None = None
@@ -209,13 +227,15 @@ class _SessionNumbers(NamedTuple):
     views: list[tuple[Any, ...]]  # (node, sessions that entered it)
     exits: list[tuple[Any, ...]]  # (node, unfinished sessions whose last event is there)
     contacts: list[tuple[Any, ...]]  # (contact code, outcome code, sessions): see _Query.numbers
+    paths: list[tuple[Any, ...]] | None = None  # as _Query.paths returns them, when counted here
 
 
 class _Query:
     """Builds and runs the summary's statements against one store, with its filters.
 
     ``rollup`` tells whether the session-level numbers come from the store's ``sessions`` table
-    (see the module docstring); the statements of both ways give the same results.
+    (see the module docstring), ``path_rollup`` whether that table also keeps the answers at
+    PATH_NODES (log schema version 3); the statements of every way give the same results.
     """
 
     def __init__(self, store: Any, start: dt.datetime | None, end: dt.datetime | None,
@@ -245,7 +265,10 @@ class _Query:
         #: The same selection as WHERE terms on the ``sessions`` table.
         self.sessions_where = " AND ".join(rolled)
         self.filtered = bool(self.first_params)
+        self.version = self._schema_version()
         self.rollup = self._has_rollup()
+        self.path_rollup = (self.rollup and self.version >= ROLLUP_PATH_VERSION
+                            and tuple(PATH_NODES) == tuple(ROLLUP_PATH_NODES))
 
     def _ts(self, value: dt.datetime) -> Any:
         if self.dialect == "sqlite":
@@ -253,12 +276,16 @@ class _Query:
             return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         return value
 
+    def _schema_version(self) -> int:
+        """The store's log schema version (0 when it has none)."""
+        rows = self.run("SELECT value FROM meta WHERE key = 'schema_version'")
+        return int(rows[0][0]) if rows and str(rows[0][0]).isdigit() else 0
+
     def _has_rollup(self) -> bool:
         """True when the store keeps the ``sessions`` table (log schema version 2 or later) and
         every session in it has at most one first event, so that its first_ts and first_lang
         are those of the session's only first event."""
-        rows = self.run("SELECT value FROM meta WHERE key = 'schema_version'")
-        if not rows or not str(rows[0][0]).isdigit() or int(rows[0][0]) < 2:
+        if self.version < 2:
             return False
         return not self.run("SELECT 1 FROM sessions WHERE firsts > 1 LIMIT 1")
 
@@ -279,7 +306,10 @@ class _Query:
         if select and self.filtered:
             source = (f"sessions WHERE {self.sessions_where}" if self.rollup
                       else f"events WHERE {self.first_where}")
-            sql = f"WITH sel AS MATERIALIZED (SELECT session FROM {source}) " + sql
+            # A statement with a WITH clause of its own gets sel as its first table.
+            own = sql.startswith("WITH ")
+            sql = (f"WITH sel AS MATERIALIZED (SELECT session FROM {source})"
+                   + (", " + sql[len("WITH "):] if own else " " + sql))
             params = [*self.first_params, *params]
         if self.placeholder != "?":
             sql = sql.replace("?", self.placeholder)
@@ -288,17 +318,20 @@ class _Query:
 
     # -- the session-level numbers
 
-    def numbers(self, contact_options: Sequence[tuple[str, str]], outcomes: Sequence[str]) -> _SessionNumbers:
-        """Days, finishes and switches, views, exits, contact choices and outcomes.
+    def numbers(self, contact_options: Sequence[tuple[str, str]], outcomes: Sequence[str],
+                path_options: Sequence[Sequence[str]] = ((), ())) -> _SessionNumbers:
+        """Days, finishes and switches, views, exits, contact choices and outcomes; and the
+        paths (see paths(); ``path_options``: the options of each of PATH_NODES) when they
+        come from the same statement, else None.
 
         Contact and outcome codes: the position of the session's last contact choice in
         ``contact_options`` / of its last outcome in ``outcomes`` (from 1; 63 for anything
         else); None: none. Only sessions with one or the other are listed.
         """
-        if max(len(contact_options), len(outcomes)) >= _OTHER_CODE:
-            raise ValueError("too many contact options or outcomes for six-bit codes")
+        if max(len(contact_options), len(outcomes), *map(len, path_options)) >= _OTHER_CODE:
+            raise ValueError("too many contact options, outcomes or path options for six-bit codes")
         if self.rollup:
-            return self._rolled_numbers(contact_options, outcomes)
+            return self._rolled_numbers(contact_options, outcomes, path_options)
         finished = switches = switched = 0
         for action, events, distinct in self._subsets():
             if action == "finish":
@@ -308,8 +341,8 @@ class _Query:
         return _SessionNumbers(self._daily(), finished, switches, switched, self._views(), self._exits(),
                                self._contacts(contact_options, outcomes))
 
-    def _rolled_numbers(self, contact_options: Sequence[tuple[str, str]],
-                        outcomes: Sequence[str]) -> _SessionNumbers:
+    def _rolled_numbers(self, contact_options: Sequence[tuple[str, str]], outcomes: Sequence[str],
+                        path_options: Sequence[Sequence[str]]) -> _SessionNumbers:
         """From ``sessions``: three statements, each grouping its rows into few groups.
 
         Without filters, every row counts for finishes, switches, views and contacts, but only
@@ -333,8 +366,9 @@ class _Query:
                     views[node] = views.get(node, 0) + int(n)
             if exit_node is not None:
                 exits[exit_node] = exits.get(exit_node, 0) + int(n)
+        paths = None
         if sorted({node for node, _ in contact_options}) == sorted(ROLLUP_CONTACT_NODES):
-            contacts = self._rolled_contacts(contact_options, outcomes, where, params)
+            contacts, paths = self._rolled_contacts(contact_options, outcomes, path_options, where, params)
         else:
             contacts = self._contacts(contact_options, outcomes)
         return _SessionNumbers(
@@ -342,25 +376,32 @@ class _Query:
             finished=sum(int(row[3]) for row in totals),
             switches=sum(int(row[4]) for row in totals),
             switched=sum(int(row[5]) for row in totals),
-            views=list(views.items()), exits=list(exits.items()), contacts=contacts)
+            views=list(views.items()), exits=list(exits.items()), contacts=contacts, paths=paths)
 
     def _rolled_contacts(self, contact_options: Sequence[tuple[str, str]], outcomes: Sequence[str],
-                         where: str, params: list[Any]) -> list[tuple[Any, ...]]:
+                         path_options: Sequence[Sequence[str]], where: str, params: list[Any]
+                         ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]] | None]:
         """The sessions with a contact choice (at the rollup's contact nodes, which must be the
-        flow's) or an outcome, by the two, coded here."""
+        flow's) or an outcome, by the two, coded here; and, from the same rows, the paths when
+        the rollup keeps their answers (else None)."""
+        path_columns = f"{self._path_columns()}, " if self.path_rollup else ""
         rows = self.run(
             "SELECT CASE WHEN contact_id IS NULL THEN 0 ELSE 1 END, contact_node, contact_option, "
-            "CASE WHEN outcome_id IS NULL THEN 0 ELSE 1 END, outcome_option, count(*) FROM sessions"
-            f"{where}{' AND' if where else ' WHERE'} (contact_id IS NOT NULL OR outcome_id IS NOT NULL) "
-            "GROUP BY 1, 2, 3, 4, 5", params)
+            f"CASE WHEN outcome_id IS NULL THEN 0 ELSE 1 END, outcome_option, {path_columns}count(*) "
+            f"FROM sessions{where}{' AND' if where else ' WHERE'} "
+            "(contact_id IS NOT NULL OR outcome_id IS NOT NULL) "
+            f"GROUP BY {', '.join(str(i) for i in range(1, 10 if path_columns else 6))}", params)
         contact_codes = {key: i for i, key in reversed(list(enumerate(contact_options, 1)))}
         outcome_codes = {key: i for i, key in reversed(list(enumerate(outcomes, 1)))}
         contacts: dict[tuple[Any, Any], int] = {}
-        for has_contact, contact_node, contact_option, has_outcome, outcome, n in rows:
+        for has_contact, contact_node, contact_option, has_outcome, outcome, *_, n in rows:
             key = (contact_codes.get((contact_node, contact_option), _OTHER_CODE) if has_contact else None,
                    outcome_codes.get(outcome, _OTHER_CODE) if has_outcome and outcomes else None)
             contacts[key] = contacts.get(key, 0) + int(n)
-        return [(c, o, n) for (c, o), n in contacts.items()]
+        if not path_columns:
+            return [(c, o, n) for (c, o), n in contacts.items()], None
+        answered = [(*path, outcome, n) for _, _, _, has_outcome, outcome, *path, n in rows if has_outcome]
+        return [(c, o, n) for (c, o), n in contacts.items()], self._code_paths(answered, *path_options)
 
     def _daily(self) -> list[tuple[Any, ...]]:
         return self.run(
@@ -421,6 +462,76 @@ class _Query:
             f"WHERE (action = 'choose' AND node IN ({marks}) OR action = 'outcome'){self.selected} "
             "GROUP BY session) s GROUP BY 1, 2",
             [*(v for pair in contact_options for v in pair), *outcomes, *nodes], select=True)
+
+    def paths(self, problems: Sequence[str], orders: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(problem code, order code, outcome, sessions) of the sessions with an outcome.
+
+        ``outcome`` is the option of the session's last outcome event; the codes are those of
+        its last ``choose`` at PATH_NODES (position in ``problems`` / ``orders`` from 1, 63 for
+        anything else; None: no answer, or for ``order`` only an answer older than the problem
+        answer). From the rollup when it keeps those answers; else the sessions come from the
+        rollup or the events, and their answers from the choose events at PATH_NODES.
+        """
+        if max(len(problems), len(orders)) >= _OTHER_CODE:
+            raise ValueError("too many options at the path decisions for six-bit codes")
+        if self.path_rollup:
+            where, params = (f" AND {self.sessions_where}", self.first_params) if self.filtered else ("", [])
+            return self._code_paths(self.run(
+                f"SELECT {self._path_columns()}, outcome_option, count(*) FROM sessions "
+                f"WHERE outcome_id IS NOT NULL{where} GROUP BY 1, 2, 3, 4, 5", params), problems, orders)
+        if self.rollup:
+            where = f" AND {self.sessions_where}" if self.filtered else ""
+            answered = ("SELECT session, outcome_option AS outcome FROM sessions "
+                        f"WHERE outcome_id IS NOT NULL{where}")
+            params = self.first_params if self.filtered else []
+        else:
+            answered = ("SELECT f.session, (SELECT o.option FROM events o WHERE o.session = f.session "
+                        "AND o.action = 'outcome' ORDER BY o.id DESC LIMIT 1) AS outcome FROM "
+                        f"(SELECT DISTINCT session FROM events WHERE action = 'outcome'{self.selected}) AS f")
+            params = []
+
+        def code(options: Sequence[str]) -> str:
+            if not options:
+                return str(_OTHER_CODE)
+            arms = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(options, 1))
+            return f"CASE option {arms} ELSE {_OTHER_CODE} END"
+
+        problem, order = PATH_NODES
+        return self.run(
+            f"WITH answered AS MATERIALIZED ({answered}) "
+            "SELECT p - (p / 64) * 64, CASE WHEN d / 64 > coalesce(p / 64, 0) THEN d - (d / 64) * 64 END, "
+            "a.outcome, count(*) FROM answered AS a LEFT JOIN (SELECT session, "
+            f"max(CASE WHEN node = ? THEN id * 64 + {code(problems)} END) AS p, "
+            f"max(CASE WHEN node = ? THEN id * 64 + {code(orders)} END) AS d "
+            "FROM events WHERE action = 'choose' AND node IN (?, ?) "
+            "AND session IN (SELECT session FROM answered) GROUP BY session) AS c "
+            "ON c.session = a.session GROUP BY 1, 2, 3",
+            [*params, problem, *problems, order, *orders, problem, order], select=not self.rollup)
+
+    @staticmethod
+    def _path_columns() -> str:
+        """The four columns of a ``sessions`` row's path, for an outcome session (else 0, NULL):
+        whether it answered the problem question, the answer, whether it answered the order
+        question after that, the answer."""
+        problem, order = ROLLUP_PATH_NODES
+        current = f"outcome_id IS NOT NULL AND {order}_id > coalesce({problem}_id, 0)"
+        return (f"CASE WHEN outcome_id IS NOT NULL AND {problem}_id IS NOT NULL THEN 1 ELSE 0 END, "
+                f"CASE WHEN outcome_id IS NOT NULL THEN {problem}_option END, "
+                f"CASE WHEN {current} THEN 1 ELSE 0 END, CASE WHEN {current} THEN {order}_option END")
+
+    @staticmethod
+    def _code_paths(rows: Sequence[tuple[Any, ...]], problems: Sequence[str],
+                    orders: Sequence[str]) -> list[tuple[Any, ...]]:
+        """paths()' rows from rows of (has problem answer, answer, has order answer, answer,
+        outcome, sessions), as _path_columns() gives them."""
+        problem_codes = {key: i for i, key in reversed(list(enumerate(problems, 1)))}
+        order_codes = {key: i for i, key in reversed(list(enumerate(orders, 1)))}
+        paths: dict[tuple[Any, Any, Any], int] = {}
+        for has_problem, problem_option, has_order, order_option, outcome, n in rows:
+            key = (problem_codes.get(problem_option, _OTHER_CODE) if has_problem else None,
+                   order_codes.get(order_option, _OTHER_CODE) if has_order else None, outcome)
+            paths[key] = paths.get(key, 0) + int(n)
+        return [(p, o, outcome, n) for (p, o, outcome), n in paths.items()]
 
     # -- from the events, whatever the store
 
@@ -512,7 +623,8 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
 
     contact_options = [(n, o) for n in CONTACT_NODES if n in flow.nodes
                        for o in flow.nodes[n].option_ids]
-    numbers = q.numbers(contact_options, OUTCOMES)
+    path_options = [list(flow.nodes[n].option_ids) if n in flow.nodes else [] for n in PATH_NODES]
+    numbers = q.numbers(contact_options, OUTCOMES, path_options)
 
     # Sessions by day and start language.
     counts: dict[str, dict[str, int]] = {}
@@ -603,6 +715,30 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
     outcomes["share"] = _share(outcomes["sessions"],
                                outcomes.groupby("channel")["sessions"].transform("sum"))
 
+    # Outcomes by path: problems, then orders, in flow order, then (other), then (none).
+    outcome_codes = {key: i for i, key in reversed(list(enumerate(OUTCOMES, 1)))}
+    by_path: dict[tuple[int | None, int | None, int], int] = {}
+    path_rows = numbers.paths if numbers.paths is not None else q.paths(*path_options)
+    for problem, order, outcome, n in path_rows:
+        key = (None if problem is None else int(problem), None if order is None else int(order),
+               outcome_codes.get(outcome, _OTHER_CODE))
+        by_path[key] = by_path.get(key, 0) + int(n)
+
+    def answer_name(options: Sequence[str], code: int | None) -> str:
+        if code is None:
+            return NO_ANSWER
+        return OTHER if code == _OTHER_CODE else options[code - 1]
+
+    path_keys = sorted(by_path, key=lambda k: (k[0] is None, k[0] or 0, k[1] is None, k[1] or 0, k[2]))
+    paths = pd.DataFrame({
+        node: pd.Series([answer_name(options, k[i]) for k in path_keys], dtype="str")
+        for i, (node, options) in enumerate(zip(PATH_NODES, path_options))
+    })
+    paths["outcome"] = pd.Series([outcome_name(k[2]) for k in path_keys], dtype="str")
+    paths["sessions"] = pd.Series([by_path[k] for k in path_keys], dtype="int64")
+    paths["share"] = _share(paths["sessions"],
+                            paths.groupby(list(PATH_NODES))["sessions"].transform("sum"))
+
     # Median time per node (the nodes of the funnel: a session leaves only nodes it entered).
     medians = {node: (int(n), float(m)) for node, n, m in q.medians(nodes)}
     time_table = pd.DataFrame({
@@ -613,4 +749,4 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
 
     return Summary(overview=overview, daily=daily, funnel=funnel, choices=choices,
                    channels=channels, languages=languages, time=time_table, outcomes=outcomes,
-                   start=start_utc, end=end_utc, lang=lang)
+                   paths=paths, start=start_utc, end=end_utc, lang=lang)
