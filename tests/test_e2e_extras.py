@@ -243,15 +243,21 @@ def table_rows(panel: Locator) -> list[list[str]]:
 
 
 def stored_rows() -> list[list[str]]:
-    """NOTES as the table shows them and the files hold them, in column order (the channel by
-    its id, as the form's dropdown stores it)."""
+    """NOTES as the files hold them, in column order (the channel by its id, as the form's
+    dropdown stores it, so a file loads the same whatever the language)."""
     return [[n[c] for c in casenotes.COLUMNS] for n in NOTES]
+
+
+def shown_rows(lang: str = "ko") -> list[list[str]]:
+    """NOTES as the table shows them: the channel by its name in the page's language."""
+    return [[casenotes.CHANNELS[n[c]](lang) if c == "channel" else n[c]
+             for c in casenotes.COLUMNS] for n in NOTES]
 
 
 def expect_table(panel: Locator) -> None:
     cells = panel.locator(".guide-notes-table tr td")
-    expect(cells).to_have_text([cell for row in stored_rows() for cell in row])
-    assert table_rows(panel) == stored_rows()
+    expect(cells).to_have_text([cell for row in shown_rows() for cell in row])
+    assert table_rows(panel) == shown_rows()
 
 
 def test_case_notes_downloaded_then_loaded_on_a_later_visit(page_factory: PageFactory, server: VoilaServer,

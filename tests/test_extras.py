@@ -131,6 +131,10 @@ def test_case_notes_add_download_and_reload(view):
     view.note_add.click()
     assert len(view.notes) == 2 and view.note_agent.value == ""
     assert "REF-998877" in view.notes_table.value
+    # the channel by its name in the guide's language; the notes keep its id
+    assert "<td>Chat</td>" in view.notes_table.value and view.notes[0].channel == "chat"
+    view.language.value = "ko"
+    assert "<td>채팅</td>" in view.notes_table.value and "<td>chat</td>" not in view.notes_table.value
     for text in (casenotes.to_markdown(view.notes, "ko"), casenotes.to_csv(view.notes)):
         fresh = GuideView(lang="ko").start()
         fresh.notes_toggle.value = True

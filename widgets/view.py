@@ -640,7 +640,7 @@ class GuideView(w.VBox):
             head = "".join(f"<th scope='col'>{html.escape(t(casenotes.HEADERS[c]))}</th>"
                            for c in casenotes.COLUMNS)
             rows = "".join(
-                "<tr>" + "".join(f"<td>{html.escape(getattr(n, c))}</td>"
+                "<tr>" + "".join(f"<td>{html.escape(self._note_cell(n, c))}</td>"
                                  for c in casenotes.COLUMNS) + "</tr>" for n in self.notes)
             self.notes_table.value = f"<table><tr>{head}</tr>{rows}</table>"
             md = casenotes.to_markdown(self.notes, self.engine.lang)
@@ -656,6 +656,14 @@ class GuideView(w.VBox):
         else:
             self.notes_table.value = f"<p>{html.escape(t(L['empty']))}</p>"
             self.notes_links.value = ""
+
+    def _note_cell(self, note: casenotes.Note, column: str) -> str:
+        """A note's cell as the table shows it: a known channel by its name in the guide's
+        language (the files keep the id, so they load the same in either language)."""
+        value = getattr(note, column)
+        if column == "channel" and value in casenotes.CHANNELS:
+            return self._t(casenotes.CHANNELS[value])
+        return value
 
     # ---------------------------------------------------------------- outcome
 
