@@ -151,6 +151,9 @@ def test_every_screen_at_phone_width(phone_tab: GuideTab, node_id: str):
         lang = OTHER[first]
         phone_tab.button(casenotes.LABELS["toggle"](lang)).click()
         expect(phone_tab.page.locator(".guide .widget-upload")).to_be_visible()
+        # named by its label alone, not "… (0)" with the widget's file counter
+        expect(phone_tab.page.get_by_role(
+            "button", name=casenotes.LABELS["load"](lang), exact=True)).to_be_visible()
         problems += check_screen(phone_tab, f"{node_id} {lang} 375px, case notes open", lang,
                                  layout=True)
     assert not problems, "\n".join(problems)

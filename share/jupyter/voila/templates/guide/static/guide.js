@@ -7,6 +7,7 @@
 // - toggle buttons say whether they are on: the language buttons with aria-pressed, the
 //   panel toggle (case notes) with aria-expanded (ipywidgets only shows it with a class);
 // - the option chosen before at a step (highlighted) is marked aria-current;
+// - the file button is named by its label, without the widget's file counter;
 // - the notebook's content is the page's main landmark;
 // - a double-click on a guide button counts as one click: the buttons stay in place from
 //   step to step, so a second click would otherwise answer the next question unseen.
@@ -54,6 +55,17 @@
     }
   }
 
+  function syncUpload() {
+    // the file button's text ends with ipywidgets' file counter, "(0)": its name is the label
+    var uploads = document.querySelectorAll(".guide .widget-upload");
+    for (var i = 0; i < uploads.length; i++) {
+      var label = uploads[i].textContent.replace(/\s*\(\d+\)\s*$/, "").trim();
+      if (label) {
+        setAttr(uploads[i], "aria-label", label);
+      }
+    }
+  }
+
   function syncLandmark() {
     var cells = document.getElementById("rendered_cells");
     if (cells && !document.querySelector("main, [role='main']")) {
@@ -64,6 +76,7 @@
   function sync() {
     syncLandmark();
     syncOptions();
+    syncUpload();
     var step = document.querySelector(".guide [data-guide-lang]");
     if (!step) {
       return;
