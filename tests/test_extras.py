@@ -164,6 +164,17 @@ def test_note_cells_are_escaped(view):
     assert XSS not in view.notes_table.value and html.escape(XSS) in view.notes_table.value
 
 
+def test_markdown_names_the_channel_and_reads_it_back():
+    notes = [casenotes.make_note(channel="chat", agent="Kim"),
+             casenotes.make_note(channel="phone"), casenotes.make_note(agent="Lee")]
+    korean, english = casenotes.to_markdown(notes, "ko"), casenotes.to_markdown(notes, "en")
+    assert "| 채팅 | Kim |" in korean and "| 전화 |" in korean and "chat" not in korean
+    assert "| Chat | Kim |" in english and "| Phone |" in english
+    assert casenotes.parse(korean) == notes and casenotes.parse(english) == notes
+    # a name edited by hand in the other language or case still reads back
+    assert casenotes.parse(korean.replace("채팅", "CHAT"))[0].channel == "chat"
+
+
 def test_casenotes_parse_errors_name_the_line():
     with pytest.raises(casenotes.CaseNotesError, match="line 3"):
         casenotes.parse("when,channel,agent,reference,promised\n1,2,3,4,5\n1,2\n")

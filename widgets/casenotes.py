@@ -75,13 +75,29 @@ def _md_cell(value: str) -> str:
 
 
 def to_markdown(notes: list[Note], lang: str = "en") -> str:
-    """A Markdown table (headers in ``lang``; columns in the order of :data:`COLUMNS`)."""
+    """A Markdown table for people to read: headers and known channels in ``lang``, columns in
+    the order of :data:`COLUMNS`. :func:`parse` reads the channel names back to their ids."""
     lines = [f"# {TITLE(lang)}", "",
              "| " + " | ".join(HEADERS[c](lang) for c in COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
     for note in notes:
-        lines.append("| " + " | ".join(_md_cell(v) for v in astuple(note)) + " |")
+        cells = [channel_name(v, lang) if c == "channel" else v
+                 for c, v in zip(COLUMNS, astuple(note))]
+        lines.append("| " + " | ".join(_md_cell(v) for v in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def channel_name(channel: str, lang: str) -> str:
+    """A channel id's name in ``lang`` (an unknown value as it is)."""
+    return CHANNELS[channel](lang) if channel in CHANNELS else channel
+
+
+def _channel_id(cell: str) -> str:
+    """A channel cell of a Markdown file (a name in either language, or an id) → its id."""
+    for key, name in CHANNELS.items():
+        if cell.casefold() in {name("ko").casefold(), name("en").casefold()}:
+            return key
+    return cell
 
 
 def _split_md_row(line: str) -> list[str]:
@@ -166,7 +182,9 @@ def _parse_markdown(lines: list[str]) -> list[Note]:
             raise CaseNotesError(f"line {number}: not a table row") from None
         if len(cells) != len(COLUMNS):
             raise CaseNotesError(f"line {number}: expected {len(COLUMNS)} cells, got {len(cells)}")
-        notes.append(Note(*(clean(cell) for cell in cells)))
+        values = dict(zip(COLUMNS, (clean(cell) for cell in cells)))
+        values["channel"] = _channel_id(values["channel"])
+        notes.append(Note(**values))
     return notes
 
 CHANNELS = {

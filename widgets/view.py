@@ -661,9 +661,7 @@ class GuideView(w.VBox):
         """A note's cell as the table shows it: a known channel by its name in the guide's
         language (the files keep the id, so they load the same in either language)."""
         value = getattr(note, column)
-        if column == "channel" and value in casenotes.CHANNELS:
-            return self._t(casenotes.CHANNELS[value])
-        return value
+        return casenotes.channel_name(value, self.engine.lang) if column == "channel" else value
 
     # ---------------------------------------------------------------- outcome
 
