@@ -156,7 +156,7 @@ def languages_chart(summary: Summary) -> bytes:
     for x, (n, share) in enumerate(zip(languages["sessions"], languages["share"])):
         ax.text(x, n, _pct(share), ha="center", va="bottom", fontsize=9)
     o = summary.overview.iloc[0]
-    ax.set_title(f"Start language; {int(o['switched_sessions']):,} sessions switched "
+    ax.set_title(f"Start language\n{int(o['switched_sessions']):,} sessions switched "
                  f"({int(o['language_switches']):,} switches)", fontsize=10)
     ax.set_ylabel("sessions")
     ax.margins(y=0.15)
