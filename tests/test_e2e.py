@@ -330,6 +330,9 @@ def test_korean_walk_to_the_checklist_with_back(page_factory, guide, journal):
     Back on the way; screenshots of a step and of the checklist."""
     walk = Walk("korean walk", page_factory, guide, journal, lang="ko").open()
     expect(walk.heading).to_have_text("아마존에 어떤 도움이 필요하세요?")
+    # in Voilà the guide is a centred column of 46rem (its styles leave JupyterLab's cells be)
+    cell = walk.page.locator(".jp-Cell", has=walk.page.locator(".guide")).first
+    assert cell.evaluate("(c) => getComputedStyle(c).maxWidth") == "736px"
 
     walk.choose("환불을 받고 싶어요")
     walk.choose("네, 특정 주문이에요")

@@ -430,6 +430,10 @@ def test_guide_notebook_runs_and_is_driven_in_lab(page_factory: PageFactory, lab
         expect(heading).to_have_text(FLOW[FLOW.start].title("ko"), timeout=90_000)
         expect_step()
         expect_ran_cleanly(page)
+        # the guide's page styles (a centred 46rem column in Voilà) leave Lab's cells alone
+        widths = page.locator(".jp-Cell").evaluate_all(
+            "(cells) => cells.map((c) => getComputedStyle(c).maxWidth)")
+        assert widths and set(widths) == {"none"}, widths
 
         # the first question's dropdown: pick "refund", then Continue
         node = engine.node

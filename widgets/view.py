@@ -65,7 +65,7 @@ CSS = """
 .guide .widget-dropdown > label { width: auto; max-width: 100%; text-align: left;
   font-weight: 600; line-height: 1.5; white-space: normal; margin: 0.25rem 0; }
 .guide .guide-action { width: auto; max-width: 100%; margin: 0.5rem 0; }
-body .jp-Cell { max-width: 46rem; margin-left: auto; margin-right: auto; }
+body[data-voila] .jp-Cell { max-width: 46rem; margin-left: auto; margin-right: auto; }
 .guide .guide-progress { display: block; width: 100%; height: 0.6rem; margin: 0.2rem 0 0;
   accent-color: #146eb4; }
 .guide .guide-progress-label { margin: 0; }
