@@ -70,7 +70,7 @@ from browser import (  # noqa: F401  (fixtures)
     playwright_instance,
 )
 from playwright.sync_api import Page, expect
-from voila_server import PROJECT_ROOT, free_port, stop_server
+from voila_server import PROJECT_ROOT, free_port, kernel_processes, stop_server
 
 from widgets import demo
 from widgets.engine import Engine, Interaction
@@ -97,8 +97,6 @@ LAB_SETTINGS = {
 #: Paths (relative to the project root) Lab or a kernel could create; none may appear.
 STRAY_PATHS = (".ipynb_checkpoints", "notebooks/.ipynb_checkpoints", ".virtual_documents",
                "notebooks/.virtual_documents", "notebooks/__pycache__")
-
-_KERNEL_FILE = re.compile(r"kernel-([0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})\.json")
 
 
 class LabStartError(RuntimeError):
@@ -144,18 +142,7 @@ class LabServer:
 
     def kernel_processes(self) -> dict[str, psutil.Process]:
         """The server's running kernels: kernel id -> process (used by ``stop_server``)."""
-        kernels = {}
-        with contextlib.suppress(psutil.NoSuchProcess):
-            for child in psutil.Process(self.process.pid).children(recursive=False):
-                try:
-                    if child.status() == psutil.STATUS_ZOMBIE:
-                        continue
-                    match = _KERNEL_FILE.search(" ".join(child.cmdline()))
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-                if match:
-                    kernels[match.group(1)] = child
-        return kernels
+        return kernel_processes(self.process.pid)
 
     def shut_down_sessions(self) -> None:
         """End every notebook session (and its kernel) the way Lab's "Shut Down" does."""

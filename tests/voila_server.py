@@ -53,6 +53,26 @@ STOP_TIMEOUT = 20.0  # for Voilà to shut its kernels down after SIGTERM
 _KERNEL_FILE = re.compile(r"kernel-([0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})\.json")
 
 
+def kernel_processes(server_pid: int) -> dict[str, psutil.Process]:
+    """The kernels a Jupyter server (Voilà, JupyterLab) runs now: kernel id -> process, from
+    its direct children's command lines (``kernel-<id>.json``)."""
+    kernels = {}
+    try:
+        children = psutil.Process(server_pid).children(recursive=False)
+    except psutil.NoSuchProcess:
+        return {}
+    for child in children:
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                continue
+            match = _KERNEL_FILE.search(" ".join(child.cmdline()))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if match:
+            kernels[match.group(1)] = child
+    return kernels
+
+
 class VoilaStartError(RuntimeError):
     """The Voilà server did not start."""
 
@@ -91,21 +111,7 @@ class VoilaServer:
 
     def kernel_processes(self) -> dict[str, psutil.Process]:
         """The server's running kernels: kernel id -> kernel process (a direct child)."""
-        kernels = {}
-        try:
-            children = self.psutil_process.children(recursive=False)
-        except psutil.NoSuchProcess:
-            return {}
-        for child in children:
-            try:
-                if child.status() == psutil.STATUS_ZOMBIE:
-                    continue
-                match = _KERNEL_FILE.search(" ".join(child.cmdline()))
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-            if match:
-                kernels[match.group(1)] = child
-        return kernels
+        return kernel_processes(self.process.pid)
 
     def kernel_ids(self) -> set[str]:
         """Ids of the kernels the server runs now (preheated pool included)."""
