@@ -182,6 +182,14 @@ def test_simultaneous_visits_all_get_the_guide(voila_guide: VoilaServer):
             beacon(voila_guide, page.kernel_id, page.cookie("_xsrf"), page.cookies)
 
 
+def test_guide_page_is_titled_in_both_languages(guide_page: Page):
+    """The browser tab and the loading message name the guide, not the notebook file."""
+    title = re.search(r"<title>(.*?)</title>", guide_page.html, re.S)
+    assert title and html.unescape(title.group(1)).strip() == (
+        "아마존 고객 서비스 문의 안내 · Contacting Amazon customer service")
+    assert "Running guide" not in guide_page.html
+
+
 def test_guide_page_has_no_error_output(guide_page: Page):
     for marker in ERROR_MARKERS:
         assert marker not in guide_page.html, marker
