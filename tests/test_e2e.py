@@ -419,10 +419,13 @@ def test_switching_language_mid_flow_keeps_the_step_and_the_path(page_factory, g
     progress = walk.engine.progress()
     assert progress.step == 4
     expect(walk.page.get_by_text(f"{progress.total}단계 중 4단계", exact=True)).to_be_visible()
+    # the browser tab names the step, in the guide's language
+    expect(walk.page).to_have_title("로그인한 뒤 ‘Help’(도움말) 열기 · 아마존 고객 서비스 문의 안내")
 
     walk.switch_language("en")  # the same step, now in English, same progress
     expect(walk.heading).to_have_text("Sign in and open “Help”")
     expect(walk.page.get_by_text(f"Step 4 of {progress.total}", exact=True)).to_be_visible()
+    expect(walk.page).to_have_title("Sign in and open “Help” · Contacting Amazon customer service")
 
     walk.back()  # the path was kept: Back goes through the answers given in Korean
     expect(walk.heading).to_have_text("Can you sign in to your Amazon account on a computer right now?")

@@ -1,5 +1,6 @@
 // Page behaviour for the guide in Voilà, for people using screen readers or a keyboard:
-// - <html lang> follows the guide's language (the step carries data-guide-lang);
+// - <html lang> follows the guide's language (the step carries data-guide-lang), and the
+//   page title names the current step in that language;
 // - when the step changes, focus moves to the new step's heading, so it is announced and
 //   keyboard users continue from there instead of from the top of the page;
 // - the language buttons form a group named "Language" (in the guide's language), each
@@ -22,6 +23,7 @@
   }
 
   var LANGUAGE_GROUP = { ko: "언어", en: "Language" };
+  var SITE_TITLE = { ko: "아마존 고객 서비스 문의 안내", en: "Contacting Amazon customer service" };
 
   function syncToggles(lang) {
     var groups = document.querySelectorAll(".guide .widget-toggle-buttons");
@@ -87,6 +89,12 @@
       document.documentElement.setAttribute("lang", lang);
     }
     var heading = step.querySelector("h2");
+    if (heading) {
+      var title = heading.textContent.trim() + " · " + (SITE_TITLE[lang] || SITE_TITLE.en);
+      if (document.title !== title) {
+        document.title = title;
+      }
+    }
     var id = step.getAttribute("data-step");
     if (!heading || id === lastStep) {
       return;
