@@ -314,15 +314,17 @@ def index_names(store: EventStore) -> set[str]:
     return {name for (name,) in store.query(sql)[1]}
 
 
-def make_v1_store(url: str, events: list[Event], monkeypatch: pytest.MonkeyPatch) -> None:
-    """A store as the previous version of this code made it (schema version 1), with ``events``."""
+def make_old_store(url: str, events: list[Event], monkeypatch: pytest.MonkeyPatch,
+                   version: int = 1) -> None:
+    """A store as an earlier version of this code made it (schema ``version``), with ``events``."""
     with monkeypatch.context() as m:
-        m.setattr(log, "MIGRATIONS", log.MIGRATIONS[:1])
-        m.setattr(log, "SCHEMA_VERSION", 1)
+        m.setattr(log, "MIGRATIONS", log.MIGRATIONS[:version])
+        m.setattr(log, "SCHEMA_VERSION", version)
         with open_store(url) as store:
             write_in_batches(store, events)
-            assert store.query("SELECT value FROM meta")[1] == [("1",)]
-            assert "events_sessions" not in index_names(store)
+            assert store.query("SELECT value FROM meta")[1] == [(str(version),)]
+            if version == 1:
+                assert "events_sessions" not in index_names(store)
 
 
 def test_rollup_follows_every_write(store_url: str) -> None:
@@ -358,7 +360,7 @@ def test_rollup_is_kept_by_writers_that_do_not_know_it(store_url: str) -> None:
 
 def test_v1_store_migrates_in_place(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     events = mixed_events(seed=6)
-    make_v1_store(store_url, events, monkeypatch)
+    make_old_store(store_url, events, monkeypatch)
     with open_store(store_url) as store:
         assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
         assert store.read_events() == events  # every row kept, in order
@@ -374,12 +376,7 @@ def test_v2_store_gains_the_path_answers_in_place(store_url: str, monkeypatch: p
     """Schema version 3: the rollup's problem_* and order_* columns are filled from the stored
     events, and kept by the new trigger from then on."""
     events = mixed_events(seed=9)
-    with monkeypatch.context() as m:
-        m.setattr(log, "MIGRATIONS", log.MIGRATIONS[:2])
-        m.setattr(log, "SCHEMA_VERSION", 2)
-        with open_store(store_url) as store:
-            write_in_batches(store, events)
-            assert store.query("SELECT value FROM meta")[1] == [("2",)]
+    make_old_store(store_url, events, monkeypatch, version=2)
     with open_store(store_url) as store:
         assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
         assert store.read_events() == events
@@ -394,7 +391,7 @@ def test_v2_store_gains_the_path_answers_in_place(store_url: str, monkeypatch: p
 def test_v1_store_opened_by_many_processes_at_once_migrates_once_sqlite(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite://{tmp_path / 'events.sqlite3'}"
-    make_v1_store(url, mixed_events(), monkeypatch)
+    make_old_store(url, mixed_events(), monkeypatch)
     assert open_at_once(url) == []
     with open_store(url) as store:
         assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
@@ -404,7 +401,7 @@ def test_v1_store_opened_by_many_processes_at_once_migrates_once_sqlite(
 @pytest.mark.postgres
 def test_v1_store_opened_by_many_processes_at_once_migrates_once_postgres(
         pg_store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    make_v1_store(pg_store_url, mixed_events(), monkeypatch)
+    make_old_store(pg_store_url, mixed_events(), monkeypatch)
     assert open_at_once(pg_store_url) == []
     with open_store(pg_store_url) as store:
         assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
@@ -412,7 +409,7 @@ def test_v1_store_opened_by_many_processes_at_once_migrates_once_postgres(
 
 
 def test_read_only_v1_store_is_not_migrated(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    make_v1_store(str(db), mixed_events(sessions=3), monkeypatch)
+    make_old_store(str(db), mixed_events(sessions=3), monkeypatch)
     before = sha256(db)
     with open_store(f"sqlite://{db}?mode=ro") as store:
         assert store.query("SELECT value FROM meta")[1] == [("1",)]
