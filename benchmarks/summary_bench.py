@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
+from benchmarks import cpu_model  # noqa: E402
 from widgets import demo  # noqa: E402
 from widgets.log import SCHEMA_VERSION, EventStore, open_store  # noqa: E402
 from widgets.summary import summarize  # noqa: E402
@@ -121,14 +122,7 @@ def pg_store(url: str, events: int, seed: int) -> Iterator[tuple[EventStore, str
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model(platform.processor() or platform.machine())
     load = ", load %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return f"{cpu}, {cpus} CPUs{load}, {platform.system()} {platform.release()}"

@@ -60,6 +60,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from browser import PageGuard, launch_chromium, start_playwright  # noqa: E402
+from benchmarks import cpu_model  # noqa: E402
 from voila_server import VoilaServer, start_voila  # noqa: E402
 
 GUIDE_NOTEBOOK = "notebooks/guide.ipynb"
@@ -358,14 +359,7 @@ def kernel_memory(server: VoilaServer, kernel_id: str) -> tuple[float, float]:
 
 
 def machine() -> dict[str, str]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     versions = {}
     for module in ("voila", "ipywidgets", "ipykernel", "jupyter_server", "playwright"):
         try:
