@@ -74,6 +74,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from jupyter_server._tz import utcnow
 from jupyter_server.auth.identity import PasswordIdentityProvider
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
@@ -327,7 +328,7 @@ class GuideKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
         await super().prepare()
 
     def handle_incoming_message(self, incoming_msg: Any) -> None:
-        if self._closing or self.subprotocol != V1:
+        if self._closing or self.subprotocol != V1_PROTOCOL:
             # Once the websocket is closing, jupyter_server no longer sees its subprotocol and
             # would parse what is still queued with the legacy framing, whose offset count is
             # unchecked too (a v1 message read that way asked for gigabytes). Drop it.
@@ -393,8 +394,6 @@ class GuideKernelManager(AsyncMappingKernelManager):
                 and self._kernel_connections.get(kernel_id, 0)
                 and getattr(kernel, "execution_state", None) != "busy"
                 and hasattr(kernel, "last_activity")):
-            from jupyter_server.utils import utcnow
-
             idle = utcnow() - kernel.last_activity
             if idle > timedelta(seconds=self.cull_connected_after):
                 self.log.warning("Culling kernel %s: connected but idle for %d s",
