@@ -288,7 +288,7 @@ def test_case_notes_downloaded_then_loaded_on_a_later_visit(page_factory: PageFa
     # The files themselves: the CSV read with the csv module, the Markdown table cell by cell
     # (no value above holds a '|' or a backslash, which it would escape); and both read back by
     # the guide's own parser.
-    csv_text = files["csv"].read_text(encoding="utf-8")
+    csv_text = files["csv"].read_text(encoding="utf-8-sig")
     assert list(csv.reader(io.StringIO(csv_text))) == [list(casenotes.COLUMNS), *stored_rows()]
     md_lines = files["md"].read_text(encoding="utf-8").splitlines()
     header = "| " + " | ".join(headers[c]("ko") for c in casenotes.COLUMNS) + " |"

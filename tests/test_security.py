@@ -22,7 +22,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from widgets import casenotes, demo
 from widgets.log import SQLiteStore
-from widgets.voila_hooks import check_v1_frame, read_header_from_binary_message
 
 GUIDE = PROJECT_ROOT / "notebooks" / "guide.ipynb"
 SUMMARY = PROJECT_ROOT / "notebooks" / "summary.ipynb"
@@ -216,6 +215,8 @@ def test_a_hostile_v1_frame_does_not_freeze_the_server(guide):
 
 
 def test_v1_frame_check_and_voila_header_reader_are_bounded():
+    from widgets.voila_hooks import check_v1_frame, read_header_from_binary_message
+
     good = KernelClient(None, V1).encode(KernelClient(None, V1).message("kernel_info_request", {}))
     assert len(check_v1_frame(good)) == 6
     header = read_header_from_binary_message(good)

@@ -3,6 +3,14 @@ what was promised), so they never have to repeat themselves.
 
 Pure Python. Notes live only in the visitor's session and in the files they download; they are
 never logged. A downloaded file (Markdown or CSV) loads back to the same rows.
+
+CSV files are made to be opened in a spreadsheet: they start with a UTF-8 byte order mark (so
+Excel shows Korean), and a value that a spreadsheet would run as a formula (one starting with
+``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is written with a leading ``'``, which
+:func:`parse` removes again (see :func:`csv_cell` and :func:`read_csv_cell`).
+
+A file that cannot be loaded raises :class:`CaseNotesError`, whose reason is given in each
+language of the guide (:meth:`CaseNotesError.explain`).
 """
 
 from __future__ import annotations
@@ -12,17 +20,72 @@ import io
 import re
 from dataclasses import astuple, dataclass, fields
 
-from .flow import Text
+from .flow import LANGUAGES, Text
 
 MAX_ROWS = 200
 MAX_FIELD = 200
-MAX_FILE_BYTES = 256 * 1024
+#: The largest case-notes file loaded, in bytes: far above any real one (a few KB), and far
+#: below what the server accepts in one websocket message. The page refuses a larger file
+#: before sending it (see GuideView._render_notes_panel and the guide template's guide.js).
+MAX_BYTES = 256 * 1024
 
 TITLE = Text(ko="아마존 문의 기록", en="Amazon contact notes")
 
+#: The byte order mark at the start of a CSV file: spreadsheets then read it as UTF-8.
+BOM = "\ufeff"
+#: First characters that make a spreadsheet read a cell as a formula (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+#: Why a file cannot be loaded, in each language; ``{...}`` are filled in by CaseNotesError.
+REASONS = {
+    "too_large": Text(ko="파일이 너무 큽니다 (문의 기록 파일은 {limit} KB까지)",
+                      en="the file is too large (case notes files are at most {limit} KB)"),
+    "not_text": Text(ko="UTF-8 텍스트 파일이 아닙니다", en="the file is not UTF-8 text"),
+    "unreadable": Text(ko="문의 기록 파일로 읽을 수 없습니다",
+                       en="it cannot be read as a case notes file"),
+    "bad_csv": Text(ko="{line}번째 줄을 CSV로 읽을 수 없습니다 (값 안에 잘못된 줄바꿈이 있습니다)",
+                    en="line {line} cannot be read as CSV (a line break inside a value)"),
+    "too_long": Text(ko="{line}번째 줄의 값이 너무 깁니다",
+                     en="line {line}: a value is far too long"),
+    "columns": Text(ko="1번째 줄에 다음 열이 있어야 합니다: {columns}",
+                    en="line 1: expected the columns {columns}"),
+    "values": Text(ko="{line}번째 줄: 값이 {expected}개여야 하는데 {got}개입니다",
+                   en="line {line}: expected {expected} values, got {got}"),
+    "no_table": Text(ko="{count}개 열({columns})로 된 표가 없습니다",
+                     en="no table with {count} columns ({columns})"),
+    "not_row": Text(ko="{line}번째 줄이 표의 행이 아닙니다", en="line {line}: not a table row"),
+    "cells": Text(ko="{line}번째 줄: 칸이 {expected}개여야 하는데 {got}개입니다",
+                  en="line {line}: expected {expected} cells, got {got}"),
+    "too_many": Text(ko="기록이 {limit}개를 넘습니다", en="more than {limit} notes"),
+    "unknown_field": Text(ko="알 수 없는 항목 {field}", en="unknown field {field}"),
+    "empty_note": Text(ko="빈 기록", en="an empty note"),
+}
+
 
 class CaseNotesError(ValueError):
-    """A file that cannot be read as case notes; the message says why (and which line)."""
+    """A file (or form) that cannot be read as case notes. ``reason`` (one of :data:`REASONS`)
+    says why in each language, with ``values`` filled in (e.g. which line); ``str()`` of the
+    error is the English reason, for the server's log."""
+
+    def __init__(self, reason: Text | str, **values: object) -> None:
+        self.reason = reason if isinstance(reason, Text) else Text(ko=reason, en=reason)
+        self.values = values
+        super().__init__(self.explain("en"))
+
+    def explain(self, lang: str) -> str:
+        """The reason in ``lang``, as a visitor reads it."""
+        return self.reason(lang).format(**self.values)
+
+
+def too_large() -> CaseNotesError:
+    """The error of a file over :data:`MAX_BYTES`."""
+    return CaseNotesError(REASONS["too_large"], limit=MAX_BYTES // 1024)
+
+
+def check_size(size: int) -> None:
+    """Refuse a file of ``size`` bytes over :data:`MAX_BYTES` (before reading it)."""
+    if size > MAX_BYTES:
+        raise too_large()
 
 
 @dataclass(frozen=True)
@@ -55,18 +118,36 @@ def make_note(**values: object) -> Note:
     """A note from form values; every field is cleaned. Refuses an entirely empty note."""
     unknown = set(values) - set(COLUMNS)
     if unknown:
-        raise CaseNotesError(f"unknown field {sorted(unknown)[0]!r}")
+        raise CaseNotesError(REASONS["unknown_field"], field=repr(sorted(unknown)[0]))
     note = Note(**{key: clean(value) for key, value in values.items()})
     if not any(astuple(note)):
-        raise CaseNotesError("an empty note")
+        raise CaseNotesError(REASONS["empty_note"])
     return note
 
 
+def csv_cell(value: str) -> str:
+    """A text cell as a CSV file holds it: a value a spreadsheet would run as a formula
+    (starting with one of :data:`FORMULA_STARTS`) gets a leading ``'``, and so does a value
+    already starting with ``'``, so that :func:`read_csv_cell` gives back exactly ``value``."""
+    return "'" + value if value.startswith((*FORMULA_STARTS, "'")) else value
+
+
+def read_csv_cell(cell: str) -> str:
+    """The value of a CSV cell written by :func:`csv_cell`: the one ``'`` it added is removed
+    (only from a cell starting with ``'`` and then a formula character or another ``'``)."""
+    if cell.startswith("'") and cell[1:].startswith((*FORMULA_STARTS, "'")):
+        return cell[1:]
+    return cell
+
+
 def to_csv(notes: list[Note]) -> str:
+    """The notes as a CSV file for spreadsheets: a byte order mark, the header row of
+    :data:`COLUMNS`, then one row per note, each value through :func:`csv_cell`."""
     out = io.StringIO()
+    out.write(BOM)
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
-    writer.writerows(astuple(n) for n in notes)
+    writer.writerows([csv_cell(value) for value in astuple(n)] for n in notes)
     return out.getvalue()
 
 
@@ -122,35 +203,54 @@ def _split_md_row(line: str) -> list[str]:
 
 
 def parse(data: bytes | str) -> list[Note]:
-    """Read notes back from a file made by :func:`to_csv` or :func:`to_markdown`."""
-    if isinstance(data, bytes):
-        if len(data) > MAX_FILE_BYTES:
-            raise CaseNotesError(f"the file is larger than {MAX_FILE_BYTES // 1024} KB")
+    """Read notes back from a file made by :func:`to_csv` or :func:`to_markdown` (with or
+    without a byte order mark). Anything that is not such a file raises CaseNotesError with a
+    reason a visitor can read, never another error."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        check_size(memoryview(data).nbytes)
         try:
-            text = data.decode("utf-8-sig")
+            text = bytes(data).decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise CaseNotesError("the file is not UTF-8 text") from None
+            raise CaseNotesError(REASONS["not_text"]) from None
     else:
-        text = data
-    lines = text.splitlines()
-    first = next((line for line in lines if line.strip()), "")
-    notes = _parse_markdown(lines) if first.lstrip().startswith(("#", "|")) else _parse_csv(text)
+        check_size(len(data.encode("utf-8", "surrogatepass")))
+        text = data.removeprefix(BOM)
+    try:
+        lines = text.splitlines()
+        first = next((line for line in lines if line.strip()), "")
+        notes = _parse_markdown(lines) if first.lstrip().startswith(("#", "|")) else _parse_csv(text)
+    except CaseNotesError:
+        raise
+    except (ValueError, UnicodeError, TypeError):
+        raise CaseNotesError(REASONS["unreadable"]) from None
     if len(notes) > MAX_ROWS:
-        raise CaseNotesError(f"more than {MAX_ROWS} notes")
+        raise CaseNotesError(REASONS["too_many"], limit=MAX_ROWS)
     return notes
 
 
 def _parse_csv(text: str) -> list[Note]:
-    rows = list(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        # Python's csv module: "field larger than field limit (131072)", "new-line character
+        # seen in unquoted field", "line contains NUL"...
+        line = max(reader.line_num, 1)
+        if "field limit" in str(exc):
+            raise CaseNotesError(REASONS["too_long"], line=line) from None
+        if "NUL" in str(exc):
+            raise CaseNotesError(REASONS["not_text"]) from None
+        raise CaseNotesError(REASONS["bad_csv"], line=line) from None
     if not rows or tuple(c.strip() for c in rows[0]) != COLUMNS:
-        raise CaseNotesError(f"line 1: expected the columns {', '.join(COLUMNS)}")
+        raise CaseNotesError(REASONS["columns"], columns=", ".join(COLUMNS))
     notes = []
     for number, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(COLUMNS):
-            raise CaseNotesError(f"line {number}: expected {len(COLUMNS)} values, got {len(row)}")
-        notes.append(Note(*(clean(cell) for cell in row)))
+            raise CaseNotesError(REASONS["values"], line=number, expected=len(COLUMNS),
+                                 got=len(row))
+        notes.append(Note(*(clean(read_csv_cell(cell)) for cell in row)))
     return notes
 
 
@@ -170,8 +270,7 @@ def _parse_markdown(lines: list[str]) -> list[Note]:
             start = number + 2
             break
     if start is None:
-        raise CaseNotesError(f"no table with {len(COLUMNS)} columns "
-                             f"({', '.join(COLUMNS)})")
+        raise CaseNotesError(REASONS["no_table"], count=len(COLUMNS), columns=", ".join(COLUMNS))
     notes = []
     for number, line in enumerate(lines[start:], start=start + 1):
         if not line.strip():
@@ -179,9 +278,10 @@ def _parse_markdown(lines: list[str]) -> list[Note]:
         try:
             cells = _split_md_row(line)
         except ValueError:
-            raise CaseNotesError(f"line {number}: not a table row") from None
+            raise CaseNotesError(REASONS["not_row"], line=number) from None
         if len(cells) != len(COLUMNS):
-            raise CaseNotesError(f"line {number}: expected {len(COLUMNS)} cells, got {len(cells)}")
+            raise CaseNotesError(REASONS["cells"], line=number, expected=len(COLUMNS),
+                                 got=len(cells))
         values = dict(zip(COLUMNS, (clean(cell) for cell in cells)))
         values["channel"] = _channel_id(values["channel"])
         notes.append(Note(**values))
@@ -211,4 +311,18 @@ LABELS = {
     "loaded": Text(ko="기록 {count}개를 불러왔습니다.", en="Loaded {count} notes."),
     "error": Text(ko="이 파일은 불러올 수 없습니다: {reason}", en="This file can’t be loaded: {reason}"),
     "need_something": Text(ko="적어도 한 칸은 채워 주세요.", en="Please fill in at least one field."),
+    "full": Text(ko=f"기록은 {MAX_ROWS}개까지 적을 수 있습니다.",
+                 en=f"You can keep up to {MAX_ROWS} notes."),
 }
+
+
+def error_message(error: CaseNotesError) -> Text:
+    """The line the guide shows for a file it cannot load: LABELS["error"] with the error's
+    reason, in each language (so it follows a language switch)."""
+    return Text(**{lang: LABELS["error"](lang).format(reason=error.explain(lang))
+                   for lang in LANGUAGES})
+
+
+def loaded_message(count: int) -> Text:
+    """The line the guide shows after loading ``count`` notes, in each language."""
+    return Text(**{lang: LABELS["loaded"](lang).format(count=count) for lang in LANGUAGES})

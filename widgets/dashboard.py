@@ -6,6 +6,14 @@ Filters (a date range and the visitors' start language), the main numbers, four 
 Voilà: the charts are PNG images rendered by matplotlib's Agg canvas (no pyplot, no inline
 backend) and the downloads are ``data:`` links.
 
+The log may hold rows the guide never writes (an older writer, a row added by hand; the
+``sessions`` rollup keeps a session's nodes even after its events are deleted), so whatever
+it holds is only ever shown as text: charts draw labels without matplotlib's math text (a
+``$`` in a node id is two dollar signs, not a formula) or LaTeX, tables escape every cell, and
+the CSV downloads write a text cell that a spreadsheet would run as a formula with a leading
+``'`` (numbers stay numbers). Each chart, table and the downloads are drawn on their own: one
+that fails shows a short message in its place, the rest of the dashboard is still drawn.
+
 It reads the store the guide writes to (``GUIDE_LOG_URL``, else ``$GUIDE_DATA_DIR``), opening an
 SQLite file read-only, and never creates one: with no log yet it says so.
 
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import html
 import io
 import logging
@@ -24,10 +33,12 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import ipywidgets as w
+import matplotlib as mpl
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .casenotes import BOM, csv_cell
 from .flow import Flow, default_flow
 from .log import EventStore, SQLiteStore, StoreUnavailable, log_url, open_store
 from .summary import Summary, summarize
@@ -55,6 +66,9 @@ CSS = """
 .guide-dash th.row_heading, .guide-dash td.col0, .guide-dash th.col_heading { text-align: left; }
 .guide-dash caption { caption-side: top; text-align: left; font-weight: 600; padding: 0.3rem 0; }
 .guide-dash .dash-downloads a { margin-right: 1rem; }
+.guide-dash .dash-chart { max-width: 100%; }
+.guide-dash .dash-failed { color: #7a2e00; border: 1px dashed #c0392b; padding: 0.5rem 0.9rem;
+  margin: 0.4rem; }
 </style>
 """
 
@@ -87,6 +101,23 @@ def open_for_reading(url: str | None = None) -> EventStore:
 
 # --------------------------------------------------------------------------- rendering helpers
 
+#: matplotlib settings while the dashboard draws: every text as it is (no math text between
+#: dollar signs, no LaTeX even when a matplotlibrc asks for it). Applied only around the
+#: dashboard's own drawing, so a JupyterLab session's other plots keep their settings.
+PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
+
+
+def plain_text(draw):
+    """``draw`` (a chart function) with :data:`PLAIN_TEXT` in force while it builds and
+    renders its figure: tick labels are made at render time, so both happen inside."""
+
+    @functools.wraps(draw)
+    def drawn(summary: Summary) -> bytes:
+        with mpl.rc_context(PLAIN_TEXT):
+            return draw(summary)
+
+    return drawn
+
 
 def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
@@ -102,6 +133,7 @@ def _seconds(value: float) -> str:
     return "–" if pd.isna(value) else f"{value / 1000:.1f} s"
 
 
+@plain_text
 def sessions_chart(summary: Summary) -> bytes:
     daily = summary.daily
     fig = Figure(figsize=(7, 3), dpi=100, layout="constrained")
@@ -115,6 +147,7 @@ def sessions_chart(summary: Summary) -> bytes:
     return _png(fig)
 
 
+@plain_text
 def funnel_chart(summary: Summary) -> bytes:
     funnel = summary.funnel.iloc[::-1]
     fig = Figure(figsize=(7, 0.32 * len(funnel) + 1.2), dpi=100, layout="constrained")
@@ -132,6 +165,7 @@ def funnel_chart(summary: Summary) -> bytes:
     return _png(fig)
 
 
+@plain_text
 def channels_chart(summary: Summary) -> bytes:
     channels = summary.channels.iloc[::-1]
     labels = [f"{node}: {option}" for node, option in zip(channels["node"], channels["option"])]
@@ -147,6 +181,7 @@ def channels_chart(summary: Summary) -> bytes:
     return _png(fig)
 
 
+@plain_text
 def languages_chart(summary: Summary) -> bytes:
     languages = summary.languages
     fig = Figure(figsize=(4, 3), dpi=100, layout="constrained")
@@ -163,50 +198,114 @@ def languages_chart(summary: Summary) -> bytes:
     return _png(fig)
 
 
-def styled_tables(summary: Summary) -> dict[str, str]:
-    """Every table as HTML, styled with pandas' Styler."""
-    def style(frame: pd.DataFrame, caption: str, formats: dict | None = None,
-              bars: list[str] | None = None) -> str:
-        styler = frame.style.hide(axis="index").set_caption(caption)
-        styler = styler.format(formats or {}, na_rep="–", escape="html")
-        for column in bars or []:
-            if len(frame) and frame[column].max() > 0:
-                styler = styler.bar(subset=[column], color="#cfe2f3", vmin=0)
-        return styler.to_html()
+def _style(frame: pd.DataFrame, caption: str, formats: dict | None = None,
+           bars: list[str] | None = None) -> str:
+    """One table as HTML, styled with pandas' Styler; every cell is HTML-escaped."""
+    styler = frame.style.hide(axis="index").set_caption(html.escape(caption))
+    styler = styler.format(formats or {}, na_rep="–", escape="html")
+    for column in bars or []:
+        if len(frame) and frame[column].max() > 0:
+            styler = styler.bar(subset=[column], color="#cfe2f3", vmin=0)
+    return styler.to_html()
 
-    ratio = {"completion_rate": _pct, "switched_share": _pct}
-    return {
-        "overview": style(summary.overview, "Overview", ratio),
-        "funnel": style(summary.funnel, "Funnel (views = sessions that entered; exits = sessions "
-                        "that left there without finishing)", {"drop_off": _pct}, ["views"]),
-        "choices": style(summary.choices, "Choices per decision", {"share": _pct}, ["count"]),
-        "channels": style(summary.channels, "Contact channels (final choice per session)",
-                          {"share": _pct}, ["sessions"]),
-        "languages": style(summary.languages, "Languages (sessions by start language)",
-                           {"share": _pct}),
-        "time": style(summary.time, "Median time per step (from entering a step to leaving it)",
-                      {"median_ms": _seconds}, ["leaves"]),
-        "outcomes": style(summary.outcomes, "Outcomes by contact channel", {"share": _pct})
-        if len(summary.outcomes) else "<p>No outcome answers in this period.</p>",
-        "paths": style(summary.paths, "Outcomes by path (the kind of problem, and whether it is "
-                       "about a specific order; share within the path)", {"share": _pct})
-        if len(summary.paths) else "<p>No outcome answers in this period.</p>",
-        "daily": style(summary.daily, "Sessions per day (UTC)",
-                       {"day": lambda d: d.strftime("%Y-%m-%d")}, ["sessions"]),
-    }
+
+NO_OUTCOMES = "<p>No outcome answers in this period.</p>"
+
+#: How each table is shown: (caption, formats of its columns, columns with bars).
+TABLE_STYLES: dict[str, tuple[str, dict, list[str]]] = {
+    "overview": ("Overview", {"completion_rate": _pct, "switched_share": _pct}, []),
+    "funnel": ("Funnel (views = sessions that entered; exits = sessions that left there "
+               "without finishing)", {"drop_off": _pct}, ["views"]),
+    "choices": ("Choices per decision", {"share": _pct}, ["count"]),
+    "channels": ("Contact channels (final choice per session)", {"share": _pct}, ["sessions"]),
+    "languages": ("Languages (sessions by start language)", {"share": _pct}, []),
+    "time": ("Median time per step (from entering a step to leaving it)",
+             {"median_ms": _seconds}, ["leaves"]),
+    "outcomes": ("Outcomes by contact channel", {"share": _pct}, []),
+    "paths": ("Outcomes by path (the kind of problem, and whether it is about a specific order; "
+              "share within the path)", {"share": _pct}, []),
+    "daily": ("Sessions per day (UTC)", {"day": lambda d: d.strftime("%Y-%m-%d")}, ["sessions"]),
+}
+
+
+def styled_table(summary: Summary, name: str) -> str:
+    """Table ``name`` of the summary as HTML (see :data:`TABLE_STYLES`)."""
+    frame = getattr(summary, name)
+    if name in ("outcomes", "paths") and not len(frame):
+        return NO_OUTCOMES
+    caption, formats, bars = TABLE_STYLES[name]
+    return _style(frame, caption, formats, bars)
+
+
+def styled_tables(summary: Summary) -> dict[str, str]:
+    """Every table as HTML, in the summary's order; a table that cannot be drawn is a short
+    message instead (see :func:`failed`)."""
+    return {name: attempt(f"the {name} table", styled_table, summary, name)
+            for name in summary.frames()}
+
+
+def failed(what: str) -> str:
+    """The short message shown in place of a part of the dashboard that could not be drawn."""
+    return (f"<p class='dash-failed' role='status'>{html.escape(what[:1].upper() + what[1:])} "
+            "cannot be shown: the log holds something unexpected (see the server log). "
+            "· 이 부분은 표시할 수 없습니다.</p>")
+
+
+def attempt(what: str, draw, *args):
+    """``draw(*args)``, or :func:`failed`'s message when it raises (logged with the details)."""
+    try:
+        return draw(*args)
+    except Exception:  # noqa: BLE001 - one part must never take the whole dashboard down
+        logger.exception("summary dashboard: %s failed", what)
+        return failed(what)
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell through :func:`widgets.casenotes.csv_cell` (a leading
+    ``'`` before a value a spreadsheet would run as a formula); numbers, dates and missing
+    values are left as they are, so a negative number stays a number."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if pd.api.types.is_object_dtype(safe[column]) or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(lambda v: csv_cell(v) if isinstance(v, str) else v)
+    return safe
+
+
+def csv_file(frame: pd.DataFrame) -> bytes:
+    """A table as a CSV file for spreadsheets: UTF-8 with a byte order mark (Excel then shows
+    Korean), text cells made safe by :func:`spreadsheet_safe`."""
+    return (BOM + spreadsheet_safe(frame).to_csv(index=False)).encode("utf-8")
+
+
+def csv_link(name: str, frame: pd.DataFrame, suffix: str) -> str:
+    """The download link of one table: its CSV file in a ``data:`` URI (works under Voilà)."""
+    data = base64.b64encode(csv_file(frame)).decode("ascii")
+    filename = html.escape(f"guide-{name}{suffix}.csv")
+    return (f'<a download="{filename}" href="data:text/csv;charset=utf-8;base64,{data}">'
+            f"{html.escape(name)}.csv</a>")
 
 
 def csv_links(summary: Summary) -> str:
-    """A download link per table: CSV files in ``data:`` URIs (they work under Voilà)."""
+    """A download link per table; a table whose file cannot be made is named as missing."""
     parts = []
     period = "-".join(d.strftime("%Y%m%d") for d in (summary.start, summary.end) if d is not None)
     suffix = "".join(f"-{x}" for x in (period, summary.lang) if x)
     for name, frame in summary.frames().items():
-        data = base64.b64encode(frame.to_csv(index=False).encode("utf-8")).decode("ascii")
-        filename = html.escape(f"guide-{name}{suffix}.csv")
-        parts.append(f'<a download="{filename}" href="data:text/csv;charset=utf-8;base64,{data}">'
-                     f"{html.escape(name)}.csv</a>")
+        try:
+            parts.append(csv_link(name, frame, suffix))
+        except Exception:  # noqa: BLE001 - the other downloads still work
+            logger.exception("summary dashboard: the CSV file of %s failed", name)
+            parts.append(f"<span class='dash-failed'>{html.escape(name)}.csv: –</span>")
     return "<div class='dash-downloads'><b>CSV:</b> " + " ".join(parts) + "</div>"
+
+
+#: The charts, in display order: what each shows (for its message) → the function drawing it.
+CHARTS = {
+    "the sessions chart": sessions_chart,
+    "the funnel chart": funnel_chart,
+    "the contact channels chart": channels_chart,
+    "the languages chart": languages_chart,
+}
 
 
 def kpis(summary: Summary) -> str:
@@ -218,8 +317,9 @@ def kpis(summary: Summary) -> str:
         (f"{int(o['language_switches']):,}", "language switches · 언어 전환"),
         (_pct(o["switched_share"]), "sessions that switched · 전환한 세션"),
     ]
-    if len(summary.daily):
-        first, last = summary.daily["day"].iloc[0], summary.daily["day"].iloc[-1]
+    days = summary.daily["day"].dropna()  # a start time that is not a date has no day
+    if len(days):
+        first, last = days.min(), days.max()
         cards.append((f"{first:%Y-%m-%d} – {last:%Y-%m-%d}", "first – last day · 기간"))
     return "<div class='dash-kpis'>" + "".join(
         f"<div class='dash-kpi'><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>"
@@ -242,17 +342,23 @@ class Dashboard(w.VBox):
         self.refresh_button = w.Button(description="Refresh · 새로 고침", icon="refresh")
         for control in (self.start, self.end, self.lang):
             control.observe(self.on_filter_change, names="value")
-        self.refresh_button.on_click(lambda _button: self.refresh())
+        self.refresh_button.on_click(self.on_refresh_click)
         self.status = w.HTML()
         self.kpis = w.HTML()
         self.charts = [w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
-                       for _ in range(4)]
+                       for _ in CHARTS]
+        # Each chart's place: the image, or the message of a chart that could not be drawn.
+        self.chart_notes = [w.HTML(layout=w.Layout(display="none")) for _ in CHARTS]
+        self.chart_slots = [w.VBox([image, note]) for image, note in zip(self.charts,
+                                                                         self.chart_notes)]
+        for slot in self.chart_slots:
+            slot.add_class("dash-chart")
         self.tables = w.Tab()
         self.downloads = w.HTML()
         self.content = w.VBox([
             self.kpis,
-            w.Box(self.charts, layout=w.Layout(display="flex", flex_flow="row wrap",
-                                               align_items="flex-start")),
+            w.Box(self.chart_slots, layout=w.Layout(display="flex", flex_flow="row wrap",
+                                                    align_items="flex-start")),
             self.tables, self.downloads,
         ])
         controls = w.Box([self.start, self.end, self.lang, self.refresh_button],
@@ -263,6 +369,9 @@ class Dashboard(w.VBox):
     # -- events
 
     def on_filter_change(self, _change: dict) -> None:
+        self.refresh()
+
+    def on_refresh_click(self, _button: w.Button) -> None:
         self.refresh()
 
     # -- reading and drawing
@@ -290,22 +399,46 @@ class Dashboard(w.VBox):
             self._message("The log cannot be read right now; try Refresh in a moment. "
                           "· 지금은 기록을 읽을 수 없습니다. 잠시 후 새로 고침을 눌러 주세요.")
             return
+        except Exception:  # noqa: BLE001 - say so on the page; the details go to the server log
+            logger.exception("summary dashboard: the log cannot be summarized")
+            self._message("The log cannot be summarized: it holds something unexpected (see the "
+                          "server log). · 기록을 요약할 수 없습니다.")
+            return
         self.summary = summary
         if summary.empty:
             self._message("No sessions match these filters. · 조건에 맞는 세션이 없습니다." if filtered
                           else "No data yet: the log has no visits. · 아직 데이터가 없습니다.")
             return
+        self.show(summary)
+
+    def show(self, summary: Summary) -> None:
+        """Draw ``summary``: numbers, charts, tables and downloads, each on its own (a part
+        that fails shows a short message in its place)."""
         self.status.value = ""
-        self.kpis.value = kpis(summary)
-        for image, draw in zip(self.charts, (sessions_chart, funnel_chart, channels_chart,
-                                             languages_chart)):
-            image.value = draw(summary)
+        self.kpis.value = attempt("the main numbers", kpis, summary)
+        for image, note, (what, draw) in zip(self.charts, self.chart_notes, CHARTS.items()):
+            self._draw_chart(image, note, what, draw, summary)
         tables = styled_tables(summary)
         self.tables.children = [w.HTML(value) for value in tables.values()]
         for i, name in enumerate(tables):
             self.tables.set_title(i, name)
-        self.downloads.value = csv_links(summary)
+        self.downloads.value = attempt("the CSV downloads", csv_links, summary)
         self.content.layout.display = None
+
+    @staticmethod
+    def _draw_chart(image: w.Image, note: w.HTML, what: str, draw, summary: Summary) -> None:
+        """One chart into ``image``, or its message into ``note`` (the image then hidden)."""
+        try:
+            png = draw(summary)
+        except Exception:  # noqa: BLE001 - the other charts are still drawn
+            logger.exception("summary dashboard: %s failed", what)
+            note.value = failed(what)
+            image.layout.display = "none"
+            note.layout.display = None
+            return
+        image.value = png
+        image.layout.display = None
+        note.layout.display = "none"
 
     def _message(self, text: str) -> None:
         self.status.value = f"<p class='dash-status' role='status'>{html.escape(text)}</p>"

@@ -594,6 +594,23 @@ def _utc(value: dt.date | dt.datetime | str | None, name: str) -> dt.datetime | 
     raise TypeError(f"{name} must be a date, a datetime or ISO text, not {type(value).__name__}")
 
 
+def _as_text(value: Any) -> str:
+    """An id read from the store as text. The guide only writes text ids, but a store may hold
+    rows from another writer (an SQLite column keeps a number or bytes as they were given)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    return value if isinstance(value, str) else str(value)
+
+
+def _counts_by_text(rows: Sequence[tuple[Any, Any]]) -> dict[str, int]:
+    """(id, count) rows → count per id as text (ids equal as text are added up)."""
+    counts: dict[str, int] = {}
+    for key, n in rows:
+        text = _as_text(key)
+        counts[text] = counts.get(text, 0) + int(n)
+    return counts
+
+
 def _share(part: pd.Series, whole: pd.Series | float) -> pd.Series:
     """part ÷ whole as floats, NaN where whole is 0."""
     whole = whole if isinstance(whole, pd.Series) else pd.Series(whole, index=part.index)
@@ -633,7 +650,8 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
         counts[str(day)][first_lang] += int(n)
     days = sorted(counts)
     daily = pd.DataFrame({
-        "day": pd.to_datetime(pd.Series(days, dtype="str"), format="%Y-%m-%d"),
+        # A start time that is not a date (a row no logger wrote) gives NaT, still counted.
+        "day": pd.to_datetime(pd.Series(days, dtype="str"), format="%Y-%m-%d", errors="coerce"),
         "sessions": pd.Series([sum(counts[d].values()) for d in days], dtype="int64"),
         **{code: pd.Series([counts[d].get(code, 0) for d in days], dtype="int64")
            for code in LANGUAGES},
@@ -657,8 +675,8 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
 
     # Funnel.
     order = node_order(flow)
-    views = {node: int(n) for node, n in numbers.views}  # sessions that entered each node
-    exits = {node: int(n) for node, n in numbers.exits}
+    views = _counts_by_text(numbers.views)  # sessions that entered each node
+    exits = _counts_by_text(numbers.exits)
     extra = sorted((set(views) | set(exits)) - set(order))
     nodes = list(order) + extra
     funnel = pd.DataFrame({
@@ -671,7 +689,10 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
     funnel["drop_off"] = _share(funnel["exits"], funnel["views"])
 
     # Choices per decision, with every option of the flow.
-    counted = {(node, option): int(n) for node, option, n in q.choices()}
+    counted: dict[tuple[str, str | None], int] = {}
+    for node, option, n in q.choices():
+        key = (_as_text(node), None if option is None else _as_text(option))
+        counted[key] = counted.get(key, 0) + int(n)
     keys = [(d, o) for d in flow.decisions for o in flow.nodes[d].option_ids]
     keys += sorted(set(counted) - set(keys), key=lambda k: (nodes.index(k[0]) if k[0] in nodes
                                                             else len(nodes), k[0], str(k[1])))

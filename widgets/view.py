@@ -244,6 +244,8 @@ class GuideView(w.VBox):
         self.notes_panel = self._panel()
         self._outcome_touched = False
         self.notes: list[casenotes.Note] = []
+        #: The case-notes status line (in every language: it follows a language switch).
+        self._notes_message: Text | None = None
         self.notes_toggle = w.ToggleButton(value=False, layout=w.Layout(width="auto",
                                                                         height="auto"))
         self.notes_toggle.add_class("guide-action")
@@ -554,6 +556,7 @@ class GuideView(w.VBox):
         self.note_add.add_class("guide-action")
         self.note_add.on_click(self.on_note_add_click)
         self.notes_status = w.HTML()
+        self.notes_status.add_class("guide-notes-status")
         self.notes_table = w.HTML()
         self.notes_table.add_class("guide-notes-table")
         self.notes_links = w.HTML()
@@ -580,13 +583,13 @@ class GuideView(w.VBox):
         try:
             note = casenotes.make_note(**values)
         except casenotes.CaseNotesError:
-            self._notes_message = self._t(casenotes.LABELS["need_something"])
+            self._notes_message = casenotes.LABELS["need_something"]
         else:
             if len(self.notes) >= casenotes.MAX_ROWS:
-                self._notes_message = f"max {casenotes.MAX_ROWS}"
+                self._notes_message = casenotes.LABELS["full"]
             else:
                 self.notes.append(note)
-                self._notes_message = ""
+                self._notes_message = None
                 for field in (self.note_when, self.note_agent, self.note_reference,
                               self.note_promised):
                     field.value = ""
@@ -595,20 +598,25 @@ class GuideView(w.VBox):
 
     @_guarded
     def on_notes_upload(self, change: dict) -> None:
-        """Load notes from a file downloaded earlier; they are added to the notes shown."""
+        """Load notes from a file downloaded earlier; they are added to the notes shown. A file
+        that cannot be loaded (too large, not case notes) leaves the notes as they were and
+        says why, in the guide's language."""
         files = change["new"]
         if not files:
             return
         upload = files[0]
         try:
-            loaded = casenotes.parse(bytes(upload["content"]))
+            content = memoryview(upload["content"])
+            casenotes.check_size(content.nbytes)
+            loaded = casenotes.parse(content.tobytes())
             if len(self.notes) + len(loaded) > casenotes.MAX_ROWS:
-                raise casenotes.CaseNotesError(f"more than {casenotes.MAX_ROWS} notes")
+                raise casenotes.CaseNotesError(casenotes.REASONS["too_many"],
+                                               limit=casenotes.MAX_ROWS)
         except casenotes.CaseNotesError as exc:
-            self._notes_message = self._t(casenotes.LABELS["error"]).format(reason=exc)
+            self._notes_message = casenotes.error_message(exc)
         else:
             self.notes.extend(loaded)
-            self._notes_message = self._t(casenotes.LABELS["loaded"]).format(count=len(loaded))
+            self._notes_message = casenotes.loaded_message(len(loaded))
         self._render_notes_panel()
 
     def _render_notes_panel(self) -> None:
@@ -618,8 +626,15 @@ class GuideView(w.VBox):
                                              else "toggle"])
         if self.notes_panel.layout.display == "none":
             return
-        self.notes_intro.value = (f"<h3>{html.escape(t(casenotes.TITLE))}</h3>"
-                                  f"<p>{html.escape(t(L['intro']))}</p>")
+        # The page's script refuses a file over the size limit before sending it (the server
+        # would drop the connection for a message that large) and shows this message in the
+        # status line below: both come from here, in the guide's language.
+        too_large = t(casenotes.error_message(casenotes.too_large()))
+        self.notes_intro.value = (
+            f"<div class='guide-notes-intro' data-upload-limit='{casenotes.MAX_BYTES}' "
+            f"data-upload-too-large='{html.escape(too_large, quote=True)}'>"
+            f"<h3>{html.escape(t(casenotes.TITLE))}</h3>"
+            f"<p>{html.escape(t(L['intro']))}</p></div>")
         for field, key in ((self.note_when, "when"), (self.note_agent, "agent"),
                            (self.note_reference, "reference"),
                            (self.note_promised, "promised")):
@@ -633,7 +648,7 @@ class GuideView(w.VBox):
         self.note_channel.description = t(casenotes.HEADERS["channel"])
         self.note_add.description = t(L["add"])
         self.notes_upload.description = t(L["load"])
-        message = getattr(self, "_notes_message", "")
+        message = t(self._notes_message) if self._notes_message is not None else ""
         self.notes_status.value = (f"<p role='status'>{html.escape(message)}</p>"
                                    if message else "")
         if self.notes:

@@ -114,7 +114,7 @@ BUSY_PAGE = """<!DOCTYPE html>
 <style>
   body {{ font-family: system-ui, "Noto Sans CJK KR", "Apple SD Gothic Neo", sans-serif;
          max-width: 36rem; margin: 3rem auto; padding: 0 1rem; line-height: 1.6; color: #1a1a1a; }}
-  h1 {{ font-size: 1.4rem; }}
+  h1, h2 {{ font-size: 1.4rem; }}
   a.retry {{ display: inline-block; min-height: 44px; line-height: 44px; padding: 0 1.2rem;
             border-radius: 6px; background: #0a58ca; color: #fff; text-decoration: none; }}
 </style>
@@ -124,7 +124,7 @@ BUSY_PAGE = """<!DOCTYPE html>
 <h1>지금 이용하는 분이 많습니다</h1>
 <p>안내서를 바로 열 수 없습니다. {seconds}초쯤 뒤에 다시 시도해 주세요.</p>
 <section lang="en">
-<h1>The guide is busy right now</h1>
+<h2>The guide is busy right now</h2>
 <p>Too many people are using it at the moment. Please try again in about {seconds} seconds.</p>
 </section>
 <p><a class="retry" href="{url}">다시 시도 · Try again</a></p>

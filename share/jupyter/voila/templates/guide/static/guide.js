@@ -145,3 +145,82 @@
     start();
   }
 })();
+
+// Case notes: a file over the size limit is refused in the page, before it is sent (the server
+// drops the page's connection for a message that large, and the visitor would see nothing).
+// The limit and the message, in the guide's language, come from the notes panel, which the
+// guide renders with data-upload-limit and data-upload-too-large; the message appears in the
+// panel's status line (.guide-notes-status), where the guide's own messages appear.
+(function () {
+  "use strict";
+
+  function notesUploadSettings(button) {
+    var panel = button.closest(".guide-panel");
+    var source = panel && panel.querySelector("[data-upload-limit]");
+    if (!source) {
+      return null;
+    }
+    return {
+      panel: panel,
+      limit: Number(source.getAttribute("data-upload-limit")),
+      message: source.getAttribute("data-upload-too-large") || "",
+    };
+  }
+
+  function showNotesStatus(panel, message) {
+    var status = panel.querySelector(".guide-notes-status");
+    var region = status && (status.querySelector(".widget-html-content") || status);
+    if (region) {
+      var line = document.createElement("p");
+      line.setAttribute("role", "status");
+      line.textContent = message;
+      region.replaceChildren(line);
+    }
+  }
+
+  function refuseLargeFile(event) {
+    var input = event.currentTarget;
+    var settings = input.guideNotesButton && notesUploadSettings(input.guideNotesButton);
+    if (!settings || !(settings.limit > 0)) {
+      return;
+    }
+    var files = Array.prototype.slice.call(input.files || []);
+    if (files.some(function (file) { return file.size > settings.limit; })) {
+      event.stopImmediatePropagation();  // the widget never reads nor sends the file
+      input.value = "";
+      showNotesStatus(settings.panel, settings.message);
+    }
+  }
+
+  // ipywidgets' file button opens the chooser through an <input type=file> kept outside the
+  // document, so that input's change event reaches no document listener. While the notes
+  // panel's button handles a click (it clicks that input right away), the input gets the
+  // check above as a capturing listener, which runs before the widget's own.
+  function watchNotesUpload(event) {
+    var button = event.target.closest && event.target.closest(".guide .widget-upload");
+    if (!button || !notesUploadSettings(button)) {
+      return;
+    }
+    var click = HTMLInputElement.prototype.click;
+    function restore() {
+      if (HTMLInputElement.prototype.click === watched) {
+        HTMLInputElement.prototype.click = click;
+      }
+    }
+    function watched() {
+      restore();
+      if (this.type === "file") {
+        this.guideNotesButton = button;
+        if (!this.guideSizeChecked) {
+          this.guideSizeChecked = true;
+          this.addEventListener("change", refuseLargeFile, true);
+        }
+      }
+      return click.apply(this, arguments);
+    }
+    HTMLInputElement.prototype.click = watched;
+    window.setTimeout(restore, 0);
+  }
+
+  document.addEventListener("click", watchNotesUpload, true);
+})();

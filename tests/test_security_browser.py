@@ -1,0 +1,111 @@
+"""Hostile links and the busy page, in Chromium.
+
+A link is the one thing an attacker fully controls on the guide's page. For each hostile link
+the page must open the guide as usual with no dialog, no request leaving the machine, no
+element the link injected and no JavaScript error (a Content-Security-Policy violation is
+reported as one). A visitor beyond the server's cap sees the bilingual busy page, readable on
+a phone.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterator
+
+import pytest
+from browser import (  # noqa: F401  (fixtures)
+    artifact_path,
+    browser,
+    page_factory,
+    playwright_instance,
+)
+from voila_server import PROJECT_ROOT, VoilaServer, VoilaStartError, start_voila
+
+pytestmark = pytest.mark.browser
+
+GUIDE = PROJECT_ROOT / "notebooks" / "guide.ipynb"
+
+HOSTILE_LINKS = {
+    "theme": '?theme=x"><img src=x onerror=alert(document.cookie)>',
+    "template": "?template=lab",
+    "lang": '?lang="><script>alert(1)</script>',
+    "step": "?step=<img src=x onerror=alert(2)>",
+    "step-js": "?lang=en&step=javascript:alert(3)",
+    "fragment": '#"><img src=x onerror=alert(4)>',
+    "many": "?" + "&".join(f"p{i}=<svg/onload=alert({i})>" for i in range(50)),
+}
+
+INJECTED = """() => [
+  ...document.querySelectorAll('img[src="x"], svg[onload], [onerror], [onload]'),
+  ...[...document.scripts].filter(s => /alert\\(/.test(s.textContent)),
+].map(e => e.outerHTML.slice(0, 120))"""
+
+
+def _serve(tmp_path_factory, extra_args=()) -> Iterator[VoilaServer]:
+    data = tmp_path_factory.mktemp("guide-data")
+    env = {"GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}", "GUIDE_DATA_DIR": str(data)}
+    try:
+        with start_voila(GUIDE, env=env, extra_args=extra_args) as server:
+            server.wait_until_preheated(timeout=120)
+            yield server
+    except VoilaStartError as error:
+        pytest.fail(f"cannot start Voilà: {error}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def guide(tmp_path_factory) -> Iterator[VoilaServer]:
+    yield from _serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def full_guide(tmp_path_factory) -> Iterator[VoilaServer]:
+    """A server whose one visitor slot is taken (no preheated pool)."""
+    yield from _serve(tmp_path_factory, ["--VoilaConfiguration.preheat_kernel=False",
+                                         "--GuideIdentityProvider.max_visitors=1"])
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_LINKS))
+def test_a_hostile_link_opens_the_plain_guide(page_factory, guide, name):
+    page, guard = page_factory.new_page(f"hostile link: {name}")
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    link = urllib.parse.quote(HOSTILE_LINKS[name], safe="?=&#")
+    page.goto(guide.url + link, wait_until="domcontentloaded", timeout=120_000)
+    page.wait_for_selector(".guide h2", state="visible", timeout=120_000)
+    page.wait_for_timeout(500)  # anything injected would have run by now
+    assert dialogs == [], f"the link opened a dialog: {dialogs}"
+    assert page.evaluate(INJECTED) == []
+    assert page.evaluate("document.body.dataset.jpThemeName") == "JupyterLab Light"
+    assert page.locator("script[src*='guide.js']").count() == 1, "another template was used"
+    assert guard.clean, guard.report()
+    page_factory.close_page(page)
+
+
+def test_the_busy_page_is_readable_on_a_phone(browser, full_guide):
+    status, _, _ = full_guide.get()  # the one visitor the server takes
+    assert status == 200
+    context = browser.new_context(viewport={"width": 375, "height": 740}, locale="ko-KR")
+    try:
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        response = page.goto(full_guide.url + "?lang=en", timeout=30_000)
+        assert response.status == 503
+        assert response.headers["retry-after"].isdigit()
+        assert page.locator("h1").first.inner_text() == "지금 이용하는 분이 많습니다"
+        assert page.get_by_text("The guide is busy right now").is_visible()
+        retry = page.get_by_role("link", name="다시 시도 · Try again")
+        assert retry.get_attribute("href") == "/?lang=en"
+        box = retry.bounding_box()
+        assert box["height"] >= 44
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        # Hangul is drawn with a CJK font, not as empty boxes
+        width = page.evaluate("""() => {
+            const c = document.createElement('canvas').getContext('2d');
+            c.font = '20px sans-serif';
+            return c.measureText('많습니다').width; }""")
+        assert width > 40
+        page.screenshot(path=str(artifact_path("busy-page-phone.png")), full_page=True)
+        assert errors == []
+    finally:
+        context.close()
