@@ -313,7 +313,7 @@ def test_pages_carry_a_content_security_policy(guide):
     for directive in ("default-src 'self'", "object-src 'none'", "frame-ancestors 'none'",
                       "connect-src 'self'"):
         assert directive in policy
-    assert "*" not in policy and "http" not in policy
+    assert "*" not in policy and "http" not in policy and "unsafe-eval" not in policy
 
 
 # --------------------------------------------------------------------------- 3. capacity
