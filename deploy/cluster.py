@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import pwd
 import re
@@ -219,6 +220,16 @@ def _tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def visitor_cap() -> int:
+    """Visitors one Voilà server serves at once (``voila.json``'s
+    ``GuideIdentityProvider.max_visitors``; 32 when not set)."""
+    try:
+        config = json.loads((ROOT / "voila.json").read_text(encoding="utf-8"))
+        return int(config.get("GuideIdentityProvider", {}).get("max_visitors", 32)) or 32
+    except (OSError, ValueError):
+        return 32
+
+
 def voila_env(log_url: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a Voilà server (and so of its kernels): ``GUIDE_LOG_URL``, and the
     project's Voilà template first on JUPYTER_PATH, as ``./manage`` sets it."""
@@ -300,8 +311,11 @@ class Cluster:
         nginx = find_nginx()
         if self.log_url is None:
             progress(f"PostgreSQL on 127.0.0.1:{self.pg_port or '(free port)'}")
+            # one connection per visitor's kernel (from its first logged event on)
             self.postgres = LocalPostgres(self.runtime / "postgres", port=self.pg_port,
-                                          fsync=self.pg_fsync)
+                                          fsync=self.pg_fsync,
+                                          max_connections=max(100, len(self.backend_ports)
+                                                              * visitor_cap() + 20))
             self.postgres.start()
             self.log_url = self.postgres.url
         env = voila_env(self.log_url, self.base_env)

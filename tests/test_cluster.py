@@ -26,8 +26,6 @@ No timing is asserted: waits are generous deadlines for a loaded 2-core machine.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import secrets
 import shutil
@@ -128,7 +126,7 @@ def route_to(cluster: Cluster, index: int) -> str:
             assert response.status == 200
             assert "guide_route" not in (response.headers.get("Set-Cookie") or ""), \
                 "a valid route cookie was replaced"
-        entries = wait_for_entries(cluster, lambda e: e["route"] == route)
+        entries = wait_for_entries(cluster, lambda e, r=route: e["route"] == r)
         if entries[-1]["upstream"] == upstream(cluster, index):
             return route
     raise AssertionError(f"no route to server {index} in 64 random ids")
