@@ -341,9 +341,16 @@ class Cluster:
             (tmp / name).mkdir(parents=True, exist_ok=True)
         user = nginx_user()
         if user.startswith("user "):  # the workers write nginx's temporary files
-            owner = pwd.getpwnam(user.split()[1].rstrip(";"))
+            name = user.split()[1].rstrip(";")
+            owner = pwd.getpwnam(name)
             for path in [tmp, *tmp.iterdir()]:
                 os.chown(path, owner.pw_uid, owner.pw_gid)
+            runuser = shutil.which("runuser")
+            if runuser and subprocess.run([runuser, "-u", name, "--", "test", "-w",
+                                           str(tmp / "proxy")], check=False).returncode:
+                raise ClusterError(f"nginx's workers ({name}) cannot reach {tmp}: every folder "
+                                   "above it must be searchable by others (chmod o+x), or give "
+                                   "--runtime elsewhere")
         site = self.nginx_dir / "guide.conf"
         site.write_text(site_config(self.upstream_ports, f"127.0.0.1:{self.port}",
                                     str(self.access_log)), encoding="utf-8")

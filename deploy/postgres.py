@@ -88,6 +88,12 @@ class LocalPostgres:
                 raise ServerError("running as root but runuser is not available")
             os.chown(self.root, owner.pw_uid, owner.pw_gid)
             self.as_user = [runuser, "-u", "postgres", "--"]
+            reach = subprocess.run([*self.as_user, "test", "-w", str(self.root)],
+                                   capture_output=True, check=False)
+            if reach.returncode:
+                raise ServerError(f"the 'postgres' user cannot reach {self.root}: every folder "
+                                  "above it must be searchable by others (chmod o+x), or put "
+                                  "the server elsewhere")
 
     @property
     def url(self) -> str:
