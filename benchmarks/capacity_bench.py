@@ -237,6 +237,7 @@ def measure_burst(browser, cluster: Cluster, servers: int, visitors: int, timeou
     ports = [b.port for b in cluster.backends]
     cluster.set_upstreams(ports[:servers])
     wait_pools(cluster)
+    marks = [len(b.log()) for b in cluster.backends]
     opened = [_open(browser, cluster.url, navigate=False) for _ in range(visitors)]
     states: list[tuple[float, float, str] | None] = [None] * visitors
     with CpuMeter() as meter:
@@ -272,7 +273,11 @@ def measure_burst(browser, cluster: Cluster, servers: int, visitors: int, timeou
                       per_server.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))}, busy,
                   other_cores=meter.others)
     if len(done) < visitors:
-        burst.notes.append(f"{visitors - len(done)} pages not interactive after {timeout:.0f} s")
+        culled = sum(b.log()[mark:].count("Culling 'idle' kernel")
+                     for b, mark in zip(cluster.backends, marks))
+        burst.notes.append(f"{visitors - len(done)} pages not interactive after {timeout:.0f} s; "
+                           f"the idle culler shut down {culled} kernels meanwhile (a page that "
+                           "has not connected its websocket 60 s after its kernel ran loses it)")
     kernels = {s[2] for s in done}
     for context, page, _ in opened:
         _close(context, page)
@@ -374,7 +379,10 @@ def table(result: CapacityRun) -> str:
                           f"(per server {b.per_server})" for b in runs)
         rows.append((f"Burst of {result.settings['burst']} through nginx, {servers} Voilà "
                      f"server{'s' if servers > 1 else ''}: all interactive after", shown or "n/a"))
-    rows.append(("Burst time, 1 server ÷ 2 servers (same run)", f"{result.burst_ratio:.2f}"))
+    ratio = result.burst_ratio
+    rows.append(("Burst time, 1 server ÷ 2 servers (same run; bursts where every page became "
+                 "interactive)", f"{ratio:.2f}" if ratio == ratio else
+                 "n/a: no burst of one of the two kinds completed"))
     lines = ["| Measure | Value |", "| --- | ---: |"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     return "\n".join(lines)
