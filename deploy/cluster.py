@@ -490,6 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def terminate(signum, frame):  # systemd, kill: stop like Ctrl+C
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGHUP, terminate)
     cluster = Cluster(args.servers, port=args.port, backend_ports=ports,
