@@ -6,8 +6,9 @@ the milliseconds since the session's previous event (NULL for the first one).
 Every field is validated structurally before it can reach a store, so nothing a
 person typed, and no personal data, is ever written.
 
-Tables: ``events`` (those rows), ``log_gaps`` (events lost to a buffer overflow),
-``meta`` (the schema version) and, from schema version 2, ``sessions``: one row per
+Tables: ``events`` (those rows), ``log_gaps`` (how many events of a session were not
+written: lost to a buffer overflow while the store was away, or over the session's rate
+limit), ``meta`` (the schema version) and, from schema version 2, ``sessions``: one row per
 session, derived from its events by a trigger as they are inserted, for the summary
 (see MIGRATIONS; version 3 adds the session's answers at ``problem`` and ``order``).
 
@@ -19,7 +20,11 @@ Stores:
                     (psycopg is imported only when such a store is opened)
 
 ``SessionLogger`` is what the view uses: one per visitor, ``log()`` never
-raises, and events are kept in a bounded buffer while the store is away.
+raises, a visitor's events are rate-limited, and events are kept in a bounded
+buffer while the store is away, retried in the background and once more when the
+session closes (at the latest when the kernel exits). Every event is either written
+or counted in ``log_gaps``; what cannot even be counted there (the store is still
+away when the session closes) is reported in the server log.
 
 Only the standard library is imported at module import time.
 """
@@ -27,16 +32,20 @@ Only the standard library is imported at module import time.
 from __future__ import annotations
 
 import abc
+import atexit
 import collections
 import datetime as dt
 import logging
+import math
 import os
 import random
 import re
 import sqlite3
+import struct
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -80,6 +89,17 @@ LANGS: tuple[str, ...] = ("ko", "en")
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _DEFAULT_TIMEOUT = 5.0
+#: A visitor's sustained event rate (events per second) and burst (events) before events are
+#: refused; ``$GUIDE_LOG_RATE`` / ``$GUIDE_LOG_BURST`` override them (``GUIDE_LOG_RATE=off``: no
+#: limit). A click is two events (the action and the step it enters), so the burst lets a visitor
+#: click through the whole guide, double-clicks and held-down keys included, as fast as they can.
+DEFAULT_RATE = 5.0
+DEFAULT_BURST = 60
+# Background retries while the store is away: retry_after, doubling up to this (seconds).
+_RETRY_MAX = 30.0
+_RETRY_MIN = 0.05
+# How soon a count of rate-limited events is written when no further event carries it.
+_GAP_DELAY = 1.0
 # Key of the PostgreSQL advisory lock serialising schema creation/migration.
 _PG_SCHEMA_LOCK = 0x6775_6964_656C_6F67 & 0x7FFF_FFFF_FFFF_FFFF  # "guidelog"
 
@@ -115,7 +135,11 @@ class Event(NamedTuple):
 
 
 class Gap(NamedTuple):
-    """``dropped`` events of ``session`` were lost (buffer overflow) before ``ts``."""
+    """``dropped`` events of ``session`` before ``ts`` were not written.
+
+    They were lost to a buffer overflow while the store was unavailable, or refused
+    because the session went over its rate limit; one row may count both.
+    """
 
     ts: dt.datetime
     session: str
@@ -559,6 +583,167 @@ _SQLITE_BUSY = 5
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
 
+# Linux: FS_IOC_GETFLAGS (_IOR('f', 1, long)) and the flags that forbid writing a file in place.
+_FS_IOC_GETFLAGS = (2 << 30) | (struct.calcsize("l") << 16) | (ord("f") << 8) | 1
+_FS_IMMUTABLE_FL = 0x10
+_FS_APPEND_FL = 0x20
+
+
+class _Held(NamedTuple):
+    """A read-only descriptor of one file, and that file's identity (st_dev, st_ino)."""
+
+    key: tuple[int, int]
+    fd: int
+    path: Path
+
+
+class _FileHandles:
+    """Read-only descriptors of the SQLite files this process uses, shared and kept open.
+
+    Closing *any* descriptor of a file releases every POSIX lock the process holds on it,
+    SQLite's included (in WAL mode a connection holds a shared lock on the database file and
+    one on its ``-shm`` file for as long as it is open; losing them lets another process delete
+    the WAL under it, or re-initialise the ``-shm`` it has mapped). So the checks of
+    SQLiteStore never open and close these files while a connection may use them: each file
+    is opened once, and closed only when no store of this process holds it any more (after
+    the stores have closed their connections). A file that must outlive every connection
+    (see ``SQLiteStore._keep``) is never closed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._files: dict[tuple[int, int], list[int]] = {}  # key -> [references, fd, more fds]
+
+    def hold(self, path: Path) -> _Held | None:
+        """Hold the file at ``path``; None if there is none. Raises OSError if it cannot be read."""
+        with self._lock:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                return None
+            key = (st.st_dev, st.st_ino)
+            entry = self._files.get(key)
+            if entry is None:
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                st = os.fstat(fd)
+                key = (st.st_dev, st.st_ino)  # the file may have been replaced meanwhile
+                entry = self._files.get(key)
+                if entry is None:
+                    entry = self._files[key] = [0, fd]
+                else:
+                    entry.append(fd)  # never closed before the others (see above)
+            entry[0] += 1
+            return _Held(key, entry[1], path)
+
+    def release(self, held: _Held) -> None:
+        """Give up one hold; the last one closes the file's descriptors."""
+        with self._lock:
+            entry = self._files.get(held.key)
+            if entry is None:
+                return
+            entry[0] -= 1
+            if entry[0] <= 0:
+                del self._files[held.key]
+                for fd in entry[1:]:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+
+_HANDLES = _FileHandles()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_HANDLES.after_fork)
+
+
+class _ForkGuard:
+    """Keeps ``os.fork()`` from happening while a thread of this process is inside SQLite.
+
+    A child process gets a copy of every lock as it was at the fork, and the threads holding
+    them do not exist there: had a thread (e.g. a SessionLogger's background retry) held one of
+    SQLite's process-wide mutexes, the child's first SQLite call would wait forever. Store
+    calls run inside ``with _SQLITE_CALLS:``; before a fork the forking thread waits (up to
+    30 s) until none is running and holds new ones back until the fork is done.
+    """
+
+    _WAIT = 30.0
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._active = 0
+        self._forking = False
+
+    def __enter__(self) -> None:
+        with self._cond:
+            while self._forking:
+                self._cond.wait()
+            self._active += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._active -= 1
+            if not self._active:
+                self._cond.notify_all()
+
+    def before_fork(self) -> None:
+        self._cond.acquire()  # held through the fork
+        self._forking = True
+        deadline = time.monotonic() + self._WAIT
+        while self._active:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break  # fork anyway rather than hang the caller
+            self._cond.wait(remaining)
+
+    def after_fork_in_parent(self) -> None:
+        self._forking = False
+        self._cond.notify_all()
+        self._cond.release()
+
+    def after_fork_in_child(self) -> None:
+        self._reset()  # no other thread exists here
+
+
+_SQLITE_CALLS = _ForkGuard()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_SQLITE_CALLS.before_fork, after_in_parent=_SQLITE_CALLS.after_fork_in_parent,
+                        after_in_child=_SQLITE_CALLS.after_fork_in_child)
+
+# Connections that must never be used or closed again (see SQLiteStore._keep).
+_KEPT: list[sqlite3.Connection] = []
+
+
+def _read_header(held: _Held) -> bytes:
+    """The first 16 bytes of the held file, read through its descriptor."""
+    return os.pread(held.fd, len(_SQLITE_HEADER), 0)
+
+
+def _cannot_write_in_place(held: _Held) -> bool:
+    """True if the held file is immutable or append-only (``chattr +i`` / ``+a``).
+
+    Such a file cannot be written through a shared memory mapping either: SQLite's
+    ``-shm`` is one, and a write to it then kills the process with SIGBUS (ext4, for
+    one, refuses the page fault). False where the flags cannot be read (not Linux,
+    or a filesystem without them, which then cannot set them either).
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    buf = bytearray(8)
+    try:
+        fcntl.ioctl(held.fd, _FS_IOC_GETFLAGS, buf, True)
+    except (OSError, OverflowError, ValueError):
+        return False
+    flags = struct.unpack_from("=i", buf)[0]
+    return bool(flags & (_FS_IMMUTABLE_FL | _FS_APPEND_FL))
+
 
 class SQLiteStore(EventStore):
     """The log in one SQLite file (WAL mode), shared by many processes.
@@ -573,6 +758,33 @@ class SQLiteStore(EventStore):
     Durability: ``synchronous=NORMAL`` in WAL mode, i.e. a commit is never
     corrupted, but the last commits may be lost on power failure (not on a
     process crash), which keeps a write well under a millisecond.
+
+    The file can change under an open store; before each write and each query
+    (a few microseconds: one ``stat``, one 16-byte read, one ``ioctl``) the store
+    checks the files it uses:
+
+    - The database was deleted, or moved and maybe replaced (another inode at the
+      path): the old connection is closed and the store continues in the file at
+      the path (creating a new log there if there is none), so no event goes into
+      a file nobody will read. When nothing is at the path yet, the moved file
+      first receives everything committed to it (a checkpoint), so it is complete
+      where it is now; so does a file moved together with its ``-wal`` and
+      ``-shm``, the safe way to move it. Moved without them, it loses what
+      other processes had committed to it but not yet copied into it, as soon as
+      a new log is created at the path.
+    - The file no longer starts with the SQLite header (something wrote over it):
+      StoreCorrupt. The connection is then never used or closed again until the
+      process exits, because closing it would copy the WAL into that file; the
+      file stays as it was found.
+    - The ``-shm`` file is immutable or append-only (``chattr +i``, e.g. on the
+      whole data folder): StoreUnavailable, and the connection is likewise left
+      alone, because SQLite writes that file through a memory mapping, and a write
+      to an immutable mapping kills the process with SIGBUS. A flag set between
+      the check and SQLite's next write can still do that: the check makes the
+      window microseconds wide, it cannot close it.
+
+    A store whose connection was left alone opens a new one on its next use,
+    once the file is usable again.
     """
 
     dialect = "sqlite"
@@ -584,9 +796,29 @@ class SQLiteStore(EventStore):
         self.timeout = float(timeout)
         self.read_only = read_only
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = self._open()
+        self._closed = False
+        #: The files of the open connection, held (see _FileHandles): "db", "wal", "shm".
+        self._held: dict[str, _Held] = {}
+        with _SQLITE_CALLS:
+            self._conn: sqlite3.Connection | None = self._open()
 
     # -- opening
+
+    def _sidecar(self, suffix: str) -> Path:
+        return self.path.with_name(self.path.name + suffix)
+
+    def _hold(self, held: dict[str, _Held], name: str, path: Path) -> _Held | None:
+        """Hold ``path`` as ``held[name]`` (replacing and releasing what was there)."""
+        try:
+            new = _HANDLES.hold(path)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read {path}: {exc}") from exc
+        old = held.pop(name, None)
+        if new is not None:
+            held[name] = new
+        if old is not None:
+            _HANDLES.release(old)
+        return new
 
     def _open(self) -> sqlite3.Connection:
         path = self.path
@@ -595,39 +827,62 @@ class SQLiteStore(EventStore):
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreUnavailable(f"cannot create the log folder {path.parent}: {exc}") from exc
-        self._check_header()
-        # timeout=0: lock waits happen in _retry_busy, with finer-grained sleeps
-        # than SQLite's busy handler (1, 2, 5, ... 100 ms), and also where that
-        # handler is not called at all (the journal mode switch).
+        held: dict[str, _Held] = {}
+        conn: sqlite3.Connection | None = None
         try:
-            if self.read_only:
-                conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=0,
-                                       isolation_level=None, check_same_thread=False)
-            else:
-                conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot open the log database {path}: {exc}") from exc
-        try:
+            db = self._hold(held, "db", path)
+            if db is not None:
+                self._check_header(db, allow_empty=True)
+            shm = self._hold(held, "shm", self._sidecar("-shm"))
+            if shm is not None:
+                # Before connecting: a connection of this process may still have it mapped.
+                self._check_shm(shm)
+            # timeout=0: lock waits happen in _retry_busy, with finer-grained sleeps
+            # than SQLite's busy handler (1, 2, 5, ... 100 ms), and also where that
+            # handler is not called at all (the journal mode switch).
+            try:
+                if self.read_only:
+                    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=0,
+                                           isolation_level=None, check_same_thread=False)
+                else:
+                    conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot open the log database {path}: {exc}") from exc
             self._prepare(conn)
+            # Hold the files as the connection now uses them (created just now, perhaps).
+            for name, suffix in (("db", ""), ("wal", "-wal"), ("shm", "-shm")):
+                self._hold(held, name, self._sidecar(suffix))
+            if "db" not in held:
+                raise StoreUnavailable(f"the log database {path} disappeared while it was opened")
         except BaseException:
-            conn.close()
+            if conn is not None:
+                conn.close()
+            for h in held.values():
+                _HANDLES.release(h)
             raise
+        self._held = held
         return conn
 
-    def _check_header(self) -> None:
-        """Refuse a non-empty file that does not start with the SQLite header (read only)."""
+    def _check_header(self, db: _Held, allow_empty: bool = False) -> None:
+        """Refuse a file that does not start with the SQLite header (read only).
+
+        ``allow_empty``: an empty file is fine (a new store is created in it).
+        """
         try:
-            with open(self.path, "rb") as fh:
-                header = fh.read(len(_SQLITE_HEADER))
-        except FileNotFoundError:
-            return
+            header = _read_header(db)
         except OSError as exc:
             raise StoreUnavailable(f"cannot read the log database {self.path}: {exc}") from exc
-        if header and header != _SQLITE_HEADER:
+        if header != _SQLITE_HEADER and (header or not allow_empty):
             raise StoreCorrupt(
                 f"{self.path} is not an SQLite database; it was left untouched. "
                 "Move it away or point GUIDE_LOG_URL elsewhere."
             )
+
+    def _check_shm(self, shm: _Held) -> None:
+        if _cannot_write_in_place(shm):
+            raise StoreUnavailable(
+                f"{shm.path} is immutable or append-only (chattr); the log database is left "
+                "alone until it can be written again")
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         """Check what the file holds, then switch to WAL and migrate if it is ours.
@@ -704,9 +959,110 @@ class SQLiteStore(EventStore):
         return StoreUnavailable(f"{doing} the log database {self.path}: {exc}")
 
     def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
+        """The connection, once the files are checked (see the class docstring); caller holds _lock."""
+        if self._closed:
             raise StoreUnavailable(f"the log database {self.path} is closed")
+        if self._conn is None:  # left alone, or not reopened after a move: try again
+            self._conn = self._open()
+        self._check_files()
+        assert self._conn is not None
         return self._conn
+
+    def _check_files(self) -> None:
+        """Raise, or move on to the file now at the path, if the files changed under the connection."""
+        held = self._held
+        if "shm" not in held:  # SQLite makes it on first use (a read-only store may open first)
+            self._hold(held, "shm", self._sidecar("-shm"))
+        shm = held.get("shm")
+        if shm is not None and _cannot_write_in_place(shm):
+            self._keep()
+            self._check_shm(shm)
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read the log database {self.path}: {exc}") from exc
+        if st is None or (st.st_dev, st.st_ino) != held["db"].key:
+            self._moved()
+            return
+        try:
+            self._check_header(held["db"])
+        except StoreCorrupt:
+            self._keep()
+            raise StoreCorrupt(
+                f"{self.path} was overwritten and is no longer an SQLite database; it is left "
+                "untouched (writing to it stopped). Move it away to start a new log there.") from None
+
+    def _moved(self) -> None:
+        """The database at the path was deleted or replaced: continue in whatever is there now."""
+        _log.warning("interaction log: %s was moved or deleted while in use; continuing with the "
+                     "log database at that path (a new one if there is none)", self.path)
+        self._retire()
+        self._conn = self._open()
+
+    def _retire(self) -> None:
+        """Close the connection, unless closing it could harm a file (then keep it, see _keep)."""
+        conn, held = self._conn, self._held
+        if conn is None:
+            return
+        db, shm = held["db"], held.get("shm")
+        try:
+            intact = _read_header(db) == _SQLITE_HEADER
+        except OSError:
+            intact = False
+        if not intact or (shm is not None and _cannot_write_in_place(shm)):
+            self._keep()
+            return
+        self._conn, self._held = None, {}
+        try:
+            if self._moved_away_alone(held):
+                # Give the moved file what was committed to it, while its WAL is still its own.
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except (OSError, sqlite3.Error):
+            _log.debug("interaction log: checkpoint of the moved log database failed", exc_info=True)
+        finally:
+            conn.close()
+            for h in held.values():
+                _HANDLES.release(h)
+
+    def _moved_away_alone(self, held: dict[str, _Held]) -> bool:
+        """True if the database was renamed (not deleted) and the WAL this connection uses cannot
+        belong to another database: nothing is at the path yet, or its ``-wal`` and ``-shm`` were
+        moved (or deleted) too, so the files at their names are not the ones used here."""
+        if self.read_only or os.fstat(held["db"].fd).st_nlink == 0:
+            return False
+        if not os.path.lexists(self.path):
+            return True
+        for name, suffix in (("wal", "-wal"), ("shm", "-shm")):
+            try:
+                st = os.stat(self._sidecar(suffix))
+            except FileNotFoundError:
+                continue
+            if name not in held or (st.st_dev, st.st_ino) == held[name].key:
+                return False
+        return True
+
+    def _keep(self) -> None:
+        """Never use or close this connection again, nor release its files, until the process exits.
+
+        Closing it would checkpoint its WAL into the database file (writing into a file that
+        is not ours any more) or touch an ``-shm`` that can no longer be written (SIGBUS), and
+        closing our descriptors of those files would drop the connection's locks. The process
+        keeps one idle connection until it exits; the operating system then closes it
+        without SQLite writing anything.
+        """
+        conn, self._conn = self._conn, None
+        self._held = {}
+        if conn is None:
+            return
+        _KEPT.append(conn)
+        try:  # one reference that nothing gives back: not even interpreter shutdown frees it
+            import ctypes
+
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(conn))
+        except Exception:  # noqa: BLE001 - then _KEPT keeps it until shutdown
+            _log.debug("interaction log: cannot pin a connection", exc_info=True)
 
     # -- use
 
@@ -719,7 +1075,7 @@ class SQLiteStore(EventStore):
             return
         event_rows = [(_sqlite_ts(e.ts), *e[1:]) for e in events]
         gap_rows = [(_sqlite_ts(g.ts), g.session, g.dropped) for g in gaps]
-        with self._lock:
+        with _SQLITE_CALLS, self._lock:
             conn = self._connection()
             try:
                 self._begin(conn)
@@ -737,7 +1093,7 @@ class SQLiteStore(EventStore):
                 raise self._error(exc, "cannot write to") from exc
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
-        with self._lock:
+        with _SQLITE_CALLS, self._lock:
             conn = self._connection()
             try:
                 conn.execute("PRAGMA query_only=ON")
@@ -756,10 +1112,9 @@ class SQLiteStore(EventStore):
         return columns, cur.fetchall()
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        with _SQLITE_CALLS, self._lock:
+            self._closed = True
+            self._retire()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -949,16 +1304,79 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _env_limit(name: str, default: float, *, integer: bool) -> float:
+    """A positive number from ``$name`` (``off``: no limit), else ``default`` (with a warning if unusable)."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("off", "none", "inf", "unlimited"):
+        return math.inf
+    try:
+        value = float(int(raw)) if integer else float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or math.isnan(value):
+        _log.warning("interaction log: ignoring %s=%r (expected a positive number or 'off')", name, raw)
+        return default
+    return value
+
+
+# Loggers to close when the process exits (SessionLogger.close_at_exit); weak, so that a
+# logger nobody uses any more can still be garbage collected.
+_CLOSE_AT_EXIT: weakref.WeakSet[SessionLogger] = weakref.WeakSet()
+_close_at_exit_registered = False
+_close_at_exit_lock = threading.Lock()
+
+
+def _close_loggers_at_exit() -> None:
+    for logger in list(_CLOSE_AT_EXIT):
+        try:
+            logger.close()
+        except Exception:  # noqa: BLE001 - an exit hook must not raise
+            _log.exception("interaction log: closing a session logger at exit failed")
+
+
 class SessionLogger:
     """The log of one visit. ``log()`` never raises.
 
     ``store`` is an EventStore or a factory returning one (called lazily, and
-    again after a failure, so a store that comes back is reopened). While the
-    store is unavailable, events wait in a buffer of ``buffer_limit`` events;
-    on overflow the oldest are dropped and their number is recorded in the
-    ``log_gaps`` table once the store is back. Retries happen on ``flush()``
-    and on ``log()`` calls at least ``retry_after`` seconds after the last
-    failure (so an outage does not slow every click down by the lock timeout).
+    again after a failure, so a store that comes back is reopened).
+
+    Every event accepted by ``log()`` is written to the store, or counted in
+    the ``log_gaps`` table, or (only if the store is still unavailable when the
+    logger closes) reported in the server log as lost:
+
+    - Rate limit: a token bucket per session, ``burst`` events at once and
+      ``rate`` events per second sustained (defaults DEFAULT_BURST and
+      DEFAULT_RATE, or ``$GUIDE_LOG_BURST`` and ``$GUIDE_LOG_RATE``; ``math.inf``
+      or ``GUIDE_LOG_RATE=off`` turns it off). A fast visitor never reaches it;
+      a script sending clicks over the websocket does. Events over the limit are
+      not written: ``log()`` returns False for them, and their number is
+      recorded in ``log_gaps`` with the next write, or at most ~1 s later.
+    - Store unavailable: events wait in a buffer of ``buffer_limit`` events; on
+      overflow the oldest are dropped. Both are counted in ``log_gaps`` once the
+      store is back (one ``log_gaps`` row can count overflow and rate-limited
+      events together). Retries happen on ``flush()``, on ``log()`` calls at
+      least ``retry_after`` seconds after the last failure (so an outage does not
+      slow every click down by the lock timeout) and in the background: a daemon
+      timer retries after ``retry_after`` seconds, doubling up to 30 s, until the
+      buffer is written, so the events arrive even if the visitor does nothing
+      more. The timer never keeps the process alive and stops at ``close()``.
+    - ``close()`` makes a last attempt. Events it cannot write are counted as
+      lost (``dropped``); the store being unavailable, that count cannot go into
+      ``log_gaps`` either, so it is reported with ``logging.error`` in the server
+      log. Call ``close_at_exit()`` to have ``close()`` run when the process
+      exits normally (a kernel asked to shut down, as the server does when a
+      page closes). A process that is killed (SIGKILL, or the server's kill
+      after its shutdown grace period, which the last attempt can exceed if the
+      store makes it wait for a lock up to its timeout) runs no exit code: what
+      was still buffered then is lost without a trace. The background retries
+      make that only what an outage still in progress has buffered.
+
+    ``on_status(healthy)`` is called when writing starts failing or works again
+    (not for rate-limited events, nor after ``close()``), possibly from the
+    timer's thread.
+    ``monotonic`` (default ``time.monotonic``) times the rate limit and the retries.
     """
 
     def __init__(
@@ -969,9 +1387,19 @@ class SessionLogger:
         buffer_limit: int = 500,
         on_status: Callable[[bool], None] | None = None,
         retry_after: float = 2.0,
+        *,
+        rate: float | None = None,
+        burst: int | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         if buffer_limit < 1:
             raise ValueError("buffer_limit must be at least 1")
+        if rate is None:
+            rate = _env_limit("GUIDE_LOG_RATE", DEFAULT_RATE, integer=False)
+        if burst is None:
+            burst = _env_limit("GUIDE_LOG_BURST", DEFAULT_BURST, integer=True)  # type: ignore[assignment]
+        if not rate > 0 or not burst >= 1:  # also refuses NaN
+            raise ValueError("rate must be positive and burst at least 1")
         self.session = session_id or uuid.uuid4().hex
         if not _is_id(self.session):
             raise ValueError("session_id is not a valid id")
@@ -982,17 +1410,31 @@ class SessionLogger:
             self._store = None
             self._factory = store
         self._clock = clock or _utcnow
+        self._monotonic = monotonic or time.monotonic
         self._buffer: collections.deque[Event] = collections.deque()
         self._limit = buffer_limit
         self.on_status = on_status
         self.retry_after = retry_after
+        self.rate = float(rate)
+        self.burst = float(burst)
+        # _lock: the buffer, the counters, the health, the timer (held briefly).
+        # _write_lock: one write (and store open/close) at a time; taken before _lock, never after.
         self._lock = threading.RLock()
+        self._write_lock = threading.Lock()
         self._previous: dt.datetime | None = None
         self._healthy = True
         self._next_retry = 0.0
+        self._failures = 0
         self._dropped = 0
+        self._limited = 0
         self._unrecorded_drops = 0
         self._refused = 0
+        self._inflight = 0  # buffered events (from the left) being written right now
+        self._tokens = self.burst
+        self._refilled = self._monotonic()
+        self._timer: threading.Timer | None = None
+        self._writer: int | None = None  # the thread writing now
+        self._closed = False
 
     @property
     def healthy(self) -> bool:
@@ -1006,8 +1448,14 @@ class SessionLogger:
 
     @property
     def dropped(self) -> int:
-        """Events lost to buffer overflow during this visit."""
+        """Events lost because the store was unavailable during this visit: buffer
+        overflow, or still buffered when the logger closed."""
         return self._dropped
+
+    @property
+    def limited(self) -> int:
+        """Events not written because the session was over its rate limit."""
+        return self._limited
 
     @property
     def refused(self) -> int:
@@ -1015,7 +1463,11 @@ class SessionLogger:
         return self._refused
 
     def log(self, node: str, action: str, option: str | None = None, lang: str = "ko") -> bool:
-        """Record one interaction; True if it was accepted (stored now or buffered)."""
+        """Record one interaction; True if it was accepted (stored now or buffered).
+
+        False if a field is not valid (nothing is recorded) or the session is over
+        its rate limit (the event is counted in ``log_gaps``).
+        """
         try:
             with self._lock:
                 ts = self._clock()
@@ -1030,14 +1482,22 @@ class SessionLogger:
                     _log.warning("interaction log: refused an event (%s)", exc)
                     return False
                 self._previous = ts
-                if len(self._buffer) >= self._limit:
-                    self._buffer.popleft()
-                    self._dropped += 1
+                if not self._take_token():
+                    self._limited += 1
                     self._unrecorded_drops += 1
+                    if self._limited == 1:
+                        _log.warning("interaction log: session %s is over the rate limit (%g events/s, "
+                                     "burst %g); events over it are counted in log_gaps, not written",
+                                     self.session, self.rate, self.burst)
+                    self._schedule(_GAP_DELAY)
+                    return False
+                if len(self._buffer) >= self._limit:
+                    self._drop_oldest()
                 self._buffer.append(event)
-                if self._healthy or time.monotonic() >= self._next_retry:
-                    self._flush()
-                return True
+                write_now = self._healthy or self._monotonic() >= self._next_retry
+            if write_now:
+                self._drain()
+            return True
         except Exception:
             _log.exception("interaction log: unexpected error")
             return False
@@ -1045,46 +1505,169 @@ class SessionLogger:
     def flush(self) -> bool:
         """Try to write the buffered events now; True if nothing is left pending."""
         try:
+            self._drain()
             with self._lock:
-                self._flush()
                 return not self._buffer and not self._unrecorded_drops
         except Exception:
             _log.exception("interaction log: unexpected error")
             return False
 
     def close(self) -> None:
-        """Flush, then close the store if this logger opened it."""
-        self.flush()
-        with self._lock:
-            if self._factory is not None and self._store is not None:
-                self._close_store()
+        """Stop retrying, make a last attempt to write, then close the store if this logger opened it.
 
-    def _flush(self) -> None:
-        if not self._buffer and not self._unrecorded_drops:
-            return
+        What is still not written is counted as lost and reported in the server log
+        (the store being unavailable, not in ``log_gaps``). May be called more than once.
+        """
         try:
-            if self._store is None:
-                assert self._factory is not None
-                self._store = self._factory()
-            events = list(self._buffer)
-            gaps = [Gap(self._clock(), self.session, self._unrecorded_drops)] if self._unrecorded_drops else []
-            self._store.write(events, gaps)
-        except Exception as exc:
-            self._next_retry = time.monotonic() + self.retry_after
-            if self._factory is not None:
-                self._close_store()
-            if self._healthy:
-                _log.warning("interaction log: store unavailable, buffering events (%s)", exc)
-            else:
-                _log.debug("interaction log: store still unavailable (%s)", exc)
-            self._set_health(False)
-            return
-        for _ in events:
+            with self._lock:
+                self._closed = True
+                timer, self._timer = self._timer, None
+            if timer is not None:
+                timer.cancel()
+            self._drain()  # gives up (counts and reports) if it fails, the logger being closed
+            if self._writer != threading.get_ident():  # not from within a write (on_status)
+                with self._write_lock, self._lock:
+                    if self._factory is not None and self._store is not None:
+                        self._close_store()
+        except Exception:
+            _log.exception("interaction log: unexpected error")
+        finally:
+            _CLOSE_AT_EXIT.discard(self)
+
+    def close_at_exit(self) -> SessionLogger:
+        """Have ``close()`` run when the process exits normally (weakly: this does not keep
+        the logger alive); returns the logger."""
+        global _close_at_exit_registered
+        with _close_at_exit_lock:
+            if not _close_at_exit_registered:
+                atexit.register(_close_loggers_at_exit)
+                _close_at_exit_registered = True
+            _CLOSE_AT_EXIT.add(self)
+        return self
+
+    # -- internals
+
+    def _take_token(self) -> bool:
+        """The token bucket: True if one more event is within the rate limit (caller holds _lock)."""
+        if math.isinf(self.rate):
+            return True
+        now = self._monotonic()
+        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._refilled) * self.rate)
+        self._refilled = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    def _drop_oldest(self) -> None:
+        """Make room for one event (caller holds _lock): drop the oldest not being written now."""
+        if self._inflight < len(self._buffer):
+            del self._buffer[self._inflight]
+            self._dropped += 1
+            self._unrecorded_drops += 1
+        # else every buffered event is being written: the buffer grows by one for the moment,
+        # and _enforce_limit trims it if that write fails
+
+    def _enforce_limit(self) -> None:
+        while len(self._buffer) > self._limit:
             self._buffer.popleft()
+            self._dropped += 1
+            self._unrecorded_drops += 1
+
+    def _drain(self) -> None:
+        """Write everything pending (waiting for a write in progress first)."""
+        if self._writer == threading.get_ident():
+            return  # called back from within a write (on_status logging): that write continues
+        with self._write_lock:
+            self._writer = threading.get_ident()
+            try:
+                self._write_pending()
+            finally:
+                self._writer = None
+
+    def _write_pending(self) -> None:
+        """Write the buffer and the uncounted losses until none are left or a write fails (caller
+        holds _write_lock)."""
+        while True:
+            with self._lock:
+                if not self._buffer and not self._unrecorded_drops:
+                    return
+                events = list(self._buffer)
+                drops = self._unrecorded_drops
+                gaps = [Gap(self._clock(), self.session, drops)] if drops else []
+                self._inflight = len(events)
+            try:
+                if self._store is None:
+                    assert self._factory is not None
+                    self._store = self._factory()
+                self._store.write(events, gaps)
+            except Exception as exc:
+                with self._lock:
+                    self._inflight = 0
+                    self._enforce_limit()
+                    self._failed(exc)
+                return
+            with self._lock:
+                for _ in events:
+                    self._buffer.popleft()
+                self._inflight = 0
+                self._unrecorded_drops -= drops
+                self._failures = 0
+                if not self._healthy:
+                    _log.info("interaction log: store is back, %d buffered events written", len(events))
+                self._set_health(True)
+            # and again if events arrived meanwhile
+
+    def _failed(self, exc: Exception) -> None:
+        """A write failed (caller holds both locks)."""
+        self._failures += 1
+        self._next_retry = self._monotonic() + self.retry_after
+        if self._factory is not None:
+            self._close_store()
+        if self._healthy:
+            _log.warning("interaction log: store unavailable, buffering events (%s)", exc)
+        else:
+            _log.debug("interaction log: store still unavailable (%s)", exc)
+        self._set_health(False)
+        if self._closed:
+            self._give_up(exc)
+        else:
+            base = max(self.retry_after, _RETRY_MIN)
+            self._schedule(min(base * 2 ** min(self._failures - 1, 16), max(self.retry_after, _RETRY_MAX)))
+
+    def _give_up(self, exc: Exception) -> None:
+        """The logger is closed and the store still unavailable: count what is pending as lost."""
+        unwritten = len(self._buffer)
+        lost = unwritten + self._unrecorded_drops
+        if not lost:
+            return
+        self._buffer.clear()
+        self._dropped += unwritten
         self._unrecorded_drops = 0
-        if not self._healthy:
-            _log.info("interaction log: store is back, %d buffered events written", len(events))
-        self._set_health(True)
+        _log.error("interaction log: %d events of session %s are lost (%d never written, %d dropped or "
+                   "over the rate limit before); the store is unavailable as the session closes, so "
+                   "log_gaps does not count them either (%s)",
+                   lost, self.session, unwritten, lost - unwritten, exc)
+
+    def _schedule(self, delay: float) -> None:
+        """Retry in the background after ``delay`` seconds, unless a retry is already due (caller holds _lock)."""
+        if self._closed or self._timer is not None:
+            return
+        timer = threading.Timer(delay, self._on_timer)
+        timer.daemon = True
+        timer.name = f"guide-log-retry-{self.session[:8]}"
+        self._timer = timer
+        timer.start()
+
+    def _on_timer(self) -> None:
+        try:
+            with self._lock:
+                self._timer = None
+                if self._closed:
+                    return
+            self._drain()
+        except Exception:  # noqa: BLE001 - a background retry must never raise
+            _log.exception("interaction log: unexpected error in a background retry")
 
     def _close_store(self) -> None:
         store, self._store = self._store, None
@@ -1098,7 +1681,7 @@ class SessionLogger:
         if healthy == self._healthy:
             return
         self._healthy = healthy
-        if self.on_status is not None:
+        if self.on_status is not None and not self._closed:  # closed: the page is gone
             try:
                 self.on_status(healthy)
             except Exception:
