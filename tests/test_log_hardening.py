@@ -382,6 +382,8 @@ def test_session_logger_closes_at_exit(monkeypatch: pytest.MonkeyPatch, tmp_path
             pass
 
     monkeypatch.setenv("GUIDE_LOG_URL", f"sqlite://{tmp_path / 'events.sqlite3'}")
+    gc.collect()
+    earlier = {id(x) for x in log._CLOSE_AT_EXIT}  # loggers of other tests still alive
     logger = app.session_logger(View())
     assert isinstance(logger, SessionLogger) and logger in log._CLOSE_AT_EXIT
     logger.close()
@@ -390,7 +392,7 @@ def test_session_logger_closes_at_exit(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert other in log._CLOSE_AT_EXIT
     del other
     gc.collect()
-    assert len([x for x in log._CLOSE_AT_EXIT if x is not logger]) == 0
+    assert [x for x in log._CLOSE_AT_EXIT if id(x) not in earlier and x is not logger] == []
 
 
 class GatedStore(EventStore):
