@@ -420,7 +420,7 @@ class Pages:
 
 
 def wait_interactive(page, timeout_ms: float = 180_000) -> float:
-    page.wait_for_function("window.__bench && window.__bench.tti !== null", timeout=timeout_ms,
+    page.wait_for_function("() => window.__bench && window.__bench.tti !== null", timeout=timeout_ms,
                            polling=50)
     return float(page.evaluate("window.__bench.tti"))
 
