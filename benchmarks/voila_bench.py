@@ -730,14 +730,6 @@ def cell_diagnostics(notebook: str) -> dict:
 # --------------------------------------------------------------------------- the run
 
 
-def voila_env() -> dict[str, str]:
-    """What ``./manage`` adds to Voilà's environment: the project's templates first on
-    JUPYTER_PATH."""
-    share = str(ROOT / "share" / "jupyter")
-    current = os.environ.get("JUPYTER_PATH")
-    return {"JUPYTER_PATH": f"{share}{os.pathsep}{current}" if current else share}
-
-
 @contextmanager
 def servers_running(env: dict[str, str]) -> Iterator[dict[str, VoilaServer]]:
     with ExitStack() as stack:
@@ -754,7 +746,7 @@ def run(loads: int = 10, clicks: int = 24, sessions: int = 16, reclaim_wait: flo
                 "session_timeout": session_timeout}
     with tempfile.TemporaryDirectory(prefix="guide-bench-") as data:
         db = Path(data) / "events.sqlite3"
-        env = {**voila_env(), "GUIDE_DATA_DIR": data, "GUIDE_LOG_URL": f"sqlite://{db}",
+        env = {"GUIDE_DATA_DIR": data, "GUIDE_LOG_URL": f"sqlite://{db}",
                "GUIDE_LOG": None}
         playwright = start_playwright()
         try:
