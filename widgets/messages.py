@@ -96,16 +96,17 @@ class MessageInput:
     escalate: bool = False
 
 
-def from_choices(choices: Mapping[str, str], flow: Flow | None = None,
+def from_choices(choices: Mapping[str, str], flow: Flow | None = None, *,
+                 outcome: str | None = None, escalate: bool | None = None,
                  **fields: object) -> MessageInput:
     """A :class:`MessageInput` for the decisions taken so far (``engine.choices``) in ``flow``
-    (the packaged flow by default): the answer at the node with the role ``subject``, and the
-    supervisor request if an answer marked ``escalate`` was chosen (unless given)."""
+    (the packaged flow by default): the answer at the node with the role ``subject``, the
+    outcome it suggests (unless given), and the supervisor request if an answer marked
+    ``escalate`` was chosen (unless given)."""
     flow = flow if flow is not None else default_flow()
     problem = next((choices[n] for n in flow.role_nodes("subject") if n in choices), None)
-    outcome = str(fields.pop("outcome", None) or DEFAULT_OUTCOME.get(problem or "",
-                                                                     "information"))
-    escalate = bool(fields.pop("escalate", flow.escalates(choices)))
+    outcome = str(outcome or DEFAULT_OUTCOME.get(problem or "", "information"))
+    escalate = bool(flow.escalates(choices) if escalate is None else escalate)
     return MessageInput(problem=problem if problem in PROBLEM else None, outcome=outcome,
                         escalate=escalate, **{k: str(v or "") for k, v in fields.items()})
 
