@@ -43,8 +43,8 @@ ALLOWED: dict[tuple[str, str, str], str] = {
 #: Files of the log and summary half, which moves to the flow's roles separately (strict: once
 #: they name no step, the test fails until their entry here is removed).
 PENDING: dict[str, str] = {
-    name: "the interaction log and the summary still name the contact and path steps (their
-          move to the flow's roles is on its way; then this entry goes)"
+    name: ("the interaction log and the summary still name the contact and path steps (their "
+           "move to the flow's roles is on its way; then this entry goes)")
     for name in ("widgets/log.py", "widgets/summary.py")
 }
 
