@@ -255,3 +255,48 @@ def test_language_switch_keeps_a_dropdown_choice_not_yet_confirmed():
     assert dict(view.step_view.dropdown.options)["I want a refund"] == "refund"
     view.step_view.continue_button.click()
     assert view.engine.node.id == "order"
+
+
+def test_the_page_script_takes_its_texts_from_the_step(view):
+    """guide.js names the language group and titles the page with these attributes."""
+    flow = view.engine.flow
+    assert f"data-guide-language='{flow.ui['language']('en')}'" in view.step_view.text.value
+    assert (f"data-guide-site-title='{flow.ui['site_title']('en')}'"
+            in view.step_view.text.value)
+    view.language.value = "ko"
+    assert "data-guide-language='언어'" in view.step_view.text.value
+    assert "data-guide-site-title='아마존 고객 서비스 문의 안내'" in view.step_view.text.value
+
+
+def test_the_stylesheet_is_guide_css(view):
+    from widgets.view import CSS_PATH
+
+    css = CSS_PATH.read_text(encoding="utf-8")
+    assert ".guide .guide-panel {" in css
+    assert view.children[0].value == f"\n<style>\n{css}</style>\n"
+
+
+def test_the_parts_own_their_widgets_and_panels_are_built_when_first_shown(view):
+    from widgets.view import MessagePanel, NotesPanel, OutcomePanel
+
+    assert isinstance(view.message_panel, MessagePanel)
+    assert isinstance(view.notes_panel, NotesPanel) and isinstance(view.outcome_panel,
+                                                                   OutcomePanel)
+    assert not any(p.built for p in (view.message_panel, view.notes_panel, view.outcome_panel))
+    assert list(view.children[3:8]) == list(view.step_view.widgets)
+    view.start(step="channel")
+    assert view.message_panel.built and not view.outcome_panel.built
+    view.notes_panel.toggle.value = True
+    assert view.notes_panel.built and visible(view.notes_panel)
+
+
+#: Widget models the first page creates (74 before the view was split into parts).
+FIRST_PAGE_MODELS = 70
+
+
+def test_the_first_page_creates_no_more_widget_models():
+    import ipywidgets.widgets.widget as ww
+
+    before = set(ww._instances)
+    GuideView(lang="ko").start()
+    assert len(set(ww._instances) - before) <= FIRST_PAGE_MODELS

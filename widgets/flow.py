@@ -9,6 +9,7 @@ This module is pure Python (PyYAML and the standard library); it never imports i
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -23,6 +24,8 @@ KINDS: tuple[str, ...] = ("choice", "info", "end")
 WIDGETS: tuple[str, ...] = ("buttons", "dropdown")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 DEFAULT_PATH = Path(__file__).with_name("flow.yaml")
+#: The environment variable naming another flow file to use instead of the packaged one.
+FLOW_ENV = "GUIDE_FLOW"
 UI_KEYS: tuple[str, ...] = (
     "site_title", "subtitle", "language", "back", "back_hint", "restart", "restart_hint", "next",
     "continue", "placeholder", "progress", "recap_title", "error", "log_notice",
@@ -220,8 +223,9 @@ def load_flow(path: str | Path | None = None) -> Flow:
 
 @cache
 def default_flow() -> Flow:
-    """The packaged flow, loaded and validated once per process."""
-    return load_flow(DEFAULT_PATH)
+    """The guide's flow, loaded and validated once per process: the file the environment
+    variable ``GUIDE_FLOW`` names, else the packaged flow.yaml."""
+    return load_flow(os.environ.get(FLOW_ENV) or DEFAULT_PATH)
 
 
 def parse_flow(text: str, source: str = "<flow>") -> Flow:
