@@ -112,7 +112,8 @@ def test_outcome_choice_and_escalation_change_the_message(view):
     out = html.unescape(view.message_panel.output.value)
     assert "I would like to receive credit" in out and "right away?" in out
     view.language.value = "ko"  # switching language keeps what the person set
-    assert view.message_panel.outcome.value == "credit" and view.message_panel.escalate.value is True
+    panel = view.message_panel
+    assert panel.outcome.value == "credit" and panel.escalate.value is True
 
 
 # ------------------------------------------------------------------ case notes
@@ -132,10 +133,11 @@ def test_case_notes_add_download_and_reload(view):
     assert len(view.notes_panel.notes) == 2 and view.notes_panel.agent.value == ""
     assert "REF-998877" in view.notes_panel.table.value
     # the channel by its name in the guide's language; the notes keep its id
-    assert "<td>Chat</td>" in view.notes_panel.table.value and view.notes_panel.notes[0].channel == "chat"
+    panel = view.notes_panel
+    assert "<td>Chat</td>" in panel.table.value and panel.notes[0].channel == "chat"
     view.language.value = "ko"
-    assert "<td>채팅</td>" in view.notes_panel.table.value and "<td>chat</td>" not in view.notes_panel.table.value
-    for text in (casenotes.to_markdown(view.notes_panel.notes, "ko"), casenotes.to_csv(view.notes_panel.notes)):
+    assert "<td>채팅</td>" in panel.table.value and "<td>chat</td>" not in panel.table.value
+    for text in (casenotes.to_markdown(panel.notes, "ko"), casenotes.to_csv(panel.notes)):
         fresh = GuideView(lang="ko").start()
         fresh.notes_panel.toggle.value = True
         fresh.notes_panel.upload.value = ({"name": "notes", "type": "text/plain",
@@ -161,7 +163,8 @@ def test_note_cells_are_escaped(view):
     view.notes_panel.toggle.value = True
     view.notes_panel.agent.value = XSS
     view.notes_panel.add_button.click()
-    assert XSS not in view.notes_panel.table.value and html.escape(XSS) in view.notes_panel.table.value
+    table = view.notes_panel.table.value
+    assert XSS not in table and html.escape(XSS) in table
 
 
 def test_markdown_names_the_channel_and_reads_it_back():
@@ -210,12 +213,12 @@ def test_typed_text_never_reaches_the_store(tmp_path, monkeypatch):
     monkeypatch.delenv("QUERY_STRING", raising=False)
     view = guide(lang="en")
     to_channel(view)
-    for field, value in zip((view.message_panel.order_number, view.message_panel.date, view.message_panel.detail),
-                            TYPED):
+    message = view.message_panel
+    for field, value in zip((message.order_number, message.date, message.detail), TYPED):
         field.value = value
     view.notes_panel.toggle.value = True
-    for field, value in zip((view.notes_panel.when, view.notes_panel.agent, view.notes_panel.reference,
-                             view.notes_panel.promised), TYPED):
+    notes = view.notes_panel
+    for field, value in zip((notes.when, notes.agent, notes.reference, notes.promised), TYPED):
         field.value = value
     view.notes_panel.add_button.click()
     to_end(view)

@@ -40,7 +40,8 @@ def view():
 def test_first_screen(view):
     assert view.engine.node.id == "problem"
     assert "What do you need help with?" in view.step_view.text.value
-    assert "+1 206 266 2992" in view.step_view.text.value and 'href="tel:+12062662992"' in view.step_view.text.value
+    text = view.step_view.text.value
+    assert "+1 206 266 2992" in text and 'href="tel:+12062662992"' in text
     assert visible(view.step_view.dropdown_box) and not visible(view.step_view.buttons_box)
     assert not visible(view.step_view.next_button) and not visible(view.step_view.recap)
     assert view.step_view.continue_button.disabled and view.back_button.disabled
@@ -63,7 +64,8 @@ def test_full_path_to_the_recap(view):
     press(view, "Yes, a specific order")
     press(view, "Yes, I can sign in")
     while view.engine.node.kind == "info":
-        assert visible(view.step_view.next_button) and view.step_view.next_button.description == "Next step →"
+        assert visible(view.step_view.next_button)
+        assert view.step_view.next_button.description == "Next step →"
         view.step_view.next_button.click()
     assert view.engine.node.id == "channel"
     press(view, "Chat — a live online conversation")
@@ -79,7 +81,8 @@ def test_full_path_to_the_recap(view):
     assert "chat (live, with an expert)" in view.step_view.recap.value
     assert view.step_view.recap.value.count("type='checkbox'") == len(view.engine.recap())
     steps = len(view.engine.path)
-    assert f"<p class='guide-progress-label'>Step {steps} of {steps}</p>" in view.step_view.text.value
+    label = f"<p class='guide-progress-label'>Step {steps} of {steps}</p>"
+    assert label in view.step_view.text.value
     assert f"max='{steps}' value='{steps}'" in view.step_view.text.value
 
 
@@ -124,13 +127,14 @@ def test_language_switch_mid_flow_keeps_step_and_path(view):
 
 
 def test_widgets_are_updated_in_place(view):
-    before = [id(w) for w in (view.step_view.text, view.step_view.dropdown, view.step_view.next_button, *view.step_view.option_buttons)]
+    part = view.step_view
+    before = [id(w) for w in (part.text, part.dropdown, part.next_button, *part.option_buttons)]
     children = [id(c) for c in view.children]
     view.step_view.dropdown.value = "service"
     view.step_view.continue_button.click()
     press(view, "Yes, I can sign in")
     view.language.value = "ko"
-    after = [id(w) for w in (view.step_view.text, view.step_view.dropdown, view.step_view.next_button, *view.step_view.option_buttons)]
+    after = [id(w) for w in (part.text, part.dropdown, part.next_button, *part.option_buttons)]
     assert after == before and [id(c) for c in view.children] == children
 
 
