@@ -315,7 +315,9 @@ def test_contact_channel_split(hand_store: EventStore) -> None:
     # S5 asked for a call-back, then chose phone on the contact screen: its final choice counts.
     assert split == {("channel", "email"): 1, ("channel", "phone"): 1, ("channel", "chat"): 1,
                      ("phone", "call"): 1, ("phone", "callback"): 0}
-    assert channels["share"].tolist() == pytest.approx([0.25, 0.25, 0.25, 0.25, 0.0])
+    # In the order of the flow's contact steps (Flow.role_nodes("contact")), options in file order.
+    assert channels["node"].tolist() == ["phone", "phone", "channel", "channel", "channel"]
+    assert channels["share"].tolist() == pytest.approx([0.25, 0.0, 0.25, 0.25, 0.25])
 
 
 def test_language_split(hand_store: EventStore) -> None:
