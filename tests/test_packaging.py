@@ -62,3 +62,15 @@ def test_environment_python_matches_pyproject():
     python = [d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python=")]
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     assert python == ["python=3.11"] and "3.11" in requires
+
+
+def test_log_migrations_are_package_data():
+    """Every migration file is matched by pyproject's package-data (so ``pip install .`` ships
+    it), and the package is listed."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert "widgets.log.migrations" in config["packages"] and "widgets.log" in config["packages"]
+    patterns = config["package-data"]["widgets.log.migrations"]
+    folder = ROOT / "widgets" / "log" / "migrations"
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.sql"))
+    shipped = sorted({p.relative_to(folder).as_posix() for pattern in patterns for p in folder.glob(pattern)})
+    assert files and files == shipped
