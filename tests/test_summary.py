@@ -757,6 +757,12 @@ def test_a_session_with_two_first_events_is_summarized_from_the_events(
         assert_same_summary(march_3, summarize_from_events(store, monkeypatch, start=dt.date(2025, 3, 3)))
 
 
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def test_an_older_store_opened_read_only_is_refused_with_a_clear_message(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The summary reads only the current schema. A read-only store (never migrated) at an older
@@ -768,9 +774,20 @@ def test_an_older_store_opened_read_only_is_refused_with_a_clear_message(
         with open_store(path) as store:
             store.write(hand_events())
     with open_store(f"sqlite://{path}?mode=ro") as store:
-        with pytest.raises(log.StoreOutdated, match=r"version 1; the summary reads version 4\. Open it once"):
+        with pytest.raises(log.StoreOutdated, match=r"version 1; the summary reads version 4\. It is "
+                           r"migrated in place.*python -m widgets\.log migrate"):
             summarize(store)
-    with open_store(path) as store:  # migrates
+    before = sha256_of(path)
+    from widgets import dashboard  # opens SQLite read-only: says what to do
+
+    board = dashboard.Dashboard(f"sqlite://{path}")
+    board.refresh()
+    assert "older format" in board.status.value and "python -m widgets.log migrate" in board.status.value
+    assert sha256_of(path) == before
+    done = subprocess.run([sys.executable, "-m", "widgets.log", "migrate", f"sqlite://{path}"],
+                          capture_output=True, text=True, check=True)
+    assert "log schema version 4" in done.stdout
+    with open_store(path) as store:  # already migrated
         s = summarize(store)
         assert_same_summary(s, summarize_from_events(store, monkeypatch))
     with open_store(f"sqlite://{path}?mode=ro") as store:

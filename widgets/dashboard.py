@@ -496,9 +496,9 @@ class Dashboard(w.VBox):
                 summary = summarize(store, start, end, lang, flow=self.flow)
         except StoreOutdated as exc:
             logger.warning("summary dashboard: %s", exc)
-            self._message("The log has an older format; it is updated the next time the guide "
-                          "starts (or run ./manage summary once without read-only access). "
-                          "· 기록 형식이 오래되었습니다. 안내서를 다시 시작하면 갱신됩니다.")
+            self._message("The log has an older format; it is updated on the guide's next visit, "
+                          "or now with: python -m widgets.log migrate "
+                          "· 기록 형식이 오래되었습니다. 다음 방문 때 또는 위 명령으로 갱신됩니다.")
             return
         except NoLog:
             self._message("No data yet: the guide has not logged any visit. "

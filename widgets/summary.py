@@ -274,8 +274,9 @@ class _Query:
         if self.version != SCHEMA_VERSION:
             raise StoreOutdated(
                 f"{store!r} has log schema version {self.version}; the summary reads version "
-                f"{SCHEMA_VERSION}. Open it once for writing (the guide does when it starts, or "
-                "./manage summary without ?mode=ro) to migrate it in place; nothing was changed.")
+                f"{SCHEMA_VERSION}. It is migrated in place, keeping every row, when it is next "
+                "opened for writing: by the guide on its next visit, or now with "
+                "'python -m widgets.log migrate [URL]'. Nothing was changed.")
         self.rollup = self._has_rollup()
 
     def _ts(self, value: dt.datetime) -> Any:
