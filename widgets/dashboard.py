@@ -218,6 +218,15 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+#: The longest chart label (characters); longer step titles are cut with "…" (tables show them whole).
+TICK_LABEL = 36
+
+
+def _tick(label: object) -> str:
+    text = str(label)
+    return text if len(text) <= TICK_LABEL else text[:TICK_LABEL - 1].rstrip() + "…"
+
+
 def _pct(value: float) -> str:
     return "–" if pd.isna(value) else f"{value:.1%}"
 
@@ -248,7 +257,7 @@ def funnel_chart(summary: Summary) -> bytes:
     y = range(len(funnel))
     ax.barh(y, funnel["views"], color=COLORS["views"], label="views")
     ax.barh(y, funnel["exits"], color=COLORS["exits"], label="exits")
-    ax.set_yticks(list(y), [str(n) for n in funnel["node"]])
+    ax.set_yticks(list(y), [_tick(n) for n in funnel["node"]])
     top = max(1, int(funnel["views"].max()))
     for y, (views, drop) in enumerate(zip(funnel["views"], funnel["drop_off"])):
         if views:
@@ -263,7 +272,7 @@ def funnel_chart(summary: Summary) -> bytes:
 @plain_text
 def channels_chart(summary: Summary) -> bytes:
     channels = summary.channels.iloc[::-1]
-    labels = [f"{node}: {option}" for node, option in zip(channels["node"], channels["option"])]
+    labels = [_tick(f"{node}: {option}") for node, option in zip(channels["node"], channels["option"])]
     fig = Figure(figsize=(5, 0.4 * len(channels) + 1.2), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     ax.barh(range(len(labels)), channels["sessions"], color=COLORS["bar"])
