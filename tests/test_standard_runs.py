@@ -163,8 +163,15 @@ def test_wheel_carries_the_template_as_shared_data(wheel: Path):
             member = f"{data}/data/{TEMPLATE_DATA_PATH}/{name}"
             assert member in names, f"{member} is not in {wheel.name}: {sorted(names)}"
             assert archive.read(member) == content, member
-    # the package, with the flow data it reads at run time; nothing else of the source tree
-    assert {"widgets/__init__.py", "widgets/voila_hooks.py", "widgets/flow.yaml"} <= names
+    # the package, with every file it reads at run time (the flow, the stylesheet, the log's
+    # SQL migrations); nothing else of the source tree
+    package = {path.relative_to(PROJECT_ROOT).as_posix()
+               for pattern in ("*.py", "*.yaml", "*.css", "*.sql")
+               for path in (PROJECT_ROOT / "widgets").rglob(pattern)
+               if "__pycache__" not in path.parts}
+    assert {"widgets/flow.yaml", "widgets/guide.css", "widgets/log/migrations/sqlite/"
+            "0004_session_answers.sql"} <= package
+    assert package <= names, sorted(package - names)
     top = {n.split("/")[0] for n in names}
     assert top == {"widgets", data, data.replace(".data", ".dist-info")}, top
 
