@@ -420,20 +420,9 @@ class Pages:
 
 
 def wait_interactive(page, timeout_ms: float = 180_000) -> float:
-    """ms from navigation start to the first control usable (the init script's record).
-    Polled from here: ``wait_for_function`` evaluates its predicate with ``eval`` in the
-    page, which the guide's Content-Security-Policy forbids."""
-    deadline = time.monotonic() + timeout_ms / 1000
-    while True:
-        try:
-            tti = page.evaluate("window.__bench ? window.__bench.tti : null")
-        except Exception:  # noqa: BLE001 - navigating: no context to evaluate in yet
-            tti = None
-        if tti is not None:
-            return float(tti)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the page was not interactive within {timeout_ms / 1000:.0f} s")
-        time.sleep(0.05)
+    page.wait_for_function("() => window.__bench && window.__bench.tti !== null", timeout=timeout_ms,
+                           polling=50)
+    return float(page.evaluate("window.__bench.tti"))
 
 
 # --------------------------------------------------------------------------- measurements
@@ -741,14 +730,6 @@ def cell_diagnostics(notebook: str) -> dict:
 # --------------------------------------------------------------------------- the run
 
 
-def voila_env() -> dict[str, str]:
-    """What ``./manage`` adds to Voilà's environment: the project's templates first on
-    JUPYTER_PATH."""
-    share = str(ROOT / "share" / "jupyter")
-    current = os.environ.get("JUPYTER_PATH")
-    return {"JUPYTER_PATH": f"{share}{os.pathsep}{current}" if current else share}
-
-
 @contextmanager
 def servers_running(env: dict[str, str]) -> Iterator[dict[str, VoilaServer]]:
     with ExitStack() as stack:
@@ -765,7 +746,7 @@ def run(loads: int = 10, clicks: int = 24, sessions: int = 16, reclaim_wait: flo
                 "session_timeout": session_timeout}
     with tempfile.TemporaryDirectory(prefix="guide-bench-") as data:
         db = Path(data) / "events.sqlite3"
-        env = {**voila_env(), "GUIDE_DATA_DIR": data, "GUIDE_LOG_URL": f"sqlite://{db}",
+        env = {"GUIDE_DATA_DIR": data, "GUIDE_LOG_URL": f"sqlite://{db}",
                "GUIDE_LOG": None}
         playwright = start_playwright()
         try:

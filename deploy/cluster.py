@@ -231,15 +231,11 @@ def visitor_cap() -> int:
 
 
 def voila_env(log_url: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a Voilà server (and so of its kernels): ``GUIDE_LOG_URL``, and the
-    project's Voilà template first on JUPYTER_PATH, as ``./manage`` sets it."""
+    """The environment of a Voilà server (and so of its kernels): ``GUIDE_LOG_URL``. The
+    guide's page template comes with the installed package (its ``share/jupyter``)."""
     env = dict(os.environ if base is None else base)
     env["GUIDE_LOG_URL"] = log_url
     env.pop("GUIDE_LOG", None)
-    share = str(ROOT / "share" / "jupyter")
-    current = env.get("JUPYTER_PATH")
-    if share not in (current or "").split(os.pathsep):
-        env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [share, current]))
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 

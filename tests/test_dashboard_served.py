@@ -26,6 +26,7 @@ from playwright.sync_api import Page, expect
 from voila_server import PROJECT_ROOT, VoilaServer, VoilaStartError, start_voila
 
 from widgets import demo
+from widgets.flow import default_flow
 from widgets.log import SQLiteStore
 from widgets.summary import Summary, summarize
 
@@ -94,7 +95,9 @@ def test_dashboard_shows_the_logs_summary(page_factory: PageFactory,
         titles = page.locator(".guide-dash .lm-TabBar-tab").all_inner_texts()
         assert sorted(t.strip() for t in titles) == sorted(summary.frames())
         page.locator(".guide-dash .lm-TabBar-tab", has_text="paths").click()
-        table = page.locator(".guide-dash table", has_text="problem").filter(visible=True)
+        # headed by the path steps' titles (the dashboard shows the flow's words; English by default)
+        problem_title = default_flow().nodes["problem"].title("en")
+        table = page.locator(".guide-dash table", has_text=problem_title).filter(visible=True)
         expect(table.locator("tbody tr")).to_have_count(len(summary.paths))
         # the CSV download of that table holds the same numbers
         with page.expect_download() as info:
@@ -117,10 +120,14 @@ def test_dashboard_filters_by_language_and_refreshes(page_factory: PageFactory,
     try:
         before = expected(log_path)
         expect(sessions_card(page)).to_have_text(f"{before.sessions:,}")
-        page.locator(".guide-dash select").select_option(label="English (en)")
+        page.get_by_label("Language", exact=True).select_option(label="English (en)")
         expect(sessions_card(page)).to_have_text(f"{english.sessions:,}")
         assert 0 < english.sessions < before.sessions
-        page.locator(".guide-dash select").select_option(label="All languages · 모든 언어")
+        page.get_by_label("Language", exact=True).select_option(label="All languages · 모든 언어")
+        # the labels' language changes the words, not the numbers
+        page.get_by_label("Labels · 표시 언어").select_option(label="한국어")
+        expect(page.locator(".guide-dash table", has_text="아마존에 어떤 도움이 필요하세요?").first).to_be_attached()
+        expect(sessions_card(page)).to_have_text(f"{before.sessions:,}")
         expect(sessions_card(page)).to_have_text(f"{before.sessions:,}")
 
         # new visits logged while the page is open appear after Refresh

@@ -21,7 +21,6 @@ Screenshots go to ``test-artifacts/`` (gitignored).
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import time
@@ -41,7 +40,6 @@ from browser import (  # noqa: F401  (fixtures)
 from playwright.sync_api import Page, expect
 from voila_server import (
     GUIDE_NOTEBOOK,
-    PROJECT_ROOT,
     VoilaServer,
     VoilaStartError,
     start_voila,
@@ -114,11 +112,8 @@ def guide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuideServer]:
     """Voilà serving the guide with the project's configuration and an empty temporary log."""
     data_dir = tmp_path_factory.mktemp("e2e-data")
     db_path = data_dir / "events.sqlite3"
-    # like ./manage: the project's Voilà templates come first on JUPYTER_PATH
-    share = str(PROJECT_ROOT / "share" / "jupyter")
-    jupyter_path = os.pathsep.join(filter(None, [share, os.environ.get("JUPYTER_PATH")]))
     env = {"GUIDE_DATA_DIR": str(data_dir), "GUIDE_LOG_URL": f"sqlite://{db_path}",
-           "GUIDE_LOG": None, "JUPYTER_PATH": jupyter_path}
+           "GUIDE_LOG": None}
     try:
         with start_voila(GUIDE_NOTEBOOK, env=env) as server:
             server.wait_until_preheated(timeout=120)

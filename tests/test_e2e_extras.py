@@ -169,7 +169,7 @@ def test_message_copied_to_the_clipboard(page_factory: PageFactory, server: Voil
     labels = messages.LABELS
     panel = page.locator(".guide .guide-panel").filter(has_text=labels["title"]("ko"))
     expect(panel).to_be_visible()
-    order_field = panel.get_by_label(labels["order"]("ko"), exact=True)
+    order_field = panel.get_by_label(labels["order_number"]("ko"), exact=True)
     order_field.fill(ORDER_NUMBER)
     order_field.press("Tab")  # the field sends its value when it loses focus
 

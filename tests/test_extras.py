@@ -26,24 +26,24 @@ class Sink:
 
 
 def to_channel(view: GuideView, problem="damaged"):
-    view.dropdown.value = problem
-    view.continue_button.click()
+    view.step_view.dropdown.value = problem
+    view.step_view.continue_button.click()
     for label in ("Yes, a specific order", "Yes, I can sign in"):
-        next(b for b in view.option_buttons if b.description == label).click()
+        next(b for b in view.step_view.option_buttons if b.description == label).click()
     while view.engine.node.kind == "info":
-        view.next_button.click()
+        view.step_view.next_button.click()
     assert view.engine.node.id == "channel"
 
 
 def to_end(view: GuideView):
     while not view.engine.finished:
         if view.engine.node.kind == "info":
-            view.next_button.click()
+            view.step_view.next_button.click()
         elif view.engine.node.widget == "dropdown":
-            view.dropdown.value = "prepare"
-            view.continue_button.click()
+            view.step_view.dropdown.value = "prepare"
+            view.step_view.continue_button.click()
         else:
-            next(b for b in view.option_buttons if b.layout.display != "none").click()
+            next(b for b in view.step_view.option_buttons if b.layout.display != "none").click()
 
 
 @pytest.fixture()
@@ -55,7 +55,7 @@ def view():
 
 
 def test_message_follows_the_articles_advice():
-    data = messages.from_choices({"problem": "damaged", "helped": "no"}, order="123-456")
+    data = messages.from_choices({"problem": "damaged", "helped": "no"}, order_number="123-456")
     en = messages.build(data, "en")
     assert "damaged or is not what I ordered" in en and "Order number: 123-456" in en
     assert "I would like a replacement." in en and "fair solution" in en
@@ -79,9 +79,9 @@ def test_builder_shows_at_channel_and_end_only(view):
     assert view.message_panel.layout.display == "none"
     to_channel(view)
     assert view.message_panel.layout.display != "none"
-    assert view.message_outcome.value == "replacement"  # suggested from "damaged"
-    view.next_button.click() if view.engine.node.kind == "info" else None
-    next(b for b in view.option_buttons if b.description.startswith("Chat")).click()
+    assert view.message_panel.outcome.value == "replacement"  # suggested from "damaged"
+    view.step_view.next_button.click() if view.engine.node.kind == "info" else None
+    next(b for b in view.step_view.option_buttons if b.description.startswith("Chat")).click()
     assert view.message_panel.layout.display == "none"
     to_end(view)
     assert view.message_panel.layout.display != "none"
@@ -89,8 +89,8 @@ def test_builder_shows_at_channel_and_end_only(view):
 
 def test_builder_shows_both_languages_side_by_side(view):
     to_channel(view)
-    view.message_order.value = "123-4567890-1234567"
-    out = view.message_output.value
+    view.message_panel.order_number.value = "123-4567890-1234567"
+    out = view.message_panel.output.value
     assert "lang='ko'" in out and "lang='en'" in out
     assert "주문 번호: 123-4567890-1234567" in out and "Order number: 123-4567890-1234567" in out
     assert "amazon-message-ko.txt" in out and "amazon-message-en.txt" in out
@@ -99,69 +99,72 @@ def test_builder_shows_both_languages_side_by_side(view):
 
 def test_typed_markup_is_shown_as_text_not_run(view):
     to_channel(view)
-    view.message_detail.value = XSS
-    out = view.message_output.value
+    view.message_panel.detail.value = XSS
+    out = view.message_panel.output.value
     assert XSS not in out
     assert html.escape(XSS) in out
 
 
 def test_outcome_choice_and_escalation_change_the_message(view):
     to_channel(view)
-    view.message_outcome.value = "credit"
-    view.message_escalate.value = True
-    out = html.unescape(view.message_output.value)
+    view.message_panel.outcome.value = "credit"
+    view.message_panel.escalate.value = True
+    out = html.unescape(view.message_panel.output.value)
     assert "I would like to receive credit" in out and "right away?" in out
     view.language.value = "ko"  # switching language keeps what the person set
-    assert view.message_outcome.value == "credit" and view.message_escalate.value is True
+    panel = view.message_panel
+    assert panel.outcome.value == "credit" and panel.escalate.value is True
 
 
 # ------------------------------------------------------------------ case notes
 
 
 def test_case_notes_add_download_and_reload(view):
-    view.notes_toggle.value = True
+    view.notes_panel.toggle.value = True
     assert view.notes_panel.layout.display != "none"
-    view.note_when.value = "26 Nov, 3 pm"
-    view.note_channel.value = "chat"
-    view.note_agent.value = "Kim | Lee"
-    view.note_reference.value = "REF-998877"
-    view.note_promised.value = "refund, within 3 days"
-    view.note_add.click()
-    view.note_agent.value = "박지민"
-    view.note_add.click()
-    assert len(view.notes) == 2 and view.note_agent.value == ""
-    assert "REF-998877" in view.notes_table.value
+    view.notes_panel.when.value = "26 Nov, 3 pm"
+    view.notes_panel.channel.value = "chat"
+    view.notes_panel.agent.value = "Kim | Lee"
+    view.notes_panel.reference.value = "REF-998877"
+    view.notes_panel.promised.value = "refund, within 3 days"
+    view.notes_panel.add_button.click()
+    view.notes_panel.agent.value = "박지민"
+    view.notes_panel.add_button.click()
+    assert len(view.notes_panel.notes) == 2 and view.notes_panel.agent.value == ""
+    assert "REF-998877" in view.notes_panel.table.value
     # the channel by its name in the guide's language; the notes keep its id
-    assert "<td>Chat</td>" in view.notes_table.value and view.notes[0].channel == "chat"
+    panel = view.notes_panel
+    assert "<td>Chat</td>" in panel.table.value and panel.notes[0].channel == "chat"
     view.language.value = "ko"
-    assert "<td>채팅</td>" in view.notes_table.value and "<td>chat</td>" not in view.notes_table.value
-    for text in (casenotes.to_markdown(view.notes, "ko"), casenotes.to_csv(view.notes)):
+    assert "<td>채팅</td>" in panel.table.value and "<td>chat</td>" not in panel.table.value
+    for text in (casenotes.to_markdown(panel.notes, "ko"), casenotes.to_csv(panel.notes)):
         fresh = GuideView(lang="ko").start()
-        fresh.notes_toggle.value = True
-        fresh.notes_upload.value = ({"name": "notes", "type": "text/plain",
+        fresh.notes_panel.toggle.value = True
+        fresh.notes_panel.upload.value = ({"name": "notes", "type": "text/plain",
                                      "size": len(text.encode()),
                                      "content": memoryview(text.encode()),
                                      "last_modified": NOW},)
-        assert fresh.notes == view.notes
-        assert "2" in fresh.notes_status.value
+        assert fresh.notes_panel.notes == view.notes_panel.notes
+        assert "2" in fresh.notes_panel.status.value
 
 
 def test_empty_note_is_refused_and_bad_file_loses_nothing(view):
-    view.notes_toggle.value = True
-    view.note_add.click()
-    assert view.notes == [] and "at least one field" in view.notes_status.value
-    view.note_agent.value = "Lee"
-    view.note_add.click()
-    view.notes_upload.value = ({"name": "x.csv", "type": "text/csv", "size": 3,
+    view.notes_panel.toggle.value = True
+    view.notes_panel.add_button.click()
+    assert view.notes_panel.notes == [] and "at least one field" in view.notes_panel.status.value
+    view.notes_panel.agent.value = "Lee"
+    view.notes_panel.add_button.click()
+    view.notes_panel.upload.value = ({"name": "x.csv", "type": "text/csv", "size": 3,
                                 "content": memoryview(b"a,b\n1,2\n"), "last_modified": NOW},)
-    assert len(view.notes) == 1 and "can’t be loaded" in view.notes_status.value
+    assert len(view.notes_panel.notes) == 1 and "can’t be loaded" in view.notes_panel.status.value
 
 
 def test_note_cells_are_escaped(view):
-    view.notes_toggle.value = True
-    view.note_agent.value = XSS
-    view.note_add.click()
-    assert XSS not in view.notes_table.value and html.escape(XSS) in view.notes_table.value
+    view.notes_panel.toggle.value = True
+    view.notes_panel.agent.value = XSS
+    view.notes_panel.add_button.click()
+    table = view.notes_panel.table.value
+    assert XSS not in table and html.escape(XSS) in table
 
 
 def test_markdown_names_the_channel_and_reads_it_back():
@@ -188,9 +191,9 @@ def test_casenotes_parse_errors_name_the_line():
 def test_outcome_is_one_click_at_the_end(view):
     to_end(view)
     assert view.outcome_panel.layout.display != "none"
-    next(b for b in view.outcome_buttons if b.description == "Partly solved").click()
+    next(b for b in view.outcome_panel.buttons if b.description == "Partly solved").click()
     assert view.sink.events[-1] == ("done", "outcome", "partly", "en")
-    assert "Thank you" in view.outcome_label.value
+    assert "Thank you" in view.outcome_panel.label.value
 
 
 def test_outcome_only_at_the_end():
@@ -210,16 +213,16 @@ def test_typed_text_never_reaches_the_store(tmp_path, monkeypatch):
     monkeypatch.delenv("QUERY_STRING", raising=False)
     view = guide(lang="en")
     to_channel(view)
-    for field, value in zip((view.message_order, view.message_date, view.message_detail),
-                            TYPED):
+    message = view.message_panel
+    for field, value in zip((message.order_number, message.date, message.detail), TYPED):
         field.value = value
-    view.notes_toggle.value = True
-    for field, value in zip((view.note_when, view.note_agent, view.note_reference,
-                             view.note_promised), TYPED):
+    view.notes_panel.toggle.value = True
+    notes = view.notes_panel
+    for field, value in zip((notes.when, notes.agent, notes.reference, notes.promised), TYPED):
         field.value = value
-    view.note_add.click()
+    view.notes_panel.add_button.click()
     to_end(view)
-    next(b for b in view.outcome_buttons if b.description == "Solved").click()
+    next(b for b in view.outcome_panel.buttons if b.description == "Solved").click()
     view.sink.flush()
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT * FROM events").fetchall()
@@ -247,9 +250,9 @@ def test_guide_keeps_working_while_the_store_is_away_and_catches_up(tmp_path, mo
     now = [1000.0]  # the logger waits retry_after seconds between tries: a clock we move
     monkeypatch.setattr("widgets.log.time.monotonic", lambda: now[0])
     view = guide(lang="en")
-    view.dropdown.value = "prepare"
-    view.continue_button.click()
-    view.next_button.click()
+    view.step_view.dropdown.value = "prepare"
+    view.step_view.continue_button.click()
+    view.step_view.next_button.click()
     assert view.engine.node.id == "records"
     assert view.notice.layout.display != "none" and "can’t be saved" in view.notice.value
     assert view.sink.pending >= 5
@@ -257,7 +260,7 @@ def test_guide_keeps_working_while_the_store_is_away_and_catches_up(tmp_path, mo
     blocker.unlink()
     blocker.mkdir()
     now[0] += view.sink.retry_after + 1
-    view.next_button.click()
+    view.step_view.next_button.click()
     assert view.sink.healthy and view.sink.pending == 0
     assert view.notice.layout.display == "none"
     with sqlite3.connect(db) as conn:

@@ -253,3 +253,102 @@ def test_facts_of_the_article_are_kept():
         assert body("kind").count("> ") == 4
         assert body("escalate").count("> ") == 1
 
+
+
+# ------------------------------------------------------------------ roles and demo data
+
+
+def test_the_packaged_flow_declares_its_roles():
+    flow = default_flow()
+    assert flow.role_nodes("contact") == ("phone", "channel")
+    assert flow.role_nodes("path") == ("problem", "order")
+    assert flow.role_nodes("subject") == ("problem",)
+    assert flow.role_nodes("message") == ("channel", "done")
+    assert flow.role_nodes("outcome") == ("done",)
+    assert flow["channel"].roles == frozenset({"contact", "message"})
+    assert [o.id for o in flow["helped"].options if o.escalate] == ["no"]
+    assert flow["channel"].option("chat").weight == 45.0
+    assert flow["goal"].roles == frozenset() and flow["kind"].drop_off is None
+
+
+def test_role_nodes_refuses_an_unknown_role():
+    with pytest.raises(ValueError, match="unknown role 'channel'"):
+        default_flow().role_nodes("channel")
+
+
+def test_role_nodes_follow_the_node_order(data):
+    node(data, "helped")["roles"] = ["path"]
+    flow = build_flow(data)
+    assert flow.role_nodes("path") == ("problem", "order", "helped")
+
+
+@pytest.mark.parametrize("node_id, roles, field, message", [
+    ("goal", ["contakt"], "roles[0]", "unknown role 'contakt'"),
+    ("goal", "contact", "roles", "must be a list of role names"),
+    ("goal", ["contact"], "roles[0]", "only a decision (kind: choice) can have the role 'contact'"),
+    ("done", ["message", "path"], "roles[1]", "only a decision"),
+    ("records", ["subject"], "roles[0]", "only a decision"),
+    ("channel", ["message", "message"], "roles[1]", "twice"),
+    ("goal", [None], "roles[0]", "unknown role None"),
+])
+def test_malformed_roles(data, node_id, roles, field, message):
+    node(data, node_id)["roles"] = roles
+    err = error_of(data)
+    assert (err.node, err.field) == (node_id, field)
+    assert message in str(err) and f"node {node_id!r}" in str(err)
+
+
+def test_a_single_role_given_twice(data):
+    node(data, "order")["roles"] = ["subject"]
+    err = error_of(data)
+    assert (err.node, err.field) == ("order", "roles")
+    assert "'subject' is already on node 'problem'" in str(err)
+
+
+@pytest.mark.parametrize("value", [0, -3, "heavy", True, None, float("nan"), float("inf"), [1]])
+def test_a_weight_must_be_a_positive_number(data, value):
+    node(data, "channel")["options"][2]["weight"] = value
+    err = error_of(data)
+    assert (err.node, err.field) == ("channel", "options[2].weight")
+    assert "positive number" in str(err)
+
+
+def test_a_weight_defaults_to_one(data):
+    del node(data, "channel")["options"][2]["weight"]
+    node(data, "channel")["options"][0]["weight"] = 2.5
+    flow = build_flow(data)
+    assert [o.weight for o in flow["channel"].options] == [2.5, 31.0, 1.0]
+
+
+@pytest.mark.parametrize("value", ["yes", 1, 0, None, "true"])
+def test_escalate_must_be_a_boolean(data, value):
+    node(data, "helped")["options"][2]["escalate"] = value
+    err = error_of(data)
+    assert (err.node, err.field) == ("helped", "options[2].escalate")
+    assert "true or false" in str(err)
+
+
+def test_escalate_follows_the_data(data):
+    node(data, "helped")["options"][1]["escalate"] = False
+    node(data, "sign-in")["options"][1]["escalate"] = True
+    flow = build_flow(data)
+    assert not flow.escalates({"helped": "no"})
+    assert flow.escalates({"problem": "late", "sign-in": "no"})
+    assert not flow.escalates({"sign-in": "yes", "nowhere": "no"})
+
+
+@pytest.mark.parametrize("value", [1, 1.5, -0.1, "often", True])
+def test_drop_off_must_be_a_probability(data, value):
+    node(data, "goal")["drop_off"] = value
+    err = error_of(data)
+    assert (err.node, err.field) == ("goal", "drop_off")
+    assert "probability" in str(err)
+
+
+def test_a_copied_flow_file_loads(tmp_path):
+    copy_path = tmp_path / "flow.yaml"
+    copy_path.write_text(DEFAULT_PATH.read_text(encoding="utf-8").replace(
+        "roles: [contact, message]", "roles: [message]"), encoding="utf-8")
+    flow = load_flow(copy_path)
+    assert flow.role_nodes("contact") == ("phone",)
+    assert default_flow().role_nodes("contact") == ("phone", "channel")

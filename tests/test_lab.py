@@ -1,32 +1,11 @@
 """The notebooks in JupyterLab, as a maintainer uses them (``./manage lab``), in Chromium.
 
-One JupyterLab server runs for the module: ``python -m jupyter lab`` of the running
-interpreter, from the project root, on a free 127.0.0.1 port, with a random token. Its
-per-user Jupyter folders (configuration, data, runtime, Lab settings and workspaces,
-IPython) are temporary, so nothing in ``~/.jupyter`` changes what is tested and nothing the
-server writes lands there; the installation's own folders (``JUPYTER_PATH``, the
-environment's ``share/jupyter`` and ``etc/jupyter``) stay, so the widgets manager and the
-other installed lab extensions load as they do for a maintainer. Its kernels log to a
-temporary SQLite store filled with demo events (``GUIDE_LOG_URL``).
-
-What had to be configured, and why:
-
-* Lab's news and update check: the browser asks "Would you like to get notified about
-  official Jupyter news?" on every first visit, and the server fetches its news feed and
-  PyPI when allowed to. The user settings turn both off in the page
-  (``fetchNews: "false"``, ``checkForUpdates: false``), and ``--LabApp.news_url=None``,
-  ``NeverCheckForUpdate`` and the read-only extension manager keep the server itself from
-  contacting anything outside the machine.
-* Autosave is off (document manager setting ``autosave: false``): running a cell makes the
-  notebook "dirty", and Lab would save it, outputs included, after two minutes. The tests
-  never save.
-* Checkpoints go to a temporary folder (``--FileCheckpoints.checkpoint_dir`` set to an
-  absolute path): Lab creates a checkpoint of every notebook it opens, by default in
-  ``notebooks/.ipynb_checkpoints/`` in the project tree.
-* ``PYTHONDONTWRITEBYTECODE=1``: the kernels import the project's ``widgets`` package and
-  would otherwise write ``__pycache__`` into it.
-* The page's ``beforeunload`` prompt (Lab asks before leaving a page with an unsaved, run
-  notebook) is accepted when a page closes: the tests leave without saving.
+One JupyterLab server runs for the module, started by :func:`lab_server.start_lab` (the
+project root as working directory, a random token, temporary per-user Jupyter folders, no
+news or update checks, no autosave, checkpoints outside the project: see ``lab_server``).
+Its kernels log to a temporary SQLite store filled with demo events (``GUIDE_LOG_URL``).
+The page's ``beforeunload`` prompt (Lab asks before leaving a page with an unsaved, run
+notebook) is accepted when a page closes: the tests leave without saving.
 
 The guide test drives the widgets in the notebook's output the way a maintainer would (the
 dropdown, Continue, the language switch, Back), replaying every action on a
@@ -42,24 +21,17 @@ Screenshots go to ``test-artifacts/`` (gitignored).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
 import re
-import secrets
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import pytest
 from browser import (  # noqa: F401  (fixtures)
     PageFactory,
@@ -69,8 +41,9 @@ from browser import (  # noqa: F401  (fixtures)
     page_factory,
     playwright_instance,
 )
+from lab_server import LabServer, LabStartError, _tail, start_lab
 from playwright.sync_api import Page, expect
-from voila_server import PROJECT_ROOT, free_port, kernel_processes, stop_server
+from voila_server import PROJECT_ROOT
 
 from widgets import demo
 from widgets.engine import Engine, Interaction
@@ -83,168 +56,10 @@ pytestmark = pytest.mark.browser
 FLOW = default_flow()
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 DEMO_EVENTS = 3000
-START_TIMEOUT = 90.0  # until the server answers (a loaded 2-core machine is slow)
-
-#: Lab user settings (``<settings dir>/<package>/<plugin>.jupyterlab-settings``).
-LAB_SETTINGS = {
-    # no "official Jupyter news?" prompt, no news feed, no update check
-    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false",
-                                                    "checkForUpdates": False},
-    # running a cell dirties the notebook: never save it behind the test's back
-    "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
-}
 
 #: Paths (relative to the project root) Lab or a kernel could create; none may appear.
 STRAY_PATHS = (".ipynb_checkpoints", "notebooks/.ipynb_checkpoints", ".virtual_documents",
                "notebooks/.virtual_documents", "notebooks/__pycache__")
-
-
-class LabStartError(RuntimeError):
-    """The JupyterLab server did not start."""
-
-
-# --------------------------------------------------------------------------- the server
-
-
-@dataclass
-class LabServer:
-    """A running JupyterLab server (``url`` ends with ``/``)."""
-
-    process: subprocess.Popen
-    port: int
-    token: str
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    def page_url(self, notebook: str, workspace: str) -> str:
-        """The notebook opened in a workspace of its own (a new workspace is empty: the
-        notebook a previous test left open is not restored next to it)."""
-        return f"{self.url}lab/workspaces/{workspace}/tree/{notebook}?token={self.token}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise LabStartError(f"JupyterLab exited with status {self.process.returncode}:\n"
-                                f"{_tail(self.log())}")
-
-    def api(self, path: str, method: str = "GET", timeout: float = 10.0):
-        """Call the server's REST API; the decoded JSON answer (None when empty)."""
-        request = urllib.request.Request(self.url + path.lstrip("/"), method=method,
-                                         headers={"Authorization": f"token {self.token}"})
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-        return json.loads(body) if body else None
-
-    def kernel_processes(self) -> dict[str, psutil.Process]:
-        """The server's running kernels: kernel id -> process (used by ``stop_server``)."""
-        return kernel_processes(self.process.pid)
-
-    def shut_down_sessions(self) -> None:
-        """End every notebook session (and its kernel) the way Lab's "Shut Down" does."""
-        with contextlib.suppress(OSError, ValueError):
-            for session in self.api("api/sessions") or []:
-                with contextlib.suppress(OSError):
-                    self.api(f"api/sessions/{session['id']}", method="DELETE", timeout=30)
-
-
-def _tail(text: str, lines: int = 60) -> str:
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _write_lab_settings(settings_dir: Path) -> None:
-    for plugin, values in LAB_SETTINGS.items():
-        path = settings_dir / f"{plugin}.jupyterlab-settings"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values), encoding="utf-8")
-
-
-def _lab_env(home: Path, extra: Mapping[str, str | None]) -> dict[str, str]:
-    env = dict(os.environ)
-    for key in ("GUIDE_LOG", "QUERY_STRING", "JUPYTER_CONFIG_PATH", "JUPYTER_PREFER_ENV_PATH"):
-        env.pop(key, None)
-    env.update({
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTER_DATA_DIR": str(home / "data"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "JUPYTERLAB_SETTINGS_DIR": str(home / "config" / "lab" / "user-settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(home / "config" / "lab" / "workspaces"),
-        "IPYTHONDIR": str(home / "ipython"),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
-    # like ./manage lab: the project's Jupyter data folder first, the installation's kept
-    env["JUPYTER_PATH"] = os.pathsep.join(
-        [str(PROJECT_ROOT / "share" / "jupyter"), *filter(None, [os.environ.get("JUPYTER_PATH")])])
-    for key, value in extra.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return env
-
-
-def _wait_until_answering(server: LabServer, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        server.check_alive()
-        try:
-            server.api("api/status", timeout=5)
-            return
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, ValueError):
-            pass
-        if time.monotonic() > deadline:
-            raise LabStartError(f"JupyterLab did not answer on {server.url} within "
-                                f"{timeout:.0f} s:\n{_tail(server.log())}")
-        time.sleep(0.25)
-
-
-@contextlib.contextmanager
-def start_lab(home: Path, env: Mapping[str, str | None]) -> Iterator[LabServer]:
-    """JupyterLab on a free 127.0.0.1 port with its per-user folders under ``home``; stopped
-    on exit, kernels included."""
-    for folder in ("config", "data", "runtime", "ipython", "checkpoints"):
-        (home / folder).mkdir(parents=True, exist_ok=True)
-    _write_lab_settings(home / "config" / "lab" / "user-settings")
-    server_env = _lab_env(home, env)
-    token = secrets.token_hex(24)
-    for attempt in range(1, 4):  # a free port can be taken before the server binds it
-        port = free_port()
-        log_path = home / f"lab-{port}.log"
-        command = [
-            sys.executable, "-m", "jupyter", "lab",
-            "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={PROJECT_ROOT}",
-            f"--FileCheckpoints.checkpoint_dir={home / 'checkpoints'}",
-            "--LabApp.news_url=None",
-            "--LabApp.check_for_updates_class="
-            "jupyterlab.handlers.announcements.NeverCheckForUpdate",
-            "--LabApp.extension_manager=readonly",
-        ]
-        with open(log_path, "wb") as log_file:
-            process = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=server_env, stdin=subprocess.DEVNULL,
-                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-        server = LabServer(process, port, token, log_path)
-        try:
-            _wait_until_answering(server, START_TIMEOUT)
-        except LabStartError:
-            stop_server(server)
-            if attempt < 3 and "already in use" in server.log():
-                continue
-            raise
-        break
-    try:
-        yield server
-    finally:
-        server.shut_down_sessions()
-        stop_server(server)
 
 
 # --------------------------------------------------------------------------- fixtures

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import json
 import logging
 import multiprocessing
 import os
 import random
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -99,6 +101,17 @@ def closed_port() -> int:
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "events.sqlite3"
+
+
+def pg_url_schema(pg_url: str, name: str) -> str:
+    """A URL of the test server with schema ``name`` (created now, empty) first on the search_path.
+    The caller drops it (see pg_store_url)."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    sep = "&" if "?" in pg_url else "?"
+    return f"{pg_url}{sep}options=-c%20search_path%3D{name}"
 
 
 @pytest.fixture
@@ -221,8 +234,7 @@ def test_migration_adds_a_column_and_keeps_old_rows(store_url: str, monkeypatch:
         store.write([old])
     later = log.Migration(NEWER, ("ALTER TABLE events ADD COLUMN variant TEXT",),
                           ("ALTER TABLE events ADD COLUMN IF NOT EXISTS variant TEXT",))
-    monkeypatch.setattr(log, "MIGRATIONS", (*log.MIGRATIONS, later))
-    monkeypatch.setattr(log, "SCHEMA_VERSION", NEWER)
+    monkeypatch.setattr(log.migrations, "MIGRATIONS", (*log.MIGRATIONS, later))
     with open_store(store_url) as store:
         assert store.read_events() == [old]
         assert store.query("SELECT value FROM meta")[1] == [(str(NEWER),)]
@@ -233,8 +245,7 @@ def test_migration_adds_a_column_and_keeps_old_rows(store_url: str, monkeypatch:
 # --------------------------------------------------------------------------- schema version 2: the sessions rollup
 
 SESSION_COLUMNS = ("session, firsts, first_ts, first_lang, last_id, last_node, finishes, switches, "
-                   "contact_id, contact_node, contact_option, outcome_id, outcome_option, "
-                   "problem_id, problem_option, order_id, order_option, entered")
+                   "outcome_id, outcome_option, entered")
 
 
 def mixed_events(seed: int = 5, sessions: int = 24, per: int = 30) -> list[Event]:
@@ -265,13 +276,14 @@ def write_in_batches(store: EventStore, events: list[Event], seed: int = 1) -> N
 
 
 def expected_sessions(store: EventStore) -> list[tuple]:
-    """The sessions rollup, computed here from the stored events (in id order)."""
+    """The sessions rollup and the session_answers table, computed here from the stored events
+    (in id order): (sorted session rows, sorted answer rows)."""
     _, result = store.query("SELECT id, ts, session, node, action, option, lang, elapsed_ms FROM events ORDER BY id")
     rollup: dict[str, dict] = {}
+    answers: dict[tuple[str, str], tuple] = {}
     for id_, ts, session, node, action, option, lang, elapsed_ms in result:
         r = rollup.setdefault(session, {"firsts": 0, "first": (None, None), "finishes": 0, "switches": 0,
-                                        "contact": (None, None, None), "outcome": (None, None),
-                                        "problem": (None, None), "order": (None, None), "entered": set()})
+                                        "outcome": (None, None), "entered": set()})
         if elapsed_ms is None:
             r["firsts"] += 1
             if r["first"] == (None, None):
@@ -279,30 +291,30 @@ def expected_sessions(store: EventStore) -> list[tuple]:
         r["last"] = (id_, node)
         r["finishes"] += action == "finish"
         r["switches"] += action == "language"
-        if action == "choose" and node in log.ROLLUP_CONTACT_NODES:
-            r["contact"] = (id_, node, option)
         if action == "outcome":
             r["outcome"] = (id_, option)
-        if action == "choose" and node in log.ROLLUP_PATH_NODES:
-            r[node] = (id_, option)
+        if action == "choose":
+            answers[session, node] = (session, node, option, id_)
         if action == "enter":
             r["entered"].add(node)
-    return sorted((s, r["firsts"], *r["first"], *r["last"], r["finishes"], r["switches"], *r["contact"],
-                   *r["outcome"], *r["problem"], *r["order"], frozenset(r["entered"])) for s, r in rollup.items())
+    return [sorted((s, r["firsts"], *r["first"], *r["last"], r["finishes"], r["switches"],
+                    *r["outcome"], frozenset(r["entered"])) for s, r in rollup.items()),
+            sorted(answers.values())]
 
 
 def stored_sessions(store: EventStore) -> list[tuple]:
-    """The store's sessions table, first_ts as a UTC datetime and entered as a set."""
+    """The store's sessions table, first_ts as a UTC datetime and entered as a set, and its
+    session_answers table: (sorted session rows, sorted answer rows)."""
     _, result = store.query(f"SELECT {SESSION_COLUMNS} FROM sessions")
     stored = []
     for row in result:
         entered = row[-1].split("|")
         assert row[-1].startswith("|") and row[-1].endswith("|") and len(set(entered)) == len(entered) - 1
-        assert all(ID.fullmatch(v) for v in (row[0], row[3], row[5], row[9], row[10], row[12], row[14],
-                                             row[16], *entered[1:-1]) if v is not None)
+        assert all(ID.fullmatch(v) for v in (row[0], row[3], row[5], row[9], *entered[1:-1]) if v is not None)
         stored.append((*row[:2], None if row[2] is None else log._as_utc(row[2]), *row[3:-1],
                        frozenset(entered[1:-1])))
-    return sorted(stored)
+    _, answers = store.query("SELECT session, node, option, event_id FROM session_answers")
+    return [sorted(stored), sorted(tuple(a) for a in answers)]
 
 
 def index_names(store: EventStore) -> set[str]:
@@ -318,8 +330,7 @@ def make_old_store(url: str, events: list[Event], monkeypatch: pytest.MonkeyPatc
                    version: int = 1) -> None:
     """A store as an earlier version of this code made it (schema ``version``), with ``events``."""
     with monkeypatch.context() as m:
-        m.setattr(log, "MIGRATIONS", log.MIGRATIONS[:version])
-        m.setattr(log, "SCHEMA_VERSION", version)
+        m.setattr(log.migrations, "MIGRATIONS", log.MIGRATIONS[:version])
         with open_store(url) as store:
             write_in_batches(store, events)
             assert store.query("SELECT value FROM meta")[1] == [(str(version),)]
@@ -333,8 +344,9 @@ def test_rollup_follows_every_write(store_url: str) -> None:
         write_in_batches(store, events)
         assert store.read_events() == events
         expected = expected_sessions(store)
-        assert len(expected) == 24 and stored_sessions(store) == expected
-        firsts = {row[0]: row[1] for row in expected}
+        assert len(expected[0]) == 24 and stored_sessions(store) == expected
+        assert {node for _, node, _, _ in expected[1]} >= {"problem", "order", "channel", "phone", "ab"}
+        firsts = {row[0]: row[1] for row in expected[0]}
         assert (firsts["s3"], firsts["s7"], firsts["s0"]) == (0, 2, 1)
 
 
@@ -372,20 +384,101 @@ def test_v1_store_migrates_in_place(store_url: str, monkeypatch: pytest.MonkeyPa
         assert stored_sessions(store) == expected_sessions(store)
 
 
-def test_v2_store_gains_the_path_answers_in_place(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Schema version 3: the rollup's problem_* and order_* columns are filled from the stored
-    events, and kept by the new trigger from then on."""
+@pytest.mark.parametrize("version", [2, 3])
+def test_v2_and_v3_stores_migrate_in_place(store_url: str, monkeypatch: pytest.MonkeyPatch, version: int) -> None:
+    """Schema version 4: the step-named columns go, session_answers is filled from the stored
+    events, and both are kept by the new triggers from then on."""
     events = mixed_events(seed=9)
-    make_old_store(store_url, events, monkeypatch, version=2)
+    make_old_store(store_url, events, monkeypatch, version=version)
     with open_store(store_url) as store:
         assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
         assert store.read_events() == events
         expected = expected_sessions(store)
         assert stored_sessions(store) == expected
-        assert any(row[13] is not None for row in expected) and any(row[15] is not None for row in expected)
         more = mixed_events(seed=10)
         write_in_batches(store, more)
+        assert store.read_events() == events + more
         assert stored_sessions(store) == expected_sessions(store)
+        columns, _ = store.query("SELECT * FROM sessions")
+        assert not {"contact_id", "contact_node", "problem_id", "order_option"} & set(columns)
+
+
+def _fresh_copy(store: EventStore, url: str) -> list:
+    """The rollup a new store computes from the same events, written one by one and in batches."""
+    events = store.read_events()
+    with open_store(url) as fresh:
+        write_in_batches(fresh, events, seed=4)
+        assert fresh.read_events() == events
+        return stored_sessions(fresh)
+
+
+def _without_ids(rollup: list) -> list:
+    """A rollup without its event ids (the fresh store numbers the same events from 1 too, but
+    an old store may have gaps in its ids)."""
+    sessions, answers = rollup
+    return [sorted((*row[:4], row[5], *row[6:8], row[9], row[10]) for row in sessions),
+            sorted((s, n, o) for s, n, o, _ in answers)]
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_real_old_sqlite_files_migrate_in_place(tmp_path: Path, version: int) -> None:
+    """Files written by the previous code at schema versions 1, 2 and 3 (tests/fixtures, made with the
+    demo's events and odd sessions: unknown steps, choices with and without options): every event
+    and gap row is kept, and the rollup equals what a new store computes from the same events."""
+    db = tmp_path / "old.sqlite3"
+    shutil.copy(ROOT / "tests" / "fixtures" / f"log-v{version}.sqlite3", db)
+    with sqlite3.connect(db) as conn:
+        before = conn.execute("SELECT * FROM events ORDER BY id").fetchall()
+        gaps = conn.execute("SELECT * FROM log_gaps ORDER BY id").fetchall()
+        assert conn.execute("SELECT value FROM meta").fetchall() == [(str(version),)]
+    conn.close()
+    with open_store(db) as store:
+        assert store.schema_version() == log.SCHEMA_VERSION
+        assert store.query("SELECT * FROM events ORDER BY id")[1] == before
+        assert store.query("SELECT * FROM log_gaps ORDER BY id")[1] == gaps
+        migrated = stored_sessions(store)
+        assert migrated == expected_sessions(store)
+        assert _without_ids(migrated) == _without_ids(_fresh_copy(store, str(tmp_path / "fresh.sqlite3")))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_old_postgres_stores_migrate_in_place(pg_store_url: str, pg_url: str, version: int) -> None:
+    """A PostgreSQL store made by the previous code's statements at schema version 1, 2 or 3 (the
+    statements as that code ran them, tests/fixtures/log-migrations-v1-v3.json), its events inserted
+    through that version's triggers: every row is kept and the rollup equals a fresh store's."""
+    import psycopg
+
+    old = json.loads((ROOT / "tests" / "fixtures" / "log-migrations-v1-v3.json").read_text())
+    events = mixed_events(seed=12)
+    with psycopg.connect(pg_store_url, autocommit=True) as conn:
+        with conn.transaction():
+            for v in range(1, version + 1):
+                for statement in old[str(v)]["postgresql"]:
+                    conn.execute(statement)
+            conn.execute("INSERT INTO meta VALUES ('schema_version', %s)", (str(version),))
+        rng = random.Random(2)
+        i = 0
+        while i < len(events):  # one row per statement, and batches (the old trigger's two ways)
+            n = rng.choice([1, 3, 30])
+            conn.cursor().execute(
+                f"INSERT INTO events ({log._EVENT_COLUMNS}) SELECT * FROM unnest(%s::timestamptz[], "
+                "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[])",
+                [list(c) for c in zip(*events[i:i + n])])
+            i += n
+        conn.execute("INSERT INTO log_gaps (ts, session, dropped) VALUES (%s, 's1', 4)", (T0,))
+    with open_store(pg_store_url) as store:
+        assert store.schema_version() == log.SCHEMA_VERSION
+        assert store.read_events() == events
+        assert store.query("SELECT session, dropped FROM log_gaps")[1] == [("s1", 4)]
+        migrated = stored_sessions(store)
+        assert migrated == expected_sessions(store)
+        name = f"f_{uuid.uuid4().hex[:12]}"
+        try:
+            assert _without_ids(migrated) == _without_ids(_fresh_copy(store, pg_url_schema(pg_url, name)))
+        finally:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 def test_v1_store_opened_by_many_processes_at_once_migrates_once_sqlite(
@@ -870,4 +963,19 @@ def test_sqlite_store_does_not_import_psycopg(tmp_path: Path) -> None:
 def test_actions_vocabulary() -> None:
     assert ACTIONS == ("enter", "choose", "next", "back", "restart", "language", "finish", "outcome")
     assert LANGS == ("ko", "en")
-    assert log.SCHEMA_VERSION == 3
+    assert log.SCHEMA_VERSION == 4
+
+
+def test_migration_files_keep_the_history() -> None:
+    """Versions 1-3 are, statement for statement and byte for byte, what the earlier code ran on
+    existing stores (recorded in tests/fixtures/log-migrations-v1-v3.json); every version has a
+    file in both dialects, and no statement of version 4 names a step of the flow."""
+    old = json.loads((ROOT / "tests" / "fixtures" / "log-migrations-v1-v3.json").read_text())
+    for migration in log.MIGRATIONS[:3]:
+        assert list(migration.sqlite) == old[str(migration.version)]["sqlite"]
+        assert list(migration.postgresql) == old[str(migration.version)]["postgresql"]
+    assert [m.version for m in log.MIGRATIONS] == [1, 2, 3, 4]
+    creating = " ".join(s for s in log.MIGRATIONS[3].sqlite + log.MIGRATIONS[3].postgresql
+                        if not s.startswith(("ALTER TABLE sessions DROP", "DROP TRIGGER")))
+    assert not re.search(r"'(channel|phone|problem|order)'|\b(contact|problem|order)_(id|option)\b", creating)
+    assert log.migrations.parse_sql("-- c\nA\nB;\n\n\nC\n-- d\n") == ("A\nB;", "C")

@@ -4,6 +4,7 @@ summary notebook, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import math
 import os
 import statistics
@@ -204,21 +205,18 @@ def pg_schema_url(pg_url: str) -> Iterator[str]:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-@pytest.fixture(params=["sqlite", "sqlite-v1", "sqlite-v2",
+@pytest.fixture(params=["sqlite", "sqlite-v1", "sqlite-v3",
                         *(pytest.param(p, marks=pytest.mark.postgres)
-                          for p in ("postgresql", "postgresql-v1", "postgresql-v2"))])
+                          for p in ("postgresql", "postgresql-v1", "postgresql-v3"))])
 def store_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The URL of an empty store: SQLite, then PostgreSQL; each as log.py creates it (the
-    summary reads the sessions rollup), as log schema version 1 made it (the summary reads the
-    events alone: other statements, same results) and as version 2 made it (a rollup without
-    the path answers, which are read from the events); the test keeps using that version."""
+    """The URL of an empty store: SQLite, then PostgreSQL; each as the log creates it, or as
+    log schema version 1 or 3 made it (the test's first open migrates it)."""
     backend, _, version = request.param.partition("-")
-    if version:
-        number = int(version.lstrip("v"))
-        monkeypatch.setattr(log, "MIGRATIONS", log.MIGRATIONS[:number])
-        monkeypatch.setattr(log, "SCHEMA_VERSION", number)
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_schema_url")
-    open_store(url).close()  # creates the schema
+    with monkeypatch.context() as m:
+        if version:
+            m.setattr(log.migrations, "MIGRATIONS", log.MIGRATIONS[:int(version.lstrip("v"))])
+        open_store(url).close()  # creates the schema
     return url
 
 
@@ -318,7 +316,9 @@ def test_contact_channel_split(hand_store: EventStore) -> None:
     # S5 asked for a call-back, then chose phone on the contact screen: its final choice counts.
     assert split == {("channel", "email"): 1, ("channel", "phone"): 1, ("channel", "chat"): 1,
                      ("phone", "call"): 1, ("phone", "callback"): 0}
-    assert channels["share"].tolist() == pytest.approx([0.25, 0.25, 0.25, 0.25, 0.0])
+    # In the order of the flow's contact steps (Flow.role_nodes("contact")), options in file order.
+    assert channels["node"].tolist() == ["phone", "phone", "channel", "channel", "channel"]
+    assert channels["share"].tolist() == pytest.approx([0.25, 0.0, 0.25, 0.25, 0.25])
 
 
 def test_language_split(hand_store: EventStore) -> None:
@@ -490,7 +490,7 @@ def test_outcome_by_path_follows_the_filters(path_store: EventStore) -> None:
         ("late", "no", "escalated", 1, 1.0),          # p4
     ]
     none = summarize(path_store, start=dt.date(2026, 1, 1))
-    assert none.paths.empty and list(none.paths.columns) == summary._COLUMNS["paths"]
+    assert none.paths.empty and list(none.paths.columns) == ["problem", "order", *summary._COLUMNS["paths"]]
 
 
 def test_sqlite_median_reads_the_middle_through_the_index_when_there_is_one(tmp_path: Path) -> None:
@@ -544,7 +544,8 @@ def test_empty_store(store_url: str) -> None:
         s = summarize(store)
     assert s.empty and s.sessions == 0
     for name, frame in s.frames().items():
-        assert list(frame.columns) == summary._COLUMNS[name], name
+        path = ["problem", "order"] if name == "paths" else []  # one column per path step
+        assert list(frame.columns) == path + summary._COLUMNS[name], name
     assert s.daily.empty and s.outcomes.empty and s.paths.empty
     assert (s.funnel["views"] == 0).all() and s.funnel["drop_off"].isna().all()
     assert (s.choices["count"] == 0).all()
@@ -605,7 +606,8 @@ def reference(events: list[Event]) -> dict:
     channels: dict[str, int] = defaultdict(int)
     outcomes: dict[tuple, int] = defaultdict(int)
     paths: dict[tuple, int] = defaultdict(int)
-    known = {node: FLOW.nodes[node].option_ids for node in summary.PATH_NODES}
+    contact_nodes, path_nodes = summary.flow_roles(FLOW)
+    known = {node: FLOW.nodes[node].option_ids for node in path_nodes}
     for s, evs in by_session.items():  # without filters every session's events count
         answers = [e.option for e in evs if e.action == "outcome"]
         if not answers:
@@ -620,7 +622,7 @@ def reference(events: list[Event]) -> dict:
     for s, evs in sessions.items():
         if s not in finished:
             exits[evs[-1].node] += 1
-        contact = [e.option for e in evs if e.action == "choose" and e.node in summary.CONTACT_NODES]
+        contact = [e.option for e in evs if e.action == "choose" and e.node in contact_nodes]
         if contact:
             channels[contact[-1]] += 1
         answers = [e.option for e in evs if e.action == "outcome"]
@@ -725,10 +727,10 @@ def test_rollup_store_reads_the_events_only_for_choices_and_times(v2_url: str) -
             assert summarize(store, **filters).sessions == (7 if not filters else 0)
             on_events = [sql for sql in statements if "FROM events" in sql]
             assert on_events and all("action = 'choose'" in sql or summary._LEAVING in sql for sql in on_events)
-            # The check for sessions with several first events, days, entered nodes, the rest
-            # (contact choices, outcomes and paths).
-            assert sum("FROM sessions" in sql for sql in statements if sql not in on_events) == 4
-            assert any("problem_option" in sql and "contact_option" in sql for sql in statements)
+            # The check for sessions with several first events, days, entered nodes, contact
+            # choices and outcomes, paths (the last two with the answers per session and step).
+            assert sum("FROM sessions" in sql for sql in statements if sql not in on_events) == 5
+            assert sum("session_answers" in sql for sql in statements) == 2
 
 
 def test_a_session_with_two_first_events_is_summarized_from_the_events(
@@ -746,7 +748,8 @@ def test_a_session_with_two_first_events_is_summarized_from_the_events(
         store.write(twice)
         statements = spied(store)
         s = summarize(store)
-        assert not any("FROM sessions" in sql for sql in statements[2:])
+        # Only the last answers and outcomes come from the rollup (they do not depend on first events).
+        assert all("session_answers" in sql for sql in statements[2:] if "FROM sessions" in sql)
         assert_same_summary(s, summarize_from_events(store, monkeypatch))
         assert s.sessions == 9 and s.daily["en"].tolist() == [1, 1, 2]
         assert rows(s.funnel, "node", "exits")["problem"] == 3  # once per first event
@@ -755,43 +758,61 @@ def test_a_session_with_two_first_events_is_summarized_from_the_events(
         assert_same_summary(march_3, summarize_from_events(store, monkeypatch, start=dt.date(2025, 3, 3)))
 
 
-def test_a_v1_store_read_before_and_after_its_migration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The dashboard opens SQLite read-only, which never migrates: the summary of a version 1
-    store is the same before a writer migrates it (from the events) as after (from the rollup)."""
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_an_older_store_opened_read_only_is_refused_with_a_clear_message(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The summary reads only the current schema. A read-only store (never migrated) at an older
+    version gets a message saying what to do; opened for writing once, it is migrated and
+    summarized like a store that always had the current schema."""
     path = tmp_path / "events.sqlite3"
     with monkeypatch.context() as m:
-        m.setattr(log, "MIGRATIONS", log.MIGRATIONS[:1])
-        m.setattr(log, "SCHEMA_VERSION", 1)
+        m.setattr(log.migrations, "MIGRATIONS", log.MIGRATIONS[:1])
         with open_store(path) as store:
             store.write(hand_events())
     with open_store(f"sqlite://{path}?mode=ro") as store:
-        statements = spied(store)
-        before = summarize(store)
-        assert not any("FROM sessions" in sql for sql in statements)
-    with open_store(path) as store:  # migrates
-        statements = spied(store)
-        assert_same_summary(summarize(store), before)
-        assert any("FROM sessions" in sql for sql in statements)
-    assert before.sessions == 7 and before.finished == 2
+        with pytest.raises(log.StoreOutdated, match=r"version 1; the summary reads version 4\. It is "
+                           r"migrated in place.*python -m widgets\.log migrate"):
+            summarize(store)
+    before = sha256_of(path)
+    from widgets import dashboard  # opens SQLite read-only: says what to do
+
+    board = dashboard.Dashboard(f"sqlite://{path}")
+    board.refresh()
+    assert "older format" in board.status.value and "python -m widgets.log migrate" in board.status.value
+    assert sha256_of(path) == before
+    done = subprocess.run([sys.executable, "-m", "widgets.log", "migrate", f"sqlite://{path}"],
+                          capture_output=True, text=True, check=True)
+    assert "log schema version 4" in done.stdout
+    with open_store(path) as store:  # already migrated
+        s = summarize(store)
+        assert_same_summary(s, summarize_from_events(store, monkeypatch))
+    with open_store(f"sqlite://{path}?mode=ro") as store:
+        assert_same_summary(summarize(store), s)
+    assert s.sessions == 7 and s.finished == 2
 
 
-def test_a_v2_store_s_paths_before_and_after_its_migration(v2_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """At log schema version 2 the rollup has no path answers: they are read from the events;
-    the migration to version 3 fills them in from the stored events, with the same result."""
+@pytest.mark.parametrize("version", [2, 3])
+def test_v2_and_v3_stores_give_the_same_summary_after_migration(
+        v2_url: str, monkeypatch: pytest.MonkeyPatch, version: int) -> None:
+    """Stores whose rollup had columns named after steps: migrated to session_answers, their
+    summary is the one computed from the events, before and after more events arrive."""
     with monkeypatch.context() as m:
-        m.setattr(log, "MIGRATIONS", log.MIGRATIONS[:2])
-        m.setattr(log, "SCHEMA_VERSION", 2)
+        m.setattr(log.migrations, "MIGRATIONS", log.MIGRATIONS[:version])
         with open_store(v2_url) as store:
             store.write(path_events())
-            before = summarize(store)
-            before_ko = summarize(store, lang="ko")
     with open_store(v2_url) as store:  # migrates
         assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
         statements = spied(store)
-        assert_same_summary(summarize(store), before)
-        assert_same_summary(summarize(store, lang="ko"), before_ko)
-        assert any("problem_option" in sql for sql in statements)
-        store.write(hand_events())  # the trigger keeps the new columns from now on
+        before = summarize(store)
+        assert_same_summary(before, summarize_from_events(store, monkeypatch))
+        assert_same_summary(summarize(store, lang="ko"), summarize_from_events(store, monkeypatch, lang="ko"))
+        assert any("session_answers" in sql for sql in statements)
+        store.write(hand_events())
         both = summarize(store)
         assert_same_summary(both, summarize_from_events(store, monkeypatch))
     assert before.paths["sessions"].sum() == 10
@@ -800,15 +821,20 @@ def test_a_v2_store_s_paths_before_and_after_its_migration(v2_url: str, monkeypa
                                                   both.paths["outcome"]))
 
 
-def test_contact_nodes_other_than_the_rollup_s_are_counted_from_the_events(
-        v2_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(summary, "CONTACT_NODES", ("channel",))
+def test_contact_and_path_steps_are_parameters(v2_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The steps that count as the contact decision and the path come from the flow or the
+    caller; the store keeps every step's last answer, so any choice of steps can be summarized."""
     with open_store(v2_url) as store:
         store.write(hand_events())
-        s = summarize(store)
-        assert_same_summary(s, summarize_from_events(store, monkeypatch))
+        s = summarize(store, contact_nodes=("channel",))
+        assert_same_summary(s, summarize_from_events(store, monkeypatch, contact_nodes=("channel",)))
+        one = summarize(store, path_nodes=("problem",))
+        none = summarize(store, path_nodes=())
     # S2 called (phone node), which no longer counts: 3 sessions chose at channel.
     assert rows(s.channels, "option", "sessions") == {"email": 1, "phone": 1, "chat": 1}
+    assert list(one.paths.columns) == ["problem", "outcome", "sessions", "share"]
+    assert list(none.paths.columns) == ["outcome", "sessions", "share"]
+    assert one.paths["sessions"].sum() == none.paths["sessions"].sum() == s.paths["sessions"].sum()
 
 
 def test_summary_indexes_match_the_statements() -> None:
@@ -816,9 +842,6 @@ def test_summary_indexes_match_the_statements() -> None:
     choose, leave = summary.INDEXES
     assert choose.endswith("WHERE action = 'choose'") and leave.endswith(f"WHERE {summary._LEAVING}")
     assert summary._LEAVING == "action IN (" + ", ".join(f"'{a}'" for a in summary.LEAVE_ACTIONS) + ")"
-    assert set(log.ROLLUP_CONTACT_NODES) == set(summary.CONTACT_NODES)
-    contact_nodes = "node IN (" + ", ".join(f"'{n}'" for n in log.ROLLUP_CONTACT_NODES) + ")"
-    assert all(contact_nodes in " ".join(m.sqlite + m.postgresql) for m in log.MIGRATIONS[1:])
     assert all(statement in log.MIGRATIONS[1].sqlite and statement in log.MIGRATIONS[1].postgresql
                for statement in summary.INDEXES)
 
@@ -973,7 +996,9 @@ def test_dashboard_shows_the_summary(demo_url: str) -> None:
     titles = [board.tables.get_title(i) for i in range(len(board.tables.children))]
     assert sorted(titles) == sorted(Summary.TABLES)
     funnel_html = board.tables.children[titles.index("funnel")].value
-    assert "<table" in funnel_html and "need-more-help" in funnel_html
+    # steps by their titles (English by default), the CSV files by their ids
+    assert "<table" in funnel_html and html.escape(FLOW.nodes["need-more-help"].title("en")) in funnel_html
+    assert "need-more-help" not in funnel_html
     links = dict(re.findall(r'download="guide-([a-z]+)\.csv" href="data:text/csv;charset=utf-8;base64,([^"]+)"',
                             board.downloads.value))
     assert sorted(links) == sorted(Summary.TABLES)

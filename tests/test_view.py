@@ -25,7 +25,7 @@ def visible(widget) -> bool:
 
 
 def buttons(view):
-    return {b.description: b for b in view.option_buttons if visible(b)}
+    return {b.description: b for b in view.step_view.option_buttons if visible(b)}
 
 
 def press(view, label):
@@ -39,104 +39,108 @@ def view():
 
 def test_first_screen(view):
     assert view.engine.node.id == "problem"
-    assert "What do you need help with?" in view.step.value
-    assert "+1 206 266 2992" in view.step.value and 'href="tel:+12062662992"' in view.step.value
-    assert visible(view.dropdown_box) and not visible(view.buttons_box)
-    assert not visible(view.next_button) and not visible(view.recap)
-    assert view.continue_button.disabled and view.back_button.disabled
-    assert view.dropdown.value == ""
-    assert [label for label, _ in view.dropdown.options][0] == "— Choose one —"
+    assert "What do you need help with?" in view.step_view.text.value
+    text = view.step_view.text.value
+    assert "+1 206 266 2992" in text and 'href="tel:+12062662992"' in text
+    assert visible(view.step_view.dropdown_box) and not visible(view.step_view.buttons_box)
+    assert not visible(view.step_view.next_button) and not visible(view.step_view.recap)
+    assert view.step_view.continue_button.disabled and view.back_button.disabled
+    assert view.step_view.dropdown.value == ""
+    assert [label for label, _ in view.step_view.dropdown.options][0] == "— Choose one —"
 
 
 def test_dropdown_then_continue(view):
-    view.dropdown.value = "refund"
-    assert not view.continue_button.disabled
-    view.continue_button.click()
+    view.step_view.dropdown.value = "refund"
+    assert not view.step_view.continue_button.disabled
+    view.step_view.continue_button.click()
     assert view.engine.node.id == "order"
-    assert visible(view.buttons_box) and not visible(view.dropdown_box)
+    assert visible(view.step_view.buttons_box) and not visible(view.step_view.dropdown_box)
     assert set(buttons(view)) == {"Yes, a specific order", "No, not one particular order"}
 
 
 def test_full_path_to_the_recap(view):
-    view.dropdown.value = "damaged"
-    view.continue_button.click()
+    view.step_view.dropdown.value = "damaged"
+    view.step_view.continue_button.click()
     press(view, "Yes, a specific order")
     press(view, "Yes, I can sign in")
     while view.engine.node.kind == "info":
-        assert visible(view.next_button) and view.next_button.description == "Next step →"
-        view.next_button.click()
+        assert visible(view.step_view.next_button)
+        assert view.step_view.next_button.description == "Next step →"
+        view.step_view.next_button.click()
     assert view.engine.node.id == "channel"
     press(view, "Chat — a live online conversation")
     while view.engine.node.kind == "info":
-        view.next_button.click()
+        view.step_view.next_button.click()
     press(view, "No, the agent can’t help")
     while view.engine.node.kind == "info":
-        view.next_button.click()
+        view.step_view.next_button.click()
     assert view.engine.finished
-    assert visible(view.recap) and not visible(view.next_button)
-    assert "Your checklist" in view.recap.value
-    assert "a damaged or wrong item" in view.recap.value
-    assert "chat (live, with an expert)" in view.recap.value
-    assert view.recap.value.count("type='checkbox'") == len(view.engine.recap())
+    assert visible(view.step_view.recap) and not visible(view.step_view.next_button)
+    assert "Your checklist" in view.step_view.recap.value
+    assert "a damaged or wrong item" in view.step_view.recap.value
+    assert "chat (live, with an expert)" in view.step_view.recap.value
+    assert view.step_view.recap.value.count("type='checkbox'") == len(view.engine.recap())
     steps = len(view.engine.path)
-    assert f"<p class='guide-progress-label'>Step {steps} of {steps}</p>" in view.step.value
-    assert f"max='{steps}' value='{steps}'" in view.step.value
+    label = f"<p class='guide-progress-label'>Step {steps} of {steps}</p>"
+    assert label in view.step_view.text.value
+    assert f"max='{steps}' value='{steps}'" in view.step_view.text.value
 
 
 def test_back_restores_the_choice_in_the_widgets(view):
-    view.dropdown.value = "late"
-    view.continue_button.click()
+    view.step_view.dropdown.value = "late"
+    view.step_view.continue_button.click()
     press(view, "No, not one particular order")
     view.back_button.click()
     assert view.engine.node.id == "order"
-    chosen = [b for b in view.option_buttons if b.button_style == "info"]
+    chosen = [b for b in view.step_view.option_buttons if b.button_style == "info"]
     assert [b.description for b in chosen] == ["No, not one particular order"]
     view.back_button.click()
-    assert view.engine.node.id == "problem" and view.dropdown.value == "late"
-    assert not view.continue_button.disabled and view.back_button.disabled
+    assert view.engine.node.id == "problem" and view.step_view.dropdown.value == "late"
+    assert not view.step_view.continue_button.disabled and view.back_button.disabled
 
 
 def test_start_over(view):
-    view.dropdown.value = "prepare"
-    view.continue_button.click()
-    view.next_button.click()
+    view.step_view.dropdown.value = "prepare"
+    view.step_view.continue_button.click()
+    view.step_view.next_button.click()
     view.restart_button.click()
-    assert view.engine.path == ("problem",) and view.dropdown.value == ""
+    assert view.engine.path == ("problem",) and view.step_view.dropdown.value == ""
 
 
 def test_language_switch_mid_flow_keeps_step_and_path(view):
-    view.dropdown.value = "refund"
-    view.continue_button.click()
+    view.step_view.dropdown.value = "refund"
+    view.step_view.continue_button.click()
     press(view, "Yes, a specific order")
     path = view.engine.path
     view.language.value = "ko"
     assert view.engine.path == path and view.engine.node.id == "sign-in"
-    assert "로그인할 수 있나요?" in view.step.value
+    assert "로그인할 수 있나요?" in view.step_view.text.value
     assert set(buttons(view)) == {"네, 로그인할 수 있어요", "아니요, 지금은 어려워요"}
     assert view.back_button.description == "← 이전 단계로"
-    assert re.search(r"guide-progress-label'>\d+단계 중 3단계<", view.step.value)
+    assert re.search(r"guide-progress-label'>\d+단계 중 3단계<", view.step_view.text.value)
     view.back_button.click()
     assert view.engine.node.id == "order"
     view.back_button.click()
     # the dropdown's labels follow the language and keep the earlier choice
-    assert view.dropdown.value == "refund"
-    assert dict(view.dropdown.options)["환불을 받고 싶어요"] == "refund"
+    assert view.step_view.dropdown.value == "refund"
+    assert dict(view.step_view.dropdown.options)["환불을 받고 싶어요"] == "refund"
 
 
 def test_widgets_are_updated_in_place(view):
-    before = [id(w) for w in (view.step, view.dropdown, view.next_button, *view.option_buttons)]
+    part = view.step_view
+    before = [id(w) for w in (part.text, part.dropdown, part.next_button, *part.option_buttons)]
     children = [id(c) for c in view.children]
-    view.dropdown.value = "service"
-    view.continue_button.click()
+    view.step_view.dropdown.value = "service"
+    view.step_view.continue_button.click()
     press(view, "Yes, I can sign in")
     view.language.value = "ko"
-    after = [id(w) for w in (view.step, view.dropdown, view.next_button, *view.option_buttons)]
+    after = [id(w) for w in (part.text, part.dropdown, part.next_button, *part.option_buttons)]
     assert after == before and [id(c) for c in view.children] == children
 
 
 def test_every_interaction_reaches_the_sink(view):
-    view.dropdown.value = "prepare"
-    view.continue_button.click()
+    view.step_view.dropdown.value = "prepare"
+    view.step_view.continue_button.click()
     view.language.value = "ko"
     view.back_button.click()
     assert view.sink.events == [
@@ -156,18 +160,18 @@ def test_the_page_is_updated_before_the_interaction_is_logged():
     class Watching:
         def log(self, node, action, option=None, lang="ko"):
             seen.append((node, action, "data-step='%d-%s'" % (len(view.engine.path), node)
-                         in view.step.value))
+                         in view.step_view.text.value))
 
     view = GuideView(lang="en", sink=Watching()).start()
-    view.dropdown.value = "prepare"
+    view.step_view.dropdown.value = "prepare"
     seen.clear()
-    view.continue_button.click()
+    view.step_view.continue_button.click()
     assert seen == [("problem", "choose", False), ("goal", "enter", True)]
     assert view.engine.node.id == "goal"
     seen.clear()
     view.back_button.click()
     assert [(node, action) for node, action, _ in seen] == [("goal", "back"), ("problem", "enter")]
-    assert "data-step='1-problem'" in view.step.value
+    assert "data-step='1-problem'" in view.step_view.text.value
 
 
 def test_a_failing_callback_shows_a_friendly_message(view, monkeypatch, caplog):
@@ -175,9 +179,9 @@ def test_a_failing_callback_shows_a_friendly_message(view, monkeypatch, caplog):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(view.engine, "advance", broken)
-    view.dropdown.value = "prepare"
-    view.continue_button.click()
-    view.next_button.click()  # raises inside; must not escape
+    view.step_view.dropdown.value = "prepare"
+    view.step_view.continue_button.click()
+    view.step_view.next_button.click()  # raises inside; must not escape
     assert visible(view.notice)
     assert "Sorry, something went wrong" in view.notice.value
     assert "disk on fire" not in view.notice.value and "Traceback" not in view.notice.value
@@ -186,7 +190,7 @@ def test_a_failing_callback_shows_a_friendly_message(view, monkeypatch, caplog):
     assert "죄송합니다" in view.notice.value
     engine = view.engine
     monkeypatch.setattr(engine, "advance", type(engine).advance.__get__(engine))  # mended
-    view.next_button.click()
+    view.step_view.next_button.click()
     assert not visible(view.notice) and view.engine.node.id == "records"
 
 
@@ -196,8 +200,8 @@ def test_a_failing_sink_does_not_break_the_guide(caplog):
             raise OSError("store gone")
 
     view = GuideView(lang="en", sink=Broken()).start()
-    view.dropdown.value = "prepare"
-    view.continue_button.click()
+    view.step_view.dropdown.value = "prepare"
+    view.step_view.continue_button.click()
     assert view.engine.node.id == "goal" and not visible(view.notice)
     assert "store gone" in caplog.text
 
@@ -211,10 +215,10 @@ def test_log_health_notice(view):
 
 def test_two_guides_in_one_kernel_are_independent():
     a, b = GuideView(lang="ko").start(), GuideView(lang="en").start()
-    a.dropdown.value = "refund"
-    a.continue_button.click()
+    a.step_view.dropdown.value = "refund"
+    a.step_view.continue_button.click()
     a.language.value = "en"
-    assert b.engine.path == ("problem",) and b.dropdown.value == ""
+    assert b.engine.path == ("problem",) and b.step_view.dropdown.value == ""
     b.language.value = "ko"
     assert a.engine.lang == "en" and a.engine.node.id == "order"
 
@@ -249,9 +253,54 @@ def test_guide_kernel_imports_no_pandas_or_database_client():
 
 def test_language_switch_keeps_a_dropdown_choice_not_yet_confirmed():
     view = GuideView(lang="ko").start()
-    view.dropdown.value = "refund"
+    view.step_view.dropdown.value = "refund"
     view.language.value = "en"
-    assert view.dropdown.value == "refund" and not view.continue_button.disabled
-    assert dict(view.dropdown.options)["I want a refund"] == "refund"
-    view.continue_button.click()
+    assert view.step_view.dropdown.value == "refund" and not view.step_view.continue_button.disabled
+    assert dict(view.step_view.dropdown.options)["I want a refund"] == "refund"
+    view.step_view.continue_button.click()
     assert view.engine.node.id == "order"
+
+
+def test_the_page_script_takes_its_texts_from_the_step(view):
+    """guide.js names the language group and titles the page with these attributes."""
+    flow = view.engine.flow
+    assert f"data-guide-language='{flow.ui['language']('en')}'" in view.step_view.text.value
+    assert (f"data-guide-site-title='{flow.ui['site_title']('en')}'"
+            in view.step_view.text.value)
+    view.language.value = "ko"
+    assert "data-guide-language='언어'" in view.step_view.text.value
+    assert "data-guide-site-title='아마존 고객 서비스 문의 안내'" in view.step_view.text.value
+
+
+def test_the_stylesheet_is_guide_css(view):
+    from widgets.view import CSS_PATH
+
+    css = CSS_PATH.read_text(encoding="utf-8")
+    assert ".guide .guide-panel {" in css
+    assert view.children[0].value == f"\n<style>\n{css}</style>\n"
+
+
+def test_the_parts_own_their_widgets_and_panels_are_built_when_first_shown(view):
+    from widgets.view import MessagePanel, NotesPanel, OutcomePanel
+
+    assert isinstance(view.message_panel, MessagePanel)
+    assert isinstance(view.notes_panel, NotesPanel) and isinstance(view.outcome_panel,
+                                                                   OutcomePanel)
+    assert not any(p.built for p in (view.message_panel, view.notes_panel, view.outcome_panel))
+    assert list(view.children[3:8]) == list(view.step_view.widgets)
+    view.start(step="channel")
+    assert view.message_panel.built and not view.outcome_panel.built
+    view.notes_panel.toggle.value = True
+    assert view.notes_panel.built and visible(view.notes_panel)
+
+
+#: Widget models the first page creates (74 before the view was split into parts).
+FIRST_PAGE_MODELS = 70
+
+
+def test_the_first_page_creates_no_more_widget_models():
+    import ipywidgets.widgets.widget as ww
+
+    before = set(ww._instances)
+    GuideView(lang="ko").start()
+    assert len(set(ww._instances) - before) <= FIRST_PAGE_MODELS

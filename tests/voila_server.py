@@ -13,6 +13,10 @@ Only the port is set on the command line (plus ``extra_args``); everything else
 (the address, preheated pool, culling, stripped sources...) comes from
 ``voila.json``. Voilà 0.5.13 has no ``--config`` option: it reads ``voila.json``
 from its working directory, which is why the server starts in the project root.
+The guide's page template comes from the environment, where installing the project
+(``pip install -e .``) put it: the server's environment is the test run's, and the
+project adds nothing to ``JUPYTER_PATH``. ``start_voila(..., as_typed=True)`` runs the
+environment's ``voila`` script instead, exactly as typed in the project folder.
 
 Fixtures: ``voila_guide`` (session-scoped) serves ``notebooks/guide.ipynb`` with
 an empty temporary log store; ``voila_fixture()`` makes more, e.g. a
@@ -186,11 +190,6 @@ def _server_env(env: Mapping[str, str | None] | None) -> dict[str, str]:
             merged.pop(key, None)
         else:
             merged[key] = str(value)
-    # like ./manage: the project's Jupyter data folder (Voilà templates) comes first
-    share = PROJECT_ROOT / "share" / "jupyter"
-    if share.is_dir() and "JUPYTER_PATH" not in (env or {}):
-        merged["JUPYTER_PATH"] = os.pathsep.join(
-            [str(share), *filter(None, [os.environ.get("JUPYTER_PATH")])])
     merged.setdefault("PYTHONUNBUFFERED", "1")
     return merged
 
@@ -239,19 +238,33 @@ def stop_server(server: VoilaServer, timeout: float = STOP_TIMEOUT) -> None:
 def start_voila(notebook: str | os.PathLike, port: int | None = None,
                 env: Mapping[str, str | None] | None = None,
                 extra_args: Sequence[str] = (),
-                start_timeout: float = START_TIMEOUT) -> Iterator[VoilaServer]:
+                start_timeout: float = START_TIMEOUT,
+                as_typed: bool = False) -> Iterator[VoilaServer]:
     """Run Voilà for ``notebook`` with the project's voila.json; yield a :class:`VoilaServer`.
 
     ``notebook`` is absolute or relative to the project root. ``port`` defaults to a free
     one. ``env`` overrides the server's (and so its kernels') environment; a value of
     None removes the variable. ``extra_args`` go to the Voilà command line, before the
     notebook. The server is stopped on exit, kernels included.
+
+    ``as_typed``: run the command a person types in the project folder, the environment's
+    ``voila`` script with the notebook's path relative to the project root
+    (``voila --port=N notebooks/guide.ipynb``), which finds ``voila.json`` (and any
+    per-user Voilà configuration) by itself.
     """
     notebook = Path(notebook)
     if not notebook.is_absolute():
         notebook = PROJECT_ROOT / notebook
     if not notebook.is_file():
         raise VoilaStartError(f"notebook not found: {notebook}")
+    if as_typed:
+        prefix = [str(Path(sys.executable).with_name("voila"))]
+        notebook_arg = str(notebook.relative_to(PROJECT_ROOT))
+    else:
+        # only the project's voila.json, whatever is in ~/.jupyter or the venv
+        prefix = [sys.executable, "-m", "voila",
+                  f"--Voila.config_file_paths={[str(PROJECT_ROOT)]!r}"]
+        notebook_arg = str(notebook)
     config = load_config()
     server_env = _server_env(env)
     attempts = 1 if port is not None else 3  # a free port can be taken before Voilà binds it
@@ -259,14 +272,7 @@ def start_voila(notebook: str | os.PathLike, port: int | None = None,
         for attempt in range(1, attempts + 1):
             chosen = port if port is not None else free_port()
             log_path = Path(workdir) / f"voila-{chosen}.log"
-            command = [
-                sys.executable, "-m", "voila",
-                # only the project's voila.json, whatever is in ~/.jupyter or the venv
-                f"--Voila.config_file_paths={[str(PROJECT_ROOT)]!r}",
-                f"--port={chosen}",
-                *extra_args,
-                str(notebook),
-            ]
+            command = [*prefix, f"--port={chosen}", *extra_args, notebook_arg]
             with open(log_path, "wb") as log_file:
                 process = subprocess.Popen(
                     command, cwd=PROJECT_ROOT, env=server_env, stdin=subprocess.DEVNULL,

@@ -3,12 +3,18 @@
 Under Voilà with preheated kernels the notebook runs before anyone visits, so everything that
 belongs to a visit (the session id, the first event's time, the link's query string) is taken
 after :func:`wait_for_request` returns.
+
+Diagnostics (the log's warnings, the traceback of a failed callback) never reach the visitor's
+page: :func:`keep_diagnostics_off_the_page` sends them to the kernel process's own stderr,
+which is the server's log (Voilà's, or JupyterLab's terminal).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import sys
 from urllib.parse import parse_qs
 
 from .flow import LANGUAGES
@@ -22,6 +28,53 @@ NOTES = {
     "step": {"ko": "알 수 없는 단계 ‘{value}’은(는) 무시하고 처음부터 시작합니다.",
              "en": "Ignored the unknown step “{value}”; starting from the beginning."},
 }
+
+
+#: Loggers whose records go to the server's log: the guide's own, and Python warnings.
+DIAGNOSTIC_LOGGERS = ("widgets", "py.warnings")
+
+
+def server_stderr() -> io.TextIOBase:
+    """The kernel process's own stderr, as the server that started the kernel sees it.
+
+    In an IPython kernel ``sys.stderr`` is sent to the page, and so is file descriptor 2
+    (ipykernel captures it and forwards it to the page as well); the stream ipykernel itself
+    keeps for the terminal is a copy of the original descriptor. Elsewhere: ``sys.__stderr__``.
+    """
+    fd = getattr(sys.stderr, "_original_stdstream_copy", None)
+    if isinstance(fd, int):
+        return io.TextIOWrapper(io.FileIO(os.dup(fd), "w"), encoding="utf-8",
+                                errors="replace", line_buffering=True)
+    return sys.__stderr__
+
+
+class _ServerLogHandler(logging.StreamHandler):
+    """A handler writing to :func:`server_stderr` (marked, so it is installed once)."""
+
+
+def keep_diagnostics_off_the_page() -> None:
+    """Send the guide's log records and Python warnings to the server's log, not the page.
+
+    Idempotent. Without it, Python's last-resort handler writes warnings and tracebacks to
+    ``sys.stderr``, which the kernel forwards to the visitor's page.
+    """
+    logging.captureWarnings(True)
+    if not isinstance(logging.lastResort, _ServerLogHandler):
+        # records of loggers without a handler (the kernel's comm manager: "No such comm",
+        # a failed comm_open's traceback) would go to sys.stderr, i.e. to the page
+        last = _ServerLogHandler(server_stderr())
+        last.setLevel(logging.WARNING)
+        logging.lastResort = last
+    for name in DIAGNOSTIC_LOGGERS:
+        target = logging.getLogger(name)
+        if any(isinstance(h, _ServerLogHandler) for h in target.handlers):
+            continue
+        handler = _ServerLogHandler(server_stderr())
+        handler.setFormatter(logging.Formatter("[guide] %(levelname)s %(name)s: %(message)s"))
+        target.addHandler(handler)
+        target.propagate = False
+        if target.level == logging.NOTSET:
+            target.setLevel(logging.INFO)
 
 
 def wait_for_request() -> None:
@@ -43,6 +96,7 @@ def guide(lang: str | None = None, step: str | None = None, log: bool | None = N
     unknown values are ignored with a visible note. ``log`` defaults to on unless the
     environment sets ``GUIDE_LOG=off``.
     """
+    keep_diagnostics_off_the_page()
     view = GuideView(lang=lang or "ko")
     wait_for_request()
 
@@ -71,11 +125,15 @@ def guide(lang: str | None = None, step: str | None = None, log: bool | None = N
 
 
 def session_logger(view: GuideView):
-    """A per-visit interaction logger for ``view``, or None if the log module cannot load."""
+    """A per-visit interaction logger for ``view``, or None if the log module cannot load.
+
+    It is closed when the kernel exits normally (the server shuts the kernel down when the
+    page closes): its last attempt writes what an outage left buffered, or reports the loss.
+    """
     try:
         from .log import SessionLogger, open_store
 
-        return SessionLogger(open_store, on_status=view.set_log_health)
+        return SessionLogger(open_store, on_status=view.set_log_health).close_at_exit()
     except Exception:  # noqa: BLE001 - the guide works without its log
         logger.exception("cannot set up the interaction log; continuing without it")
         return None

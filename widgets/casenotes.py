@@ -98,9 +98,12 @@ class Note:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Note))
+#: The column of the way of contact (its values are ids from :data:`CHANNELS`).
+CHANNEL = "channel"
+
 HEADERS = {
     "when": Text(ko="날짜·시간", en="Date/time"),
-    "channel": Text(ko="연락 방법", en="Channel"),
+    CHANNEL: Text(ko="연락 방법", en="Channel"),
     "agent": Text(ko="상담원 이름", en="Agent"),
     "reference": Text(ko="참조(추적) 번호", en="Reference number"),
     "promised": Text(ko="약속받은 내용", en="What was promised"),
@@ -162,10 +165,17 @@ def to_markdown(notes: list[Note], lang: str = "en") -> str:
              "| " + " | ".join(HEADERS[c](lang) for c in COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
     for note in notes:
-        cells = [channel_name(v, lang) if c == "channel" else v
+        cells = [channel_name(v, lang) if c == CHANNEL else v
                  for c, v in zip(COLUMNS, astuple(note))]
         lines.append("| " + " | ".join(_md_cell(v) for v in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def cell(note: Note, column: str, lang: str) -> str:
+    """A note's cell as people read it: a known channel by its name in ``lang`` (the files keep
+    the id, so they load the same in either language)."""
+    value = getattr(note, column)
+    return channel_name(value, lang) if column == CHANNEL else value
 
 
 def channel_name(channel: str, lang: str) -> str:
@@ -283,7 +293,7 @@ def _parse_markdown(lines: list[str]) -> list[Note]:
             raise CaseNotesError(REASONS["cells"], line=number, expected=len(COLUMNS),
                                  got=len(cells))
         values = dict(zip(COLUMNS, (clean(cell) for cell in cells)))
-        values["channel"] = _channel_id(values["channel"])
+        values[CHANNEL] = _channel_id(values[CHANNEL])
         notes.append(Note(**values))
     return notes
 

@@ -14,8 +14,15 @@ the CSV downloads write a text cell that a spreadsheet would run as a formula wi
 ``'`` (numbers stay numbers). Each chart, table and the downloads are drawn on their own: one
 that fails shows a short message in its place, the rest of the dashboard is still drawn.
 
-It reads the store the guide writes to (``GUIDE_LOG_URL``, else ``$GUIDE_DATA_DIR``), opening an
-SQLite file read-only, and never creates one: with no log yet it says so.
+It reads the store the guide writes to (``GUIDE_LOG_URL``, else ``$GUIDE_DATA_DIR``; the URL is
+read by the log's own parser, ``widgets.log.parse_url``), opening an SQLite file read-only, and
+never creates one: with no log yet it says so.
+
+It speaks the flow's language: steps and answers are shown by their titles and labels in
+``flow.yaml``, in the language chosen with "Labels" (ids stay in the CSV files, which are the
+summary's tables as they are). A step or answer the log holds but the flow no longer has is shown
+as "(removed) <id>", never dropped; the contact and path steps are the ones the flow gives those
+roles, so renaming, adding or moving a step needs no change here.
 
 This module imports pandas (through widgets.summary) and matplotlib; the guide never imports it.
 """
@@ -23,14 +30,13 @@ This module imports pandas (through widgets.summary) and matplotlib; the guide n
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import functools
 import html
 import io
 import logging
 import os
-from pathlib import Path
-from urllib.parse import unquote
 
 import ipywidgets as w
 import matplotlib as mpl
@@ -39,15 +45,20 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .casenotes import BOM, csv_cell
+from .engine import OUTCOMES as OUTCOME_LABELS
 from .flow import Flow, default_flow
-from .log import EventStore, SQLiteStore, StoreUnavailable, log_url, open_store
-from .summary import Summary, summarize
+from .log import EventStore, SQLiteStore, StoreOutdated, StoreUnavailable, log_url, open_store, parse_url
+from .summary import NO_ANSWER, NO_CHANNEL, OTHER, Summary, flow_roles, summarize
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Dashboard", "dashboard", "open_for_reading", "NoLog"]
+__all__ = ["Dashboard", "dashboard", "open_for_reading", "NoLog", "Labels", "labelled"]
 
 LANGUAGE_CHOICES = (("All languages · 모든 언어", ""), ("한국어 (ko)", "ko"), ("English (en)", "en"))
+#: The languages the dashboard can show the flow's titles and labels in.
+LABEL_CHOICES = (("English", "en"), ("한국어", "ko"))
+#: How a step or answer id is shown when the flow no longer has it.
+REMOVED = "(removed) {}"
 COLORS = {"ko": "#146eb4", "en": "#e47911", "views": "#9cc3e6", "exits": "#c0392b", "bar": "#146eb4"}
 
 CSS = """
@@ -83,20 +94,90 @@ def open_for_reading(url: str | None = None) -> EventStore:
     Raises NoLog when the SQLite file does not exist, StoreUnavailable when the store cannot be
     opened.
     """
-    url = url or log_url()
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in ("postgresql", "postgres"):
-        return open_store(url)
-    if scheme == "sqlite":
-        path = Path(unquote(url[len("sqlite://"):].partition("?")[0]))
-    elif scheme:
-        raise StoreUnavailable(f"unsupported log URL scheme {scheme!r}")
-    else:
-        path = Path(url)
-    path = path.expanduser()
+    try:
+        parsed = parse_url(url or log_url())
+    except ValueError as exc:
+        raise StoreUnavailable(str(exc)) from None
+    if parsed.dialect == "postgresql":
+        return open_store(parsed.url)
+    assert parsed.path is not None
+    path = parsed.path.expanduser()
     if not path.exists():
         raise NoLog(str(path))
     return SQLiteStore(path, read_only=True)
+
+
+# --------------------------------------------------------------------------- the flow's words
+
+
+class Labels:
+    """Step titles and answer labels of ``flow`` in ``lang``; ids the flow does not have are
+    shown as :data:`REMOVED`. The summary's own markers ((none), (other)) stay as they are."""
+
+    MARKERS = frozenset({NO_ANSWER, NO_CHANNEL, OTHER})
+
+    def __init__(self, flow: Flow, lang: str) -> None:
+        self.flow, self.lang = flow, lang
+        self.contact_nodes, self.path_nodes = flow_roles(flow)
+
+    def node(self, node_id: object) -> str:
+        text = str(node_id)
+        if text in self.MARKERS:
+            return text
+        node = self.flow.nodes.get(text)
+        return node.title(self.lang) if node is not None else REMOVED.format(text)
+
+    def option(self, node_id: object, option_id: object) -> str:
+        text = str(option_id)
+        if option_id is None or text in self.MARKERS:
+            return NO_ANSWER if option_id is None else text
+        node = self.flow.nodes.get(str(node_id))
+        if node is not None and text in node.option_ids:
+            return node.option(text).label(self.lang)
+        return REMOVED.format(text)
+
+    def contact(self, option_id: object) -> str:
+        """A final contact choice given by its option id (the outcomes table): the label at the
+        first contact step that has that option."""
+        text = str(option_id)
+        for node_id in self.contact_nodes:
+            node = self.flow.nodes.get(node_id)
+            if node is not None and text in node.option_ids:
+                return self.option(node_id, text)
+        return self.option(None, text)
+
+    def outcome(self, outcome_id: object) -> str:
+        text = str(outcome_id)
+        label = OUTCOME_LABELS.get(text)
+        return label(self.lang) if label is not None else text
+
+
+def labelled(summary: Summary, flow: Flow, lang: str) -> Summary:
+    """``summary`` with its steps and answers in the flow's words (for display only; the CSV
+    files use the summary itself, with ids)."""
+    words = Labels(flow, lang)
+
+    def nodes(frame: pd.DataFrame, column: str = "node") -> pd.DataFrame:
+        frame = frame.copy()
+        frame[column] = [words.node(n) for n in frame[column]]
+        return frame
+
+    choices = summary.choices.copy()
+    choices["option"] = [words.option(n, o) for n, o in zip(choices["node"], choices["option"])]
+    channels = summary.channels.copy()
+    channels["option"] = [words.option(n, o) for n, o in zip(channels["node"], channels["option"])]
+    outcomes = summary.outcomes.copy()
+    outcomes["channel"] = [words.contact(c) for c in outcomes["channel"]]
+    outcomes["outcome"] = [words.outcome(o) for o in outcomes["outcome"]]
+    paths = summary.paths.copy()
+    steps = [c for c in paths.columns if c not in ("outcome", "sessions", "share")]
+    for step in steps:
+        paths[step] = [words.option(step, o) for o in paths[step]]
+    paths["outcome"] = [words.outcome(o) for o in paths["outcome"]]
+    paths = paths.rename(columns={step: words.node(step) for step in steps})
+    return dataclasses.replace(
+        summary, funnel=nodes(summary.funnel), choices=nodes(choices), channels=nodes(channels),
+        time=nodes(summary.time), outcomes=outcomes, paths=paths)
 
 
 # --------------------------------------------------------------------------- rendering helpers
@@ -107,13 +188,25 @@ def open_for_reading(url: str | None = None) -> EventStore:
 PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
 
 
+@functools.cache
+def _font_fallback() -> dict:
+    """Korean labels: DejaVu Sans (matplotlib's own) then the first Korean font installed, which
+    matplotlib uses for the glyphs DejaVu Sans does not have (none installed: boxes, no error)."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    korean = [name for name in ("Noto Sans CJK KR", "Noto Sans KR", "NanumGothic", "Malgun Gothic",
+                                "Apple SD Gothic Neo") if name in installed][:1]
+    return {"font.family": ["DejaVu Sans", *korean]}
+
+
 def plain_text(draw):
     """``draw`` (a chart function) with :data:`PLAIN_TEXT` in force while it builds and
     renders its figure: tick labels are made at render time, so both happen inside."""
 
     @functools.wraps(draw)
     def drawn(summary: Summary) -> bytes:
-        with mpl.rc_context(PLAIN_TEXT):
+        with mpl.rc_context({**PLAIN_TEXT, **_font_fallback()}):
             return draw(summary)
 
     return drawn
@@ -123,6 +216,15 @@ def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     FigureCanvasAgg(fig).print_png(buffer)
     return buffer.getvalue()
+
+
+#: The longest chart label (characters); longer step titles are cut with "…" (tables show them whole).
+TICK_LABEL = 36
+
+
+def _tick(label: object) -> str:
+    text = str(label)
+    return text if len(text) <= TICK_LABEL else text[:TICK_LABEL - 1].rstrip() + "…"
 
 
 def _pct(value: float) -> str:
@@ -152,8 +254,10 @@ def funnel_chart(summary: Summary) -> bytes:
     funnel = summary.funnel.iloc[::-1]
     fig = Figure(figsize=(7, 0.32 * len(funnel) + 1.2), dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    ax.barh(funnel["node"], funnel["views"], color=COLORS["views"], label="views")
-    ax.barh(funnel["node"], funnel["exits"], color=COLORS["exits"], label="exits")
+    y = range(len(funnel))
+    ax.barh(y, funnel["views"], color=COLORS["views"], label="views")
+    ax.barh(y, funnel["exits"], color=COLORS["exits"], label="exits")
+    ax.set_yticks(list(y), [_tick(n) for n in funnel["node"]])
     top = max(1, int(funnel["views"].max()))
     for y, (views, drop) in enumerate(zip(funnel["views"], funnel["drop_off"])):
         if views:
@@ -168,10 +272,11 @@ def funnel_chart(summary: Summary) -> bytes:
 @plain_text
 def channels_chart(summary: Summary) -> bytes:
     channels = summary.channels.iloc[::-1]
-    labels = [f"{node}: {option}" for node, option in zip(channels["node"], channels["option"])]
+    labels = [_tick(f"{node}: {option}") for node, option in zip(channels["node"], channels["option"])]
     fig = Figure(figsize=(5, 0.4 * len(channels) + 1.2), dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    ax.barh(labels, channels["sessions"], color=COLORS["bar"])
+    ax.barh(range(len(labels)), channels["sessions"], color=COLORS["bar"])
+    ax.set_yticks(list(range(len(labels))), labels)
     top = max(1, int(channels["sessions"].max()))
     for y, (n, share) in enumerate(zip(channels["sessions"], channels["share"])):
         ax.text(n + top * 0.01, y, _pct(share), va="center", fontsize=8)
@@ -203,6 +308,7 @@ def _style(frame: pd.DataFrame, caption: str, formats: dict | None = None,
     """One table as HTML, styled with pandas' Styler; every cell is HTML-escaped."""
     styler = frame.style.hide(axis="index").set_caption(html.escape(caption))
     styler = styler.format(formats or {}, na_rep="–", escape="html")
+    styler = styler.format_index(escape="html", axis=1)
     for column in bars or []:
         if len(frame) and frame[column].max() > 0:
             styler = styler.bar(subset=[column], color="#cfe2f3", vmin=0)
@@ -222,8 +328,8 @@ TABLE_STYLES: dict[str, tuple[str, dict, list[str]]] = {
     "time": ("Median time per step (from entering a step to leaving it)",
              {"median_ms": _seconds}, ["leaves"]),
     "outcomes": ("Outcomes by contact channel", {"share": _pct}, []),
-    "paths": ("Outcomes by path (the kind of problem, and whether it is about a specific order; "
-              "share within the path)", {"share": _pct}, []),
+    "paths": ("Outcomes by path (the answers at the flow's path steps; share within the path)",
+              {"share": _pct}, []),
     "daily": ("Sessions per day (UTC)", {"day": lambda d: d.strftime("%Y-%m-%d")}, ["sessions"]),
 }
 
@@ -332,13 +438,16 @@ def kpis(summary: Summary) -> str:
 class Dashboard(w.VBox):
     """The dashboard. ``url`` defaults to the guide's store; ``refresh()`` reads it again."""
 
-    def __init__(self, url: str | None = None, flow: Flow | None = None, **kwargs) -> None:
+    def __init__(self, url: str | None = None, flow: Flow | None = None, labels: str = "en",
+                 **kwargs) -> None:
         self.url = url
         self.flow = flow if flow is not None else default_flow()
         self.summary: Summary | None = None
         self.start = w.DatePicker(description="From · 시작", value=None)
         self.end = w.DatePicker(description="To · 끝", value=None)
         self.lang = w.Dropdown(description="Language", options=LANGUAGE_CHOICES, value="")
+        self.labels = w.Dropdown(description="Labels · 표시 언어", options=LABEL_CHOICES, value=labels)
+        self.labels.observe(self.on_labels_change, names="value")
         self.refresh_button = w.Button(description="Refresh · 새로 고침", icon="refresh")
         for control in (self.start, self.end, self.lang):
             control.observe(self.on_filter_change, names="value")
@@ -361,7 +470,7 @@ class Dashboard(w.VBox):
                                                     align_items="flex-start")),
             self.tables, self.downloads,
         ])
-        controls = w.Box([self.start, self.end, self.lang, self.refresh_button],
+        controls = w.Box([self.start, self.end, self.lang, self.labels, self.refresh_button],
                          layout=w.Layout(display="flex", flex_flow="row wrap", align_items="center"))
         super().__init__([w.HTML(CSS), controls, self.status, self.content], **kwargs)
         self.add_class("guide-dash")
@@ -373,6 +482,10 @@ class Dashboard(w.VBox):
 
     def on_refresh_click(self, _button: w.Button) -> None:
         self.refresh()
+
+    def on_labels_change(self, _change: dict) -> None:
+        if self.summary is not None and not self.summary.empty:
+            self.show(self.summary)
 
     # -- reading and drawing
 
@@ -390,6 +503,12 @@ class Dashboard(w.VBox):
         try:
             with open_for_reading(self.url) as store:
                 summary = summarize(store, start, end, lang, flow=self.flow)
+        except StoreOutdated as exc:
+            logger.warning("summary dashboard: %s", exc)
+            self._message("The log has an older format; it is updated on the guide's next visit, "
+                          "or now with: python -m widgets.log migrate "
+                          "· 기록 형식이 오래되었습니다. 다음 방문 때 또는 위 명령으로 갱신됩니다.")
+            return
         except NoLog:
             self._message("No data yet: the guide has not logged any visit. "
                           "· 아직 데이터가 없습니다. 안내서 이용 기록이 쌓이면 여기에 표시됩니다.")
@@ -415,10 +534,13 @@ class Dashboard(w.VBox):
         """Draw ``summary``: numbers, charts, tables and downloads, each on its own (a part
         that fails shows a short message in its place)."""
         self.status.value = ""
-        self.kpis.value = attempt("the main numbers", kpis, summary)
+        shown = attempt("the flow's labels", labelled, summary, self.flow, self.labels.value)
+        if isinstance(shown, str):  # cannot label: show the ids (the message is logged)
+            shown = summary
+        self.kpis.value = attempt("the main numbers", kpis, shown)
         for image, note, (what, draw) in zip(self.charts, self.chart_notes, CHARTS.items()):
-            self._draw_chart(image, note, what, draw, summary)
-        tables = styled_tables(summary)
+            self._draw_chart(image, note, what, draw, shown)
+        tables = styled_tables(shown)
         self.tables.children = [w.HTML(value) for value in tables.values()]
         for i, name in enumerate(tables):
             self.tables.set_title(i, name)

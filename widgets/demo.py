@@ -1,9 +1,10 @@
 """Seeded demo data for the interaction log: plausible visits walking the real flow.
 
-Each simulated visit drives a real :class:`~widgets.engine.Engine` over the packaged flow, so every
-event is one the guide itself could have logged: options picked with plausible weights, some
-Back, Start over and language switches, drop-offs at every step, a mix of Korean and English, and
-now and then an ``outcome`` answer after the checklist. Time spent on a screen grows with the
+Each simulated visit drives a real :class:`~widgets.engine.Engine` over the packaged flow (or
+another), so every event is one the guide itself could have logged: options picked with the
+weights flow.yaml gives them, some Back, Start over and language switches, drop-offs at every
+step (flow.yaml's ``drop_off``), a mix of Korean and English, and now and then an ``outcome``
+answer where the flow asks how it went. Time spent on a screen grows with the
 length of its text (reading) and with the number of options (deciding).
 
 Visits start at random moments over a date range (busier in the Korean evening); the events of
@@ -37,33 +38,14 @@ __all__ = ["OUTCOMES", "DemoConfig", "generate", "fill", "main"]
 #: The answers of the how-did-it-go question (``outcome`` events at the end node).
 OUTCOMES: tuple[str, ...] = ("solved", "partly", "not-yet", "escalated")
 
-#: Relative weights of the options at each decision; options not listed (or decisions added to
-#: the flow later) get weight 1.
-CHOICE_WEIGHTS: dict[str, dict[str, float]] = {
-    "problem": {"return": 22, "refund": 20, "late": 25, "damaged": 14, "service": 8, "prepare": 11},
-    "order": {"yes": 80, "no": 20},
-    "sign-in": {"yes": 76, "no": 24},
-    "phone": {"call": 58, "callback": 42},
-    "channel": {"email": 24, "phone": 31, "chat": 45},
-    "helped": {"yes": 46, "no": 30, "not-yet": 24},
-}
+#: Chance of leaving the guide for good while on a node whose flow entry gives no ``drop_off``.
+#: (The options' relative weights are their ``weight`` in flow.yaml, 1 by default; a node's own
+#: chance of leaving is its ``drop_off``.)
+DEFAULT_DROP_OFF = 0.035
 
-#: Chance of leaving the guide for good while on a node (default for other nodes: 3.5 %).
-DROP_OFF: dict[str, float] = {
-    "problem": 0.08,
-    "order": 0.03,
-    "sign-in": 0.07,
-    "phone": 0.10,
-    "help": 0.05,
-    "need-more-help": 0.04,
-    "channel": 0.06,
-    "goal": 0.04,
-    "records": 0.05,
-    "helped": 0.03,
-    "escalate": 0.04,
-}
-
-#: How an outcome depends on the way Amazon was contacted (relative weights of OUTCOMES).
+#: How an outcome depends on the way Amazon was contacted, i.e. the answer at the last decision
+#: with the role ``contact`` on the visitor's path (relative weights of OUTCOMES; keys are option
+#: ids of those decisions, "" for none).
 OUTCOME_WEIGHTS: dict[str, tuple[float, ...]] = {
     "chat": (55, 25, 12, 8),
     "phone": (50, 22, 14, 14),
@@ -143,32 +125,40 @@ class _Visit:
                 engine.set_language("en" if engine.lang == "ko" else "ko")
             if node.kind == "end":
                 self.wait_ms(self.screen_ms(engine))
-                if rng.random() < config.outcome:
-                    channel = (engine.choices.get("channel") or engine.choices.get("phone") or "")
-                    weights = OUTCOME_WEIGHTS.get(channel, OUTCOME_WEIGHTS[""])
-                    self.record(Interaction(node.id, "outcome", _weighted(rng, OUTCOMES, weights),
-                                            engine.lang))
+                self._maybe_outcome(engine)
                 if rng.random() >= config.again_after_end:
                     break
                 self.wait_ms(rng.uniform(500, 4000))
                 self._act(engine.restart)
                 continue
-            if rng.random() < DROP_OFF.get(node.id, 0.035):
+            if rng.random() < (node.drop_off if node.drop_off is not None
+                               else DEFAULT_DROP_OFF):
                 break
             self.wait_ms(self.screen_ms(engine))
+            self._maybe_outcome(engine)
             roll = rng.random()
             if engine.can_go_back and roll < config.back:
                 self._act(engine.back)
             elif engine.can_go_back and roll < config.back + config.restart:
                 self._act(engine.restart)
             elif node.kind == "choice":
-                options = node.option_ids
-                table = CHOICE_WEIGHTS.get(node.id, {})
-                option = _weighted(rng, options, [table.get(o, 1.0) for o in options])
+                option = _weighted(rng, node.option_ids, [o.weight for o in node.options])
                 self._act(engine.choose, option)
             else:
                 self._act(engine.advance)
         return self.events
+
+    def _maybe_outcome(self, engine: Engine) -> None:
+        """At a node with the role ``outcome``, now and then answer how it went, more or less
+        happily depending on the way Amazon was contacted."""
+        node = engine.node
+        if "outcome" not in node.roles or self.rng.random() >= self.config.outcome:
+            return
+        contact = [engine.choices[n] for n in self.flow.role_nodes("contact")
+                   if n in engine.choices]
+        weights = OUTCOME_WEIGHTS.get(contact[-1] if contact else "", OUTCOME_WEIGHTS[""])
+        self.record(Interaction(node.id, "outcome", _weighted(self.rng, OUTCOMES, weights),
+                                engine.lang))
 
     def _act(self, action, *args) -> None:
         """Perform an engine action; the events it triggers get close, increasing timestamps."""

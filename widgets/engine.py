@@ -17,7 +17,8 @@ ACTIONS: tuple[str, ...] = ("enter", "choose", "next", "back", "restart", "langu
                             "outcome")
 
 
-#: How it went, asked once at the end (one click, no text): option id → label.
+#: How it went, asked with one click (no text) at the nodes with the role ``outcome``:
+#: option id → label.
 OUTCOMES: Mapping[str, Text] = {
     "solved": Text(ko="해결됐어요", en="Solved"),
     "partly": Text(ko="일부 해결됐어요", en="Partly solved"),
@@ -219,9 +220,10 @@ class Engine:
         self._emit(self.node.id, "language", None)
 
     def record_outcome(self, outcome: str) -> None:
-        """At the end, say how it went (one of :data:`OUTCOMES`); the last answer counts."""
-        if not self.finished:
-            raise EngineError("how it went is asked at the end only")
+        """Say how it went (one of :data:`OUTCOMES`), at a step whose node has the role
+        ``outcome`` (in the packaged flow: the end); the last answer counts."""
+        if "outcome" not in self.node.roles:
+            raise EngineError(f"how it went is not asked at {self.node.id!r} (no 'outcome' role)")
         if outcome not in OUTCOMES:
             raise EngineError(f"unknown outcome {outcome!r}; expected one of {list(OUTCOMES)}")
         self.outcome = outcome

@@ -8,6 +8,8 @@ This module is pure Python (PyYAML and the standard library); it never imports i
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -22,10 +24,25 @@ KINDS: tuple[str, ...] = ("choice", "info", "end")
 WIDGETS: tuple[str, ...] = ("buttons", "dropdown")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 DEFAULT_PATH = Path(__file__).with_name("flow.yaml")
+#: The environment variable naming another flow file to use instead of the packaged one.
+FLOW_ENV = "GUIDE_FLOW"
 UI_KEYS: tuple[str, ...] = (
-    "subtitle", "language", "back", "back_hint", "restart", "restart_hint", "next",
+    "site_title", "subtitle", "language", "back", "back_hint", "restart", "restart_hint", "next",
     "continue", "placeholder", "progress", "recap_title", "error", "log_notice",
 )
+
+#: What a node can be to the code (a node's ``roles:``); flow.yaml's header explains each.
+#:   contact  a decision whose answer is the way the visitor contacts Amazon (the channel)
+#:   path     a decision whose answer is one dimension of "the path" (outcome by path), in
+#:            the flow's node order
+#:   subject  the decision whose answer the ready-to-send message opens with (at most one)
+#:   message  a step showing the message builder
+#:   outcome  a step asking, with one click, how it went
+ROLES: tuple[str, ...] = ("contact", "path", "subject", "message", "outcome")
+#: Roles only a decision (a choice node) can have: they are about its answer.
+CHOICE_ROLES: frozenset[str] = frozenset({"contact", "path", "subject"})
+#: Roles at most one node may have.
+SINGLE_ROLES: frozenset[str] = frozenset({"subject"})
 
 
 class FlowError(ValueError):
@@ -91,10 +108,15 @@ class Route:
 
 @dataclass(frozen=True)
 class Option:
+    """One answer of a decision. ``escalate``: choosing it pre-ticks the message's polite
+    request for a supervisor. ``weight``: its relative weight in the demo data (default 1)."""
+
     id: str
     label: Text
     next: Route
     recap: Text | None = None
+    escalate: bool = False
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +131,10 @@ class Node:
     options: tuple[Option, ...] = ()
     next: Route | None = None
     recap: Text | None = None
+    #: what the node is to the code (names from :data:`ROLES`)
+    roles: frozenset[str] = frozenset()
+    #: the demo's chance that a visitor leaves the guide on this node (None: the demo's default)
+    drop_off: float | None = None
 
     def option(self, option_id: str) -> Option:
         for option in self.options:
@@ -149,6 +175,20 @@ class Flow:
         """Outline ids covered by at least one node."""
         return frozenset(oid for node in self for oid in node.covers)
 
+    def role_nodes(self, role: str) -> tuple[str, ...]:
+        """Ids of the nodes with ``role`` (one of :data:`ROLES`), in the flow's node order."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; expected one of {ROLES}")
+        return tuple(node.id for node in self if role in node.roles)
+
+    def escalates(self, choices: Mapping[str, str]) -> bool:
+        """Whether an answer among ``choices`` (node id → option id) is marked ``escalate``."""
+        for node_id, option_id in choices.items():
+            node = self.nodes.get(node_id)
+            if node is not None and any(o.id == option_id and o.escalate for o in node.options):
+                return True
+        return False
+
 
 # --------------------------------------------------------------------------------------------
 # Loading
@@ -183,8 +223,9 @@ def load_flow(path: str | Path | None = None) -> Flow:
 
 @cache
 def default_flow() -> Flow:
-    """The packaged flow, loaded and validated once per process."""
-    return load_flow(DEFAULT_PATH)
+    """The guide's flow, loaded and validated once per process: the file the environment
+    variable ``GUIDE_FLOW`` names, else the packaged flow.yaml."""
+    return load_flow(os.environ.get(FLOW_ENV) or DEFAULT_PATH)
 
 
 def parse_flow(text: str, source: str = "<flow>") -> Flow:
@@ -247,6 +288,7 @@ def build_flow(data: Any) -> Flow:
         raise FlowError(f"unknown start node {start!r}", field="start")
 
     _check_references(nodes)
+    _check_roles(nodes)
     paths = _enumerate_paths(nodes, start)
     seen = {node_id for path in paths for node_id, _ in path}
     for node_id in nodes:
@@ -324,7 +366,7 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
     if not isinstance(node_id, str) or not ID_PATTERN.match(node_id):
         raise FlowError(f"missing or invalid node id {node_id!r}", field=f"nodes[{index}].id")
     allowed = {"id", "kind", "widget", "covers", "title", "body", "prompt", "options", "next",
-               "recap"}
+               "recap", "roles", "drop_off"}
     extra = set(raw) - allowed
     if extra:
         raise FlowError(f"unknown key {sorted(extra)[0]!r}", node=node_id, field=sorted(extra)[0])
@@ -346,6 +388,13 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
     )
     if "recap" in raw:
         fields["recap"] = _text(raw["recap"], node_id, "recap")
+    fields["roles"] = _roles(raw.get("roles", []), node_id, kind)
+    if "drop_off" in raw:
+        value = raw["drop_off"]
+        if not _is_number(value) or not 0 <= value < 1:
+            raise FlowError(f"must be a probability from 0 to below 1, not {value!r}",
+                            node=node_id, field="drop_off")
+        fields["drop_off"] = float(value)
 
     if kind == "choice":
         widget = raw.get("widget", "buttons")
@@ -364,7 +413,7 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
             where = f"options[{i}]"
             if not isinstance(opt, Mapping):
                 raise FlowError("each option must be a mapping", node=node_id, field=where)
-            extra = set(opt) - {"id", "label", "next", "recap"}
+            extra = set(opt) - {"id", "label", "next", "recap", "escalate", "weight"}
             if extra:
                 raise FlowError(f"unknown key {sorted(extra)[0]!r}", node=node_id,
                                 field=f"{where}.{sorted(extra)[0]}")
@@ -378,11 +427,21 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
             if "next" not in opt:
                 raise FlowError("an option needs 'next' (no way forward)", node=node_id,
                                 field=f"{where}.next")
+            escalate = opt.get("escalate", False)
+            if not isinstance(escalate, bool):
+                raise FlowError(f"must be true or false, not {escalate!r}", node=node_id,
+                                field=f"{where}.escalate")
+            weight = opt.get("weight", 1)
+            if not _is_number(weight) or not weight > 0:
+                raise FlowError(f"must be a positive number, not {weight!r}", node=node_id,
+                                field=f"{where}.weight")
             options.append(Option(
                 id=oid,
                 label=_text(opt.get("label"), node_id, f"{where}.label"),
                 next=_route(opt["next"], node_id, f"{where}.next"),
                 recap=_text(opt["recap"], node_id, f"{where}.recap") if "recap" in opt else None,
+                escalate=escalate,
+                weight=float(weight),
             ))
         fields.update(widget=widget, options=tuple(options),
                       prompt=_text(raw.get("prompt"), node_id, "prompt"))
@@ -399,6 +458,34 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
             if key in raw:
                 raise FlowError(f"an end node has no {key!r}", node=node_id, field=key)
     return Node(**fields)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _roles(raw: Any, node: str, kind: str) -> frozenset[str]:
+    if not isinstance(raw, list):
+        raise FlowError(f"must be a list of role names from {ROLES}", node=node, field="roles")
+    for i, role in enumerate(raw):
+        if role not in ROLES:
+            raise FlowError(f"unknown role {role!r}; expected one of {ROLES}", node=node,
+                            field=f"roles[{i}]")
+        if role in CHOICE_ROLES and kind != "choice":
+            raise FlowError(f"only a decision (kind: choice) can have the role {role!r}",
+                            node=node, field=f"roles[{i}]")
+        if role in raw[:i]:
+            raise FlowError(f"lists the role {role!r} twice", node=node, field=f"roles[{i}]")
+    return frozenset(raw)
+
+
+def _check_roles(nodes: Mapping[str, Node]) -> None:
+    for role in sorted(SINGLE_ROLES):
+        holders = [node.id for node in nodes.values() if role in node.roles]
+        if len(holders) > 1:
+            raise FlowError(f"the role {role!r} is already on node {holders[0]!r}; at most one "
+                            "node may have it", node=holders[1], field="roles")
 
 
 def _routes(node: Node) -> Iterator[tuple[str, Route]]:

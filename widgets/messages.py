@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
-from .flow import Text
+from .flow import Flow, Text, default_flow
 
 #: The outcomes a person can ask for, in the order they are offered.
 OUTCOMES: Mapping[str, Text] = {
@@ -23,7 +23,8 @@ OUTCOMES: Mapping[str, Text] = {
     "information": Text(ko="해결 방법 안내", en="Information"),
 }
 
-#: The outcome suggested for each answer to the first question.
+#: The outcome suggested for each answer to the message's subject (the decision with the role
+#: ``subject`` in flow.yaml; keys are its option ids).
 DEFAULT_OUTCOME = {"return": "return", "refund": "refund", "late": "refund",
                    "damaged": "replacement", "service": "information", "prepare": "information"}
 
@@ -68,7 +69,8 @@ ORDER_LINE = Text(ko="주문 번호: {}", en="Order number: {}")
 DATE_LINE = Text(ko="날짜: {}", en="Date: {}")
 DETAIL_LINE = Text(ko="상황: {}", en="What happened: {}")
 
-LIMITS = {"order": 40, "date": 40, "detail": 200}
+#: The longest each typed field may be (keys: :class:`MessageInput` fields).
+LIMITS = {"order_number": 40, "date": 40, "detail": 200}
 _SPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -83,23 +85,28 @@ def clean(value: str | None, limit: int) -> str:
 
 @dataclass(frozen=True)
 class MessageInput:
-    """Everything a message is built from. ``problem`` is the option chosen at the first
-    question (None if unknown); the free fields are optional."""
+    """Everything a message is built from. ``problem`` is the answer to the message's subject
+    (the decision with the role ``subject``; None if unknown); the free fields are optional."""
 
     problem: str | None = None
     outcome: str = "information"
-    order: str = ""
+    order_number: str = ""
     date: str = ""
     detail: str = ""
     escalate: bool = False
 
 
-def from_choices(choices: Mapping[str, str], **fields: object) -> MessageInput:
-    """A :class:`MessageInput` for the decisions taken so far (``engine.choices``)."""
-    problem = choices.get("problem")
-    outcome = str(fields.pop("outcome", None) or DEFAULT_OUTCOME.get(problem or "",
-                                                                     "information"))
-    escalate = bool(fields.pop("escalate", choices.get("helped") == "no"))
+def from_choices(choices: Mapping[str, str], flow: Flow | None = None, *,
+                 outcome: str | None = None, escalate: bool | None = None,
+                 **fields: object) -> MessageInput:
+    """A :class:`MessageInput` for the decisions taken so far (``engine.choices``) in ``flow``
+    (the packaged flow by default): the answer at the node with the role ``subject``, the
+    outcome it suggests (unless given), and the supervisor request if an answer marked
+    ``escalate`` was chosen (unless given)."""
+    flow = flow if flow is not None else default_flow()
+    problem = next((choices[n] for n in flow.role_nodes("subject") if n in choices), None)
+    outcome = str(outcome or DEFAULT_OUTCOME.get(problem or "", "information"))
+    escalate = bool(flow.escalates(choices) if escalate is None else escalate)
     return MessageInput(problem=problem if problem in PROBLEM else None, outcome=outcome,
                         escalate=escalate, **{k: str(v or "") for k, v in fields.items()})
 
@@ -110,7 +117,7 @@ def build(data: MessageInput, lang: str) -> str:
         raise ValueError(f"unknown outcome {data.outcome!r}; expected one of {list(WANT)}")
     lines = [GREETING(lang), "", PROBLEM.get(data.problem, PROBLEM[None])(lang)]
     facts = []
-    order = clean(data.order, LIMITS["order"])
+    order = clean(data.order_number, LIMITS["order_number"])
     date = clean(data.date, LIMITS["date"])
     detail = clean(data.detail, LIMITS["detail"])
     if order:
@@ -141,13 +148,13 @@ LABELS: Mapping[str, Text] = {
                      "below are optional; what you type is used only on this screen and is not "
                      "stored."),
     "outcome": Text(ko="원하는 결과", en="What you want"),
-    "order": Text(ko="주문 번호 (선택)", en="Order number (optional)"),
-    "order_hint": Text(ko="예: 123-4567890-1234567", en="e.g. 123-4567890-1234567"),
+    "order_number": Text(ko="주문 번호 (선택)", en="Order number (optional)"),
+    "order_number_hint": Text(ko="예: 123-4567890-1234567", en="e.g. 123-4567890-1234567"),
     "date": Text(ko="날짜 (선택)", en="Date (optional)"),
     "date_hint": Text(ko="예: 11월 20일 주문", en="e.g. ordered on 20 November"),
     "detail": Text(ko="한 줄 설명 (선택)", en="One-line description (optional)"),
     "detail_hint": Text(ko="예: 상자가 젖은 채로 도착했어요", en="e.g. the box arrived soaked"),
-    "escalate": Text(ko="관리자 연결을 정중히 요청하는 문장 넣기",
+    "supervisor": Text(ko="관리자 연결을 정중히 요청하는 문장 넣기",
                      en="Add a polite request to speak to a supervisor"),
     "ko": Text(ko="한국어", en="Korean"),
     "en": Text(ko="영어", en="English"),

@@ -28,10 +28,11 @@ choices
     ``choose`` events per (decision, option), with each option's share within its decision.
     Every option of the flow is listed, with 0 when never chosen.
 contact channels
-    Each session's *final contact choice*: its last ``choose`` event at the ``channel``
-    decision (email, phone, chat) or at the ``phone`` node (call, callback). A visitor who
-    asks for a call-back and then picks a channel on Amazon's contact screen counts under that
-    channel; one who leaves after asking for a call-back counts as ``callback``.
+    Each session's *final contact choice*: its last ``choose`` event at any of the flow's
+    contact decisions (the steps with the role ``contact`` in ``flow.yaml``: today the
+    ``channel`` decision and the ``phone`` step). A visitor who asks for a call-back and then
+    picks a channel on Amazon's contact screen counts under that channel; one who leaves after
+    asking for a call-back counts as ``callback``.
 languages
     Sessions by the language of their first event; ``overview`` has the number of ``language``
     (switch) events and of sessions that switched at least once.
@@ -48,13 +49,14 @@ outcomes
     final contact choice (``(none)`` when it made none). Empty when the log has no outcomes.
     Contact options and outcomes the flow does not know (an older flow) show as ``(other)``.
 paths
-    The same outcomes by the session's route through the guide: its answer at the first
-    question (``problem``, the kind of problem) and at ``order`` (whether it is about a specific
-    order), each the session's last ``choose`` event there. An ``order`` answer counts only when
-    it came after that ``problem`` answer (so an answer given before a Start over onto a path
-    that skips the question does not); ``(none)``: no answer (that path does not ask it).
-    ``share`` is within the path (problem and order). Empty when the log has no outcomes;
-    options the flow does not know show as ``(other)``.
+    The same outcomes by the session's route through the guide: its answer at each of the
+    flow's path decisions (role ``path``, in flow order; today ``problem``, the kind of problem,
+    and ``order``, whether it is about a specific order), each the session's last ``choose``
+    event there; one column per step. An answer at a later step counts only when it came after
+    the answer at the first step (so an answer given before a Start over onto a path that skips
+    the question does not); ``(none)``: no answer (that path does not ask it). ``share`` is
+    within the path. Empty when the log has no outcomes; options the flow does not know show as
+    ``(other)``.
 
 Without filters, node, choice and time tables count every event, including those of a session
 whose first event was lost; with filters, only the events of the selected sessions.
@@ -65,17 +67,17 @@ each node's values are counted and the middle one or two read with ``ORDER BY el
 or 2 OFFSET (n-1)/2`` when an index gives them in order, else numbered once with
 ``row_number()`` over the node's values in order.
 
-Where the numbers come from: a store at log schema version 2 or later keeps a ``sessions``
-table, one row per session maintained with its events (see widgets/log.py), and the indexes in
-:data:`INDEXES`. Sessions, days, languages, completion, switches, views, exits, contact channels
-and outcomes are then counted from ``sessions`` (a small fraction of the log), and so are the
-paths from schema version 3 on (its rollup keeps each session's answers at ``problem`` and
-``order``); choices and times from the events, through those indexes. At version 2 the paths'
-answers are read from the choose events at those two nodes, of the sessions with an outcome. A
-store still at version 1 (e.g. opened read-only before any writer migrated it), or one holding
-a session with more than one first event (which the logger never writes), is summarized from
-the events alone, with the same definitions and the same results, only more slowly on a large
-log.
+Where the numbers come from: the store's rollup at log schema version 4 (see widgets/log/migrations),
+kept with the events by triggers: ``sessions``, one row per session, and ``session_answers``, the
+last answer per session and step, plus the indexes in :data:`INDEXES`. Sessions, days, languages,
+completion, switches, views and exits are counted from ``sessions``; contact channels, outcomes and
+paths from ``sessions`` joined to ``session_answers`` at the steps the flow gives those roles, so
+renaming, adding or moving a step changes ``flow.yaml`` only; choices and times from the events,
+through those indexes. A store at an older schema version is migrated when it is opened for
+writing; opened read-only, the summary raises StoreOutdated with what to do. A store holding a
+session with more than one first event (which the logger never writes) has its session counts
+computed from the events alone, with the same definitions and the same results, only more slowly
+on a large log.
 """
 
 from __future__ import annotations
@@ -88,20 +90,15 @@ from typing import Any, ClassVar, NamedTuple, Sequence
 
 import pandas as pd
 
-from .flow import LANGUAGES, Flow, default_flow
-from .log import ROLLUP_CONTACT_NODES, ROLLUP_PATH_NODES, ROLLUP_PATH_VERSION, SUMMARY_INDEXES
+from .flow import Flow, default_flow
+from .log import SCHEMA_VERSION, SUMMARY_INDEXES, StoreOutdated
+from .log.events import LANGUAGES, OUTCOMES
 
-__all__ = ["Summary", "summarize", "node_order", "INDEXES", "LEAVE_ACTIONS", "CONTACT_NODES",
-           "PATH_NODES", "OUTCOMES", "NO_CHANNEL", "NO_ANSWER", "OTHER"]
+__all__ = ["Summary", "summarize", "node_order", "flow_roles", "INDEXES", "LEAVE_ACTIONS",
+           "OUTCOMES", "NO_CHANNEL", "NO_ANSWER", "OTHER"]
 
 #: Actions that leave the node they are logged at.
 LEAVE_ACTIONS: tuple[str, ...] = ("choose", "next", "back", "restart")
-#: The decisions whose options are ways of contacting Amazon.
-CONTACT_NODES: tuple[str, ...] = ("channel", "phone")
-#: The decisions that make a session's path in ``paths``: the kind of problem, about an order.
-PATH_NODES: tuple[str, ...] = ("problem", "order")
-#: The answers of the how-did-it-go question (``outcome`` events), in display order.
-OUTCOMES: tuple[str, ...] = ("solved", "partly", "not-yet", "escalated")
 #: The channel of sessions that made no contact choice (in ``outcomes``).
 NO_CHANNEL = "(none)"
 #: The answer of a session that did not answer a path decision (in ``paths``).
@@ -130,7 +127,7 @@ _COLUMNS: dict[str, list[str]] = {
     "languages": ["lang", "sessions", "share"],
     "time": ["node", "leaves", "median_ms"],
     "outcomes": ["channel", "outcome", "sessions", "share"],
-    "paths": [*PATH_NODES, "outcome", "sessions", "share"],
+    "paths": ["outcome", "sessions", "share"],  # after one column per path step (see summarize)
 }
 
 
@@ -226,16 +223,24 @@ class _SessionNumbers(NamedTuple):
     switched: int  # sessions with a language event
     views: list[tuple[Any, ...]]  # (node, sessions that entered it)
     exits: list[tuple[Any, ...]]  # (node, unfinished sessions whose last event is there)
-    contacts: list[tuple[Any, ...]]  # (contact code, outcome code, sessions): see _Query.numbers
-    paths: list[tuple[Any, ...]] | None = None  # as _Query.paths returns them, when counted here
+
+
+def _code(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """SQL giving the position of ``column``'s value in ``values`` (from 1), 63 for anything else
+    (NULL included), and its parameters."""
+    if not values:
+        return str(_OTHER_CODE), []
+    arms = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(values, 1))
+    return f"CASE {column} {arms} ELSE {_OTHER_CODE} END", list(values)
 
 
 class _Query:
     """Builds and runs the summary's statements against one store, with its filters.
 
-    ``rollup`` tells whether the session-level numbers come from the store's ``sessions`` table
-    (see the module docstring), ``path_rollup`` whether that table also keeps the answers at
-    PATH_NODES (log schema version 3); the statements of every way give the same results.
+    The store must be at the current log schema version (a store opened for writing is
+    migrated when opened; an older one opened read-only raises StoreOutdated). ``rollup``
+    tells whether the session-level numbers come from the store's ``sessions`` table (see the
+    module docstring); the statements of both ways give the same results.
     """
 
     def __init__(self, store: Any, start: dt.datetime | None, end: dt.datetime | None,
@@ -266,9 +271,13 @@ class _Query:
         self.sessions_where = " AND ".join(rolled)
         self.filtered = bool(self.first_params)
         self.version = self._schema_version()
+        if self.version != SCHEMA_VERSION:
+            raise StoreOutdated(
+                f"{store!r} has log schema version {self.version}; the summary reads version "
+                f"{SCHEMA_VERSION}. It is migrated in place, keeping every row, when it is next "
+                "opened for writing: by the guide on its next visit, or now with "
+                "'python -m widgets.log migrate [URL]'. Nothing was changed.")
         self.rollup = self._has_rollup()
-        self.path_rollup = (self.rollup and self.version >= ROLLUP_PATH_VERSION
-                            and tuple(PATH_NODES) == tuple(ROLLUP_PATH_NODES))
 
     def _ts(self, value: dt.datetime) -> Any:
         if self.dialect == "sqlite":
@@ -278,15 +287,15 @@ class _Query:
 
     def _schema_version(self) -> int:
         """The store's log schema version (0 when it has none)."""
-        rows = self.run("SELECT value FROM meta WHERE key = 'schema_version'")
+        try:
+            rows = self.run("SELECT value FROM meta WHERE key = 'schema_version'")
+        except Exception:  # noqa: BLE001 - no meta table: not a log (an empty file, say)
+            return 0
         return int(rows[0][0]) if rows and str(rows[0][0]).isdigit() else 0
 
     def _has_rollup(self) -> bool:
-        """True when the store keeps the ``sessions`` table (log schema version 2 or later) and
-        every session in it has at most one first event, so that its first_ts and first_lang
-        are those of the session's only first event."""
-        if self.version < 2:
-            return False
+        """True when every session in ``sessions`` has at most one first event, so that its
+        first_ts and first_lang are those of the session's only first event."""
         return not self.run("SELECT 1 FROM sessions WHERE firsts > 1 LIMIT 1")
 
     def day(self, column: str = "ts") -> str:
@@ -318,36 +327,24 @@ class _Query:
 
     # -- the session-level numbers
 
-    def numbers(self, contact_options: Sequence[tuple[str, str]], outcomes: Sequence[str],
-                path_options: Sequence[Sequence[str]] = ((), ())) -> _SessionNumbers:
-        """Days, finishes and switches, views, exits, contact choices and outcomes; and the
-        paths (see paths(); ``path_options``: the options of each of PATH_NODES) when they
-        come from the same statement, else None.
-
-        Contact and outcome codes: the position of the session's last contact choice in
-        ``contact_options`` / of its last outcome in ``outcomes`` (from 1; 63 for anything
-        else); None: none. Only sessions with one or the other are listed.
-        """
-        if max(len(contact_options), len(outcomes), *map(len, path_options)) >= _OTHER_CODE:
-            raise ValueError("too many contact options, outcomes or path options for six-bit codes")
+    def numbers(self) -> _SessionNumbers:
+        """Days, finishes and switches, views and exits of the selected sessions."""
         if self.rollup:
-            return self._rolled_numbers(contact_options, outcomes, path_options)
+            return self._rolled_numbers()
         finished = switches = switched = 0
         for action, events, distinct in self._subsets():
             if action == "finish":
                 finished = int(distinct)
             elif action == "language":
                 switches, switched = int(events), int(distinct)
-        return _SessionNumbers(self._daily(), finished, switches, switched, self._views(), self._exits(),
-                               self._contacts(contact_options, outcomes))
+        return _SessionNumbers(self._daily(), finished, switches, switched, self._views(), self._exits())
 
-    def _rolled_numbers(self, contact_options: Sequence[tuple[str, str]], outcomes: Sequence[str],
-                        path_options: Sequence[Sequence[str]]) -> _SessionNumbers:
-        """From ``sessions``: three statements, each grouping its rows into few groups.
+    def _rolled_numbers(self) -> _SessionNumbers:
+        """From ``sessions``: two statements, each grouping its rows into few groups.
 
-        Without filters, every row counts for finishes, switches, views and contacts, but only
-        those with a first event (firsts > 0) are sessions, by day, and exits; with filters,
-        every selected row has one.
+        Without filters, every row counts for finishes, switches and views, but only those
+        with a first event (firsts > 0) are sessions, by day, and exits; with filters, every
+        selected row has one.
         """
         where, params = (f" WHERE {self.sessions_where}", self.first_params) if self.filtered else ("", [])
         totals = self.run(
@@ -366,42 +363,79 @@ class _Query:
                     views[node] = views.get(node, 0) + int(n)
             if exit_node is not None:
                 exits[exit_node] = exits.get(exit_node, 0) + int(n)
-        paths = None
-        if sorted({node for node, _ in contact_options}) == sorted(ROLLUP_CONTACT_NODES):
-            contacts, paths = self._rolled_contacts(contact_options, outcomes, path_options, where, params)
-        else:
-            contacts = self._contacts(contact_options, outcomes)
         return _SessionNumbers(
             daily=[(day, first_lang, n) for day, first_lang, n, *_ in totals if n],
             finished=sum(int(row[3]) for row in totals),
             switches=sum(int(row[4]) for row in totals),
             switched=sum(int(row[5]) for row in totals),
-            views=list(views.items()), exits=list(exits.items()), contacts=contacts, paths=paths)
+            views=list(views.items()), exits=list(exits.items()))
 
-    def _rolled_contacts(self, contact_options: Sequence[tuple[str, str]], outcomes: Sequence[str],
-                         path_options: Sequence[Sequence[str]], where: str, params: list[Any]
-                         ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]] | None]:
-        """The sessions with a contact choice (at the rollup's contact nodes, which must be the
-        flow's) or an outcome, by the two, coded here; and, from the same rows, the paths when
-        the rollup keeps their answers (else None)."""
-        path_columns = f"{self._path_columns()}, " if self.path_rollup else ""
-        rows = self.run(
-            "SELECT CASE WHEN contact_id IS NULL THEN 0 ELSE 1 END, contact_node, contact_option, "
-            f"CASE WHEN outcome_id IS NULL THEN 0 ELSE 1 END, outcome_option, {path_columns}count(*) "
-            f"FROM sessions{where}{' AND' if where else ' WHERE'} "
-            "(contact_id IS NOT NULL OR outcome_id IS NOT NULL) "
-            f"GROUP BY {', '.join(str(i) for i in range(1, 10 if path_columns else 6))}", params)
-        contact_codes = {key: i for i, key in reversed(list(enumerate(contact_options, 1)))}
-        outcome_codes = {key: i for i, key in reversed(list(enumerate(outcomes, 1)))}
-        contacts: dict[tuple[Any, Any], int] = {}
-        for has_contact, contact_node, contact_option, has_outcome, outcome, *_, n in rows:
-            key = (contact_codes.get((contact_node, contact_option), _OTHER_CODE) if has_contact else None,
-                   outcome_codes.get(outcome, _OTHER_CODE) if has_outcome and outcomes else None)
-            contacts[key] = contacts.get(key, 0) + int(n)
-        if not path_columns:
-            return [(c, o, n) for (c, o), n in contacts.items()], None
-        answered = [(*path, outcome, n) for _, _, _, has_outcome, outcome, *path, n in rows if has_outcome]
-        return [(c, o, n) for (c, o), n in contacts.items()], self._code_paths(answered, *path_options)
+    def _session_rows(self, condition: str) -> tuple[str, list[Any]]:
+        """WHERE terms on ``sessions AS s``: ``condition`` and, when filtering, the selection
+        (its parameters first), for statements run with ``select=True``."""
+        if not self.filtered:
+            return condition, []
+        if self.rollup:  # the same terms, on the rollup directly
+            terms = " AND ".join(f"s.{term}" for term in self.sessions_where.split(" AND "))
+            return f"{condition} AND {terms}", list(self.first_params)
+        return f"{condition} AND s.session IN (SELECT session FROM sel)", []
+
+    def contacts(self, contact_nodes: Sequence[str], contact_options: Sequence[tuple[str, str]],
+                 outcomes: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(contact code, outcome code, sessions) of the sessions with a contact choice or an
+        outcome: the session's last answer at any of ``contact_nodes`` (from session_answers,
+        the latest by event id: ``max(event_id * 64 + code)`` carries the code of that row in
+        its six low bits) and its last outcome (from sessions). Codes: the position in
+        ``contact_options`` / ``outcomes`` from 1, 63 for anything else; None: none."""
+        if max(len(contact_options), len(outcomes)) >= _OTHER_CODE:
+            raise ValueError("too many contact options or outcomes for six-bit codes")
+        arms = " ".join(f"WHEN node = ? AND option = ? THEN {i}" for i, _ in enumerate(contact_options, 1))
+        contact_code = f"CASE {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE)
+        outcome_code, outcome_params = _code("s.outcome_option", outcomes)
+        marks = ", ".join("?" for _ in contact_nodes) or "NULL"
+        where, where_params = self._session_rows("(c.c IS NOT NULL OR s.outcome_id IS NOT NULL)")
+        use_sel = self.filtered and not self.rollup
+        return self.run(
+            f"WITH c AS (SELECT session, max(event_id * 64 + {contact_code}) AS c FROM session_answers "
+            f"WHERE node IN ({marks}) GROUP BY session) "
+            "SELECT c.c - (c.c / 64) * 64, "
+            f"CASE WHEN s.outcome_id IS NOT NULL THEN {outcome_code} END, count(*) "
+            f"FROM sessions AS s LEFT JOIN c ON c.session = s.session WHERE {where} GROUP BY 1, 2",
+            [*(v for pair in contact_options for v in pair), *contact_nodes, *outcome_params,
+             *where_params], select=use_sel)
+
+    def paths(self, path_nodes: Sequence[str], path_options: Sequence[Sequence[str]]
+              ) -> list[tuple[Any, ...]]:
+        """(code per path step..., outcome, sessions) of the sessions with an outcome.
+
+        ``outcome`` is the option of the session's last outcome event; the codes are those of
+        its last answer at each of ``path_nodes`` (position in that step's ``path_options``
+        from 1, 63 for anything else; None: no answer, or, for every step after the first, an
+        answer older than the answer at the first step).
+        """
+        if any(len(options) >= _OTHER_CODE for options in path_options):
+            raise ValueError("too many options at the path decisions for six-bit codes")
+        where, where_params = self._session_rows("s.outcome_id IS NOT NULL")
+        use_sel = self.filtered and not self.rollup
+        if not path_nodes:
+            return self.run(f"SELECT s.outcome_option, count(*) FROM sessions AS s WHERE {where} GROUP BY 1",
+                            where_params, select=use_sel)
+        columns, params = [], []
+        for k, (node, options) in enumerate(zip(path_nodes, path_options)):
+            code, code_params = _code("a.option", options)
+            columns.append(f"max(CASE WHEN a.node = ? THEN a.event_id END) AS i{k}, "
+                           f"max(CASE WHEN a.node = ? THEN {code} END) AS c{k}")
+            params += [node, node, *code_params]
+        marks = ", ".join("?" for _ in path_nodes)
+        picked = ["c0"] + [f"CASE WHEN i{k} > coalesce(i0, 0) THEN c{k} END" for k in range(1, len(path_nodes))]
+        group = ", ".join(str(i) for i in range(1, len(path_nodes) + 2))
+        return self.run(
+            f"WITH p AS (SELECT s.session, s.outcome_option AS outcome, {', '.join(columns)} "
+            "FROM sessions AS s LEFT JOIN session_answers AS a "
+            f"ON a.session = s.session AND a.node IN ({marks}) WHERE {where} "
+            "GROUP BY s.session, s.outcome_option) "
+            f"SELECT {', '.join(picked)}, outcome, count(*) FROM p GROUP BY {group}",
+            [*params, *path_nodes, *where_params], select=use_sel)
 
     def _daily(self) -> list[tuple[Any, ...]]:
         return self.run(
@@ -441,97 +475,6 @@ class _Query:
             f"FROM events f WHERE {self.first_where} "
             "AND f.session NOT IN (SELECT session FROM events WHERE action = 'finish')) "
             "SELECT node, count(*) FROM last GROUP BY node", self.first_params)
-
-    def _contacts(self, contact_options: Sequence[tuple[str, str]],
-                  outcomes: Sequence[str]) -> list[tuple[Any, ...]]:
-        """(contact code, outcome code, sessions) of sessions with a contact choice or an
-        outcome, from the events, without joining back to them: ``max(id * 64 + code)`` is
-        reached at the highest id and carries that row's code in its six low bits."""
-        nodes = sorted({node for node, _ in contact_options})
-        contact_code = " ".join(f"WHEN node = ? AND option = ? THEN {i}"
-                                for i, _ in enumerate(contact_options, 1))
-        outcome_code = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(outcomes, 1))
-        last_contact = (f"max(CASE WHEN action = 'choose' THEN id * 64 + "
-                        f"CASE {contact_code} ELSE 63 END END)" if contact_options else "NULL")
-        last_outcome = (f"max(CASE WHEN action = 'outcome' THEN id * 64 + "
-                        f"CASE option {outcome_code} ELSE 63 END END)" if outcomes else "NULL")
-        marks = ", ".join("?" for _ in nodes) or "NULL"
-        return self.run(
-            "SELECT c - (c / 64) * 64, o - (o / 64) * 64, count(*) FROM ("
-            f"SELECT session, {last_contact} AS c, {last_outcome} AS o FROM events "
-            f"WHERE (action = 'choose' AND node IN ({marks}) OR action = 'outcome'){self.selected} "
-            "GROUP BY session) s GROUP BY 1, 2",
-            [*(v for pair in contact_options for v in pair), *outcomes, *nodes], select=True)
-
-    def paths(self, problems: Sequence[str], orders: Sequence[str]) -> list[tuple[Any, ...]]:
-        """(problem code, order code, outcome, sessions) of the sessions with an outcome.
-
-        ``outcome`` is the option of the session's last outcome event; the codes are those of
-        its last ``choose`` at PATH_NODES (position in ``problems`` / ``orders`` from 1, 63 for
-        anything else; None: no answer, or for ``order`` only an answer older than the problem
-        answer). From the rollup when it keeps those answers; else the sessions come from the
-        rollup or the events, and their answers from the choose events at PATH_NODES.
-        """
-        if max(len(problems), len(orders)) >= _OTHER_CODE:
-            raise ValueError("too many options at the path decisions for six-bit codes")
-        if self.path_rollup:
-            where, params = (f" AND {self.sessions_where}", self.first_params) if self.filtered else ("", [])
-            return self._code_paths(self.run(
-                f"SELECT {self._path_columns()}, outcome_option, count(*) FROM sessions "
-                f"WHERE outcome_id IS NOT NULL{where} GROUP BY 1, 2, 3, 4, 5", params), problems, orders)
-        if self.rollup:
-            where = f" AND {self.sessions_where}" if self.filtered else ""
-            answered = ("SELECT session, outcome_option AS outcome FROM sessions "
-                        f"WHERE outcome_id IS NOT NULL{where}")
-            params = self.first_params if self.filtered else []
-        else:
-            answered = ("SELECT f.session, (SELECT o.option FROM events o WHERE o.session = f.session "
-                        "AND o.action = 'outcome' ORDER BY o.id DESC LIMIT 1) AS outcome FROM "
-                        f"(SELECT DISTINCT session FROM events WHERE action = 'outcome'{self.selected}) AS f")
-            params = []
-
-        def code(options: Sequence[str]) -> str:
-            if not options:
-                return str(_OTHER_CODE)
-            arms = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(options, 1))
-            return f"CASE option {arms} ELSE {_OTHER_CODE} END"
-
-        problem, order = PATH_NODES
-        return self.run(
-            f"WITH answered AS MATERIALIZED ({answered}) "
-            "SELECT p - (p / 64) * 64, CASE WHEN d / 64 > coalesce(p / 64, 0) THEN d - (d / 64) * 64 END, "
-            "a.outcome, count(*) FROM answered AS a LEFT JOIN (SELECT session, "
-            f"max(CASE WHEN node = ? THEN id * 64 + {code(problems)} END) AS p, "
-            f"max(CASE WHEN node = ? THEN id * 64 + {code(orders)} END) AS d "
-            "FROM events WHERE action = 'choose' AND node IN (?, ?) "
-            "AND session IN (SELECT session FROM answered) GROUP BY session) AS c "
-            "ON c.session = a.session GROUP BY 1, 2, 3",
-            [*params, problem, *problems, order, *orders, problem, order], select=not self.rollup)
-
-    @staticmethod
-    def _path_columns() -> str:
-        """The four columns of a ``sessions`` row's path, for an outcome session (else 0, NULL):
-        whether it answered the problem question, the answer, whether it answered the order
-        question after that, the answer."""
-        problem, order = ROLLUP_PATH_NODES
-        current = f"outcome_id IS NOT NULL AND {order}_id > coalesce({problem}_id, 0)"
-        return (f"CASE WHEN outcome_id IS NOT NULL AND {problem}_id IS NOT NULL THEN 1 ELSE 0 END, "
-                f"CASE WHEN outcome_id IS NOT NULL THEN {problem}_option END, "
-                f"CASE WHEN {current} THEN 1 ELSE 0 END, CASE WHEN {current} THEN {order}_option END")
-
-    @staticmethod
-    def _code_paths(rows: Sequence[tuple[Any, ...]], problems: Sequence[str],
-                    orders: Sequence[str]) -> list[tuple[Any, ...]]:
-        """paths()' rows from rows of (has problem answer, answer, has order answer, answer,
-        outcome, sessions), as _path_columns() gives them."""
-        problem_codes = {key: i for i, key in reversed(list(enumerate(problems, 1)))}
-        order_codes = {key: i for i, key in reversed(list(enumerate(orders, 1)))}
-        paths: dict[tuple[Any, Any, Any], int] = {}
-        for has_problem, problem_option, has_order, order_option, outcome, n in rows:
-            key = (problem_codes.get(problem_option, _OTHER_CODE) if has_problem else None,
-                   order_codes.get(order_option, _OTHER_CODE) if has_order else None, outcome)
-            paths[key] = paths.get(key, 0) + int(n)
-        return [(p, o, outcome, n) for (p, o, outcome), n in paths.items()]
 
     # -- from the events, whatever the store
 
@@ -617,31 +560,46 @@ def _share(part: pd.Series, whole: pd.Series | float) -> pd.Series:
     return (part.astype("float64") / whole.astype("float64").where(whole > 0)).astype("float64")
 
 
+def flow_roles(flow: Flow) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The flow's contact decisions and path decisions (``Flow.role_nodes``), in flow order."""
+    return tuple(flow.role_nodes("contact")), tuple(flow.role_nodes("path"))
+
+
 def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
               end: dt.date | dt.datetime | str | None = None, lang: str | None = None,
-              flow: Flow | None = None) -> Summary:
+              flow: Flow | None = None, *, contact_nodes: Sequence[str] | None = None,
+              path_nodes: Sequence[str] | None = None) -> Summary:
     """Summarize the interaction log in ``store`` (an open EventStore, or a URL to open).
 
     ``start`` (inclusive) and ``end`` (exclusive) are UTC dates or datetimes; ``lang`` is
     'ko' or 'en'. They select sessions by their first event. ``flow`` (default: the packaged
-    flow) gives the node order and the options to list. Raises StoreUnavailable when the
-    store cannot be read. Definitions: see the module docstring.
+    flow) gives the node order, the options to list and the roles of its steps: the contact
+    decisions and the path decisions (``flow_roles``), unless ``contact_nodes`` /
+    ``path_nodes`` name them. Raises StoreUnavailable when the store cannot be read, and
+    StoreOutdated when it has an older log schema (opened read-only, so not migrated).
+    Definitions: see the module docstring.
     """
     if isinstance(store, str):
         from .log import open_store
 
         with open_store(store) as opened:
-            return summarize(opened, start, end, lang, flow)
+            return summarize(opened, start, end, lang, flow, contact_nodes=contact_nodes,
+                             path_nodes=path_nodes)
     if lang is not None and lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}; expected one of {list(LANGUAGES)}")
     start_utc, end_utc = _utc(start, "start"), _utc(end, "end")
     flow = flow if flow is not None else default_flow()
+    if contact_nodes is None or path_nodes is None:
+        contact_roles, path_roles = flow_roles(flow)
+        contact_nodes = contact_roles if contact_nodes is None else contact_nodes
+        path_nodes = path_roles if path_nodes is None else path_nodes
+    contact_nodes, path_nodes = tuple(contact_nodes), tuple(path_nodes)
     q = _Query(store, start_utc, end_utc, lang)
 
-    contact_options = [(n, o) for n in CONTACT_NODES if n in flow.nodes
+    contact_options = [(n, o) for n in contact_nodes if n in flow.nodes
                        for o in flow.nodes[n].option_ids]
-    path_options = [list(flow.nodes[n].option_ids) if n in flow.nodes else [] for n in PATH_NODES]
-    numbers = q.numbers(contact_options, OUTCOMES, path_options)
+    path_options = [list(flow.nodes[n].option_ids) if n in flow.nodes else [] for n in path_nodes]
+    numbers = q.numbers()
 
     # Sessions by day and start language.
     counts: dict[str, dict[str, int]] = {}
@@ -703,7 +661,7 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
     # Contact channels and outcomes.
     by_contact: dict[int | None, int] = {}
     by_outcome: dict[tuple[int | None, int], int] = {}
-    for contact, outcome, n in numbers.contacts:
+    for contact, outcome, n in q.contacts(contact_nodes, contact_options, OUTCOMES):
         contact = None if contact is None else int(contact)
         if contact is not None:
             by_contact[contact] = by_contact.get(contact, 0) + int(n)
@@ -736,13 +694,11 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
     outcomes["share"] = _share(outcomes["sessions"],
                                outcomes.groupby("channel")["sessions"].transform("sum"))
 
-    # Outcomes by path: problems, then orders, in flow order, then (other), then (none).
+    # Outcomes by path: the answers at each path step in flow order, then (other), then (none).
     outcome_codes = {key: i for i, key in reversed(list(enumerate(OUTCOMES, 1)))}
-    by_path: dict[tuple[int | None, int | None, int], int] = {}
-    path_rows = numbers.paths if numbers.paths is not None else q.paths(*path_options)
-    for problem, order, outcome, n in path_rows:
-        key = (None if problem is None else int(problem), None if order is None else int(order),
-               outcome_codes.get(outcome, _OTHER_CODE))
+    by_path: dict[tuple[Any, ...], int] = {}
+    for *codes, outcome, n in q.paths(path_nodes, path_options):
+        key = (*(None if c is None else int(c) for c in codes), outcome_codes.get(outcome, _OTHER_CODE))
         by_path[key] = by_path.get(key, 0) + int(n)
 
     def answer_name(options: Sequence[str], code: int | None) -> str:
@@ -750,15 +706,16 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
             return NO_ANSWER
         return OTHER if code == _OTHER_CODE else options[code - 1]
 
-    path_keys = sorted(by_path, key=lambda k: (k[0] is None, k[0] or 0, k[1] is None, k[1] or 0, k[2]))
+    path_keys = sorted(by_path, key=lambda k: (*((c is None, c or 0) for c in k[:-1]), k[-1]))
     paths = pd.DataFrame({
         node: pd.Series([answer_name(options, k[i]) for k in path_keys], dtype="str")
-        for i, (node, options) in enumerate(zip(PATH_NODES, path_options))
+        for i, (node, options) in enumerate(zip(path_nodes, path_options))
     })
-    paths["outcome"] = pd.Series([outcome_name(k[2]) for k in path_keys], dtype="str")
+    paths["outcome"] = pd.Series([outcome_name(k[-1]) for k in path_keys], dtype="str")
     paths["sessions"] = pd.Series([by_path[k] for k in path_keys], dtype="int64")
-    paths["share"] = _share(paths["sessions"],
-                            paths.groupby(list(PATH_NODES))["sessions"].transform("sum"))
+    within = paths.groupby(list(path_nodes))["sessions"].transform("sum") if path_nodes \
+        else int(paths["sessions"].sum())
+    paths["share"] = _share(paths["sessions"], within)
 
     # Median time per node (the nodes of the funnel: a session leaves only nodes it entered).
     medians = {node: (int(n), float(m)) for node, n, m in q.medians(nodes)}

@@ -5,6 +5,9 @@
 //   keyboard users continue from there instead of from the top of the page;
 // - the language buttons form a group named "Language" (in the guide's language), each
 //   button's text marked with its own language;
+// - the page's own texts (the language group's name, the site's title) are the flow's
+//   interface texts in the guide's language: the step carries them as data-guide-language
+//   and data-guide-site-title (widgets/view.py renders them from flow.yaml's `ui`);
 // - toggle buttons say whether they are on: the language buttons with aria-pressed, the
 //   panel toggle (case notes) with aria-expanded (ipywidgets only shows it with a class);
 // - the option chosen before at a step (highlighted) is marked aria-current;
@@ -22,14 +25,13 @@
     }
   }
 
-  var LANGUAGE_GROUP = { ko: "언어", en: "Language" };
-  var SITE_TITLE = { ko: "아마존 고객 서비스 문의 안내", en: "Contacting Amazon customer service" };
-
-  function syncToggles(lang) {
+  function syncToggles(languageGroup) {
     var groups = document.querySelectorAll(".guide .widget-toggle-buttons");
     for (var g = 0; g < groups.length; g++) {
       setAttr(groups[g], "role", "group");
-      setAttr(groups[g], "aria-label", LANGUAGE_GROUP[lang] || LANGUAGE_GROUP.en);
+      if (languageGroup) {
+        setAttr(groups[g], "aria-label", languageGroup);
+      }
     }
     var buttons = document.querySelectorAll(".guide .widget-toggle-button");
     for (var i = 0; i < buttons.length; i++) {
@@ -84,13 +86,14 @@
       return;
     }
     var lang = step.getAttribute("data-guide-lang");
-    syncToggles(lang);
+    syncToggles(step.getAttribute("data-guide-language"));
     if (lang && document.documentElement.getAttribute("lang") !== lang) {
       document.documentElement.setAttribute("lang", lang);
     }
     var heading = step.querySelector("h2");
+    var siteTitle = step.getAttribute("data-guide-site-title");
     if (heading) {
-      var title = heading.textContent.trim() + " · " + (SITE_TITLE[lang] || SITE_TITLE.en);
+      var title = heading.textContent.trim() + (siteTitle ? " · " + siteTitle : "");
       if (document.title !== title) {
         document.title = title;
       }
@@ -134,7 +137,8 @@
     document.addEventListener("click", swallowRepeatedClicks, true);
     new MutationObserver(scheduleSync).observe(document.body, {
       subtree: true, childList: true, attributes: true,
-      attributeFilter: ["data-step", "data-guide-lang", "class"],
+      attributeFilter: ["data-step", "data-guide-lang", "data-guide-language",
+        "data-guide-site-title", "class"],
     });
     sync();
   }

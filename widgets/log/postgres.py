@@ -1,0 +1,155 @@
+"""The log in a PostgreSQL database: :class:`PostgresStore`.
+
+psycopg is imported when such a store is opened, never at module import.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from . import migrations
+from .events import Event, Gap, validate_event, validate_gap
+from .store import DEFAULT_TIMEOUT, EVENT_COLUMNS, EventStore, StoreCorrupt, StoreUnavailable
+from .urls import redact as _redact
+
+__all__ = ["PostgresStore"]
+
+_DEFAULT_TIMEOUT = DEFAULT_TIMEOUT
+_EVENT_COLUMNS = EVENT_COLUMNS
+# Key of the PostgreSQL advisory lock serialising schema creation/migration.
+_PG_SCHEMA_LOCK = 0x6775_6964_656C_6F67 & 0x7FFF_FFFF_FFFF_FFFF  # "guidelog"
+_PG_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+# A batch from one array per column; ids follow the list order.
+_PG_INSERT_EVENTS = (
+    f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM unnest("
+    "%s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[]) "
+    f"WITH ORDINALITY AS batch ({_EVENT_COLUMNS}, n) ORDER BY n"
+)
+
+
+class PostgresStore(EventStore):
+    """The log in a PostgreSQL database; tables are created on first use.
+
+    psycopg is imported here, when the store is opened, never at module import.
+    A lost connection makes the failing call raise StoreUnavailable; the next
+    call reconnects.
+    """
+
+    dialect = "postgresql"
+    placeholder = "%s"
+
+    def __init__(self, url: str, *, timeout: float = _DEFAULT_TIMEOUT) -> None:
+        self.url = url
+        self.timeout = float(timeout)
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._closed = False
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise StoreUnavailable(
+                "a postgresql:// log URL needs psycopg: pip install 'amazon-contact-guide[postgres]'"
+            ) from exc
+        self._psycopg = psycopg
+        with self._lock:
+            self._connection()
+
+    def _connection(self) -> Any:
+        """The open connection, connecting (and creating the schema) if needed."""
+        if self._closed:
+            raise StoreUnavailable(f"the log database {_redact(self.url)} is closed")
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        psycopg = self._psycopg
+        try:
+            conn = psycopg.connect(self.url, autocommit=True,
+                                   connect_timeout=max(2, int(self.timeout + 0.999)))
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot connect to the log database {_redact(self.url)}: {exc}") from exc
+        try:
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(self.timeout * 1000)}ms",))
+            self._prepare(conn)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, psycopg.Error):
+                raise StoreUnavailable(f"cannot prepare the log database {_redact(self.url)}: {exc}") from exc
+            raise
+        self._conn = conn
+        return conn
+
+    def _prepare(self, conn: Any) -> None:
+        """Create or migrate the tables, serialised between processes by an advisory lock."""
+        where = f"the log database {_redact(self.url)}"
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_SCHEMA_LOCK,))
+            meta, events = conn.execute("SELECT to_regclass('meta'), to_regclass('events')").fetchone()
+            if meta is None:
+                if events is not None:
+                    raise StoreCorrupt(f"{where} has an events table that is not ours (no meta table); "
+                                       "it was left untouched")
+                version = 0
+            else:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if row is None:
+                    raise StoreCorrupt(f"{where}: meta table without schema_version; it was left untouched")
+                version = migrations.parse_version(row[0], where)
+            migrations.check_not_newer(version, where)
+            for migration in migrations.pending(version):
+                for statement in migration.postgresql:
+                    conn.execute(statement)
+                conn.execute(migrations.SET_VERSION.format(p="%s"), (str(migration.version),))
+
+    def _fail(self, exc: Exception, doing: str) -> StoreUnavailable:
+        """Drop the connection (the next call reconnects) and describe the failure."""
+        try:
+            if self._conn is not None:
+                self._conn.close()
+        finally:
+            self._conn = None
+        return StoreUnavailable(f"{doing} the log database {_redact(self.url)}: {exc}")
+
+    def write(self, events: Sequence[Event], gaps: Sequence[Gap] = ()) -> None:
+        for event in events:
+            validate_event(event)
+        for gap in gaps:
+            validate_gap(gap)
+        if not events and not gaps:
+            return
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    # One statement per call, so that the sessions trigger runs once.
+                    if len(events) == 1:
+                        cur.execute(_PG_INSERT_EVENT, tuple(events[0]))
+                    elif events:
+                        cur.execute(_PG_INSERT_EVENTS, [list(column) for column in zip(*events)])
+                    if gaps:
+                        cur.executemany("INSERT INTO log_gaps (ts, session, dropped) VALUES (%s, %s, %s)",
+                                        [tuple(g) for g in gaps])
+            except self._psycopg.Error as exc:
+                raise self._fail(exc, "cannot write to") from exc
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.execute("SET TRANSACTION READ ONLY")
+                    cur.execute(sql, tuple(params))
+                    columns = [d.name for d in cur.description or ()]
+                    return columns, cur.fetchall()
+            except self._psycopg.Error as exc:
+                raise self._fail(exc, "cannot read") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({_redact(self.url)!r})"

@@ -1,0 +1,431 @@
+"""The log of one visit: :class:`SessionLogger`, what the guide's view uses.
+
+``log()`` never raises; a visitor's events are rate-limited, and kept in a bounded buffer while
+the store is away, retried in the background and once more when the session closes (at the
+latest when the kernel exits). Every event is either written or counted in ``log_gaps``; what
+cannot even be counted there (the store is still away when the session closes) is reported in the
+server log. Only the standard library is imported here.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import datetime as dt
+import logging
+import math
+import os
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+
+from .events import Event, Gap, is_id as _is_id, validate_event
+from .store import EventStore
+
+__all__ = ["SessionLogger", "DEFAULT_RATE", "DEFAULT_BURST"]
+
+_log = logging.getLogger("widgets.log")
+
+
+#: A visitor's sustained event rate (events per second) and burst (events) before events are
+#: refused; ``$GUIDE_LOG_RATE`` / ``$GUIDE_LOG_BURST`` override them (``GUIDE_LOG_RATE=off``: no
+#: limit). A click is two events (the action and the step it enters), so the burst lets a visitor
+#: click through the whole guide, double-clicks and held-down keys included, as fast as they can.
+DEFAULT_RATE = 5.0
+DEFAULT_BURST = 60
+# Background retries while the store is away: retry_after, doubling up to this (seconds).
+_RETRY_MAX = 30.0
+_RETRY_MIN = 0.05
+# How soon a count of rate-limited events is written when no further event carries it.
+_GAP_DELAY = 1.0
+
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _env_limit(name: str, default: float, *, integer: bool) -> float:
+    """A positive number from ``$name`` (``off``: no limit), else ``default`` (with a warning if unusable)."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("off", "none", "inf", "unlimited"):
+        return math.inf
+    try:
+        value = float(int(raw)) if integer else float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or math.isnan(value):
+        _log.warning("interaction log: ignoring %s=%r (expected a positive number or 'off')", name, raw)
+        return default
+    return value
+
+
+# Loggers to close when the process exits (SessionLogger.close_at_exit); weak, so that a
+# logger nobody uses any more can still be garbage collected.
+_CLOSE_AT_EXIT: weakref.WeakSet[SessionLogger] = weakref.WeakSet()
+_close_at_exit_registered = False
+_close_at_exit_lock = threading.Lock()
+
+
+def _close_loggers_at_exit() -> None:
+    for logger in list(_CLOSE_AT_EXIT):
+        try:
+            logger.close()
+        except Exception:  # noqa: BLE001 - an exit hook must not raise
+            _log.exception("interaction log: closing a session logger at exit failed")
+
+
+class SessionLogger:
+    """The log of one visit. ``log()`` never raises.
+
+    ``store`` is an EventStore or a factory returning one (called lazily, and
+    again after a failure, so a store that comes back is reopened).
+
+    Every event accepted by ``log()`` is written to the store, or counted in
+    the ``log_gaps`` table, or (only if the store is still unavailable when the
+    logger closes) reported in the server log as lost:
+
+    - Rate limit: a token bucket per session, ``burst`` events at once and
+      ``rate`` events per second sustained (defaults DEFAULT_BURST and
+      DEFAULT_RATE, or ``$GUIDE_LOG_BURST`` and ``$GUIDE_LOG_RATE``; ``math.inf``
+      or ``GUIDE_LOG_RATE=off`` turns it off). A fast visitor never reaches it;
+      a script sending clicks over the websocket does. Events over the limit are
+      not written: ``log()`` returns False for them, and their number is
+      recorded in ``log_gaps`` with the next write, or at most ~1 s later.
+    - Store unavailable: events wait in a buffer of ``buffer_limit`` events; on
+      overflow the oldest are dropped. Both are counted in ``log_gaps`` once the
+      store is back (one ``log_gaps`` row can count overflow and rate-limited
+      events together). Retries happen on ``flush()``, on ``log()`` calls at
+      least ``retry_after`` seconds after the last failure (so an outage does not
+      slow every click down by the lock timeout) and in the background: a daemon
+      timer retries after ``retry_after`` seconds, doubling up to 30 s, until the
+      buffer is written, so the events arrive even if the visitor does nothing
+      more. The timer never keeps the process alive and stops at ``close()``.
+    - ``close()`` makes a last attempt. Events it cannot write are counted as
+      lost (``dropped``); the store being unavailable, that count cannot go into
+      ``log_gaps`` either, so it is reported with ``logging.error`` in the server
+      log. Call ``close_at_exit()`` to have ``close()`` run when the process
+      exits normally (a kernel asked to shut down, as the server does when a
+      page closes). A process that is killed (SIGKILL, or the server's kill
+      after its shutdown grace period, which the last attempt can exceed if the
+      store makes it wait for a lock up to its timeout) runs no exit code: what
+      was still buffered then is lost without a trace. The background retries
+      make that only what an outage still in progress has buffered.
+
+    ``on_status(healthy)`` is called when writing starts failing or works again
+    (not for rate-limited events, nor after ``close()``), possibly from the
+    timer's thread.
+    ``monotonic`` (default ``time.monotonic``) times the rate limit and the retries.
+    """
+
+    def __init__(
+        self,
+        store: EventStore | Callable[[], EventStore],
+        session_id: str | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+        buffer_limit: int = 500,
+        on_status: Callable[[bool], None] | None = None,
+        retry_after: float = 2.0,
+        *,
+        rate: float | None = None,
+        burst: int | None = None,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        if buffer_limit < 1:
+            raise ValueError("buffer_limit must be at least 1")
+        if rate is None:
+            rate = _env_limit("GUIDE_LOG_RATE", DEFAULT_RATE, integer=False)
+        if burst is None:
+            burst = _env_limit("GUIDE_LOG_BURST", DEFAULT_BURST, integer=True)  # type: ignore[assignment]
+        if not rate > 0 or not burst >= 1:  # also refuses NaN
+            raise ValueError("rate must be positive and burst at least 1")
+        self.session = session_id or uuid.uuid4().hex
+        if not _is_id(self.session):
+            raise ValueError("session_id is not a valid id")
+        if isinstance(store, EventStore):
+            self._store: EventStore | None = store
+            self._factory: Callable[[], EventStore] | None = None
+        else:
+            self._store = None
+            self._factory = store
+        self._clock = clock or _utcnow
+        self._monotonic = monotonic or time.monotonic
+        self._buffer: collections.deque[Event] = collections.deque()
+        self._limit = buffer_limit
+        self.on_status = on_status
+        self.retry_after = retry_after
+        self.rate = float(rate)
+        self.burst = float(burst)
+        # _lock: the buffer, the counters, the health, the timer (held briefly).
+        # _write_lock: one write (and store open/close) at a time; taken before _lock, never after.
+        self._lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        self._previous: dt.datetime | None = None
+        self._healthy = True
+        self._next_retry = 0.0
+        self._failures = 0
+        self._dropped = 0
+        self._limited = 0
+        self._unrecorded_drops = 0
+        self._refused = 0
+        self._inflight = 0  # buffered events (from the left) being written right now
+        self._tokens = self.burst
+        self._refilled = self._monotonic()
+        self._timer: threading.Timer | None = None
+        self._writer: int | None = None  # the thread writing now
+        self._closed = False
+
+    @property
+    def healthy(self) -> bool:
+        """False while the last attempt to reach the store failed."""
+        return self._healthy
+
+    @property
+    def pending(self) -> int:
+        """Events waiting in the buffer."""
+        return len(self._buffer)
+
+    @property
+    def dropped(self) -> int:
+        """Events lost because the store was unavailable during this visit: buffer
+        overflow, or still buffered when the logger closed."""
+        return self._dropped
+
+    @property
+    def limited(self) -> int:
+        """Events not written because the session was over its rate limit."""
+        return self._limited
+
+    @property
+    def refused(self) -> int:
+        """log() calls refused because a field was not valid (nothing was stored)."""
+        return self._refused
+
+    def log(self, node: str, action: str, option: str | None = None, lang: str = "ko") -> bool:
+        """Record one interaction; True if it was accepted (stored now or buffered).
+
+        False if a field is not valid (nothing is recorded) or the session is over
+        its rate limit (the event is counted in ``log_gaps``).
+        """
+        try:
+            with self._lock:
+                ts = self._clock()
+                elapsed = None
+                if self._previous is not None:
+                    elapsed = max(0, round((ts - self._previous).total_seconds() * 1000))
+                event = Event(ts, self.session, node, action, option, lang, elapsed)
+                try:
+                    validate_event(event)
+                except ValueError as exc:
+                    self._refused += 1
+                    _log.warning("interaction log: refused an event (%s)", exc)
+                    return False
+                self._previous = ts
+                if not self._take_token():
+                    self._limited += 1
+                    self._unrecorded_drops += 1
+                    if self._limited == 1:
+                        _log.warning("interaction log: session %s is over the rate limit (%g events/s, "
+                                     "burst %g); events over it are counted in log_gaps, not written",
+                                     self.session, self.rate, self.burst)
+                    self._schedule(_GAP_DELAY)
+                    return False
+                if len(self._buffer) >= self._limit:
+                    self._drop_oldest()
+                self._buffer.append(event)
+                write_now = self._healthy or self._monotonic() >= self._next_retry
+            if write_now:
+                self._drain()
+            return True
+        except Exception:
+            _log.exception("interaction log: unexpected error")
+            return False
+
+    def flush(self) -> bool:
+        """Try to write the buffered events now; True if nothing is left pending."""
+        try:
+            self._drain()
+            with self._lock:
+                return not self._buffer and not self._unrecorded_drops
+        except Exception:
+            _log.exception("interaction log: unexpected error")
+            return False
+
+    def close(self) -> None:
+        """Stop retrying, make a last attempt to write, then close the store if this logger opened it.
+
+        What is still not written is counted as lost and reported in the server log
+        (the store being unavailable, not in ``log_gaps``). May be called more than once.
+        """
+        try:
+            with self._lock:
+                self._closed = True
+                timer, self._timer = self._timer, None
+            if timer is not None:
+                timer.cancel()
+            self._drain()  # gives up (counts and reports) if it fails, the logger being closed
+            if self._writer != threading.get_ident():  # not from within a write (on_status)
+                with self._write_lock, self._lock:
+                    if self._factory is not None and self._store is not None:
+                        self._close_store()
+        except Exception:
+            _log.exception("interaction log: unexpected error")
+        finally:
+            _CLOSE_AT_EXIT.discard(self)
+
+    def close_at_exit(self) -> SessionLogger:
+        """Have ``close()`` run when the process exits normally (weakly: this does not keep
+        the logger alive); returns the logger."""
+        global _close_at_exit_registered
+        with _close_at_exit_lock:
+            if not _close_at_exit_registered:
+                atexit.register(_close_loggers_at_exit)
+                _close_at_exit_registered = True
+            _CLOSE_AT_EXIT.add(self)
+        return self
+
+    # -- internals
+
+    def _take_token(self) -> bool:
+        """The token bucket: True if one more event is within the rate limit (caller holds _lock)."""
+        if math.isinf(self.rate):
+            return True
+        now = self._monotonic()
+        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._refilled) * self.rate)
+        self._refilled = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    def _drop_oldest(self) -> None:
+        """Make room for one event (caller holds _lock): drop the oldest not being written now."""
+        if self._inflight < len(self._buffer):
+            del self._buffer[self._inflight]
+            self._dropped += 1
+            self._unrecorded_drops += 1
+        # else every buffered event is being written: the buffer grows by one for the moment,
+        # and _enforce_limit trims it if that write fails
+
+    def _enforce_limit(self) -> None:
+        while len(self._buffer) > self._limit:
+            self._buffer.popleft()
+            self._dropped += 1
+            self._unrecorded_drops += 1
+
+    def _drain(self) -> None:
+        """Write everything pending (waiting for a write in progress first)."""
+        if self._writer == threading.get_ident():
+            return  # called back from within a write (on_status logging): that write continues
+        with self._write_lock:
+            self._writer = threading.get_ident()
+            try:
+                self._write_pending()
+            finally:
+                self._writer = None
+
+    def _write_pending(self) -> None:
+        """Write the buffer and the uncounted losses until none are left or a write fails (caller
+        holds _write_lock)."""
+        while True:
+            with self._lock:
+                if not self._buffer and not self._unrecorded_drops:
+                    return
+                events = list(self._buffer)
+                drops = self._unrecorded_drops
+                gaps = [Gap(self._clock(), self.session, drops)] if drops else []
+                self._inflight = len(events)
+            try:
+                if self._store is None:
+                    assert self._factory is not None
+                    self._store = self._factory()
+                self._store.write(events, gaps)
+            except Exception as exc:
+                with self._lock:
+                    self._inflight = 0
+                    self._enforce_limit()
+                    self._failed(exc)
+                return
+            with self._lock:
+                for _ in events:
+                    self._buffer.popleft()
+                self._inflight = 0
+                self._unrecorded_drops -= drops
+                self._failures = 0
+                if not self._healthy:
+                    _log.info("interaction log: store is back, %d buffered events written", len(events))
+                self._set_health(True)
+            # and again if events arrived meanwhile
+
+    def _failed(self, exc: Exception) -> None:
+        """A write failed (caller holds both locks)."""
+        self._failures += 1
+        self._next_retry = self._monotonic() + self.retry_after
+        if self._factory is not None:
+            self._close_store()
+        if self._healthy:
+            _log.warning("interaction log: store unavailable, buffering events (%s)", exc)
+        else:
+            _log.debug("interaction log: store still unavailable (%s)", exc)
+        self._set_health(False)
+        if self._closed:
+            self._give_up(exc)
+        else:
+            base = max(self.retry_after, _RETRY_MIN)
+            self._schedule(min(base * 2 ** min(self._failures - 1, 16), max(self.retry_after, _RETRY_MAX)))
+
+    def _give_up(self, exc: Exception) -> None:
+        """The logger is closed and the store still unavailable: count what is pending as lost."""
+        unwritten = len(self._buffer)
+        lost = unwritten + self._unrecorded_drops
+        if not lost:
+            return
+        self._buffer.clear()
+        self._dropped += unwritten
+        self._unrecorded_drops = 0
+        _log.error("interaction log: %d events of session %s are lost (%d never written, %d dropped or "
+                   "over the rate limit before); the store is unavailable as the session closes, so "
+                   "log_gaps does not count them either (%s)",
+                   lost, self.session, unwritten, lost - unwritten, exc)
+
+    def _schedule(self, delay: float) -> None:
+        """Retry in the background after ``delay`` seconds, unless a retry is already due (caller holds _lock)."""
+        if self._closed or self._timer is not None:
+            return
+        timer = threading.Timer(delay, self._on_timer)
+        timer.daemon = True
+        timer.name = f"guide-log-retry-{self.session[:8]}"
+        self._timer = timer
+        timer.start()
+
+    def _on_timer(self) -> None:
+        try:
+            with self._lock:
+                self._timer = None
+                if self._closed:
+                    return
+            self._drain()
+        except Exception:  # noqa: BLE001 - a background retry must never raise
+            _log.exception("interaction log: unexpected error in a background retry")
+
+    def _close_store(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            try:
+                store.close()
+            except Exception:
+                _log.debug("interaction log: error closing the store", exc_info=True)
+
+    def _set_health(self, healthy: bool) -> None:
+        if healthy == self._healthy:
+            return
+        self._healthy = healthy
+        if self.on_status is not None and not self._closed:  # closed: the page is gone
+            try:
+                self.on_status(healthy)
+            except Exception:
+                _log.exception("interaction log: on_status callback failed")

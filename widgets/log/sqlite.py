@@ -1,0 +1,582 @@
+"""The log in one SQLite file (WAL mode), shared by many processes: :class:`SQLiteStore`.
+
+Also the process-wide guards it needs: descriptors of the files in use kept open (closing any
+would drop SQLite's locks), a guard that keeps ``os.fork()`` out of SQLite calls, and connections
+that must never be closed. Only the standard library is imported here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+import sqlite3
+import struct
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+from . import migrations
+from .events import Event, Gap, validate_event, validate_gap
+from .store import (DEFAULT_TIMEOUT, EVENT_COLUMNS, EventStore, StoreCorrupt, StoreUnavailable)
+
+__all__ = ["SQLiteStore"]
+
+_log = logging.getLogger("widgets.log")
+_T = TypeVar("_T")
+_DEFAULT_TIMEOUT = DEFAULT_TIMEOUT
+_EVENT_COLUMNS = EVENT_COLUMNS
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _sqlite_ts(ts: dt.datetime) -> str:
+    """ISO-8601 UTC text with microseconds, e.g. 2025-01-31T09:05:00.000000Z (sorts as time)."""
+    return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _sqlite_code(exc: sqlite3.Error) -> int:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF
+
+
+_SQLITE_BUSY = 5
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+
+# Linux: FS_IOC_GETFLAGS (_IOR('f', 1, long)) and the flags that forbid writing a file in place.
+_FS_IOC_GETFLAGS = (2 << 30) | (struct.calcsize("l") << 16) | (ord("f") << 8) | 1
+_FS_IMMUTABLE_FL = 0x10
+_FS_APPEND_FL = 0x20
+
+
+class _Held(NamedTuple):
+    """A read-only descriptor of one file, and that file's identity (st_dev, st_ino)."""
+
+    key: tuple[int, int]
+    fd: int
+    path: Path
+
+
+class _FileHandles:
+    """Read-only descriptors of the SQLite files this process uses, shared and kept open.
+
+    Closing *any* descriptor of a file releases every POSIX lock the process holds on it,
+    SQLite's included (in WAL mode a connection holds a shared lock on the database file and
+    one on its ``-shm`` file for as long as it is open; losing them lets another process delete
+    the WAL under it, or re-initialise the ``-shm`` it has mapped). So the checks of
+    SQLiteStore never open and close these files while a connection may use them: each file
+    is opened once, and closed only when no store of this process holds it any more (after
+    the stores have closed their connections). A file that must outlive every connection
+    (see ``SQLiteStore._keep``) is never closed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._files: dict[tuple[int, int], list[int]] = {}  # key -> [references, fd, more fds]
+
+    def hold(self, path: Path) -> _Held | None:
+        """Hold the file at ``path``; None if there is none. Raises OSError if it cannot be read."""
+        with self._lock:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                return None
+            key = (st.st_dev, st.st_ino)
+            entry = self._files.get(key)
+            if entry is None:
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                st = os.fstat(fd)
+                key = (st.st_dev, st.st_ino)  # the file may have been replaced meanwhile
+                entry = self._files.get(key)
+                if entry is None:
+                    entry = self._files[key] = [0, fd]
+                else:
+                    entry.append(fd)  # never closed before the others (see above)
+            entry[0] += 1
+            return _Held(key, entry[1], path)
+
+    def release(self, held: _Held) -> None:
+        """Give up one hold; the last one closes the file's descriptors."""
+        with self._lock:
+            entry = self._files.get(held.key)
+            if entry is None:
+                return
+            entry[0] -= 1
+            if entry[0] <= 0:
+                del self._files[held.key]
+                for fd in entry[1:]:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+
+_HANDLES = _FileHandles()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_HANDLES.after_fork)
+
+
+class _ForkGuard:
+    """Keeps ``os.fork()`` from happening while a thread of this process is inside SQLite.
+
+    A child process gets a copy of every lock as it was at the fork, and the threads holding
+    them do not exist there: had a thread (e.g. a SessionLogger's background retry) held one of
+    SQLite's process-wide mutexes, the child's first SQLite call would wait forever. Store
+    calls run inside ``with _SQLITE_CALLS:``; before a fork the forking thread waits (up to
+    30 s) until none is running and holds new ones back until the fork is done.
+    """
+
+    _WAIT = 30.0
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._active = 0
+        self._forking = False
+
+    def __enter__(self) -> None:
+        with self._cond:
+            while self._forking:
+                self._cond.wait()
+            self._active += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._active -= 1
+            if not self._active:
+                self._cond.notify_all()
+
+    def before_fork(self) -> None:
+        self._cond.acquire()  # held through the fork
+        self._forking = True
+        deadline = time.monotonic() + self._WAIT
+        while self._active:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break  # fork anyway rather than hang the caller
+            self._cond.wait(remaining)
+
+    def after_fork_in_parent(self) -> None:
+        self._forking = False
+        self._cond.notify_all()
+        self._cond.release()
+
+    def after_fork_in_child(self) -> None:
+        self._reset()  # no other thread exists here
+
+
+_SQLITE_CALLS = _ForkGuard()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_SQLITE_CALLS.before_fork, after_in_parent=_SQLITE_CALLS.after_fork_in_parent,
+                        after_in_child=_SQLITE_CALLS.after_fork_in_child)
+
+# Connections that must never be used or closed again (see SQLiteStore._keep).
+_KEPT: list[sqlite3.Connection] = []
+
+
+def _read_header(held: _Held) -> bytes:
+    """The first 16 bytes of the held file, read through its descriptor."""
+    return os.pread(held.fd, len(_SQLITE_HEADER), 0)
+
+
+def _cannot_write_in_place(held: _Held) -> bool:
+    """True if the held file is immutable or append-only (``chattr +i`` / ``+a``).
+
+    Such a file cannot be written through a shared memory mapping either: SQLite's
+    ``-shm`` is one, and a write to it then kills the process with SIGBUS (ext4, for
+    one, refuses the page fault). False where the flags cannot be read (not Linux,
+    or a filesystem without them, which then cannot set them either).
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    buf = bytearray(8)
+    try:
+        fcntl.ioctl(held.fd, _FS_IOC_GETFLAGS, buf, True)
+    except (OSError, OverflowError, ValueError):
+        return False
+    flags = struct.unpack_from("=i", buf)[0]
+    return bool(flags & (_FS_IMMUTABLE_FL | _FS_APPEND_FL))
+
+
+class SQLiteStore(EventStore):
+    """The log in one SQLite file (WAL mode), shared by many processes.
+
+    Opening checks the file before anything is written to it: a file that is
+    not SQLite, or an SQLite database without our ``meta`` table but with other
+    tables, raises StoreCorrupt and is left byte-for-byte untouched (no journal
+    mode switch, no WAL file). ``read_only=True`` opens the file read-only
+    (``mode=ro``), e.g. for the summary dashboard; writes then raise
+    StoreUnavailable.
+
+    Durability: ``synchronous=NORMAL`` in WAL mode, i.e. a commit is never
+    corrupted, but the last commits may be lost on power failure (not on a
+    process crash), which keeps a write well under a millisecond.
+
+    The file can change under an open store; before each write and each query
+    (a few microseconds: one ``stat``, one 16-byte read, one ``ioctl``) the store
+    checks the files it uses:
+
+    - The database was deleted, or moved and maybe replaced (another inode at the
+      path): the old connection is closed and the store continues in the file at
+      the path (creating a new log there if there is none), so no event goes into
+      a file nobody will read. When nothing is at the path yet, the moved file
+      first receives everything committed to it (a checkpoint), so it is complete
+      where it is now; so does a file moved together with its ``-wal`` and
+      ``-shm``, the safe way to move it. Moved without them, it loses what
+      other processes had committed to it but not yet copied into it, as soon as
+      a new log is created at the path.
+    - The file no longer starts with the SQLite header (something wrote over it):
+      StoreCorrupt. The connection is then never used or closed again until the
+      process exits, because closing it would copy the WAL into that file; the
+      file stays as it was found.
+    - The ``-shm`` file is immutable or append-only (``chattr +i``, e.g. on the
+      whole data folder): StoreUnavailable, and the connection is likewise left
+      alone, because SQLite writes that file through a memory mapping, and a write
+      to an immutable mapping kills the process with SIGBUS. A flag set between
+      the check and SQLite's next write can still do that: the check makes the
+      window microseconds wide, it cannot close it.
+
+    A store whose connection was left alone opens a new one on its next use,
+    once the file is usable again.
+    """
+
+    dialect = "sqlite"
+    placeholder = "?"
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = _DEFAULT_TIMEOUT,
+                 read_only: bool = False) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.timeout = float(timeout)
+        self.read_only = read_only
+        self._lock = threading.Lock()
+        self._closed = False
+        #: The files of the open connection, held (see _FileHandles): "db", "wal", "shm".
+        self._held: dict[str, _Held] = {}
+        with _SQLITE_CALLS:
+            self._conn: sqlite3.Connection | None = self._open()
+
+    # -- opening
+
+    def _sidecar(self, suffix: str) -> Path:
+        return self.path.with_name(self.path.name + suffix)
+
+    def _hold(self, held: dict[str, _Held], name: str, path: Path) -> _Held | None:
+        """Hold ``path`` as ``held[name]`` (replacing and releasing what was there)."""
+        try:
+            new = _HANDLES.hold(path)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read {path}: {exc}") from exc
+        old = held.pop(name, None)
+        if new is not None:
+            held[name] = new
+        if old is not None:
+            _HANDLES.release(old)
+        return new
+
+    def _open(self) -> sqlite3.Connection:
+        path = self.path
+        if not self.read_only:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot create the log folder {path.parent}: {exc}") from exc
+        held: dict[str, _Held] = {}
+        conn: sqlite3.Connection | None = None
+        try:
+            db = self._hold(held, "db", path)
+            if db is not None:
+                self._check_header(db, allow_empty=True)
+            shm = self._hold(held, "shm", self._sidecar("-shm"))
+            if shm is not None:
+                # Before connecting: a connection of this process may still have it mapped.
+                self._check_shm(shm)
+            # timeout=0: lock waits happen in _retry_busy, with finer-grained sleeps
+            # than SQLite's busy handler (1, 2, 5, ... 100 ms), and also where that
+            # handler is not called at all (the journal mode switch).
+            try:
+                if self.read_only:
+                    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=0,
+                                           isolation_level=None, check_same_thread=False)
+                else:
+                    conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot open the log database {path}: {exc}") from exc
+            self._prepare(conn)
+            # Hold the files as the connection now uses them (created just now, perhaps).
+            for name, suffix in (("db", ""), ("wal", "-wal"), ("shm", "-shm")):
+                self._hold(held, name, self._sidecar(suffix))
+            if "db" not in held:
+                raise StoreUnavailable(f"the log database {path} disappeared while it was opened")
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            for h in held.values():
+                _HANDLES.release(h)
+            raise
+        self._held = held
+        return conn
+
+    def _check_header(self, db: _Held, allow_empty: bool = False) -> None:
+        """Refuse a file that does not start with the SQLite header (read only).
+
+        ``allow_empty``: an empty file is fine (a new store is created in it).
+        """
+        try:
+            header = _read_header(db)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read the log database {self.path}: {exc}") from exc
+        if header != _SQLITE_HEADER and (header or not allow_empty):
+            raise StoreCorrupt(
+                f"{self.path} is not an SQLite database; it was left untouched. "
+                "Move it away or point GUIDE_LOG_URL elsewhere."
+            )
+
+    def _check_shm(self, shm: _Held) -> None:
+        if _cannot_write_in_place(shm):
+            raise StoreUnavailable(
+                f"{shm.path} is immutable or append-only (chattr); the log database is left "
+                "alone until it can be written again")
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """Check what the file holds, then switch to WAL and migrate if it is ours.
+
+        Retried as a whole while the database is busy (every step is idempotent).
+        """
+        try:
+            self._retry_busy(lambda: self._prepare_once(conn))
+        except sqlite3.Error as exc:
+            raise self._error(exc, "cannot open") from exc
+
+    def _prepare_once(self, conn: sqlite3.Connection) -> None:
+        version = self._version(conn)
+        migrations.check_not_newer(version, str(self.path))
+        if not self.read_only:
+            conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            conn.execute("PRAGMA synchronous=NORMAL")
+        if not self.read_only and migrations.pending(version):
+            self._migrate(conn)
+
+    def _version(self, conn: sqlite3.Connection) -> int:
+        """Our schema version; 0 for an empty database; StoreCorrupt for a foreign one."""
+        tables = {name for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        if not tables:
+            return 0
+        if "meta" not in tables:
+            raise StoreCorrupt(
+                f"{self.path} is an SQLite database of something else (tables: "
+                f"{', '.join(sorted(tables)[:5])}); it was left untouched. "
+                "Move it away or point GUIDE_LOG_URL elsewhere."
+            )
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            raise StoreCorrupt(f"{self.path}: meta table without schema_version; it was left untouched")
+        return migrations.parse_version(row[0], str(self.path))
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        self._begin(conn)
+        try:
+            version = self._version(conn)  # again: another process may have migrated meanwhile
+            migrations.check_not_newer(version, str(self.path))
+            for migration in migrations.pending(version):
+                for statement in migration.sqlite:
+                    conn.execute(statement)
+                conn.execute(migrations.SET_VERSION.format(p="?"), (str(migration.version),))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _retry_busy(self, action: Callable[[], _T]) -> _T:
+        """``action()``, retried with short jittered sleeps while SQLITE_BUSY, up to ``timeout``."""
+        deadline = time.monotonic() + self.timeout
+        delay = 0.0001
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                now = time.monotonic()
+                if _sqlite_code(exc) != _SQLITE_BUSY or now >= deadline:
+                    raise
+                time.sleep(min(delay * random.uniform(0.5, 1.5), deadline - now))
+                delay = min(delay * 2, 0.002)
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE: take the write lock now, waiting up to ``timeout``."""
+        self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+
+    def _error(self, exc: sqlite3.Error, doing: str) -> StoreUnavailable:
+        if _sqlite_code(exc) in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+            return StoreCorrupt(f"{self.path} is damaged or not a log database ({exc}); it was left untouched")
+        return StoreUnavailable(f"{doing} the log database {self.path}: {exc}")
+
+    def _connection(self) -> sqlite3.Connection:
+        """The connection, once the files are checked (see the class docstring); caller holds _lock."""
+        if self._closed:
+            raise StoreUnavailable(f"the log database {self.path} is closed")
+        if self._conn is None:  # left alone, or not reopened after a move: try again
+            self._conn = self._open()
+        self._check_files()
+        assert self._conn is not None
+        return self._conn
+
+    def _check_files(self) -> None:
+        """Raise, or move on to the file now at the path, if the files changed under the connection."""
+        held = self._held
+        if "shm" not in held:  # SQLite makes it on first use (a read-only store may open first)
+            self._hold(held, "shm", self._sidecar("-shm"))
+        shm = held.get("shm")
+        if shm is not None and _cannot_write_in_place(shm):
+            self._keep()
+            self._check_shm(shm)
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read the log database {self.path}: {exc}") from exc
+        if st is None or (st.st_dev, st.st_ino) != held["db"].key:
+            self._moved()
+            return
+        try:
+            self._check_header(held["db"])
+        except StoreCorrupt:
+            self._keep()
+            raise StoreCorrupt(
+                f"{self.path} was overwritten and is no longer an SQLite database; it is left "
+                "untouched (writing to it stopped). Move it away to start a new log there.") from None
+
+    def _moved(self) -> None:
+        """The database at the path was deleted or replaced: continue in whatever is there now."""
+        _log.warning("interaction log: %s was moved or deleted while in use; continuing with the "
+                     "log database at that path (a new one if there is none)", self.path)
+        self._retire()
+        self._conn = self._open()
+
+    def _retire(self) -> None:
+        """Close the connection, unless closing it could harm a file (then keep it, see _keep)."""
+        conn, held = self._conn, self._held
+        if conn is None:
+            return
+        db, shm = held["db"], held.get("shm")
+        try:
+            intact = _read_header(db) == _SQLITE_HEADER
+        except OSError:
+            intact = False
+        if not intact or (shm is not None and _cannot_write_in_place(shm)):
+            self._keep()
+            return
+        self._conn, self._held = None, {}
+        try:
+            if self._moved_away_alone(held):
+                # Give the moved file what was committed to it, while its WAL is still its own.
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except (OSError, sqlite3.Error):
+            _log.debug("interaction log: checkpoint of the moved log database failed", exc_info=True)
+        finally:
+            conn.close()
+            for h in held.values():
+                _HANDLES.release(h)
+
+    def _moved_away_alone(self, held: dict[str, _Held]) -> bool:
+        """True if the database was renamed (not deleted) and the WAL this connection uses cannot
+        belong to another database: nothing is at the path yet, or its ``-wal`` and ``-shm`` were
+        moved (or deleted) too, so the files at their names are not the ones used here."""
+        if self.read_only or os.fstat(held["db"].fd).st_nlink == 0:
+            return False
+        if not os.path.lexists(self.path):
+            return True
+        for name, suffix in (("wal", "-wal"), ("shm", "-shm")):
+            try:
+                st = os.stat(self._sidecar(suffix))
+            except FileNotFoundError:
+                continue
+            if name not in held or (st.st_dev, st.st_ino) == held[name].key:
+                return False
+        return True
+
+    def _keep(self) -> None:
+        """Never use or close this connection again, nor release its files, until the process exits.
+
+        Closing it would checkpoint its WAL into the database file (writing into a file that
+        is not ours any more) or touch an ``-shm`` that can no longer be written (SIGBUS), and
+        closing our descriptors of those files would drop the connection's locks. The process
+        keeps one idle connection until it exits; the operating system then closes it
+        without SQLite writing anything.
+        """
+        conn, self._conn = self._conn, None
+        self._held = {}
+        if conn is None:
+            return
+        _KEPT.append(conn)
+        try:  # one reference that nothing gives back: not even interpreter shutdown frees it
+            import ctypes
+
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(conn))
+        except Exception:  # noqa: BLE001 - then _KEPT keeps it until shutdown
+            _log.debug("interaction log: cannot pin a connection", exc_info=True)
+
+    # -- use
+
+    def write(self, events: Sequence[Event], gaps: Sequence[Gap] = ()) -> None:
+        for event in events:
+            validate_event(event)
+        for gap in gaps:
+            validate_gap(gap)
+        if not events and not gaps:
+            return
+        event_rows = [(_sqlite_ts(e.ts), *e[1:]) for e in events]
+        gap_rows = [(_sqlite_ts(g.ts), g.session, g.dropped) for g in gaps]
+        with _SQLITE_CALLS, self._lock:
+            conn = self._connection()
+            try:
+                self._begin(conn)
+                try:
+                    conn.executemany(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                     event_rows)
+                    if gap_rows:
+                        conn.executemany("INSERT INTO log_gaps (ts, session, dropped) VALUES (?, ?, ?)", gap_rows)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise self._error(exc, "cannot write to") from exc
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+        with _SQLITE_CALLS, self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("PRAGMA query_only=ON")
+                try:
+                    return self._retry_busy(lambda: self._select(conn, sql, params))
+                finally:
+                    conn.execute("PRAGMA query_only=OFF")
+            except sqlite3.Error as exc:
+                raise self._error(exc, "cannot read") from exc
+
+    @staticmethod
+    def _select(conn: sqlite3.Connection, sql: str,
+                params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        cur = conn.execute(sql, tuple(params))
+        columns = [d[0] for d in cur.description or ()]
+        return columns, cur.fetchall()
+
+    def close(self) -> None:
+        with _SQLITE_CALLS, self._lock:
+            self._closed = True
+            self._retire()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"

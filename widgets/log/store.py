@@ -1,0 +1,94 @@
+"""The store interface: what every log store does, and the errors it raises.
+
+A store writes validated events atomically and answers read-only queries in its SQL dialect;
+the schema it keeps is described in ``widgets/log/migrations`` and created or migrated when the
+store is opened. Only the standard library is imported here.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from .events import Event, Gap
+
+__all__ = ["EventStore", "StoreUnavailable", "StoreCorrupt", "SchemaVersionError", "StoreOutdated",
+           "EVENT_COLUMNS"]
+
+#: The columns of ``events`` that an Event fills, in Event field order.
+EVENT_COLUMNS = "ts, session, node, action, option, lang, elapsed_ms"
+_EVENT_COLUMNS = EVENT_COLUMNS
+#: Seconds a store waits for a lock or a connection, unless told otherwise.
+DEFAULT_TIMEOUT = 5.0
+
+# --------------------------------------------------------------------------- errors
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached or written now (I/O, lock, connection)."""
+
+
+class StoreCorrupt(StoreUnavailable):
+    """The store location holds something that is not our log; it is left untouched."""
+
+
+class SchemaVersionError(StoreUnavailable):
+    """The store was written by a newer version of this code; it is left untouched."""
+
+
+class StoreOutdated(StoreUnavailable):
+    """The store has an older schema and was opened read-only, so it was not migrated."""
+
+
+class EventStore(abc.ABC):
+    """Where events go. Writes are atomic: all of a call's rows or none."""
+
+    #: 'sqlite' or 'postgresql': which SQL dialect ``query`` speaks.
+    dialect: str
+    #: The parameter placeholder of ``query``: '?' (sqlite) or '%s' (postgresql).
+    placeholder: str
+
+    @abc.abstractmethod
+    def write(self, events: Sequence[Event], gaps: Sequence[Gap] = ()) -> None:
+        """Store ``events`` (and ``gaps``) in one transaction.
+
+        Raises ValueError for an invalid row (nothing is written) and
+        StoreUnavailable for any I/O, lock or connection problem.
+        """
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one statement in a read-only transaction; return (column names, rows).
+
+        Parameters use ``placeholder``. Any failure, including a statement that
+        tries to write, raises StoreUnavailable.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connection; the store must not be used afterwards."""
+
+    def read_events(self) -> list[Event]:
+        """All events in insertion order, as Event tuples with UTC datetimes."""
+        _, rows = self.query(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY id")
+        return [Event(_as_utc(r[0]), *r[1:]) for r in rows]
+
+    def schema_version(self) -> int:
+        """The log schema version the store holds now (0 for none)."""
+        _, rows = self.query("SELECT value FROM meta WHERE key = 'schema_version'")
+        return int(rows[0][0]) if rows and str(rows[0][0]).isdigit() else 0
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _as_utc(value: dt.datetime | str) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.astimezone(dt.UTC)
+

@@ -1,0 +1,94 @@
+"""Where the log is: the configured log URL, opening a store from a URL, and URL parsing.
+
+``parse_url`` is the one parser of log URLs (the guide's kernel and the dashboard use it);
+``open_store`` opens what it describes. Only the standard library is imported here; psycopg is
+imported when a PostgreSQL store is opened.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import parse_qs, unquote
+
+from .store import DEFAULT_TIMEOUT
+
+if TYPE_CHECKING:
+    from .store import EventStore
+
+__all__ = ["LogURL", "log_url", "open_store", "parse_url", "redact"]
+
+_DEFAULT_TIMEOUT = DEFAULT_TIMEOUT
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+_redact = redact
+
+
+class LogURL(NamedTuple):
+    """A parsed log URL: ``dialect`` 'sqlite' (``path``, ``read_only``) or 'postgresql' (``url``)."""
+
+    dialect: str
+    url: str
+    path: Path | None = None
+    read_only: bool = False
+
+
+def parse_url(url: str | os.PathLike[str]) -> LogURL:
+    """Parse ``postgresql://...`` / ``postgres://...``, ``sqlite:///abs/path`` (optionally
+    ``?mode=ro``) or a plain file path (str or Path). ValueError for anything else."""
+    if isinstance(url, os.PathLike):
+        return LogURL("sqlite", os.fspath(url), Path(url))
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("postgresql", "postgres"):
+        return LogURL("postgresql", url)
+    if scheme == "sqlite":
+        rest = url[len("sqlite://"):]
+        path, _, query = rest.partition("?")
+        options = parse_qs(query)
+        mode = options.pop("mode", ["rwc"])[-1]
+        if options or mode not in ("ro", "rw", "rwc"):
+            raise ValueError("sqlite log URLs accept only ?mode=ro")
+        if not path:
+            raise ValueError("sqlite log URL without a path")
+        return LogURL("sqlite", url, Path(unquote(path)), mode == "ro")
+    if scheme:
+        raise ValueError(f"unsupported log URL scheme {scheme!r}: use sqlite:/// or postgresql://")
+    return LogURL("sqlite", url, Path(url))
+
+
+def _data_dir() -> Path:
+    """``$GUIDE_DATA_DIR``, or the project's ``data`` folder (beside the widgets package)."""
+    env = os.environ.get("GUIDE_DATA_DIR")
+    return Path(env).expanduser() if env else Path(__file__).resolve().parent.parent.parent / "data"
+
+
+def log_url() -> str:
+    """The configured store: ``$GUIDE_LOG_URL``, else ``sqlite:///$GUIDE_DATA_DIR/events.sqlite3``."""
+    return os.environ.get("GUIDE_LOG_URL") or f"sqlite://{(_data_dir() / 'events.sqlite3').absolute()}"
+
+
+def open_store(url: str | os.PathLike[str] | None = None, *, timeout: float | None = None) -> EventStore:
+    """Open the store at ``url`` (default: ``log_url()``; see ``parse_url``).
+
+    ``timeout`` (seconds) bounds lock waits and connecting; default ``$GUIDE_LOG_TIMEOUT`` or 5 s.
+    Raises StoreUnavailable (or a subclass) if the store cannot be used, and
+    ValueError for an unsupported URL.
+    """
+    if timeout is None:
+        timeout = float(os.environ.get("GUIDE_LOG_TIMEOUT") or _DEFAULT_TIMEOUT)
+    parsed = parse_url(url if isinstance(url, os.PathLike) else (url or log_url()))
+    if parsed.dialect == "postgresql":
+        from .postgres import PostgresStore
+
+        return PostgresStore(parsed.url, timeout=timeout)
+    from .sqlite import SQLiteStore
+
+    assert parsed.path is not None
+    return SQLiteStore(parsed.path, timeout=timeout, read_only=parsed.read_only)
