@@ -4,9 +4,11 @@
     python -m benchmarks --only voila          # only the Voilà/browser comparison
     python -m benchmarks --only log,summary    # only the log-store scripts
     python -m benchmarks --sessions 16 --reclaim-wait 60 --loads 10 --clicks 24
+    python -m benchmarks --only capacity --burst 16 --capacity-rounds 2
 
 Parts: ``voila`` (benchmarks/voila_bench.py: the guide against the bare app, same Voilà
-settings, same run), ``log`` (benchmarks/log_write.py) and ``summary``
+settings, same run), ``capacity`` (benchmarks/capacity_bench.py: what a visitor costs, and a
+burst through nginx with two Voilà servers against one), ``log`` (benchmarks/log_write.py) and ``summary``
 (benchmarks/summary_bench.py); the last two run as they are, when they exist, with
 ``--log-args`` / ``--summary-args`` passed on (and ``--pg-url`` to both).
 
@@ -30,10 +32,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "RESULTS.md"
-PARTS = ("voila", "log", "summary")
+PARTS = ("voila", "capacity", "log", "summary")
 SCRIPTS = {"log": HERE / "log_write.py", "summary": HERE / "summary_bench.py"}
 TITLES = {
     "voila": "Guide vs. bare widget app under Voilà (benchmarks/voila_bench.py)",
+    "capacity": "What a visitor costs; two Voilà servers behind nginx against one "
+                "(benchmarks/capacity_bench.py)",
     "log": "Interaction log writes (benchmarks/log_write.py)",
     "summary": "Summary on a large log (benchmarks/summary_bench.py)",
 }
@@ -65,6 +69,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drop-fraction", type=float, default=0.0,
                         help="share of the concurrent sessions closed without the page-close "
                              "beacon, as by a crashed browser (default 0: all closed like tabs)")
+    parser.add_argument("--visits", type=int, default=6,
+                        help="capacity: visitors measured one at a time (default 6)")
+    parser.add_argument("--burst", type=int, default=16,
+                        help="capacity: visitors arriving at once through nginx (default 16)")
+    parser.add_argument("--capacity-rounds", type=int, default=1,
+                        help="capacity: bursts per server count, alternating 1, 2, 2, 1, ... "
+                             "(default 1)")
     parser.add_argument("--pg-url", help="passed to log_write.py and summary_bench.py")
     parser.add_argument("--log-args", default="", help="more arguments for log_write.py")
     parser.add_argument("--summary-args", default="", help="more arguments for summary_bench.py")
@@ -123,6 +134,30 @@ def run_voila(args: argparse.Namespace, machine: dict[str, str]) -> tuple[str, s
     return text, table, True, met
 
 
+def run_capacity(args: argparse.Namespace, machine: dict[str, str]) -> tuple[str, bool]:
+    """(section text, ran)."""
+    from benchmarks import capacity_bench
+
+    result = capacity_bench.run(visits=args.visits, burst=args.burst,
+                                rounds=args.capacity_rounds, progress=log)
+    machine = {**machine, "chromium": result.settings.get("chromium", "?")}
+    settings = result.settings
+    text = "\n".join([
+        stamp(machine), "",
+        f"Settings: {settings['visits']} visitors one at a time, bursts of {settings['burst']} "
+        f"visitors ({settings['rounds']} per server count, alternating); `deploy/cluster.py`: "
+        f"nginx, 2 Voilà servers of the guide with the project's voila.json (preheated pool "
+        f"{result.pool_size} each), a local PostgreSQL log; browser unable to reach beyond "
+        f"127.0.0.1. Run time {result.seconds / 60:.1f} min.", "",
+        capacity_bench.table(result), "",
+        "<details><summary>All measurements</summary>", "",
+        capacity_bench.details(result), "",
+        "</details>", "",
+    ])
+    ok = bool(result.visits) and all(b.interactive == b.visitors for b in result.bursts)
+    return text, ok
+
+
 def run_script(part: str, args: argparse.Namespace, machine: dict[str, str]) -> tuple[str, bool]:
     script = SCRIPTS[part]
     if not script.exists():
@@ -177,11 +212,15 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     met = True
     table = ""
+    capacity_table = ""
     for part in args.parts:
         log(f"part {part}")
         try:
             if part == "voila":
                 text, table, ran, met = run_voila(args, machine)
+            elif part == "capacity":
+                text, ran = run_capacity(args, machine)
+                capacity_table = text
             else:
                 text, ran = run_script(part, args, machine)
         except Exception:  # noqa: BLE001 - report it and go on with the other parts
@@ -194,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"wrote {args.results}")
     if table:
         print(table)
+    if capacity_table:
+        print(capacity_table)
     if not ok:
         return 1
     return 1 if args.strict and not met else 0

@@ -1,0 +1,401 @@
+"""The guide past one machine's single server: nginx in front of two Voilà servers, one
+PostgreSQL log, the dashboard reading it — started by ``deploy/cluster.py``, the code
+``./manage cluster 2`` runs — with visitors driven through the proxy in headless Chromium.
+
+Each visitor is a fresh browser context (its own cookies: its own route to a server). What
+must hold:
+
+* nginx gives a visitor without a route a ``guide_route`` cookie, and every request of that
+  visitor (page, static files, kernel model, kernel websocket, page-close beacon) reaches
+  the server that holds the visitor's kernel (from nginx's access log and each server's
+  kernels);
+* both servers served visitors;
+* every click is logged exactly once in PostgreSQL: each visitor's log session holds exactly
+  the events the guide's engine predicts for what was clicked (replayed on
+  :class:`widgets.engine.Engine`, steps and options taken from the flow, not hard-coded);
+* the dashboard, served against the same database, counts the sessions of both servers;
+* a closed page's kernel is shut down by its page-close beacon, which went through nginx to
+  the right server (not by the idle culler);
+* with one Voilà server stopped, new visitors — including one whose route leads to the
+  stopped server — are served by the other, and their clicks are logged;
+* the proxy publishes only what the page needs: ``/voila/query/`` and the rest of
+  jupyter_server's API answer 404.
+
+No timing is asserted: waits are generous deadlines for a loaded 2-core machine.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser import (  # noqa: F401  (fixtures)
+    PageFactory,
+    artifact_path,
+    browser,
+    page_factory,
+    playwright_instance,
+)
+from pg_server import PROJECT_ROOT  # noqa: F401  (puts the project root on sys.path)
+from playwright.sync_api import expect
+from voila_server import free_port, kernel_processes
+
+from deploy.cluster import Cluster, ClusterError, ServerError
+from widgets.engine import Engine
+from widgets.flow import default_flow
+from widgets.log import PostgresStore
+from widgets.summary import summarize
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres]
+
+FLOW = default_flow()
+KERNEL_ID_JS = "JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId"
+PAGE_TIMEOUT = 180_000  # ms: a page may wait for a kernel to start on a busy machine
+STEPS = 4  # clicks per visitor
+
+
+# --------------------------------------------------------------------------- the cluster
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    # a folder others can traverse: PostgreSQL runs as 'postgres', nginx's workers as www-data
+    runtime = Path(tempfile.mkdtemp(prefix="guide-cluster-"))
+    runtime.chmod(0o755)
+    ports = set()
+    while len(ports) < 4:
+        ports.add(free_port())
+    proxy, first, second, summary = sorted(ports)
+    instance = Cluster(2, port=proxy, backend_ports=[first, second], summary_port=summary,
+                       pg_port=0, runtime=runtime, pg_fsync=False)
+    try:
+        instance.start()
+    except (ClusterError, ServerError, OSError) as error:
+        logs = "\n".join(f"--- {b.log_path.name}\n{b.log()[-3000:]}" for b in instance.backends)
+        instance.stop()
+        shutil.rmtree(runtime, ignore_errors=True)
+        pytest.fail(f"cannot start the cluster: {error}\n{logs}", pytrace=False)
+    try:
+        for backend in instance.backends:  # both preheated pools filled before any visitor
+            deadline = time.monotonic() + 180
+            while "Kernel pool of" not in backend.log():
+                assert backend.alive(), f"{backend!r} exited:\n{backend.log()[-3000:]}"
+                assert time.monotonic() < deadline, f"{backend!r}: no preheated pool"
+                time.sleep(0.5)
+        yield instance
+    finally:
+        instance.stop()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def patient_expect() -> Iterator[None]:
+    expect.set_options(timeout=60_000)
+    yield
+    expect.set_options(timeout=5_000)
+
+
+def server_of(cluster: Cluster, kernel_id: str) -> int | None:
+    """The index of the Voilà server running ``kernel_id`` (None: no server runs it)."""
+    for index, backend in enumerate(cluster.backends):
+        if backend.alive() and kernel_id in kernel_processes(backend.process.pid):
+            return index
+    return None
+
+
+def upstream(cluster: Cluster, index: int) -> str:
+    return f"127.0.0.1:{cluster.backends[index].port}"
+
+
+def route_to(cluster: Cluster, index: int) -> str:
+    """A route id that nginx sends to server ``index``: random ids are tried on a static file
+    and the access log says where each went."""
+    for _ in range(64):
+        route = secrets.token_hex(16)
+        request = urllib.request.Request(cluster.url + "voila/static/voila.js",
+                                         headers={"Cookie": f"guide_route={route}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+            assert "guide_route" not in (response.headers.get("Set-Cookie") or ""), \
+                "a valid route cookie was replaced"
+        entries = wait_for_entries(cluster, lambda e, r=route: e["route"] == r)
+        if entries[-1]["upstream"] == upstream(cluster, index):
+            return route
+    raise AssertionError(f"no route to server {index} in 64 random ids")
+
+
+def wait_for_entries(cluster: Cluster, match, timeout: float = 30.0) -> list[dict]:
+    """nginx's access-log entries that ``match`` (nginx writes them as requests end)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [entry for entry in cluster.access_entries() if match(entry)]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def http_status(url: str, method: str = "GET") -> int:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def logged_sessions(url: str) -> dict[str, list[tuple]]:
+    """Every log session in the database: session id -> its events (node, action, option,
+    lang) in the order written."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        try:
+            rows = conn.execute("SELECT session, node, action, option, lang FROM events "
+                                "ORDER BY id").fetchall()
+        except psycopg.errors.UndefinedTable:
+            return {}
+    sessions: dict[str, list[tuple]] = {}
+    for session, *event in rows:
+        sessions.setdefault(session, []).append(tuple(event))
+    return sessions
+
+
+# --------------------------------------------------------------------------- a visitor
+
+
+class Visitor:
+    """One browser context on the proxy; the engine replays what it clicked."""
+
+    def __init__(self, factory: PageFactory, cluster: Cluster, name: str, lang: str = "ko",
+                 route: str | None = None) -> None:
+        self.name = name
+        self.cluster = cluster
+        self.factory = factory
+        self.page, self.guard = factory.new_page(name, locale="ko-KR" if lang == "ko" else "en-US")
+        self.context = self.page.context
+        if route is not None:
+            self.context.add_cookies([{"name": "guide_route", "value": route,
+                                       "url": cluster.url, "httpOnly": True,
+                                       "sameSite": "Lax"}])
+        self.failed: list[str] = []
+        self.context.on("response", self._response)
+        self.events = []
+        self.engine = Engine(FLOW, lang=lang, on_event=self.events.append)
+        self.kernel_id = ""
+        self.server: int | None = None
+
+    def _response(self, response) -> None:
+        if response.status >= 400:
+            self.failed.append(f"{response.status} {response.request.method} {response.url}")
+
+    @property
+    def heading(self):
+        return self.page.locator(".guide .guide-body h2")
+
+    def open(self) -> "Visitor":
+        query = "" if self.engine.lang == "ko" else f"?lang={self.engine.lang}"
+        self.page.goto(self.cluster.url + query, wait_until="commit", timeout=PAGE_TIMEOUT)
+        self.engine.start()
+        expect(self.heading).to_have_text(self.engine.node.title(self.engine.lang),
+                                          timeout=PAGE_TIMEOUT)
+        self.kernel_id = self.page.evaluate(KERNEL_ID_JS)
+        self.server = server_of(self.cluster, self.kernel_id)
+        assert self.server is not None, f"{self.name}: no server runs kernel {self.kernel_id}"
+        return self
+
+    @property
+    def route(self) -> str:
+        cookies = {c["name"]: c for c in self.context.cookies(self.cluster.url)}
+        assert "guide_route" in cookies, f"{self.name}: nginx set no route cookie"
+        cookie = cookies["guide_route"]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/"
+        return cookie["value"]
+
+    def walk(self, seed: int, steps: int = STEPS) -> None:
+        """``steps`` clicks along the flow: at a choice the option ``seed + k`` (modulo the
+        options), at an information step Next; the page must show the engine's step."""
+        lang = self.engine.lang
+        for k in range(steps):
+            node = self.engine.node
+            if node.kind == "choice":
+                options = self.engine.options()
+                option_id, label = options[(seed + k) % len(options)]
+                if node.widget == "dropdown":
+                    self.page.get_by_label(node.prompt(lang), exact=True).select_option(label=label)
+                    go = self.page.get_by_role("button", name=self.engine.ui("continue"), exact=True)
+                    expect(go).to_be_enabled()
+                    go.click()
+                else:
+                    self.page.get_by_role("button", name=label, exact=True).click()
+                self.engine.choose(option_id)
+            elif node.kind == "info":
+                self.page.get_by_role("button", name=self.engine.ui("next"), exact=True).click()
+                self.engine.advance()
+            else:
+                break
+            expect(self.heading).to_have_text(self.engine.node.title(lang))
+
+    def expected(self) -> list[tuple]:
+        return [(e.node, e.action, e.option, e.lang) for e in self.events]
+
+    def close(self) -> None:
+        """Close like a visitor closing the tab: Voilà's page-close beacon is sent."""
+        self.factory.close_page(self.page)
+
+
+def expect_logged(cluster: Cluster, visitors: list[Visitor], before: set[str],
+                  timeout: float = 60.0) -> dict[str, Visitor]:
+    """The new log sessions are exactly the visitors' clicks, each once: returns session id
+    -> visitor."""
+    expected = sorted(v.expected() for v in visitors)
+    deadline = time.monotonic() + timeout
+    while True:
+        new = {s: rows for s, rows in logged_sessions(cluster.log_url).items() if s not in before}
+        if sorted(new.values()) == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert sorted(new.values()) == expected, (
+        f"the log's {len(new)} new sessions differ from the {len(visitors)} visitors' clicks:\n"
+        f"expected {expected}\nlogged {sorted(new.values())}")
+    owners = {}
+    for session, rows in new.items():
+        matching = [v for v in visitors if v.expected() == rows and v not in owners.values()]
+        owners[session] = matching[0]
+    return owners
+
+
+def wait_gone(cluster: Cluster, visitor: Visitor, timeout: float = 45.0) -> None:
+    """Until the visitor's kernel no longer runs on its server (well before the idle culler,
+    which waits 60 s of idleness and then up to 15 s more)."""
+    backend = cluster.backends[visitor.server]
+    deadline = time.monotonic() + timeout
+    while visitor.kernel_id in kernel_processes(backend.process.pid):
+        assert time.monotonic() < deadline, (
+            f"{visitor.name}: kernel {visitor.kernel_id} still runs on {backend!r} "
+            f"{timeout:.0f} s after its page closed")
+        time.sleep(0.25)
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def test_proxy_publishes_only_what_the_page_needs(cluster: Cluster) -> None:
+    kernel = next(iter(kernel_processes(cluster.backends[0].process.pid)))
+    assert http_status(cluster.url + f"voila/query/{kernel}") == 404
+    for path in ("api/kernels", "api/sessions", "api/contents", "api/status", "tree",
+                 "voila/render/guide.ipynb", "notebooks/guide.ipynb", "logout", "login"):
+        assert http_status(cluster.url + path) == 404, path
+    assert http_status(cluster.url + f"api/kernels/{kernel}", method="DELETE") == 403
+    assert http_status(cluster.url + "voila/static/voila.js") == 200
+    # a malformed route cookie is replaced by a fresh one
+    request = urllib.request.Request(cluster.url + "voila/static/voila.js",
+                                     headers={"Cookie": "guide_route=../../etc"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert re.match(r"guide_route=[0-9a-f]{32}; Path=/; HttpOnly; SameSite=Lax$",
+                        response.headers["Set-Cookie"])
+
+
+def test_visitors_stick_to_their_server_and_every_click_is_logged_once(
+        cluster: Cluster, page_factory: PageFactory) -> None:
+    routes = {index: route_to(cluster, index) for index in (0, 1)}
+    before = set(logged_sessions(cluster.log_url))
+    visitors = []
+    for i in range(4):
+        lang = "ko" if i % 2 == 0 else "en"
+        unused = {0, 1} - {v.server for v in visitors}
+        # the last visitor goes where nobody went yet, should the random routes all have
+        # chosen one server (a route id known to lead there): both servers serve visitors
+        route = routes[unused.pop()] if i == 3 and len(unused) == 1 else None
+        visitors.append(Visitor(page_factory, cluster, f"visitor {i}", lang, route).open())
+    assert {v.server for v in visitors} == {0, 1}, "one server served every visitor"
+
+    for seed, visitor in enumerate(visitors):
+        visitor.walk(seed)
+    owners = expect_logged(cluster, visitors, before)
+    assert {v.server for v in owners.values()} == {0, 1}
+
+    # the dashboard, against the same database, counts the sessions of both servers
+    with PostgresStore(cluster.log_url) as store:
+        summary = summarize(store)
+    assert summary.sessions == len(logged_sessions(cluster.log_url)) >= len(visitors)
+    page, guard = page_factory.new_page("dashboard")
+    page.goto(cluster.summary_url, wait_until="commit", timeout=PAGE_TIMEOUT)
+    card = page.locator(".guide-dash .dash-kpi", has_text="sessions · 세션").locator("b")
+    expect(card).to_be_visible(timeout=PAGE_TIMEOUT)
+    # its preheated kernel summarised the log before the visits: Refresh reads it again
+    page.get_by_role("button", name="Refresh · 새로 고침").click()
+    expect(card).to_have_text(f"{summary.sessions:,}")
+    page.screenshot(path=str(artifact_path("cluster-dashboard.png")))
+    assert guard.clean, guard.report()
+    page_factory.close_page(page)
+
+    # every request of a visitor went to the server that holds its kernel
+    for visitor in visitors:
+        route = visitor.route
+        entries = wait_for_entries(cluster, lambda e, r=route: e["route"] == r)
+        assert entries, f"{visitor.name}: no request with its route"
+        assert {e["upstream"] for e in entries} == {upstream(cluster, visitor.server)}, (
+            f"{visitor.name}: requests went to {sorted({e['upstream'] for e in entries})}")
+        pages = [e for e in entries if e["uri"] == "/"]
+        assert pages and pages[0]["status"] == "200"
+        issued = [e for e in entries if e["new_route"] == "1"]
+        assert len(issued) == (0 if visitor.name == "visitor 3" and route in routes.values()
+                               else 1), f"{visitor.name}: route issued {len(issued)} times"
+
+    # closing a tab: the beacon goes through nginx to the server holding the kernel, which
+    # shuts the kernel down at once (not the idle culler)
+    for visitor in visitors:
+        marks = [len(b.log()) for b in cluster.backends]
+        visitor.close()
+        wait_gone(cluster, visitor)
+        log = cluster.backends[visitor.server].log()[marks[visitor.server]:]
+        assert f"Kernel shutdown: {visitor.kernel_id}" in log
+        assert "Culling" not in log
+        beacons = wait_for_entries(
+            cluster, lambda e, v=visitor: e["uri"] == f"/voila/api/shutdown/{v.kernel_id}")
+        assert beacons and beacons[-1]["method"] == "POST", f"{visitor.name}: no beacon via nginx"
+        assert beacons[-1]["upstream"] == upstream(cluster, visitor.server)
+        # the browser may leave before the answer (nginx logs 499); the server answered
+        assert beacons[-1]["upstream_status"].startswith("2"), beacons[-1]
+        sockets = wait_for_entries(
+            cluster, lambda e, v=visitor: e["uri"] == f"/api/kernels/{v.kernel_id}/channels")
+        assert sockets and {e["upstream"] for e in sockets} == {upstream(cluster, visitor.server)}
+        assert sockets[-1]["status"] == "101"
+    for visitor in visitors:
+        assert not visitor.failed, f"{visitor.name}: {visitor.failed}"
+        assert visitor.guard.clean, visitor.guard.report()
+
+
+def test_a_stopped_server_leaves_new_visitors_to_the_other(
+        cluster: Cluster, page_factory: PageFactory) -> None:
+    to_stopped = route_to(cluster, 1)  # before it stops: where this route used to lead
+    stopped = cluster.stop_backend(1)
+    assert not stopped.alive()
+    mark = len(cluster.access_entries())
+    before = set(logged_sessions(cluster.log_url))
+    visitors = [Visitor(page_factory, cluster, "after the stop, routed there", "ko",
+                        to_stopped).open(),
+                Visitor(page_factory, cluster, "after the stop, new", "en").open()]
+    assert [v.server for v in visitors] == [0, 0]
+    for seed, visitor in enumerate(visitors):
+        visitor.walk(seed + 7)
+    expect_logged(cluster, visitors, before)
+    # the request routed to the stopped server was refused there and passed to the other
+    later = cluster.access_entries()[mark:]
+    moved = [e for e in later if e["route"] == to_stopped]
+    assert moved and {e["status"] for e in moved} <= {"101", "200", "204", "304"}, moved
+    assert any(e["upstream"] == f"{upstream(cluster, 1)}, {upstream(cluster, 0)}"
+               for e in later), "no request was passed on from the stopped server"
+    for visitor in visitors:
+        visitor.close()
+        wait_gone(cluster, visitor)
+        assert not visitor.failed, f"{visitor.name}: {visitor.failed}"
+        assert visitor.guard.clean, visitor.guard.report()
