@@ -13,11 +13,10 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from kernel_ws import V1, KernelClient, find_model, kernel_id_of
-from voila_server import PROJECT_ROOT, VoilaServer, VoilaStartError, load_config, start_voila
+from voila_server import PROJECT_ROOT, VoilaServer, load_config, serve_preheated
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from widgets import casenotes, demo
@@ -30,19 +29,10 @@ UNAVAILABLE_STORE = "sqlite:////proc/guide-log-cannot-live-here/events.sqlite3"
 RESPONSIVE = 1.0  # seconds a static file may take while the server is under attack
 
 
-def _serve(notebook: Path, env: dict, extra_args=()) -> Iterator[VoilaServer]:
-    try:
-        with start_voila(notebook, env=env, extra_args=extra_args) as server:
-            server.wait_until_preheated(timeout=120)
-            yield server
-    except VoilaStartError as error:
-        pytest.fail(f"cannot start Voilà: {error}", pytrace=False)
-
-
 @pytest.fixture(scope="module")
 def guide(tmp_path_factory) -> Iterator[VoilaServer]:
     data = tmp_path_factory.mktemp("guide-data")
-    yield from _serve(GUIDE, {"GUIDE_LOG_URL": UNAVAILABLE_STORE, "GUIDE_DATA_DIR": str(data)})
+    yield from serve_preheated(GUIDE, {"GUIDE_LOG_URL": UNAVAILABLE_STORE, "GUIDE_DATA_DIR": str(data)})
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +40,7 @@ def dashboard(tmp_path_factory) -> Iterator[VoilaServer]:
     path = tmp_path_factory.mktemp("dashboard-data") / "events.sqlite3"
     with SQLiteStore(path) as store:
         demo.fill(store, 500, seed=3)
-    yield from _serve(SUMMARY, {"GUIDE_LOG_URL": f"sqlite://{path}",
+    yield from serve_preheated(SUMMARY, {"GUIDE_LOG_URL": f"sqlite://{path}",
                                 "GUIDE_DATA_DIR": str(path.parent)})
 
 
@@ -59,7 +49,7 @@ def small_guide(tmp_path_factory) -> Iterator[VoilaServer]:
     """One visitor at most, no preheated pool; kernels culled after 5 idle seconds without a
     page, 4 with one."""
     data = tmp_path_factory.mktemp("small-data")
-    yield from _serve(GUIDE, {"GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}",
+    yield from serve_preheated(GUIDE, {"GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}",
                               "GUIDE_DATA_DIR": str(data)},
                       extra_args=["--VoilaConfiguration.preheat_kernel=False",
                                   "--GuideIdentityProvider.max_visitors=1",

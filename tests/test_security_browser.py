@@ -19,7 +19,7 @@ from browser import (  # noqa: F401  (fixtures)
     page_factory,
     playwright_instance,
 )
-from voila_server import PROJECT_ROOT, VoilaServer, VoilaStartError, start_voila
+from voila_server import PROJECT_ROOT, VoilaServer, serve_preheated
 
 pytestmark = pytest.mark.browser
 
@@ -44,12 +44,7 @@ INJECTED = """() => [
 def _serve(tmp_path_factory, extra_args=()) -> Iterator[VoilaServer]:
     data = tmp_path_factory.mktemp("guide-data")
     env = {"GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}", "GUIDE_DATA_DIR": str(data)}
-    try:
-        with start_voila(GUIDE, env=env, extra_args=extra_args) as server:
-            server.wait_until_preheated(timeout=120)
-            yield server
-    except VoilaStartError as error:
-        pytest.fail(f"cannot start Voilà: {error}", pytrace=False)
+    yield from serve_preheated(GUIDE, env, extra_args)
 
 
 @pytest.fixture(scope="module")

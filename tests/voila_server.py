@@ -295,6 +295,18 @@ def start_voila(notebook: str | os.PathLike, port: int | None = None,
             stop_server(server)
 
 
+def serve_preheated(notebook: str | os.PathLike, env: Mapping[str, str | None],
+                    extra_args: Sequence[str] = ()) -> Iterator[VoilaServer]:
+    """For a fixture: :func:`start_voila`, yielded once its preheated pool is filled; a server
+    that cannot start fails the tests that use it."""
+    try:
+        with start_voila(notebook, env=env, extra_args=extra_args) as server:
+            server.wait_until_preheated(timeout=120)
+            yield server
+    except VoilaStartError as error:
+        pytest.fail(f"cannot start Voilà: {error}", pytrace=False)
+
+
 def voila_fixture(notebook: str | os.PathLike, *, scope: str = "module",
                   env: Mapping[str, str | None] | None = None,
                   extra_args: Sequence[str] = (), log_store: bool = True,
