@@ -51,13 +51,13 @@ from voila_server import _pool_size, free_port, kernel_processes, load_config  #
 from benchmarks.voila_bench import (  # noqa: E402
     INIT_SCRIPT,
     KERNEL_ID_JS,
-    SESSION_STATE_JS,
     VIEWPORT,
     CpuMeter,
     Spread,
     wait_interactive,
     wait_quiet,
 )
+from benchmarks.voila_bench import burst as open_at_once  # noqa: E402
 from deploy.cluster import Cluster  # noqa: E402
 
 CONTROL = ".guide select"  # the guide's first control: usable means interactive
@@ -239,22 +239,8 @@ def measure_burst(browser, cluster: Cluster, servers: int, visitors: int, timeou
     wait_pools(cluster)
     marks = [len(b.log()) for b in cluster.backends]
     opened = [_open(browser, cluster.url, navigate=False) for _ in range(visitors)]
-    states: list[tuple[float, float, str] | None] = [None] * visitors
     with CpuMeter() as meter:
-        for _, page, _ in opened:  # every navigation starts at once
-            page.evaluate("url => { setTimeout(() => { location.href = url; }, 0); }",
-                          cluster.url)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not all(states):
-            for i, (_, page, _) in enumerate(opened):
-                if states[i] is None:
-                    try:
-                        found = page.evaluate(SESSION_STATE_JS)
-                    except Exception:  # noqa: BLE001 - navigating: no context to evaluate in
-                        continue
-                    if found:
-                        states[i] = (found[0], found[0] + found[1], found[2])
-            time.sleep(0.5)
+        states = open_at_once([page for _, page, _ in opened], cluster.url, timeout)
     done = [s for s in states if s]
     seconds = (max(s[1] for s in done) - min(s[0] for s in done)) / 1000 if done else float("nan")
     per_server: dict[int, int] = {}

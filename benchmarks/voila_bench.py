@@ -563,6 +563,27 @@ def _sessions_since(db: Path, before: set[str]) -> dict[str, list[tuple]]:
         conn.close()
 
 
+def burst(pages: list, url: str, timeout: float) -> list[tuple[float, float, str] | None]:
+    """Navigate every page to ``url`` at once, then poll each until its session is interactive.
+    Per page: (navigation start, interactive, kernel id) in the page's ms clock, or None if it
+    did not get there within ``timeout`` seconds."""
+    for page in pages:  # every navigation starts at once
+        page.evaluate("url => { setTimeout(() => { location.href = url; }, 0); }", url)
+    deadline = time.monotonic() + timeout
+    states: list[tuple[float, float, str] | None] = [None] * len(pages)
+    while time.monotonic() < deadline and not all(states):
+        for i, page in enumerate(pages):
+            if states[i] is None:
+                try:
+                    found = page.evaluate(SESSION_STATE_JS)
+                except Exception:  # noqa: BLE001 - navigating: no context to evaluate in
+                    continue
+                if found:
+                    states[i] = (found[0], found[0] + found[1], found[2])
+        time.sleep(0.5)
+    return states
+
+
 def measure_sessions(pages: Pages, servers: dict[str, VoilaServer], results: dict[str, AppResult],
                      k: int, reclaim_wait: float, drop_fraction: float, db: Path,
                      progress: Callable[[str], None], session_timeout: float = 300.0) -> None:
@@ -578,20 +599,7 @@ def measure_sessions(pages: Pages, servers: dict[str, VoilaServer], results: dic
         before = set(_sessions_since(db, set()))
         log_mark = len(server.log())
         opened = [pages.open(app, server, navigate=False) for _ in range(k)]
-        for _, page, _ in opened:  # every navigation starts at once
-            page.evaluate("url => { setTimeout(() => { location.href = url; }, 0); }", server.url)
-        deadline = time.monotonic() + session_timeout
-        states: list[tuple[float, float, str] | None] = [None] * k  # (origin, ready, kernel)
-        while time.monotonic() < deadline and not all(states):
-            for i, (_, page, _) in enumerate(opened):
-                if states[i] is None:
-                    try:
-                        found = page.evaluate(SESSION_STATE_JS)
-                    except Exception:  # noqa: BLE001 - navigating: no context to evaluate in
-                        continue
-                    if found:
-                        states[i] = (found[0], found[0] + found[1], found[2])
-            time.sleep(0.5)
+        states = burst([page for _, page, _ in opened], server.url, session_timeout)
         starts = [state[0] for state in states if state]
         readies = [state[1] for state in states if state]
         kernels = [state[2] if state else "" for state in states]
