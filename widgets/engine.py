@@ -138,21 +138,24 @@ class Engine:
         return option.next.resolve({**self.choices, self.node.id: option.id})
 
     def progress(self) -> Progress:
-        """Current step number and the length of the shortest way to the end from here."""
+        """Current step number, and the total: steps taken plus the longest way to the end
+        from here. The total never grows as the visitor moves forward (an answer can only
+        shorten the longest way left), so "step 2 of 9" is never followed by "step 3 of 11"."""
         step = len(self._steps)
         return Progress(step=step, total=step + self._remaining(self.node.id, dict(self.choices)))
 
     def recap(self) -> list[str]:
-        """The checklist for the path taken: the recap lines of its nodes and chosen options."""
+        """The checklist for the path taken: the recap lines of its nodes, each followed by
+        that of the option chosen there."""
         lines: list[str] = []
         for step in self._steps:
             node = self.flow[step.node]
+            if node.recap is not None:
+                lines.append(node.recap(self.lang))
             if step.choice is not None:
                 option = node.option(step.choice)
                 if option.recap is not None:
                     lines.append(option.recap(self.lang))
-            if node.recap is not None:
-                lines.append(node.recap(self.lang))
         return lines
 
     def covered(self) -> set[str]:
@@ -264,7 +267,7 @@ class Engine:
         if node.kind == "info":
             assert node.next is not None
             return 1 + self._remaining(node.next.resolve(choices), choices)
-        return 1 + min(
+        return 1 + max(
             self._remaining(o.next.resolve({**choices, node_id: o.id}), {**choices, node_id: o.id})
             for o in node.options)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
@@ -39,6 +39,8 @@ UI_KEYS: tuple[str, ...] = (
 #:   message  a step showing the message builder
 #:   outcome  a step asking, with one click, how it went
 ROLES: tuple[str, ...] = ("contact", "path", "subject", "message", "outcome")
+#: What a visitor can ask Amazon for in the ready-to-send message (an option's ``want``).
+WANTS: tuple[str, ...] = ("return", "refund", "replacement", "credit", "information")
 #: Roles only a decision (a choice node) can have: they are about its answer.
 CHOICE_ROLES: frozenset[str] = frozenset({"contact", "path", "subject"})
 #: Roles at most one node may have.
@@ -117,6 +119,10 @@ class Option:
     recap: Text | None = None
     escalate: bool = False
     weight: float = 1.0
+    #: the sentence the ready-to-send message opens with when this answer is its subject
+    opening: Text | None = None
+    #: what the message asks for by default after this answer (one of :data:`WANTS`)
+    want: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,8 @@ class Node:
     roles: frozenset[str] = frozenset()
     #: the demo's chance that a visitor leaves the guide on this node (None: the demo's default)
     drop_off: float | None = None
+    #: small print under the body (e.g. what the guide is based on)
+    fine_print: Text | None = None
 
     def option(self, option_id: str) -> Option:
         for option in self.options:
@@ -148,14 +156,29 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Term:
+    """A glossary entry: the one Korean and the one English word for a thing, and the words
+    the guide avoids for it. ``button``: ``en`` is a label on Amazon's (English) site, shown
+    as it is in Korean text too, with ``ko`` as its gloss in brackets."""
+
+    id: str
+    ko: str
+    en: str
+    button: bool = False
+    avoid: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
 class Flow:
-    """The whole guide: nodes by id, the start node, the outline ids and the interface texts."""
+    """The whole guide: nodes by id, the start node, the outline ids, the interface texts and
+    the glossary."""
 
     start: str
     nodes: Mapping[str, Node]
     outline: tuple[str, ...]
     ui: Mapping[str, Text]
     paths: tuple[tuple[tuple[str, str | None], ...], ...]
+    glossary: tuple[Term, ...] = ()
 
     def __getitem__(self, node_id: str) -> Node:
         return self.nodes[node_id]
@@ -246,7 +269,7 @@ def build_flow(data: Any) -> Flow:
     """Validate already-parsed flow data (a mapping) and freeze it into a :class:`Flow`."""
     if not isinstance(data, Mapping):
         raise FlowError("the flow must be a mapping with 'start', 'outline', 'ui' and 'nodes'")
-    unknown = set(data) - {"version", "start", "outline", "ui", "nodes"}
+    unknown = set(data) - {"version", "start", "outline", "ui", "nodes", "glossary"}
     if unknown:
         raise FlowError(f"unknown top-level keys {sorted(unknown)}", field=sorted(unknown)[0])
     if data.get("version") != 1:
@@ -305,7 +328,47 @@ def build_flow(data: Any) -> Flow:
         outline=tuple(outline),
         ui=MappingProxyType(ui),
         paths=tuple(paths),
+        glossary=_glossary(data.get("glossary", [])),
     )
+
+
+def _glossary(raw: Any) -> tuple[Term, ...]:
+    if not isinstance(raw, list):
+        raise FlowError("must be a list of terms", field="glossary")
+    terms: list[Term] = []
+    for i, entry in enumerate(raw):
+        where = f"glossary[{i}]"
+        if not isinstance(entry, Mapping):
+            raise FlowError("each term must be a mapping", field=where)
+        extra = set(entry) - {"id", "ko", "en", "button", "avoid"}
+        if extra:
+            raise FlowError(f"unknown key {sorted(extra)[0]!r}", field=f"{where}.{sorted(extra)[0]}")
+        tid = entry.get("id")
+        if not isinstance(tid, str) or not ID_PATTERN.match(tid):
+            raise FlowError(f"missing or invalid term id {tid!r}", field=f"{where}.id")
+        if tid in {t.id for t in terms}:
+            raise FlowError(f"duplicate term id {tid!r}", field=f"{where}.id")
+        words = {}
+        for lang in LANGUAGES:
+            value = entry.get(lang)
+            if not isinstance(value, str) or not value.strip():
+                raise FlowError(f"missing or empty {lang!r} word", field=f"{where}.{lang}")
+            words[lang] = value.strip()
+        button = entry.get("button", False)
+        if not isinstance(button, bool):
+            raise FlowError(f"must be true or false, not {button!r}", field=f"{where}.button")
+        avoid_raw = entry.get("avoid", {})
+        if not isinstance(avoid_raw, Mapping) or set(avoid_raw) - set(LANGUAGES):
+            raise FlowError("must map a language (ko, en) to a list of words",
+                            field=f"{where}.avoid")
+        avoid = {}
+        for lang, avoided in avoid_raw.items():
+            if not isinstance(avoided, list) or not all(
+                    isinstance(a, str) and a.strip() for a in avoided):
+                raise FlowError("must be a list of words", field=f"{where}.avoid.{lang}")
+            avoid[lang] = tuple(a.strip() for a in avoided)
+        terms.append(Term(id=tid, button=button, avoid=MappingProxyType(avoid), **words))
+    return tuple(terms)
 
 
 def _text(raw: Any, node: str | None, field: str) -> Text:
@@ -366,7 +429,7 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
     if not isinstance(node_id, str) or not ID_PATTERN.match(node_id):
         raise FlowError(f"missing or invalid node id {node_id!r}", field=f"nodes[{index}].id")
     allowed = {"id", "kind", "widget", "covers", "title", "body", "prompt", "options", "next",
-               "recap", "roles", "drop_off"}
+               "recap", "roles", "drop_off", "fine_print"}
     extra = set(raw) - allowed
     if extra:
         raise FlowError(f"unknown key {sorted(extra)[0]!r}", node=node_id, field=sorted(extra)[0])
@@ -388,6 +451,8 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
     )
     if "recap" in raw:
         fields["recap"] = _text(raw["recap"], node_id, "recap")
+    if "fine_print" in raw:
+        fields["fine_print"] = _text(raw["fine_print"], node_id, "fine_print")
     fields["roles"] = _roles(raw.get("roles", []), node_id, kind)
     if "drop_off" in raw:
         value = raw["drop_off"]
@@ -413,7 +478,8 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
             where = f"options[{i}]"
             if not isinstance(opt, Mapping):
                 raise FlowError("each option must be a mapping", node=node_id, field=where)
-            extra = set(opt) - {"id", "label", "next", "recap", "escalate", "weight"}
+            extra = set(opt) - {"id", "label", "next", "recap", "escalate", "weight",
+                                "opening", "want"}
             if extra:
                 raise FlowError(f"unknown key {sorted(extra)[0]!r}", node=node_id,
                                 field=f"{where}.{sorted(extra)[0]}")
@@ -435,6 +501,10 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
             if not _is_number(weight) or not weight > 0:
                 raise FlowError(f"must be a positive number, not {weight!r}", node=node_id,
                                 field=f"{where}.weight")
+            want = opt.get("want")
+            if want is not None and want not in WANTS:
+                raise FlowError(f"must be one of {WANTS}, not {want!r}", node=node_id,
+                                field=f"{where}.want")
             options.append(Option(
                 id=oid,
                 label=_text(opt.get("label"), node_id, f"{where}.label"),
@@ -442,6 +512,9 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
                 recap=_text(opt["recap"], node_id, f"{where}.recap") if "recap" in opt else None,
                 escalate=escalate,
                 weight=float(weight),
+                opening=(_text(opt["opening"], node_id, f"{where}.opening")
+                         if "opening" in opt else None),
+                want=want,
             ))
         fields.update(widget=widget, options=tuple(options),
                       prompt=_text(raw.get("prompt"), node_id, "prompt"))
@@ -486,6 +559,15 @@ def _check_roles(nodes: Mapping[str, Node]) -> None:
         if len(holders) > 1:
             raise FlowError(f"the role {role!r} is already on node {holders[0]!r}; at most one "
                             "node may have it", node=holders[1], field="roles")
+    for node in nodes.values():
+        if "subject" in node.roles:
+            continue
+        for i, option in enumerate(node.options):
+            for key in ("opening", "want"):
+                if getattr(option, key) is not None:
+                    raise FlowError(f"only the options of the decision with the role 'subject' "
+                                    f"open the message; {key!r} has no use here", node=node.id,
+                                    field=f"options[{i}].{key}")
 
 
 def _routes(node: Node) -> Iterator[tuple[str, Route]]:

@@ -221,6 +221,9 @@ class StepView:
         # the page script takes the page's texts in that language from the data-guide-*
         # attributes (the flow's interface texts).
         progress = engine.progress()
+        fine_print = ("" if node.fine_print is None else
+                      f"<p class='guide-fine-print'><small>"
+                      f"{_inline(engine.text(node.fine_print))}</small></p>")
         label = html.escape(engine.ui("progress", step=progress.step, total=progress.total))
         attrs = "".join(f" data-guide-{key.replace('_', '-')}="
                         f"'{html.escape(engine.ui(key), quote=True)}'"
@@ -231,7 +234,7 @@ class StepView:
                            f"value='{progress.step}' aria-label='{label}'></progress>"
                            f"<p class='guide-progress-label'>{label}</p>"
                            f"<h2>{html.escape(engine.text(node.title))}</h2>"
-                           f"{render_body(engine.text(node.body))}</div>")
+                           f"{render_body(engine.text(node.body))}{fine_print}</div>")
 
         step = (len(engine.path), node.id)
         same_step = step == self._rendered_step
@@ -341,7 +344,7 @@ class MessagePanel(Panel):
                               style={"description_width": "initial"},
                               layout=w.Layout(width="100%"))
         self.heading = w.HTML()
-        self.outcome = w.Dropdown(options=[(k, k) for k in messages.OUTCOMES],
+        self.outcome = w.Dropdown(options=[(k, k) for k in messages.WANTS],
                                   style={"description_width": "initial"},
                                   layout=w.Layout(width="100%"))
         self.order_number = text()
@@ -372,7 +375,7 @@ class MessagePanel(Panel):
         """What the message is built from: the path plus the optional fields."""
         self.ensure_built()
         return messages.from_choices(
-            self.engine.choices, flow=self.engine.flow, outcome=self.outcome.value,
+            self.engine.choices, flow=self.engine.flow, want=self.outcome.value,
             order_number=self.order_number.value, date=self.date.value, detail=self.detail.value,
             escalate=self.escalate.value)
 
@@ -382,14 +385,15 @@ class MessagePanel(Panel):
         t = self.t
         L = messages.LABELS
         self.heading.value = (f"<h3>{html.escape(t(L['title']))}</h3>"
-                              f"<p>{html.escape(t(L['intro']))}</p>")
+                              f"<p>{html.escape(t(L['intro']))}</p>"
+                              f"<p class='guide-message-which'>{html.escape(t(L['which']))}</p>")
         choices = self.engine.choices
         self._syncing = True
         try:
             current = self.outcome.value
             if not self._outcome_touched:
-                current = messages.from_choices(choices, flow=self.engine.flow).outcome
-            options = [(t(label), key) for key, label in messages.OUTCOMES.items()]
+                current = messages.from_choices(choices, flow=self.engine.flow).want
+            options = [(t(label), key) for key, label in messages.WANTS.items()]
             if list(self.outcome.options) != options:
                 self.outcome.options = options
             self.outcome.value = current
