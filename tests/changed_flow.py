@@ -1,6 +1,7 @@
 """A changed copy of flow.yaml, for the tests that prove content changes need no code change.
 
-:func:`write_changed_flow` copies the packaged flow.yaml and, by editing the data only:
+:func:`write_changed_flow` copies the guide's flow as it was in 2024 (``tests/fixtures``) and,
+by editing the data only:
 
 * renames the step ``channel`` to :data:`RENAMED` (every reference to it follows);
 * adds a step, :data:`ADDED`: a decision after the renamed step ("How will you write to
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from widgets.flow import DEFAULT_PATH
+from conftest import FLOW_2024
 
 RENAMED = "reply-method"
 ADDED = "writing-way"
@@ -45,7 +46,7 @@ def _retarget(route, old: str, new: str):
 
 
 def changed_flow_data() -> dict:
-    data = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
+    data = yaml.safe_load(FLOW_2024.read_text(encoding="utf-8"))
     # rename `channel`
     for node in data["nodes"]:
         if "next" in node:

@@ -2,7 +2,7 @@
 copy of flow.yaml in which a step is renamed, a step is added, the contact decision moves to
 another step and the path gains a dimension.
 
-The copy (made here from the packaged flow.yaml):
+The copy (made here from the guide's 2024 flow in tests/fixtures):
 
 - ``order`` is renamed ``about-order`` (its id, every ``next`` to it, every ``when`` on it);
 - a new decision ``urgent`` (today / can wait) becomes the first step, before ``problem``;
@@ -29,7 +29,8 @@ import yaml
 
 from widgets import dashboard, demo
 from widgets.engine import Engine
-from widgets.flow import DEFAULT_PATH, Flow, build_flow, default_flow
+from conftest import FLOW_2024
+from widgets.flow import Flow, build_flow, load_flow
 from widgets.log import Event, SessionLogger, open_store
 from widgets.log.events import OUTCOMES
 from widgets.summary import NO_ANSWER, NO_CHANNEL, OTHER, summarize
@@ -55,7 +56,7 @@ def _rename(value: object, old: str, new: str) -> object:
 
 
 def changed_flow(tmp_path: Path) -> Flow:
-    data = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
+    data = yaml.safe_load(FLOW_2024.read_text(encoding="utf-8"))
     data = _rename(data, "order", "about-order")
     nodes = {node["id"]: node for node in data["nodes"]}
     for node_id in ("phone", "channel"):
@@ -157,7 +158,7 @@ def reference(events: list[Event], flow: Flow) -> dict:
 
 def test_content_changes_need_no_code_or_schema_change(store_url: str, tmp_path: Path) -> None:
     flow = changed_flow(tmp_path)
-    before = list(demo.generate(600, seed=5, start=START, days=1, flow=default_flow()))
+    before = list(demo.generate(600, seed=5, start=START, days=1, flow=load_flow(FLOW_2024)))
     after = list(demo.generate(4000, seed=6, start=START + dt.timedelta(days=1), days=2, flow=flow))
     with open_store(store_url) as store:
         store.write(before)  # the guide as it was

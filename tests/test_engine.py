@@ -37,48 +37,33 @@ def test_starts_at_the_problem_question():
     assert not engine.can_go_back and not engine.finished
 
 
-def test_order_with_sign_in_goes_through_contact_us_to_the_order():
-    engine = walk(Engine(), "refund", "yes", "yes", "email", "yes")
-    assert engine.path == ("problem", "order", "sign-in", "help", "need-more-help",
-                           "select-order", "channel", "goal", "records", "fair", "kind",
-                           "helped", "patience", "done")
+def test_online_goes_through_contact_us_to_the_order():
+    engine = walk(Engine(), "refund", "online", "email")
+    assert engine.path == ("problem", "ready", "reach", "help", "select-order", "channel",
+                           "talk", "escalate", "done")
     assert engine.finished
 
 
-def test_not_a_specific_order_is_described_instead():
-    engine = walk(Engine(), "late", "no", "yes", "chat")
+def test_a_service_problem_is_described_instead():
+    engine = walk(Engine(), "service", "online", "chat")
     assert "describe" in engine.path and "select-order" not in engine.path
 
 
-def test_service_problem_skips_the_order_question():
-    engine = walk(Engine(), "service", "yes", "phone")
-    assert engine.path[:3] == ("problem", "sign-in", "help")
-    assert "describe" in engine.path
+def test_preparation_comes_before_the_ways_to_reach_a_person():
+    engine = walk(Engine(), "late")
+    assert engine.path == ("problem", "ready", "reach")
 
 
-def test_no_sign_in_leads_to_the_phone_number():
-    engine = walk(Engine(), "damaged", "yes", "no")
-    assert engine.node.id == "phone"
-    walk(engine, "call", "no")
-    assert "channel" not in engine.path and "escalate" in engine.path and engine.finished
-
-
-def test_call_back_continues_through_contact_us():
-    engine = walk(Engine(), "return", "yes", "no", "callback")
-    assert engine.node.id == "channel"
-    assert engine.path[3:6] == ("phone", "help", "need-more-help")
-
-
-def test_prepare_first_goes_straight_to_preparation():
-    engine = walk(Engine(), "prepare")
-    assert engine.path == ("problem", "goal", "records", "fair", "kind", "helped")
+def test_calling_goes_straight_to_the_conversation():
+    engine = walk(Engine(), "damaged", "call")
+    assert engine.path == ("problem", "ready", "reach", "talk", "escalate", "done")
+    assert "channel" not in engine.path and engine.finished
 
 
 def test_where_tells_the_target_without_moving():
-    engine = Engine()
-    assert engine.where("service") == "sign-in"
-    assert engine.where("prepare") == "goal"
-    assert engine.node.id == "problem"
+    engine = walk(Engine(), "service")
+    assert engine.where("online") == "help" and engine.where("call") == "talk"
+    assert engine.node.id == "reach"
 
 
 def test_unknown_option_is_an_error_and_changes_nothing():
@@ -92,18 +77,22 @@ def test_advance_on_a_decision_and_choose_on_info_are_errors():
     engine = Engine()
     with pytest.raises(EngineError):
         engine.advance()
-    engine.choose("prepare")
+    engine.choose("refund")
     assert engine.node.kind == "info"
     with pytest.raises(EngineError):
-        engine.choose("yes")
+        engine.choose("call")
 
 
 def test_back_restores_the_previous_choice():
-    engine = walk(Engine(), "refund", "no")
-    assert engine.node.id == "sign-in"
+    engine = walk(Engine(), "refund", "online")
+    assert engine.node.id == "channel"
     engine.back()
-    assert engine.node.id == "order" and engine.selected == "no"
-    assert "order" not in engine.choices
+    engine.back()
+    assert engine.node.id == "help"
+    engine.back()
+    assert engine.node.id == "reach" and engine.selected == "online"
+    assert "reach" not in engine.choices
+    engine.back()
     engine.back()
     assert engine.node.id == "problem" and engine.selected == "refund"
     with pytest.raises(EngineError):
@@ -111,56 +100,67 @@ def test_back_restores_the_previous_choice():
 
 
 def test_changing_an_answer_after_back_changes_the_route():
-    engine = walk(Engine(), "refund", "yes", "yes")
+    engine = walk(Engine(), "refund", "online")
     assert engine.node.id == "channel" and "select-order" in engine.path
-    while engine.node.id != "order":
+    while engine.node.id != "problem":
         engine.back()
-    walk(engine, "no", "yes")
+    walk(engine, "service", "online")
     assert engine.node.id == "channel"
     assert "describe" in engine.path and "select-order" not in engine.path
 
 
 def test_restart_clears_path_and_memory_but_keeps_language():
-    engine = walk(Engine(lang="en"), "refund", "yes")
+    engine = walk(Engine(lang="en"), "refund", "online")
     engine.restart()
     assert engine.path == ("problem",) and engine.selected is None and engine.lang == "en"
 
 
 def test_language_switch_keeps_step_and_path():
-    engine = walk(Engine(), "refund", "yes", "no")
+    engine = walk(Engine(), "refund")
     before = (engine.path, dict(engine.choices))
     title_ko = engine.text(engine.node.title)
     engine.set_language("en")
     assert (engine.path, dict(engine.choices)) == before
     assert engine.text(engine.node.title) != title_ko
-    assert engine.options() == [("call", "I’ll call them now"),
-                                ("callback", "I’d rather Amazon called me (needs signing in)")]
+    assert engine.options() == [("call", "I’ll call now"),
+                                ("online", "I’ll sign in and get in touch online")]
     with pytest.raises(EngineError):
         engine.set_language("fr")
 
 
-def test_progress_counts_the_shortest_way_to_the_end():
-    engine = Engine()
-    first = engine.progress()
-    assert first.step == 1
-    assert first.total == min(len(p) for p in default_flow().paths)
-    engine.choose("refund")
-    progress = engine.progress()
-    assert progress.step == 2 and progress.total > first.total  # the order route is longer
-    walk(engine, "yes", "yes", "email", "yes")
-    end = engine.progress()
-    assert end.step == end.total == len(engine.path) and end.fraction == 1.0
+def test_progress_total_never_grows_on_any_path():
+    flow = default_flow()
+    for path in flow.paths:
+        engine = Engine(flow)
+        totals = []
+        for node_id, choice in path[:-1]:
+            progress = engine.progress()
+            assert progress.step == len(engine.path)
+            totals.append(progress.total)
+            engine.choose(choice) if choice else engine.advance()
+        end = engine.progress()
+        totals.append(end.total)
+        assert end.step == end.total == len(path) and end.fraction == 1.0, path
+        assert all(a >= b for a, b in zip(totals, totals[1:])), (path, totals)
+    assert Engine(flow).progress().total == max(len(p) for p in flow.paths)
+
+
+def test_progress_shortens_when_an_answer_skips_steps():
+    engine = walk(Engine(), "refund")
+    longest = engine.progress().total
+    engine.choose("call")
+    assert engine.progress().total < longest
 
 
 def test_recap_lists_the_path_as_a_checklist():
-    engine = walk(Engine(lang="en"), "refund", "yes", "yes", "email", "no")
+    engine = walk(Engine(lang="en"), "refund", "online", "email")
     recap = engine.recap()
-    assert recap[0] == "What it is about: a refund"
+    assert recap[0] == "What it’s about: a refund (large refunds usually need a supervisor)"
+    assert recap.index("Phone: +1 206 266 2992 (in English)") < len(recap)
     assert any("e-mail" in line for line in recap)
-    assert any("manager" in line for line in recap)
-    assert not any("+1 206" in line for line in recap)  # they never chose to call
+    assert any("supervisor" in line for line in recap[1:])
     engine.set_language("ko")
-    assert engine.recap()[0] == "문의할 내용: 환불"
+    assert engine.recap()[0].startswith("문의할 내용: 환불")
 
 
 def test_every_outline_id_is_shown_on_some_walk():
@@ -180,7 +180,7 @@ def test_events_are_ids_only_and_in_order():
     events = []
     engine = Engine(lang="en", on_event=events.append)
     engine.start()
-    engine.choose("prepare")
+    engine.choose("return")
     engine.advance()
     engine.set_language("ko")
     engine.back()
@@ -188,14 +188,14 @@ def test_events_are_ids_only_and_in_order():
     got = [(e.node, e.action, e.option, e.lang) for e in events]
     assert got == [
         ("problem", "enter", None, "en"),
-        ("problem", "choose", "prepare", "en"),
-        ("goal", "enter", None, "en"),
-        ("goal", "next", None, "en"),
-        ("records", "enter", None, "en"),
-        ("records", "language", None, "ko"),
-        ("records", "back", None, "ko"),
-        ("goal", "enter", None, "ko"),
-        ("goal", "restart", None, "ko"),
+        ("problem", "choose", "return", "en"),
+        ("ready", "enter", None, "en"),
+        ("ready", "next", None, "en"),
+        ("reach", "enter", None, "en"),
+        ("reach", "language", None, "ko"),
+        ("reach", "back", None, "ko"),
+        ("ready", "enter", None, "ko"),
+        ("ready", "restart", None, "ko"),
         ("problem", "enter", None, "ko"),
     ]
     assert {e.action for e in events} <= set(ACTIONS)
@@ -203,7 +203,7 @@ def test_events_are_ids_only_and_in_order():
 
 def test_reaching_the_end_reports_finish():
     events = []
-    engine = walk(Engine(on_event=events.append), "prepare", "yes")
+    engine = walk(Engine(on_event=events.append), "late", "call")
     assert engine.finished
     assert [(e.node, e.action) for e in events[-2:]] == [("done", "enter"), ("done", "finish")]
 

@@ -28,8 +28,9 @@ class Sink:
 def to_channel(view: GuideView, problem="damaged"):
     view.step_view.dropdown.value = problem
     view.step_view.continue_button.click()
-    for label in ("Yes, a specific order", "Yes, I can sign in"):
-        next(b for b in view.step_view.option_buttons if b.description == label).click()
+    view.step_view.next_button.click()
+    online = view.engine.flow[view.engine.node.id].option("online").label(view.engine.lang)
+    next(b for b in view.step_view.option_buttons if b.description == online).click()
     while view.engine.node.kind == "info":
         view.step_view.next_button.click()
     assert view.engine.node.id == "channel"
@@ -40,7 +41,7 @@ def to_end(view: GuideView):
         if view.engine.node.kind == "info":
             view.step_view.next_button.click()
         elif view.engine.node.widget == "dropdown":
-            view.step_view.dropdown.value = "prepare"
+            view.step_view.dropdown.value = "late"
             view.step_view.continue_button.click()
         else:
             next(b for b in view.step_view.option_buttons if b.layout.display != "none").click()
@@ -55,15 +56,42 @@ def view():
 
 
 def test_message_follows_the_articles_advice():
-    data = messages.from_choices({"problem": "damaged", "helped": "no"}, order_number="123-456")
+    data = messages.from_choices({"problem": "again"}, order_number="123-456")
+    assert data.escalate and data.want == "information"  # "again" is marked escalate
     en = messages.build(data, "en")
-    assert "damaged or is not what I ordered" in en and "Order number: 123-456" in en
-    assert "I would like a replacement." in en and "fair solution" in en
-    assert "I know this isn’t your fault" in en
+    assert en.startswith("Hello,\n\nI am writing again because a problem I contacted you about")
+    assert "Order number: 123-456" in en
+    assert "I would like to know how this can be resolved. I have been a customer" in en
     assert "could I speak with someone who can help me with this right away?" in en
     ko = messages.build(data, "ko")
-    assert "주문 번호: 123-456" in ko and "대체 상품으로 교환받고 싶습니다." in ko
-    assert "상담원님 잘못이 아니라는 건" in ko and "바로 도와주실 수 있는 분" in ko
+    assert "주문 번호: 123-456" in ko and "바로 도와주실 수 있는 분" in ko
+    # the courtesy line belongs to the escalation advice, not to the first message
+    assert "isn’t your fault" not in en and "잘못이 아니" not in ko
+
+
+def test_damaged_and_wrong_items_open_differently_and_ask_for_a_replacement():
+    damaged = messages.from_choices({"problem": "damaged"})
+    wrong = messages.from_choices({"problem": "wrong"})
+    assert damaged.want == wrong.want == "replacement" and not damaged.escalate
+    assert "arrived damaged" in messages.build(damaged, "en")
+    assert "different item" in messages.build(wrong, "en")
+    refund = messages.build(messages.from_choices({"problem": "damaged"}, want="refund"), "en")
+    assert "I would like a refund." in refund
+
+
+def test_the_fair_sentence_fits_every_request():
+    for want in messages.WANTS:
+        en = messages.build(messages.MessageInput(want=want), "en")
+        assert f"{messages.WANT[want]('en')} {messages.FAIR('en')}" in en
+        assert "put back" not in en and "as promised" not in en
+
+
+def test_the_message_says_which_version_to_send(view):
+    to_channel(view)
+    heading = html.unescape(view.message_panel.heading.value)
+    assert "Send the English message" in heading
+    view.language.value = "ko"
+    assert "영어 메시지를 보내세요" in html.unescape(view.message_panel.heading.value)
 
 
 def test_message_fields_are_one_short_line():
@@ -72,7 +100,7 @@ def test_message_fields_are_one_short_line():
     detail = next(line for line in text.splitlines() if line.startswith("What happened:"))
     assert "\n" not in detail and len(detail) <= len("What happened: ") + 200
     with pytest.raises(ValueError):
-        messages.build(messages.MessageInput(outcome="revenge"), "en")
+        messages.build(messages.MessageInput(want="revenge"), "en")
 
 
 def test_builder_shows_at_channel_and_end_only(view):
@@ -250,21 +278,21 @@ def test_guide_keeps_working_while_the_store_is_away_and_catches_up(tmp_path, mo
     now = [1000.0]  # the logger waits retry_after seconds between tries: a clock we move
     monkeypatch.setattr("widgets.log.time.monotonic", lambda: now[0])
     view = guide(lang="en")
-    view.step_view.dropdown.value = "prepare"
+    view.step_view.dropdown.value = "return"
     view.step_view.continue_button.click()
     view.step_view.next_button.click()
-    assert view.engine.node.id == "records"
+    assert view.engine.node.id == "reach"
     assert view.notice.layout.display != "none" and "can’t be saved" in view.notice.value
     assert view.sink.pending >= 5
 
     blocker.unlink()
     blocker.mkdir()
     now[0] += view.sink.retry_after + 1
-    view.step_view.next_button.click()
+    view.step_view.option_buttons[0].click()
     assert view.sink.healthy and view.sink.pending == 0
     assert view.notice.layout.display == "none"
     with sqlite3.connect(db) as conn:
         got = conn.execute("SELECT node, action, option FROM events ORDER BY id").fetchall()
-    assert got == [("problem", "enter", None), ("problem", "choose", "prepare"),
-                   ("goal", "enter", None), ("goal", "next", None), ("records", "enter", None),
-                   ("records", "next", None), ("fair", "enter", None)]
+    assert got == [("problem", "enter", None), ("problem", "choose", "return"),
+                   ("ready", "enter", None), ("ready", "next", None), ("reach", "enter", None),
+                   ("reach", "choose", "call"), ("talk", "enter", None)]

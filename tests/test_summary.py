@@ -21,13 +21,16 @@ import pytest
 import widgets.log as log
 from widgets import demo, summary
 from widgets.engine import Engine
-from widgets.flow import default_flow
+from conftest import FLOW_2024
+from widgets.flow import load_flow
 from widgets.log import Event, EventStore, open_store
 from widgets.summary import NO_ANSWER, NO_CHANNEL, OTHER, Summary, node_order, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.timezone.utc
-FLOW = default_flow()
+#: the hand-made logs below walk the 2024 flow (see conftest)
+FLOW = load_flow(FLOW_2024)
+pytestmark = pytest.mark.usefixtures("flow_2024")
 
 
 # --------------------------------------------------------------------------- the hand-made log

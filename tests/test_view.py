@@ -53,31 +53,31 @@ def test_dropdown_then_continue(view):
     view.step_view.dropdown.value = "refund"
     assert not view.step_view.continue_button.disabled
     view.step_view.continue_button.click()
-    assert view.engine.node.id == "order"
-    assert visible(view.step_view.buttons_box) and not visible(view.step_view.dropdown_box)
-    assert set(buttons(view)) == {"Yes, a specific order", "No, not one particular order"}
+    assert view.engine.node.id == "ready"
+    assert visible(view.step_view.next_button) and not visible(view.step_view.dropdown_box)
+    view.step_view.next_button.click()
+    assert visible(view.step_view.buttons_box) and not visible(view.step_view.next_button)
+    assert set(buttons(view)) == {"I’ll call now", "I’ll sign in and get in touch online"}
 
 
 def test_full_path_to_the_recap(view):
     view.step_view.dropdown.value = "damaged"
     view.step_view.continue_button.click()
-    press(view, "Yes, a specific order")
-    press(view, "Yes, I can sign in")
+    view.step_view.next_button.click()
+    press(view, "I’ll sign in and get in touch online")
     while view.engine.node.kind == "info":
         assert visible(view.step_view.next_button)
         assert view.step_view.next_button.description == "Next step →"
         view.step_view.next_button.click()
     assert view.engine.node.id == "channel"
-    press(view, "Chat — a live online conversation")
-    while view.engine.node.kind == "info":
-        view.step_view.next_button.click()
-    press(view, "No, the agent can’t help")
+    press(view, "Chat — a live conversation")
     while view.engine.node.kind == "info":
         view.step_view.next_button.click()
     assert view.engine.finished
     assert visible(view.step_view.recap) and not visible(view.step_view.next_button)
     assert "Your checklist" in view.step_view.recap.value
-    assert "a damaged or wrong item" in view.step_view.recap.value
+    assert "a damaged item" in view.step_view.recap.value
+    assert "+1 206 266 2992" in view.step_view.recap.value
     assert "chat (live, with an expert)" in view.step_view.recap.value
     assert view.step_view.recap.value.count("type='checkbox'") == len(view.engine.recap())
     steps = len(view.engine.path)
@@ -89,18 +89,20 @@ def test_full_path_to_the_recap(view):
 def test_back_restores_the_choice_in_the_widgets(view):
     view.step_view.dropdown.value = "late"
     view.step_view.continue_button.click()
-    press(view, "No, not one particular order")
+    view.step_view.next_button.click()
+    press(view, "I’ll call now")
     view.back_button.click()
-    assert view.engine.node.id == "order"
+    assert view.engine.node.id == "reach"
     chosen = [b for b in view.step_view.option_buttons if b.button_style == "info"]
-    assert [b.description for b in chosen] == ["No, not one particular order"]
+    assert [b.description for b in chosen] == ["I’ll call now"]
+    view.back_button.click()
     view.back_button.click()
     assert view.engine.node.id == "problem" and view.step_view.dropdown.value == "late"
     assert not view.step_view.continue_button.disabled and view.back_button.disabled
 
 
 def test_start_over(view):
-    view.step_view.dropdown.value = "prepare"
+    view.step_view.dropdown.value = "return"
     view.step_view.continue_button.click()
     view.step_view.next_button.click()
     view.restart_button.click()
@@ -110,20 +112,20 @@ def test_start_over(view):
 def test_language_switch_mid_flow_keeps_step_and_path(view):
     view.step_view.dropdown.value = "refund"
     view.step_view.continue_button.click()
-    press(view, "Yes, a specific order")
+    view.step_view.next_button.click()
     path = view.engine.path
     view.language.value = "ko"
-    assert view.engine.path == path and view.engine.node.id == "sign-in"
-    assert "로그인할 수 있나요?" in view.step_view.text.value
-    assert set(buttons(view)) == {"네, 로그인할 수 있어요", "아니요, 지금은 어려워요"}
+    assert view.engine.path == path and view.engine.node.id == "reach"
+    assert "사람과 연결되는 두 가지 방법" in view.step_view.text.value
+    assert set(buttons(view)) == {"지금 전화할게요", "로그인해서 온라인으로 문의할게요"}
     assert view.back_button.description == "← 이전 단계로"
     assert re.search(r"guide-progress-label'>\d+단계 중 3단계<", view.step_view.text.value)
     view.back_button.click()
-    assert view.engine.node.id == "order"
+    assert view.engine.node.id == "ready"
     view.back_button.click()
     # the dropdown's labels follow the language and keep the earlier choice
     assert view.step_view.dropdown.value == "refund"
-    assert dict(view.step_view.dropdown.options)["환불을 받고 싶어요"] == "refund"
+    assert dict(view.step_view.dropdown.options)["환불받고 싶어요"] == "refund"
 
 
 def test_widgets_are_updated_in_place(view):
@@ -132,23 +134,24 @@ def test_widgets_are_updated_in_place(view):
     children = [id(c) for c in view.children]
     view.step_view.dropdown.value = "service"
     view.step_view.continue_button.click()
-    press(view, "Yes, I can sign in")
+    view.step_view.next_button.click()
+    press(view, "I’ll sign in and get in touch online")
     view.language.value = "ko"
     after = [id(w) for w in (part.text, part.dropdown, part.next_button, *part.option_buttons)]
     assert after == before and [id(c) for c in view.children] == children
 
 
 def test_every_interaction_reaches_the_sink(view):
-    view.step_view.dropdown.value = "prepare"
+    view.step_view.dropdown.value = "return"
     view.step_view.continue_button.click()
     view.language.value = "ko"
     view.back_button.click()
     assert view.sink.events == [
         ("problem", "enter", None, "en"),
-        ("problem", "choose", "prepare", "en"),
-        ("goal", "enter", None, "en"),
-        ("goal", "language", None, "ko"),
-        ("goal", "back", None, "ko"),
+        ("problem", "choose", "return", "en"),
+        ("ready", "enter", None, "en"),
+        ("ready", "language", None, "ko"),
+        ("ready", "back", None, "ko"),
         ("problem", "enter", None, "ko"),
     ]
 
@@ -163,14 +166,14 @@ def test_the_page_is_updated_before_the_interaction_is_logged():
                          in view.step_view.text.value))
 
     view = GuideView(lang="en", sink=Watching()).start()
-    view.step_view.dropdown.value = "prepare"
+    view.step_view.dropdown.value = "return"
     seen.clear()
     view.step_view.continue_button.click()
-    assert seen == [("problem", "choose", False), ("goal", "enter", True)]
-    assert view.engine.node.id == "goal"
+    assert seen == [("problem", "choose", False), ("ready", "enter", True)]
+    assert view.engine.node.id == "ready"
     seen.clear()
     view.back_button.click()
-    assert [(node, action) for node, action, _ in seen] == [("goal", "back"), ("problem", "enter")]
+    assert [(node, action) for node, action, _ in seen] == [("ready", "back"), ("problem", "enter")]
     assert "data-step='1-problem'" in view.step_view.text.value
 
 
@@ -179,7 +182,7 @@ def test_a_failing_callback_shows_a_friendly_message(view, monkeypatch, caplog):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(view.engine, "advance", broken)
-    view.step_view.dropdown.value = "prepare"
+    view.step_view.dropdown.value = "return"
     view.step_view.continue_button.click()
     view.step_view.next_button.click()  # raises inside; must not escape
     assert visible(view.notice)
@@ -187,11 +190,11 @@ def test_a_failing_callback_shows_a_friendly_message(view, monkeypatch, caplog):
     assert "disk on fire" not in view.notice.value and "Traceback" not in view.notice.value
     assert "disk on fire" in caplog.text
     view.language.value = "ko"
-    assert "죄송합니다" in view.notice.value
+    assert "죄송해요" in view.notice.value
     engine = view.engine
     monkeypatch.setattr(engine, "advance", type(engine).advance.__get__(engine))  # mended
     view.step_view.next_button.click()
-    assert not visible(view.notice) and view.engine.node.id == "records"
+    assert not visible(view.notice) and view.engine.node.id == "reach"
 
 
 def test_a_failing_sink_does_not_break_the_guide(caplog):
@@ -200,9 +203,9 @@ def test_a_failing_sink_does_not_break_the_guide(caplog):
             raise OSError("store gone")
 
     view = GuideView(lang="en", sink=Broken()).start()
-    view.step_view.dropdown.value = "prepare"
+    view.step_view.dropdown.value = "return"
     view.step_view.continue_button.click()
-    assert view.engine.node.id == "goal" and not visible(view.notice)
+    assert view.engine.node.id == "ready" and not visible(view.notice)
     assert "store gone" in caplog.text
 
 
@@ -220,7 +223,7 @@ def test_two_guides_in_one_kernel_are_independent():
     a.language.value = "en"
     assert b.engine.path == ("problem",) and b.step_view.dropdown.value == ""
     b.language.value = "ko"
-    assert a.engine.lang == "en" and a.engine.node.id == "order"
+    assert a.engine.lang == "en" and a.engine.node.id == "ready"
 
 
 def test_body_markup_is_escaped():
@@ -258,7 +261,7 @@ def test_language_switch_keeps_a_dropdown_choice_not_yet_confirmed():
     assert view.step_view.dropdown.value == "refund" and not view.step_view.continue_button.disabled
     assert dict(view.step_view.dropdown.options)["I want a refund"] == "refund"
     view.step_view.continue_button.click()
-    assert view.engine.node.id == "order"
+    assert view.engine.node.id == "ready"
 
 
 def test_the_page_script_takes_its_texts_from_the_step(view):
@@ -294,8 +297,9 @@ def test_the_parts_own_their_widgets_and_panels_are_built_when_first_shown(view)
     assert view.notes_panel.built and visible(view.notes_panel)
 
 
-#: Widget models the first page creates (74 before the view was split into parts).
-FIRST_PAGE_MODELS = 70
+#: Widget models the first page creates (74 before the view was split into parts; 70 after;
+#: 61 once option buttons were made only for the decisions shown as buttons).
+FIRST_PAGE_MODELS = 61
 
 
 def test_the_first_page_creates_no_more_widget_models():

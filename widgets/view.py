@@ -155,7 +155,8 @@ class StepView:
 
     def __init__(self, guide: "GuideView") -> None:
         self.guide = guide
-        most_options = max((len(node.options) for node in guide.engine.flow), default=0)
+        most_options = max((len(node.options) for node in guide.engine.flow
+                            if node.widget == "buttons"), default=0)
         self.text = w.HTML()
         self.text.add_class("guide-body")
         self.dropdown = w.Dropdown(options=[("", NOTHING)], value=NOTHING,
