@@ -237,7 +237,7 @@ def test_korean_page_explains_in_korean_and_follows_a_language_switch() -> None:
     view = open_notes("ko")
     upload(view, b"a,b\n1,2\n")
     shown = status_text(view)
-    assert shown.startswith("이 파일은 불러올 수 없습니다: ")
+    assert shown.startswith("이 파일은 불러올 수 없어요: ")
     assert not re.search(r"expected|line \d|columns", shown), shown  # no English inside Korean
     view.language.value = "en"
     assert status_text(view).startswith("This file can’t be loaded: line 1: expected the columns")
@@ -263,7 +263,7 @@ def test_upload_over_the_limit_gets_the_size_message(lang: str, size: int) -> No
     assert len(view.notes_panel.notes) == 1 and not view._error
     expected = casenotes.error_message(casenotes.too_large())(lang)
     assert status_text(view) == expected
-    assert ("파일이 너무 큽니다" in expected) if lang == "ko" else ("too large" in expected)
+    assert ("파일이 너무 커요" in expected) if lang == "ko" else ("too large" in expected)
     assert f"{casenotes.MAX_BYTES // 1024} KB" in expected
 
 
@@ -334,7 +334,7 @@ def test_page_refuses_a_12_mb_file_and_keeps_working(page_factory: PageFactory,
 
         choose_file(panel, big)
         status = panel.get_by_role("status")
-        expect(status).to_contain_text("파일이 너무 큽니다")  # the size message, in Korean
+        expect(status).to_contain_text("파일이 너무 커요")  # the size message, in Korean
         expect(status).to_have_text(casenotes.error_message(casenotes.too_large())("ko"))
         full_page_screenshot(page, artifact_path("hardening-notes-too-large.png"))
 

@@ -38,25 +38,25 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 #: Why a file cannot be loaded, in each language; ``{...}`` are filled in by CaseNotesError.
 REASONS = {
-    "too_large": Text(ko="파일이 너무 큽니다 (문의 기록 파일은 {limit} KB까지)",
+    "too_large": Text(ko="파일이 너무 커요 (문의 기록 파일은 {limit} KB까지)",
                       en="the file is too large (case notes files are at most {limit} KB)"),
-    "not_text": Text(ko="UTF-8 텍스트 파일이 아닙니다", en="the file is not UTF-8 text"),
-    "unreadable": Text(ko="문의 기록 파일로 읽을 수 없습니다",
+    "not_text": Text(ko="UTF-8 텍스트 파일이 아니에요", en="the file is not UTF-8 text"),
+    "unreadable": Text(ko="문의 기록 파일로 읽을 수 없어요",
                        en="it cannot be read as a case notes file"),
-    "bad_csv": Text(ko="{line}번째 줄을 CSV로 읽을 수 없습니다 (값 안에 잘못된 줄바꿈이 있습니다)",
+    "bad_csv": Text(ko="{line}번째 줄을 CSV로 읽을 수 없어요 (값 안에 잘못된 줄바꿈이 있어요)",
                     en="line {line} cannot be read as CSV (a line break inside a value)"),
-    "too_long": Text(ko="{line}번째 줄의 값이 너무 깁니다",
+    "too_long": Text(ko="{line}번째 줄의 값이 너무 길어요",
                      en="line {line}: a value is far too long"),
-    "columns": Text(ko="1번째 줄에 다음 열이 있어야 합니다: {columns}",
+    "columns": Text(ko="1번째 줄에 다음 열이 있어야 해요: {columns}",
                     en="line 1: expected the columns {columns}"),
-    "values": Text(ko="{line}번째 줄: 값이 {expected}개여야 하는데 {got}개입니다",
+    "values": Text(ko="{line}번째 줄: 값이 {expected}개여야 하는데 {got}개예요",
                    en="line {line}: expected {expected} values, got {got}"),
-    "no_table": Text(ko="{count}개 열({columns})로 된 표가 없습니다",
+    "no_table": Text(ko="{count}개 열({columns})로 된 표가 없어요",
                      en="no table with {count} columns ({columns})"),
-    "not_row": Text(ko="{line}번째 줄이 표의 행이 아닙니다", en="line {line}: not a table row"),
-    "cells": Text(ko="{line}번째 줄: 칸이 {expected}개여야 하는데 {got}개입니다",
+    "not_row": Text(ko="{line}번째 줄이 표의 행이 아니에요", en="line {line}: not a table row"),
+    "cells": Text(ko="{line}번째 줄: 칸이 {expected}개여야 하는데 {got}개예요",
                   en="line {line}: expected {expected} cells, got {got}"),
-    "too_many": Text(ko="기록이 {limit}개를 넘습니다", en="more than {limit} notes"),
+    "too_many": Text(ko="기록이 {limit}개를 넘어요", en="more than {limit} notes"),
     "unknown_field": Text(ko="알 수 없는 항목 {field}", en="unknown field {field}"),
     "empty_note": Text(ko="빈 기록", en="an empty note"),
 }
@@ -105,7 +105,7 @@ HEADERS = {
     "when": Text(ko="날짜·시간", en="Date/time"),
     CHANNEL: Text(ko="연락 방법", en="Channel"),
     "agent": Text(ko="상담원 이름", en="Agent"),
-    "reference": Text(ko="참조(추적) 번호", en="Reference number"),
+    "reference": Text(ko="접수 번호", en="Reference number"),
     "promised": Text(ko="약속받은 내용", en="What was promised"),
 }
 _SPACE = re.compile(r"\s+")
@@ -307,21 +307,21 @@ CHANNELS = {
 LABELS = {
     "toggle": Text(ko="문의 기록 열기", en="Open case notes"),
     "toggle_close": Text(ko="문의 기록 닫기", en="Close case notes"),
-    "intro": Text(ko="연락할 때마다 상담원 이름과 참조 번호를 적어 두세요. 다시 연락할 때 같은 설명을 "
-                     "되풀이하지 않아도 됩니다. 기록은 이 화면과 내려받은 파일에만 남습니다.",
+    "intro": Text(ko="연락할 때마다 상담원 이름과 접수 번호를 적어 두세요. 다시 연락할 때 같은 설명을 "
+                     "되풀이하지 않아도 돼요. 기록은 이 화면과 내려받은 파일에만 남아요.",
                   en="Each time you get in touch, note the agent’s name and the reference number, "
                      "so you never have to explain everything again. Notes stay on this screen "
                      "and in the files you download."),
     "when_hint": Text(ko="예: 11월 26일 오후 3시", en="e.g. 26 Nov, 3 pm"),
     "add": Text(ko="기록 추가", en="Add note"),
-    "empty": Text(ko="아직 기록이 없습니다.", en="No notes yet."),
+    "empty": Text(ko="아직 기록이 없어요.", en="No notes yet."),
     "download_md": Text(ko="Markdown으로 저장", en="Download as Markdown"),
     "download_csv": Text(ko="CSV로 저장", en="Download as CSV"),
     "load": Text(ko="저장한 기록 불러오기", en="Load saved notes"),
-    "loaded": Text(ko="기록 {count}개를 불러왔습니다.", en="Loaded {count} notes."),
-    "error": Text(ko="이 파일은 불러올 수 없습니다: {reason}", en="This file can’t be loaded: {reason}"),
+    "loaded": Text(ko="기록 {count}개를 불러왔어요.", en="Loaded {count} notes."),
+    "error": Text(ko="이 파일은 불러올 수 없어요: {reason}", en="This file can’t be loaded: {reason}"),
     "need_something": Text(ko="적어도 한 칸은 채워 주세요.", en="Please fill in at least one field."),
-    "full": Text(ko=f"기록은 {MAX_ROWS}개까지 적을 수 있습니다.",
+    "full": Text(ko=f"기록은 {MAX_ROWS}개까지 적을 수 있어요.",
                  en=f"You can keep up to {MAX_ROWS} notes."),
 }
 

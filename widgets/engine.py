@@ -23,11 +23,11 @@ OUTCOMES: Mapping[str, Text] = {
     "solved": Text(ko="해결됐어요", en="Solved"),
     "partly": Text(ko="일부 해결됐어요", en="Partly solved"),
     "not-yet": Text(ko="아직 해결 안 됐어요", en="Not yet"),
-    "escalated": Text(ko="관리자에게 넘겼어요", en="Escalated to a manager"),
+    "escalated": Text(ko="관리자에게 넘겼어요", en="Passed to a supervisor"),
 }
 OUTCOME_QUESTION = Text(ko="어떻게 되었나요? 한 번만 눌러 알려 주세요.",
                         en="How did it go? One click tells us.")
-OUTCOME_THANKS = Text(ko="알려 주셔서 감사합니다.", en="Thank you for letting us know.")
+OUTCOME_THANKS = Text(ko="알려 주셔서 고마워요.", en="Thank you for letting us know.")
 
 
 class EngineError(ValueError):

@@ -150,6 +150,6 @@ LABELS: Mapping[str, Text] = {
     "ko": Text(ko="한국어", en="Korean"),
     "en": Text(ko="영어", en="English"),
     "copy": Text(ko="복사하기", en="Copy"),
-    "copied": Text(ko="복사했습니다", en="Copied"),
+    "copied": Text(ko="복사했어요", en="Copied"),
     "download": Text(ko="텍스트 파일로 저장", en="Download as text"),
 }
