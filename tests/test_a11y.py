@@ -57,7 +57,7 @@ a11y_server = voila_fixture(GUIDE_NOTEBOOK, scope="module", name="a11y_server")
 
 NODE_IDS = [node.id for node in FLOW]
 #: Screens photographed at phone width (first screen, a long text, the end recap).
-SCREENSHOTS = (FLOW.start, "kind", "done")
+SCREENSHOTS = (FLOW.start, "talk", "done")
 DOCS_SCREENSHOT = PROJECT_ROOT / "docs" / "screenshot-phone.png"
 OTHER = {"ko": "en", "en": "ko"}
 
@@ -163,9 +163,8 @@ def test_every_screen_at_phone_width(phone_tab: GuideTab, node_id: str):
 
 #: Two paths between them through every kind of step; the option taken at each decision.
 ROUTES = {
-    "ko": {"problem": "refund", "order": "yes", "sign-in": "no", "phone": "callback",
-           "channel": "chat", "helped": "no"},
-    "en": {"problem": "service", "sign-in": "yes", "channel": "email", "helped": "yes"},
+    "ko": {"problem": "refund", "reach": "online", "channel": "chat"},
+    "en": {"problem": "again", "reach": "call"},
 }
 
 
@@ -329,7 +328,7 @@ def test_keyboard_only_walk_to_the_recap(desktop_tab: GuideTab, lang: str):
     assert tab.html_lang() == lang
 
     engine = Engine(FLOW, lang=lang)
-    back_at = {"ko": "records", "en": "goal"}[lang]
+    back_at = {"ko": "help", "en": "ready"}[lang]
     walk_by_keyboard(walk, engine, ROUTES[lang], back_at)
     expect(tab.page.locator(".guide .guide-recap li")).to_have_text(engine.recap())
 

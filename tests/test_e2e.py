@@ -55,7 +55,7 @@ FLOW = default_flow()
 # What a visitor sees on the action buttons and the language switch (literal on purpose:
 # a change of these labels is a change the visitor sees).
 NEXT = {"ko": "다음 단계로 →", "en": "Next step →"}
-CONTINUE = {"ko": "이 선택으로 계속 →", "en": "Continue with this choice →"}
+CONTINUE = {"ko": "이 답으로 계속 →", "en": "Continue with this answer →"}
 BACK = {"ko": "← 이전 단계로", "en": "← Back one step"}
 RESTART = {"ko": "처음부터 다시", "en": "Start over"}
 LANGUAGE = {"ko": "한국어", "en": "English"}
@@ -324,40 +324,37 @@ def test_korean_walk_to_the_checklist_with_back(page_factory, guide, journal):
     """A full Korean path through every kind of step (dropdown, buttons, info, end), with a
     Back on the way; screenshots of a step and of the checklist."""
     walk = Walk("korean walk", page_factory, guide, journal, lang="ko").open()
-    expect(walk.heading).to_have_text("아마존에 어떤 도움이 필요하세요?")
+    expect(walk.heading).to_have_text("무엇을 도와드릴까요?")
     # in Voilà the guide is a centred column of 46rem (its styles leave JupyterLab's cells be)
     cell = walk.page.locator(".jp-Cell", has=walk.page.locator(".guide")).first
     assert cell.evaluate("(c) => getComputedStyle(c).maxWidth") == "736px"
+    expect(walk.page.locator(".guide .guide-fine-print")).to_contain_text("2024년 7월")
 
-    walk.choose("환불을 받고 싶어요")
-    walk.choose("네, 특정 주문이에요")
-    walk.choose("아니요, 지금은 어려워요")
-    assert walk.engine.node.id == "phone"
+    walk.choose("환불받고 싶어요")
+    assert walk.engine.node.id == "ready"
+    walk.next()
+    assert walk.engine.node.id == "reach"
     phone_link = walk.page.locator(".guide .guide-body a[href='tel:+12062662992']")
     expect(phone_link).to_have_text("+1 206 266 2992")
-    walk.choose("아마존이 전화하도록 요청할게요 (로그인 필요)")
+    walk.choose("로그인해서 온라인으로 문의할게요")
     walk.next()
-    walk.next()
-    assert walk.engine.node.id == "select-order"  # "a specific order" was answered yes
+    assert walk.engine.node.id == "select-order"  # a refund is about an order
     walk.next()
     assert walk.engine.node.id == "channel"
     walk.screenshot("e2e-ko-step.png")
-    walk.choose("채팅 — 실시간 온라인 상담")
+    walk.choose("채팅 — 실시간 상담")
     walk.next()
     walk.back()
-    assert walk.engine.node.id == "goal"
+    assert walk.engine.node.id == "talk"
     walk.next()
-    walk.next()
-    walk.next()
-    walk.next()
-    walk.choose("아니요, 도와주지 못해요")
     assert walk.engine.node.id == "escalate"
-    walk.next()
     walk.next()
     assert walk.engine.finished
     expect(walk.heading).to_have_text("준비가 끝났어요")
     recap = walk.page.locator(".guide .guide-recap")
-    expect(recap.get_by_text("문의할 내용: 환불", exact=True)).to_be_visible()
+    expect(recap.get_by_text("문의할 내용: 환불 (금액이 큰 환불은 보통 관리자와 상담해야 함)",
+                             exact=True)).to_be_visible()
+    expect(recap.get_by_text("전화: +1 206 266 2992 (영어 상담)", exact=True)).to_be_visible()
     expect(recap.get_by_text("연락 방법: 채팅 (전문 상담원과 실시간 상담)", exact=True)).to_be_visible()
     expect(recap.locator("input[type=checkbox]")).to_have_count(len(walk.engine.recap()))
     walk.screenshot("e2e-ko-recap.png")
@@ -367,39 +364,36 @@ def test_korean_walk_to_the_checklist_with_back(page_factory, guide, journal):
 
 
 def test_english_walk_from_a_link_then_start_over(page_factory, guide, journal):
-    """?lang=en opens the guide in English; a full English path (no specific order: the
+    """?lang=en opens the guide in English; a full English path (a service problem: the
     'describe' step), the checklist, Start over, and Back to a remembered dropdown choice."""
     walk = Walk("english walk", page_factory, guide, journal, lang="en").open("?lang=en")
     expect(walk.heading).to_have_text("What do you need help with?")
-    expect(walk.page.get_by_text("What is the problem?", exact=True)).to_be_visible()
+    expect(walk.page.get_by_text("Your situation", exact=True)).to_be_visible()
 
-    walk.choose("It’s about another Amazon service, not an order")
-    assert walk.engine.node.id == "sign-in"
-    walk.choose("Yes, I can sign in")
+    walk.choose("It’s about an Amazon service, not an order")
     walk.next()
+    assert walk.engine.node.id == "reach"
+    walk.choose("I’ll sign in and get in touch online")
     walk.next()
     assert walk.engine.node.id == "describe"
     walk.next()
-    walk.choose("E-mail — a written answer and a tracking number")
-    for _ in range(4):
-        walk.next()
-    walk.choose("Yes, it’s being sorted out")
-    assert walk.engine.node.id == "patience"
+    walk.choose("E-mail — a written answer")
+    walk.next()
     walk.next()
     assert walk.engine.finished
-    expect(walk.heading).to_have_text("You’re all set")
+    expect(walk.heading).to_have_text("You’re ready")
     expect(walk.page.get_by_text("Your checklist", exact=True)).to_be_visible()
     walk.screenshot("e2e-en-recap.png")
 
     walk.restart()
     assert walk.engine.path == ("problem",)
     expect(walk.page.locator(".guide .guide-recap")).to_be_hidden()
-    expect(walk.button("Continue with this choice →")).to_be_disabled()
-    walk.choose("I want to prepare before I get in touch")
-    assert walk.engine.node.id == "goal"
+    expect(walk.button(CONTINUE["en"])).to_be_disabled()
+    walk.choose("I received the wrong item")
+    assert walk.engine.node.id == "ready"
     walk.back()  # the dropdown shows the choice made, and Continue takes it again
-    expect(walk.button("Continue with this choice →")).to_be_enabled()
-    walk.choose("I want to prepare before I get in touch")
+    expect(walk.button(CONTINUE["en"])).to_be_enabled()
+    walk.choose("I received the wrong item")
 
     walk.expect_logged()
     walk.close()
@@ -407,36 +401,38 @@ def test_english_walk_from_a_link_then_start_over(page_factory, guide, journal):
 
 def test_switching_language_mid_flow_keeps_the_step_and_the_path(page_factory, guide, journal):
     walk = Walk("language switch", page_factory, guide, journal, lang="ko").open()
-    walk.choose("주문이 늦거나 도착하지 않았어요")
-    walk.choose("아니요, 특정 주문은 아니에요")
-    walk.choose("네, 로그인할 수 있어요")
+    walk.choose("주문한 상품이 늦거나 오지 않았어요")
+    walk.next()
+    walk.choose("로그인해서 온라인으로 문의할게요")
     assert walk.engine.node.id == "help"
     progress = walk.engine.progress()
     assert progress.step == 4
     expect(walk.page.get_by_text(f"{progress.total}단계 중 4단계", exact=True)).to_be_visible()
     # the browser tab names the step, in the guide's language
-    expect(walk.page).to_have_title("로그인한 뒤 ‘Help’(도움말) 열기 · 아마존 고객 서비스 문의 안내")
+    expect(walk.page).to_have_title(
+        "로그인하고 ‘Contact us’(문의하기)로 가기 · 아마존 고객 서비스 문의 안내")
 
     walk.switch_language("en")  # the same step, now in English, same progress
-    expect(walk.heading).to_have_text("Sign in and open “Help”")
+    expect(walk.heading).to_have_text("Sign in and go to “Contact us”")
     expect(walk.page.get_by_text(f"Step 4 of {progress.total}", exact=True)).to_be_visible()
-    expect(walk.page).to_have_title("Sign in and open “Help” · Contacting Amazon customer service")
+    expect(walk.page).to_have_title(
+        "Sign in and go to “Contact us” · Contacting Amazon customer service")
 
     walk.back()  # the path was kept: Back goes through the answers given in Korean
-    expect(walk.heading).to_have_text("Can you sign in to your Amazon account on a computer right now?")
-    walk.expect_selected_option("Yes, I can sign in")
+    expect(walk.heading).to_have_text("Two ways to reach a person")
+    walk.expect_selected_option("I’ll sign in and get in touch online")
     walk.back()
-    walk.expect_selected_option("No, not one particular order")
-    walk.choose("No, not one particular order")
-    walk.choose("Yes, I can sign in")
+    walk.back()
+    walk.choose("It’s about an Amazon service, not an order")
     walk.next()
+    walk.choose("I’ll sign in and get in touch online")
     walk.next()
-    assert walk.engine.node.id == "describe"  # the route follows the answer given before
+    assert walk.engine.node.id == "describe"  # the route follows the new answer
 
     walk.switch_language("ko")
-    expect(walk.heading).to_have_text("문제를 직접 설명하기")
+    expect(walk.heading).to_have_text("서비스 문제 알리기")
     walk.restart()
-    expect(walk.heading).to_have_text("아마존에 어떤 도움이 필요하세요?")
+    expect(walk.heading).to_have_text("무엇을 도와드릴까요?")
 
     walk.expect_logged()
     walk.close()
@@ -449,14 +445,14 @@ def test_two_visitors_do_not_share_state(page_factory, guide, journal):
     assert first.kernel_id != second.kernel_id
 
     first.choose("주문한 상품을 반품하고 싶어요")
-    assert first.engine.node.id == "order"
+    assert first.engine.node.id == "ready"
     second.expect_current()  # still the first screen, nothing selected
-    expect(second.heading).to_have_text("아마존에 어떤 도움이 필요하세요?")
+    expect(second.heading).to_have_text("무엇을 도와드릴까요?")
 
-    second.choose("문의하기 전에 준비부터 하고 싶어요")
-    assert second.engine.node.id == "goal"
+    second.choose("이미 문의했는데 해결되지 않았어요")
+    assert second.engine.node.id == "ready"
     first.expect_current()
-    first.choose("네, 특정 주문이에요")
+    first.next()
     second.expect_current()
 
     # both sessions are new since before the two pages; each holds exactly its own clicks
@@ -563,16 +559,16 @@ def _platform_fonts(page: Page, selector: str) -> list[str]:
 
 def test_double_click_on_an_option_answers_only_that_question(page_factory, guide):
     page, _ = page_factory.new_page("double click")
-    page.goto(guide.url + "?step=order", wait_until="commit")
+    page.goto(guide.url + "?step=reach", wait_until="commit")
     heading = page.locator(".guide .guide-body h2")
-    expect(heading).to_have_text("특정 주문에 관한 문제인가요?", timeout=120_000)
-    page.get_by_role("button", name="네, 특정 주문이에요", exact=True).dblclick()
-    expect(heading).not_to_have_text("특정 주문에 관한 문제인가요?")
+    expect(heading).to_have_text("사람과 연결되는 두 가지 방법", timeout=120_000)
+    page.get_by_role("button", name="로그인해서 온라인으로 문의할게요", exact=True).dblclick()
+    expect(heading).not_to_have_text("사람과 연결되는 두 가지 방법")
     page.wait_for_timeout(1500)  # the second click has long been handled
     try:
-        # the next question, unanswered (not "로그인한 뒤 ‘Help’(도움말) 열기", where a
-        # second click on the option at the same place would lead)
-        expect(heading).to_have_text("지금 컴퓨터로 아마존 계정에 로그인할 수 있나요?", timeout=1000)
+        # the next step, not skipped: the second click of the pair is not taken for a click
+        # on what the next step shows
+        expect(heading).to_have_text("로그인하고 ‘Contact us’(문의하기)로 가기", timeout=1000)
     finally:
         page_factory.close_page(page)
 
@@ -580,14 +576,14 @@ def test_double_click_on_an_option_answers_only_that_question(page_factory, guid
 def test_language_switch_keeps_an_unconfirmed_dropdown_choice(page_factory, guide):
     page, _ = page_factory.new_page("pending choice")
     page.goto(guide.url, wait_until="commit")
-    expect(page.locator(".guide .guide-body h2")).to_have_text("아마존에 어떤 도움이 필요하세요?",
+    expect(page.locator(".guide .guide-body h2")).to_have_text("무엇을 도와드릴까요?",
                                                                timeout=120_000)
-    page.get_by_label("무엇이 문제인가요?", exact=True).select_option(label="환불을 받고 싶어요")
+    page.get_by_label("지금 상황", exact=True).select_option(label="환불받고 싶어요")
     expect(page.get_by_role("button", name=CONTINUE["ko"], exact=True)).to_be_enabled()
     page.get_by_role("button", name=LANGUAGE["en"], exact=True).click()
     expect(page.locator(".guide .guide-body h2")).to_have_text("What do you need help with?")
     try:
-        select = page.get_by_label("What is the problem?", exact=True)
+        select = page.get_by_label("Your situation", exact=True)
         expect(select.locator("option:checked")).to_have_text("I want a refund", timeout=2000)
         expect(page.get_by_role("button", name=CONTINUE["en"], exact=True)).to_be_enabled()
     finally:
