@@ -33,6 +33,7 @@ NEVER_KO = {
     "당신": "a translated “you”: leave the person out, or say what they do",
     "귀하": "officialese for “you”",
     "잖아요": "“…잖아요” sounds pushy",
+    "아마존에게": "에게 is for people: “아마존에”",
 }
 
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
