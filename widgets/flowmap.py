@@ -8,10 +8,10 @@ runs Graphviz's ``dot -Tsvg`` on it (a local program, no outside request; Debian
 place in a page.
 
 Every text of the map comes from the content file, so every one is treated as untrusted: in the
-DOT text labels are Graphviz HTML-like labels with every character escaped (``<``, ``&`` and
-quotes as entities), tooltips are quoted strings with backslashes and quotes escaped (so
-Graphviz's ``\\N``-style sequences stay literal), and ids are the flow's validated slugs; dot
-escapes the same texts again when it writes the SVG.
+DOT text labels are Graphviz HTML-like labels with ``<``, ``>``, ``&`` and quotes as entities and
+backslashes doubled, tooltips are quoted strings with quotes and backslashes escaped (dot reads
+backslashes twice there), so that Graphviz's ``\\N``-style sequences stay as written; ids are
+the flow's validated slugs. dot escapes the texts again when it writes the SVG.
 
 With traffic, a step's colour is its drop-off (exits ÷ views, in the bands of
 :data:`DROP_OFF_BANDS`), an arrow's width grows with the sessions that took it, and both show
@@ -125,9 +125,12 @@ class Traffic:
 
 
 def _quoted(text: str) -> str:
-    """``text`` as a DOT quoted string whose escString value is ``text`` itself."""
+    """``text`` as a DOT quoted string whose value, once dot has read the string (``\\\\`` is
+    one backslash) and expanded it as an escString (``\\\\`` again one backslash, ``\\N``
+    the node's name, ``\\n`` a new line), is ``text`` itself: a backslash is written as
+    four, a double quote with a backslash, a new line as ``\\n``."""
     text = text.replace("\r", "")
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return '"' + text.replace("\\", "\\" * 4).replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def _html_lines(lines: list[str], small: set[int] = frozenset()) -> str:  # type: ignore[assignment]
@@ -135,7 +138,9 @@ def _html_lines(lines: list[str], small: set[int] = frozenset()) -> str:  # type
     cell per line (dot spaces the lines of a plain label too tightly for Korean glyphs)."""
     rows = []
     for i, line in enumerate(lines):
-        text = html.escape(line, quote=True) or " "
+        # Entities for <, >, &, quotes; a backslash doubled, else dot expands \N, \G, ...
+        # (an entity would not do: dot decodes it before expanding)
+        text = html.escape(line, quote=True).replace("\\", "\\\\") or " "
         if i in small:
             text = f'<FONT POINT-SIZE="9">{text}</FONT>'
         rows.append(f"<TR><TD>{text}</TD></TR>")
