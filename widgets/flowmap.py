@@ -317,12 +317,13 @@ def render_svg(dot: str, timeout: float = DOT_TIMEOUT) -> str:
 
 def svg_for_html(svg: str) -> str:
     """dot's SVG file without its XML declaration, doctype and comments: an ``<svg>`` element
-    to place in a page (it scales down to the width of its container)."""
+    to place in a page, at its own size (its text stays readable; the page's box around it
+    scrolls)."""
     start = svg.find("<svg")
     if start < 0:
         raise DotFailed("dot's output holds no <svg> element")
     element = re.sub(r"<!--.*?-->\s*", "", svg[start:], flags=re.S).strip()
-    return element.replace("<svg ", '<svg style="max-width:100%;height:auto" role="img" ', 1)
+    return element.replace("<svg ", '<svg role="img" ', 1)
 
 
 def flow_map(flow: Flow, lang: str = "en", traffic: Traffic | None = None,
