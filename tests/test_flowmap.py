@@ -366,3 +366,27 @@ def test_review_shows_a_flow_error_plainly(tmp_path: Path, monkeypatch: pytest.M
     # and once fixed, the same call shows the review (the file is read again)
     monkeypatch.setenv(FLOW_ENV, str(DEFAULT_PATH))
     assert "review-screen" in review.review_html()
+
+
+def test_dashboard_map_with_odd_ids_in_the_log(tmp_path: Path) -> None:
+    """Rows another writer could leave (ids with markup, formulas, TeX) make moves the flow does
+    not have: the map draws the flow's steps only, and the CSV of the moves keeps them as text."""
+    from test_csv_dashboard_hardening import ODD_IDS, odd_rows, store_with_rows
+
+    from widgets.dashboard import Dashboard
+
+    url = store_with_rows(tmp_path, odd_rows("odd-session"))
+    board = Dashboard(url)
+    board.refresh()
+    value = board.flowmap.value
+    assert "<svg" in value and "dash-failed" not in value
+    assert "<b>bold" not in value and "HYPERLINK" not in html.unescape(value.split("</svg>")[0])
+    csv = re.search(r'download="guide-transitions[^"]*" href="data:text/csv;charset=utf-8;base64,'
+                    r'([^"]+)"', value)
+    import csv as csv_module
+    import io
+
+    cells = [cell for row in csv_module.reader(io.StringIO(base64.b64decode(csv[1]).decode("utf-8-sig")))
+             for cell in row]
+    assert "'" + ODD_IDS[3] in cells and ODD_IDS[3] not in cells  # made safe, as the other CSV files
+    assert ODD_IDS[1] in cells  # as text
