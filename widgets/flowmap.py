@@ -224,7 +224,7 @@ def dot_source(flow: Flow, lang: str = "en", traffic: Traffic | None = None,
     ]
     for node in flow:
         lines = _node_text(node, langs)
-        tip = [t for la in langs for t in (node.title(la),)]
+        tip = [node.title(la) for la in langs]
         tip.append(f"{words['kinds'][node.kind]} · {node.id}")
         attrs = {"id": _quoted(f"flowmap-node-{node.id}")}
         small: set[int] = set()
