@@ -11,7 +11,8 @@ The guide test drives the widgets in the notebook's output the way a maintainer 
 dropdown, Continue, the language switch, Back), replaying every action on a
 :class:`widgets.engine.Engine` that predicts the headings and the events the kernel must log.
 The summary test checks the dashboard's numbers against :func:`widgets.summary.summarize` of
-the same store (including the guide test's visit). The last test checks that using the
+the same store (including the guide test's visit). The content test checks that the editors'
+notebook shows the flow map (an SVG) and every screen in Korean and English. The last test checks that using the
 notebooks in Lab left the project tree as it was, and that no page made a request beyond
 127.0.0.1 or raised a JavaScript error; it needs the others to have run first (pytest runs a
 module's tests in file order).
@@ -298,6 +299,34 @@ def test_summary_notebook_runs_in_lab(page_factory: PageFactory, lab: LabServer,
         assert all(w > 0 and h > 0 for w, h in sizes), sizes
         expect_ran_cleanly(page)
         screenshot(page, "lab-summary.png")
+        assert guard.clean, guard.report()
+    finally:
+        page_factory.close_page(page)
+
+
+def test_content_notebook_runs_in_lab(page_factory: PageFactory, lab: LabServer) -> None:
+    """content.ipynb in Lab, as an editor of flow.yaml uses it: the flow map as an SVG with a box
+    per step, and every screen in Korean and English side by side, the first screen's Korean
+    title among them."""
+    page, guard = open_and_run(page_factory, lab, "notebooks/content.ipynb", "lab content")
+    try:
+        review = page.locator(".jp-OutputArea-output .guide-review")
+        first = review.locator(f"#review-{FLOW.start}")
+        expect(first.locator("div[lang='ko'] h4")).to_have_text(FLOW[FLOW.start].title("ko"),
+                                                                timeout=90_000)
+        expect(first.locator("div[lang='en'] h4")).to_have_text(FLOW[FLOW.start].title("en"))
+        expect(review.locator(".review-screen")).to_have_count(len(FLOW.nodes))
+        svg = review.locator(".review-map svg")
+        expect(svg).to_be_visible()
+        expect(svg.locator("g.node")).to_have_count(len(FLOW.nodes))
+        # the map's box of the first step shows its Korean title (the SVG drew the glyphs)
+        box = svg.locator("g.node", has=page.locator("title", has_text=re.compile(
+            f"^{re.escape(FLOW.start)}$")))
+        expect(box).to_contain_text(FLOW[FLOW.start].title("ko").split()[0])
+        size = svg.evaluate("(s) => { const b = s.getBBox(); return [b.width, b.height]; }")
+        assert size[0] > 100 and size[1] > 100, size
+        expect_ran_cleanly(page)
+        screenshot(page, "lab-content.png")
         assert guard.clean, guard.report()
     finally:
         page_factory.close_page(page)

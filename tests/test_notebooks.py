@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from widgets import demo
+from widgets.flow import DEFAULT_PATH, FLOW_ENV
 from widgets.log import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,7 +21,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def test_there_are_notebooks():
-    assert {p.name for p in NOTEBOOKS} >= {"guide.ipynb", "summary.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {"guide.ipynb", "summary.ipynb", "content.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -55,3 +56,44 @@ def test_nbval_runs_every_notebook(tmp_path):
         _, rows = store.query("SELECT count(*) FROM events WHERE node = 'problem' "
                               "AND action = 'enter' AND ts >= '2026-06-01'")
     assert rows[0][0] >= 1
+
+
+def run_content_notebook(env: dict[str, str], tmp_path) -> list[dict]:
+    """content.ipynb run by nbclient in a kernel with ``env``; its code cell's outputs."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(ROOT / "notebooks" / "content.ipynb", as_version=4)
+    old = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return next(c for c in nb.cells if c.cell_type == "code").outputs
+
+
+def test_content_notebook_shows_a_broken_flow_plainly(tmp_path):
+    """With a flow file whose answer leads to an unknown step, the notebook's output is the
+    loader's message naming the step and field: no traceback, no error output."""
+    import yaml
+
+    data = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
+    node = next(n for n in data["nodes"] if n.get("options"))
+    node["options"][0]["next"] = "hepl"
+    broken = tmp_path / "flow.yaml"
+    broken.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    outputs = run_content_notebook({FLOW_ENV: str(broken), "PYTHONDONTWRITEBYTECODE": "1"},
+                                   tmp_path)
+    assert [o.output_type for o in outputs] == ["execute_result"], outputs
+    shown = outputs[0].data["text/html"]
+    expected = f"node {node['id']!r}, field 'options[0].next': unknown node 'hepl'"
+    import html
+
+    assert html.escape(expected) in shown and "review-error" in shown
+    assert "Traceback" not in shown and "<svg" not in shown

@@ -966,7 +966,8 @@ def test_demo_command_line(tmp_path: Path) -> None:
 
 def test_guide_modules_do_not_import_pandas() -> None:
     code = ("import sys, widgets.app, widgets.view, widgets.engine, widgets.log, widgets.demo; "
-            "heavy = sorted(m for m in ('pandas', 'matplotlib', 'widgets.summary', 'widgets.dashboard') "
+            "heavy = sorted(m for m in ('pandas', 'matplotlib', 'widgets.summary', 'widgets.dashboard', "
+            "'widgets.flowmap', 'widgets.review') "
             "if m in sys.modules); print(heavy); sys.exit(1 if heavy else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

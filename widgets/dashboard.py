@@ -1,8 +1,10 @@
 """The maintainers' summary dashboard: the notebook ``notebooks/summary.ipynb`` calls :func:`dashboard`.
 
 Filters (a date range and the visitors' start language), the main numbers, four charts
-(sessions per day, the funnel, the contact channels, the languages), every table of
-:class:`~widgets.summary.Summary` as a styled table, and a CSV download of each. Works under
+(sessions per day, the funnel, the contact channels, the languages), the flow map (the steps
+as boxes coloured by drop-off, the answers as arrows as thick as the sessions that took them;
+:mod:`widgets.flowmap`, drawn by Graphviz's ``dot`` on the server, with an SVG download), every
+table of :class:`~widgets.summary.Summary` as a styled table, and a CSV download of each. Works under
 Voilà: the charts are PNG images rendered by matplotlib's Agg canvas (no pyplot, no inline
 backend) and the downloads are ``data:`` links.
 
@@ -47,8 +49,9 @@ from matplotlib.figure import Figure
 from .casenotes import BOM, csv_cell
 from .engine import OUTCOMES as OUTCOME_LABELS
 from .flow import Flow, default_flow
+from .flowmap import DotMissing, Traffic, dot_source, render_svg, svg_for_html
 from .log import EventStore, SQLiteStore, StoreOutdated, StoreUnavailable, log_url, open_store, parse_url
-from .summary import NO_ANSWER, NO_CHANNEL, OTHER, Summary, flow_roles, summarize
+from .summary import NO_ANSWER, NO_CHANNEL, OTHER, Summary, flow_roles, summarize, transitions
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +81,9 @@ CSS = """
 .guide-dash caption { caption-side: top; text-align: left; font-weight: 600; padding: 0.3rem 0; }
 .guide-dash .dash-downloads a { margin-right: 1rem; }
 .guide-dash .dash-chart { max-width: 100%; }
+.guide-dash .dash-map { overflow: auto; max-height: 60rem; border: 1px solid #d0d7de;
+  border-radius: 6px; padding: 0.4rem; margin: 0.4rem 0; }
+.guide-dash .dash-map-head { font-weight: 600; margin: 0.6rem 0 0.2rem; }
 .guide-dash .dash-failed { color: #7a2e00; border: 1px dashed #c0392b; padding: 0.5rem 0.9rem;
   margin: 0.4rem; }
 </style>
@@ -405,6 +411,61 @@ def csv_links(summary: Summary) -> str:
     return "<div class='dash-downloads'><b>CSV:</b> " + " ".join(parts) + "</div>"
 
 
+# --------------------------------------------------------------------------- the flow map
+
+
+def map_traffic(summary: Summary, moves: pd.DataFrame) -> Traffic:
+    """The flow map's numbers, as the summary computed them: views, exits and drop-off of its
+    ``funnel``, and the sessions of each arrow from :func:`widgets.summary.transitions`."""
+    funnel = summary.funnel
+    return Traffic(
+        views={str(n): int(v) for n, v in zip(funnel["node"], funnel["views"])},
+        exits={str(n): int(v) for n, v in zip(funnel["node"], funnel["exits"])},
+        drop_off={str(n): float(v) for n, v in zip(funnel["node"], funnel["drop_off"])},
+        sessions={(str(n), None if o is None or pd.isna(o) else str(o), str(t)): int(k)
+                  for n, o, t, k in zip(moves["node"], moves["option"], moves["to"],
+                                        moves["sessions"])},
+    )
+
+
+NO_DOT = ("The flow map needs Graphviz's dot program, which is not installed where the "
+          "dashboard runs (Debian: apt-get install graphviz; ./manage summary installs it). "
+          "· 흐름도를 그리려면 Graphviz(dot)가 필요합니다.")
+
+
+def map_suffix(summary: Summary, labels: str) -> str:
+    """The download's name suffix: the period and language filter (as the CSV files), then the
+    language of the labels."""
+    period = "-".join(d.strftime("%Y%m%d") for d in (summary.start, summary.end) if d is not None)
+    return "".join(f"-{x}" for x in (period, summary.lang) if x) + f"-labels-{labels}"
+
+
+def flow_map_part(summary: Summary, moves: pd.DataFrame, flow: Flow, labels: str) -> str:
+    """The flow map of the period as HTML: the SVG in the page and its download (and the
+    arrows' table as CSV); without Graphviz, a message saying how to install it."""
+    try:
+        svg = render_svg(dot_source(flow, labels, map_traffic(summary, moves)))
+    except DotMissing:
+        logger.warning("summary dashboard: the flow map needs Graphviz's dot")
+        return f"<p class='dash-failed' role='status'>{html.escape(NO_DOT)}</p>"
+    suffix = map_suffix(summary, labels)
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    name = html.escape(f"guide-flow-map{suffix}.svg")
+    download = (f'<a download="{name}" href="data:image/svg+xml;base64,{data}">'
+                "flow-map.svg</a>")
+    try:
+        download += " " + csv_link("transitions", moves, suffix)
+    except Exception:  # noqa: BLE001 - the map itself is still shown
+        logger.exception("summary dashboard: the CSV file of transitions failed")
+    return (f"<div class='dash-map'>{svg_for_html(svg)}</div>"
+            f"<div class='dash-downloads'><b>Flow map:</b> {download}</div>")
+
+
+MAP_HEAD = ("<p class='dash-map-head'>Flow map · 흐름도: boxes are steps, coloured by drop-off "
+            "(left ÷ views); arrows are answers, as thick as the sessions that took them. "
+            "Hover for the numbers.</p>")
+
+
 #: The charts, in display order: what each shows (for its message) → the function drawing it.
 CHARTS = {
     "the sessions chart": sessions_chart,
@@ -462,12 +523,17 @@ class Dashboard(w.VBox):
                                                                          self.chart_notes)]
         for slot in self.chart_slots:
             slot.add_class("dash-chart")
+        #: the arrows' numbers of the period (widgets.summary.transitions), read with the
+        #: summary; None when they could not be read (the map then says so)
+        self.moves: pd.DataFrame | None = None
+        self.flowmap = w.HTML()
         self.tables = w.Tab()
         self.downloads = w.HTML()
         self.content = w.VBox([
             self.kpis,
             w.Box(self.chart_slots, layout=w.Layout(display="flex", flex_flow="row wrap",
                                                     align_items="flex-start")),
+            w.HTML(MAP_HEAD), self.flowmap,
             self.tables, self.downloads,
         ])
         controls = w.Box([self.start, self.end, self.lang, self.labels, self.refresh_button],
@@ -503,6 +569,7 @@ class Dashboard(w.VBox):
         try:
             with open_for_reading(self.url) as store:
                 summary = summarize(store, start, end, lang, flow=self.flow)
+                self.moves = self._read_moves(store, start, end, lang)
         except StoreOutdated as exc:
             logger.warning("summary dashboard: %s", exc)
             self._message("The log has an older format; it is updated on the guide's next visit, "
@@ -530,6 +597,23 @@ class Dashboard(w.VBox):
             return
         self.show(summary)
 
+    def _read_moves(self, store: EventStore, start, end, lang) -> pd.DataFrame | None:
+        """The arrows' numbers for the flow map, or None (logged) when they cannot be read:
+        only the map then shows a message."""
+        try:
+            return transitions(store, start, end, lang, flow=self.flow)
+        except Exception:  # noqa: BLE001 - the rest of the dashboard is still drawn
+            logger.exception("summary dashboard: the flow map's transitions failed")
+            return None
+
+    def draw_map(self, summary: Summary) -> None:
+        """The flow map part, on its own: a message in its place when it cannot be drawn."""
+        if self.moves is None:
+            self.flowmap.value = failed("the flow map")
+            return
+        self.flowmap.value = attempt("the flow map", flow_map_part, summary, self.moves,
+                                     self.flow, self.labels.value)
+
     def show(self, summary: Summary) -> None:
         """Draw ``summary``: numbers, charts, tables and downloads, each on its own (a part
         that fails shows a short message in its place)."""
@@ -540,6 +624,7 @@ class Dashboard(w.VBox):
         self.kpis.value = attempt("the main numbers", kpis, shown)
         for image, note, (what, draw) in zip(self.charts, self.chart_notes, CHARTS.items()):
             self._draw_chart(image, note, what, draw, shown)
+        self.draw_map(summary)
         tables = styled_tables(shown)
         self.tables.children = [w.HTML(value) for value in tables.values()]
         for i, name in enumerate(tables):

@@ -94,7 +94,7 @@ from .flow import Flow, default_flow
 from .log import SCHEMA_VERSION, SUMMARY_INDEXES, StoreOutdated
 from .log.events import LANGUAGES, OUTCOMES
 
-__all__ = ["Summary", "summarize", "node_order", "flow_roles", "INDEXES", "LEAVE_ACTIONS",
+__all__ = ["Summary", "summarize", "transitions", "node_order", "flow_roles", "INDEXES", "LEAVE_ACTIONS",
            "OUTCOMES", "NO_CHANNEL", "NO_ANSWER", "OTHER"]
 
 #: Actions that leave the node they are logged at.
@@ -478,6 +478,18 @@ class _Query:
 
     # -- from the events, whatever the store
 
+    def transitions(self) -> list[tuple[Any, ...]]:
+        """(node, option, next node, sessions, moves): each ``choose`` or ``next`` event whose
+        session's next event (by id) is an ``enter``, by where it left and where it entered."""
+        return self.run(
+            "WITH moves AS (SELECT session, action, node, option, "
+            "lead(action) OVER (PARTITION BY session ORDER BY id) AS to_action, "
+            "lead(node) OVER (PARTITION BY session ORDER BY id) AS to_node "
+            f"FROM events WHERE 1 = 1{self.selected}) "
+            "SELECT node, option, to_node, count(DISTINCT session), count(*) FROM moves "
+            "WHERE action IN ('choose', 'next') AND to_action = 'enter' "
+            "GROUP BY node, option, to_node", select=True)
+
     def choices(self) -> list[tuple[Any, ...]]:
         return self.run(
             "SELECT node, option, count(*) FROM events "
@@ -728,3 +740,54 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
     return Summary(overview=overview, daily=daily, funnel=funnel, choices=choices,
                    channels=channels, languages=languages, time=time_table, outcomes=outcomes,
                    paths=paths, start=start_utc, end=end_utc, lang=lang)
+
+
+# --------------------------------------------------------------------------- transitions
+
+
+TRANSITION_COLUMNS = ["node", "option", "to", "sessions", "moves"]
+
+
+def transitions(store: Any, start: dt.date | dt.datetime | str | None = None,
+                end: dt.date | dt.datetime | str | None = None, lang: str | None = None,
+                flow: Flow | None = None) -> pd.DataFrame:
+    """Where sessions went after each answer: one row per (node, option, to), ``option``
+    None for an info step's Next.
+
+    A *move* is a ``choose`` or ``next`` event whose session's next event (by id) is an
+    ``enter``: the visitor left ``node`` by that answer and arrived at ``to``. ``sessions``
+    counts the sessions that made the move at least once, ``moves`` every time it was made
+    (after Back, a session can make it again). The filters select sessions as
+    :func:`summarize`'s do. Every arrow of the flow (``widgets.flowmap.edges``) is listed, in
+    the flow's order, with 0 when nobody took it; moves the flow does not have (an older
+    flow, a lost event) come after, as they are. The flow map draws its arrows from this
+    table. It reads every event of the selected sessions once (a window over each session's
+    events in id order), so it is not part of :func:`summarize`.
+    """
+    if isinstance(store, str):
+        from .log import open_store
+
+        with open_store(store) as opened:
+            return transitions(opened, start, end, lang, flow)
+    if lang is not None and lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}; expected one of {list(LANGUAGES)}")
+    from .flowmap import edges
+
+    flow = flow if flow is not None else default_flow()
+    q = _Query(store, _utc(start, "start"), _utc(end, "end"), lang)
+    counted: dict[tuple[str, str | None, str], list[int]] = {}
+    for node, option, to, sessions, moves in q.transitions():
+        key = (_as_text(node), None if option is None else _as_text(option), _as_text(to))
+        numbers = counted.setdefault(key, [0, 0])
+        numbers[0] += int(sessions)
+        numbers[1] += int(moves)
+    keys = [edge.key for edge in edges(flow)]
+    keys += sorted(set(counted) - set(keys), key=lambda k: (k[0], k[1] or "", k[2]))
+    frame = pd.DataFrame({
+        "node": pd.Series([k[0] for k in keys], dtype="object"),
+        "option": pd.Series([k[1] for k in keys], dtype="object"),
+        "to": pd.Series([k[2] for k in keys], dtype="object"),
+        "sessions": pd.Series([counted.get(k, [0, 0])[0] for k in keys], dtype="int64"),
+        "moves": pd.Series([counted.get(k, [0, 0])[1] for k in keys], dtype="int64"),
+    }, columns=TRANSITION_COLUMNS)
+    return frame
