@@ -20,12 +20,15 @@ import yaml
 from test_summary import hand_events, pg_schema_url, sqlite_url, store_url  # noqa: F401  (fixtures)
 
 from widgets import flowmap, review, style
-from widgets.flow import DEFAULT_PATH, FLOW_ENV, build_flow, default_flow
+from conftest import FLOW_2024
+from widgets.flow import DEFAULT_PATH, FLOW_ENV, build_flow, default_flow, load_flow
 from widgets.flowmap import DROP_OFF_BANDS, Edge, Traffic, dot_source, edges, render_svg
 from widgets.log import EventStore, open_store
 from widgets.summary import summarize, transitions
 
-FLOW = default_flow()
+#: the hand-made log walks the 2024 flow (see conftest), so the map is drawn from it
+FLOW = load_flow(FLOW_2024)
+pytestmark = pytest.mark.usefixtures("flow_2024")
 SVG = "{http://www.w3.org/2000/svg}"
 XLINK = "{http://www.w3.org/1999/xlink}"
 
