@@ -332,6 +332,8 @@ def test_review_shows_every_screen_side_by_side_every_path_and_the_map() -> None
                     assert html.escape(option.recap(lang)) in section[1]
             if node.recap is not None:
                 assert html.escape(node.recap(lang)) in section[1]
+            if node.fine_print is not None:
+                assert html.escape(node.fine_print(lang)) in section[1]
         # Korean first, English second
         assert section[1].index("lang='ko'") < section[1].index("lang='en'")
     counts = [len(p) for p in FLOW.paths]
@@ -339,6 +341,17 @@ def test_review_shows_every_screen_side_by_side_every_path_and_the_map() -> None
     assert page.count("<tr><td class='num'>") == len(FLOW.paths)
     first = FLOW.paths[0]
     assert f"<td class='num'>1</td><td class='num'>{len(first)}</td>" in page
+
+
+def test_review_shows_the_current_flow_s_small_print_and_message_openings(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FLOW_ENV, str(DEFAULT_PATH))
+    current = load_flow(DEFAULT_PATH)
+    page = review.review_html()
+    start = current[current.start]
+    assert html.escape(start.fine_print("ko")) in page
+    for option in start.options:
+        assert html.escape(option.opening("en")) in page
 
 
 def test_review_lists_the_content_checks_findings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -123,6 +123,8 @@ def map_html(flow: Flow, lang: str = "ko") -> str:
 
 def _column(flow: Flow, node: Node, lang: str) -> str:
     parts = [f"<h4>{_e(node.title(lang))}</h4>", render_body(node.body(lang))]
+    if node.fine_print is not None:
+        parts.append(f"<p class='review-note'><small>{_e(node.fine_print(lang))}</small></p>")
     if node.kind == "choice":
         assert node.prompt is not None
         kind = "dropdown" if node.widget == "dropdown" else "buttons"
@@ -130,7 +132,10 @@ def _column(flow: Flow, node: Node, lang: str) -> str:
         for option in node.options:
             recap = (f"<div class='review-recap'>✓ {_e(option.recap(lang))}</div>"
                      if option.recap is not None else "")
-            parts.append(f"<div class='review-option'>{_e(option.label(lang))}{recap}</div>")
+            opening = (f"<div class='review-note'>✉ {_e(option.opening(lang))}</div>"
+                       if option.opening is not None else "")
+            parts.append(f"<div class='review-option'>{_e(option.label(lang))}{recap}"
+                         f"{opening}</div>")
         parts.append(f"<span class='review-button'>{_e(flow.ui['continue'](lang))}</span>"
                      if node.widget == "dropdown" else "")
     elif node.kind == "info":
