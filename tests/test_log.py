@@ -538,15 +538,26 @@ def test_typed_text_never_reaches_the_store(db: Path, caplog: pytest.LogCaptureF
         logger.log("end", "finish", option="ok")
         assert logger.healthy and logger.refused == refused + 2 and logger.pending == 0
 
+        fine = Event(T0, "s1", "fine", "enter", None, "ko", None)
         for bad in (
-            Event(T0, "s1", TYPED[0], "enter", None, "ko", None),
-            Event(T0, "s1", "n", "enter", TYPED[2], "ko", None),
-            Event(T0, TYPED[1], "n", "enter", None, "ko", None),
-            Event(T0.replace(tzinfo=None), "s1", "n", "enter", None, "ko", None),
-            Event(T0, "s1", "n", "enter", None, "ko", -5),
+            (T0, "s1", TYPED[0], "enter", None, "ko", None),
+            (T0, "s1", "n", "enter", TYPED[2], "ko", None),
+            (T0, TYPED[1], "n", "enter", None, "ko", None),
+            (T0.replace(tzinfo=None), "s1", "n", "enter", None, "ko", None),
+            (T0, "s1", "n", "enter", None, "ko", -5),
+            (T0, "s1", "n", "typed", None, "ko", None),
+            (T0, "s1", "n", "enter", None, "fr", None),
         ):
+            with pytest.raises(ValueError) as refused_where_made:
+                Event(*bad)  # an Event cannot even be made of it
+            assert not any(text in str(refused_where_made.value) for text in TYPED)
             with pytest.raises(ValueError):
-                store.write([Event(T0, "s1", "fine", "enter", None, "ko", None), bad])
+                fine._replace(node=bad[2], option=bad[4], session=bad[1], ts=bad[0], elapsed_ms=bad[6],
+                              action=bad[3], lang=bad[5])
+            with pytest.raises(ValueError, match="not an Event"):
+                store.write([fine, bad])  # a plain tuple is refused, and nothing is written
+        with pytest.raises(ValueError, match="not a Gap"):
+            store.write([fine], [(T0, "s1", 3)])
 
         events = store.read_events()
         assert [(e.node, e.action, e.option) for e in events] == [("start", "enter", None), ("end", "finish", "ok")]
@@ -985,3 +996,28 @@ def test_migration_files_keep_the_history() -> None:
                         if not s.startswith(("ALTER TABLE sessions DROP", "DROP TRIGGER")))
     assert not re.search(r"'(channel|phone|problem|order)'|\b(contact|problem|order)_(id|option)\b", creating)
     assert log.migrations.parse_sql("-- c\nA\nB;\n\n\nC\n-- d\n") == ("A\nB;", "C")
+
+
+def test_the_engines_events_are_stored_as_they_were_made(store_url: str) -> None:
+    """One shape from the click to the row: the Events the engine makes reach the store unchanged;
+    the logger takes only Events of its own session."""
+    from widgets.engine import Engine
+
+    clock = FakeClock()
+    made: list[Event] = []
+    engine = Engine(lang="en", on_event=made.append, clock=clock)
+    engine.set_language("ko")  # before the first screen: the language the visit starts in
+    logger = SessionLogger(functools.partial(open_store, store_url), session_id=engine.session)
+    engine.on_event = lambda event: (made.append(event), logger.record(event))
+    engine.start()
+    engine.choose("prepare")
+    engine.set_language("en")
+    assert made and all(type(e) is Event and e.session == engine.session for e in made)
+    assert made[0].elapsed_ms is None and all(e.elapsed_ms == 1500 for e in made[1:])
+    other = Event(T0, "someone-else", "problem", "enter", None, "ko", None)
+    assert logger.record(other) is False
+    assert logger.record(tuple(made[0])) is False  # type: ignore[arg-type]
+    assert logger.refused == 2
+    logger.close()
+    assert session_events(store_url, engine.session) == made
+    assert [e.action for e in made] == ["enter", "choose", "enter", "language"]
