@@ -1021,3 +1021,30 @@ def test_the_engines_events_are_stored_as_they_were_made(store_url: str) -> None
     logger.close()
     assert session_events(store_url, engine.session) == made
     assert [e.action for e in made] == ["enter", "choose", "enter", "language"]
+
+
+def test_stores_share_one_write_path(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interface owns the shape of a write (refuse what is not an Event, then one transaction
+    for the events and the gaps); a dialect gives only its transaction and statements. A failure
+    inside that transaction writes nothing, events included."""
+    from widgets.log.store import EventStore as Interface
+
+    assert log.SQLiteStore.write is Interface.write and log.PostgresStore.write is Interface.write
+    gap = log.Gap(T0, "s1", 2)
+    with open_store(store_url) as store:
+        fine = [Event(T0, "s1", "n1", "enter", None, "ko", None), Event(T0, "s1", "n1", "next", None, "ko", 5)]
+        store.write(fine, [gap])
+        broken = type(store)._insert_events
+
+        def insert_then_fail(self, cursor, events):  # type: ignore[no-untyped-def]
+            broken(self, cursor, events)
+            cursor.execute("INSERT INTO no_such_table VALUES (1)")
+
+        with monkeypatch.context() as m:
+            m.setattr(type(store), "_insert_events", insert_then_fail)
+            with pytest.raises(StoreUnavailable):
+                store.write([Event(T0, "s1", "n2", "enter", None, "ko", 7)], [gap])
+        assert store.read_events() == fine
+        assert store.query("SELECT count(*) FROM log_gaps")[1] == [(1,)]
+        store.write(fine[:1])  # and the store goes on
+        assert len(store.read_events()) == 3

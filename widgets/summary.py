@@ -67,13 +67,14 @@ each node's values are counted and the middle one or two read with ``ORDER BY el
 or 2 OFFSET (n-1)/2`` when an index gives them in order, else numbered once with
 ``row_number()`` over the node's values in order.
 
-Where the numbers come from: the store's rollup at log schema version 4 (see widgets/log/migrations),
-kept with the events by triggers: ``sessions``, one row per session, and ``session_answers``, the
-last answer per session and step, plus the indexes in :data:`INDEXES`. Sessions, days, languages,
-completion, switches, views and exits are counted from ``sessions``; contact channels, outcomes and
-paths from ``sessions`` joined to ``session_answers`` at the steps the flow gives those roles, so
-renaming, adding or moving a step changes ``flow.yaml`` only; choices and times from the events,
-through those indexes. A store at an older schema version is migrated when it is opened for
+Where the numbers come from: the store's rollup at log schema version 5 (see widgets/log/migrations),
+kept with the events by triggers: ``sessions``, one row per session, with ``answers``, its last
+answer at each step in the order they were given, plus the indexes in :data:`INDEXES`. Sessions,
+days, languages, completion, switches, views and exits are counted from ``sessions``; contact
+channels, outcomes and paths from one GROUP BY over ``sessions`` by (answers, outcome) — a few
+thousand groups, read here at the steps the flow gives those roles, so renaming, adding or moving
+a step changes ``flow.yaml`` only, and no statement joins another table; choices and times from
+the events, through those indexes. A store at an older schema version is migrated when it is opened for
 writing; opened read-only, the summary raises StoreOutdated with what to do. A store holding a
 session with more than one first event (which the logger never writes) has its session counts
 computed from the events alone, with the same definitions and the same results, only more slowly

@@ -2,8 +2,9 @@
 
 Each row holds a UTC timestamp, an anonymous random session id (one per visit), the flow node
 id, the action, the chosen option id (or NULL), the language and the milliseconds since the
-session's previous event (NULL for the first one). Every field is validated structurally before
-it can reach a store, so nothing a person typed, and no personal data, is ever written.
+session's previous event (NULL for the first one). Every field is validated structurally when
+the event is made (``events.Event``; the guide's engine makes them), and stores take nothing but
+Events, so nothing a person typed, and no personal data, is ever written.
 
 One job per module:
 
@@ -19,11 +20,12 @@ One job per module:
                 and buffered while the store is away
     urls        the configured log URL, its parser, ``open_store``
 
-Tables (schema version 4, see ``migrations``): ``events`` (those rows), ``log_gaps`` (how many
+Tables (schema version 5, see ``migrations``): ``events`` (those rows), ``log_gaps`` (how many
 events of a session were not written), ``meta`` (the schema version), and the rollup kept by
 triggers as events are inserted: ``sessions`` (one row per session: first event, last node,
-finishes, language switches, last outcome, entered nodes) and ``session_answers`` (per session
-and step, the last answer chosen there). No table or column is named after a step of the flow:
+finishes, language switches, last outcome, entered nodes, and its last answer at each step in the
+order given, ``answers``) and ``session_answers`` (per session and step, the last answer chosen
+there, with its event id). No table or column is named after a step of the flow:
 which steps are the contact decision or the path dimensions is read from the flow when the
 summary runs.
 
