@@ -403,15 +403,20 @@ class _Query:
         return f"{condition} AND s.session IN (SELECT session FROM sel)", []
 
     def answer_groups(self) -> list[tuple[Any, ...]]:
-        """(answers, outcome option, has an outcome, sessions) of the selected sessions with an
-        answer or an outcome, grouped by ``sessions.answers`` (each session's last answer at each
+        """(answers as (node, option) pairs, outcome option, has an outcome, sessions) of the
+        selected sessions with an answer or an outcome, grouped by ``sessions.answers`` (each session's last answer at each
         step, in the order given) and its last outcome; run once, read by contacts() and paths()."""
         if self._answer_rows is None:
             where, params = self._session_rows("(s.answers <> '|' OR s.outcome_id IS NOT NULL)")
-            self._answer_rows = self.run(
+            rows = self.run(
                 "SELECT s.answers, s.outcome_option, CASE WHEN s.outcome_id IS NULL THEN 0 ELSE 1 END, "
                 f"count(*) FROM sessions AS s WHERE {where} GROUP BY 1, 2, 3", params,
                 select=self.filtered and not self.rollup)
+            parsed: dict[Any, list[tuple[str, str | None]]] = {}
+            self._answer_rows = [
+                (parsed[answers] if answers in parsed else parsed.setdefault(answers, _answers(answers)),
+                 outcome, has_outcome, n)
+                for answers, outcome, has_outcome, n in rows]
         return self._answer_rows
 
     def contacts(self, contact_nodes: Sequence[str], contact_options: Sequence[tuple[str, str]],
@@ -429,7 +434,7 @@ class _Query:
         counts: dict[tuple[int | None, int | None], int] = {}
         for answers, outcome, has_outcome, n in self.answer_groups():
             contact = None
-            for node, option in _answers(answers):
+            for node, option in answers:
                 if node in wanted:
                     contact = contact_codes.get((node, option), _OTHER_CODE)
             code = outcome_codes.get(outcome, _OTHER_CODE) if has_outcome else None
@@ -453,7 +458,7 @@ class _Query:
         for answers, outcome, has_outcome, n in self.answer_groups():
             if not has_outcome:
                 continue
-            given = {node: (i, option) for i, (node, option) in enumerate(_answers(answers))}
+            given = {node: (i, option) for i, (node, option) in enumerate(answers)}
             first = given[path_nodes[0]][0] if path_nodes and path_nodes[0] in given else -1
             key = []
             for k, node in enumerate(path_nodes):
