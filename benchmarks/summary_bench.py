@@ -6,9 +6,9 @@ alternately, ``summarize(store)`` and one full scan (``SELECT sum(elapsed_ms) FR
 each through the store's ``query`` and after a warm-up run; the ratio of the medians is the
 result. The target is a ratio of at most 3.
 
-The store has the schema as ``widgets/log`` creates it (version 4: the ``sessions`` and ``session_answers`` rollup,
-maintained as the events are written, and the indexes in ``widgets.summary.INDEXES``); nothing
-is added here. PostgreSQL is vacuumed and analysed after loading, as autovacuum would; SQLite is
+The store has the schema as ``widgets/log`` creates it (the current version, in the table: the
+``sessions`` rollup with each session's answers, and ``session_answers``, maintained as the events
+are written, and the indexes in ``widgets.summary.INDEXES``); nothing is added here. PostgreSQL is vacuumed and analysed after loading, as autovacuum would; SQLite is
 left as the guide leaves it (no ANALYZE).
 
     python benchmarks/summary_bench.py [--events 1000000] [--repeat 5] [--pg-url URL] [--sqlite PATH]

@@ -23,8 +23,8 @@ class Sink:
     def __init__(self):
         self.events = []
 
-    def log(self, node, action, option=None, lang="ko"):
-        self.events.append((node, action, option, lang))
+    def record(self, event):
+        self.events.append((event.node, event.action, event.option, event.lang))
 
 
 @pytest.fixture()

@@ -26,7 +26,7 @@ def walk(engine: Engine, *choices: str) -> Engine:
 
 def test_engine_imports_no_widgets_or_pandas():
     code = ("import sys, widgets.engine, widgets.flow; "
-            "bad = {'ipywidgets', 'pandas', 'psycopg'} & set(sys.modules); "
+            "bad = {'ipywidgets', 'pandas', 'psycopg', 'sqlite3', 'widgets.log.sqlite'} & set(sys.modules); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -199,6 +199,43 @@ def test_events_are_ids_only_and_in_order():
         ("problem", "enter", None, "ko"),
     ]
     assert {e.action for e in events} <= set(ACTIONS)
+
+
+def test_events_are_the_logs_events_of_one_visit():
+    """The engine makes the log's own Event (validated when made): one session id, its clock's
+    time, the milliseconds since the previous event (None for the first). A language set before
+    the first screen is the one the visit starts in, not a switch."""
+    import datetime as dt
+
+    from widgets.log.events import Event
+
+    t0 = dt.datetime(2025, 3, 1, tzinfo=dt.timezone.utc)
+    ticks = iter(t0 + dt.timedelta(seconds=2 * i) for i in range(100))
+    events = []
+    engine = Engine(on_event=events.append, session="visit-1", clock=lambda: next(ticks))
+    engine.set_language("en")
+    assert events == []
+    engine.start()
+    engine.choose("prepare")
+    assert all(type(e) is Event for e in events) and engine.session == "visit-1"
+    assert [(e.ts, e.session, e.action, e.lang, e.elapsed_ms) for e in events] == [
+        (t0, "visit-1", "enter", "en", None),
+        (t0 + dt.timedelta(seconds=2), "visit-1", "choose", "en", 2000),
+        (t0 + dt.timedelta(seconds=4), "visit-1", "enter", "en", 2000),
+    ]
+    assert len({Engine().session, Engine().session}) == 2  # random by default
+    with pytest.raises(ValueError):
+        Engine(session="Not an id")
+
+
+def test_vocabulary_has_one_home():
+    from widgets import demo, engine, flow, summary, vocabulary
+    from widgets.log import events
+
+    assert engine.ACTIONS is vocabulary.ACTIONS is events.ACTIONS
+    assert flow.LANGUAGES is vocabulary.LANGUAGES is events.LANGUAGES is summary.LANGUAGES
+    assert tuple(engine.OUTCOMES) == vocabulary.OUTCOMES is demo.OUTCOMES is summary.OUTCOMES
+    assert flow.ID_PATTERN is vocabulary.ID_PATTERN
 
 
 def test_reaching_the_end_reports_finish():

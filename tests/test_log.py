@@ -245,7 +245,7 @@ def test_migration_adds_a_column_and_keeps_old_rows(store_url: str, monkeypatch:
 # --------------------------------------------------------------------------- schema version 2: the sessions rollup
 
 SESSION_COLUMNS = ("session, firsts, first_ts, first_lang, last_id, last_node, finishes, switches, "
-                   "outcome_id, outcome_option, entered")
+                   "outcome_id, outcome_option, entered, answers")
 
 
 def mixed_events(seed: int = 5, sessions: int = 24, per: int = 30) -> list[Event]:
@@ -283,7 +283,7 @@ def expected_sessions(store: EventStore) -> list[tuple]:
     answers: dict[tuple[str, str], tuple] = {}
     for id_, ts, session, node, action, option, lang, elapsed_ms in result:
         r = rollup.setdefault(session, {"firsts": 0, "first": (None, None), "finishes": 0, "switches": 0,
-                                        "outcome": (None, None), "entered": set()})
+                                        "outcome": (None, None), "entered": set(), "answers": {}})
         if elapsed_ms is None:
             r["firsts"] += 1
             if r["first"] == (None, None):
@@ -295,10 +295,14 @@ def expected_sessions(store: EventStore) -> list[tuple]:
             r["outcome"] = (id_, option)
         if action == "choose":
             answers[session, node] = (session, node, option, id_)
+            r["answers"].pop(node, None)  # a new answer at a step moves it to the end
+            r["answers"][node] = option
         if action == "enter":
             r["entered"].add(node)
     return [sorted((s, r["firsts"], *r["first"], *r["last"], r["finishes"], r["switches"],
-                    *r["outcome"], frozenset(r["entered"])) for s, r in rollup.items()),
+                    *r["outcome"], frozenset(r["entered"]),
+                    "|" + "".join(f"{n}={o or ''}|" for n, o in r["answers"].items()))
+                   for s, r in rollup.items()),
             sorted(answers.values())]
 
 
@@ -308,11 +312,11 @@ def stored_sessions(store: EventStore) -> list[tuple]:
     _, result = store.query(f"SELECT {SESSION_COLUMNS} FROM sessions")
     stored = []
     for row in result:
-        entered = row[-1].split("|")
-        assert row[-1].startswith("|") and row[-1].endswith("|") and len(set(entered)) == len(entered) - 1
+        entered = row[-2].split("|")
+        assert row[-2].startswith("|") and row[-2].endswith("|") and len(set(entered)) == len(entered) - 1
         assert all(ID.fullmatch(v) for v in (row[0], row[3], row[5], row[9], *entered[1:-1]) if v is not None)
-        stored.append((*row[:2], None if row[2] is None else log._as_utc(row[2]), *row[3:-1],
-                       frozenset(entered[1:-1])))
+        stored.append((*row[:2], None if row[2] is None else log._as_utc(row[2]), *row[3:-2],
+                       frozenset(entered[1:-1]), row[-1]))
     _, answers = store.query("SELECT session, node, option, event_id FROM session_answers")
     return [sorted(stored), sorted(tuple(a) for a in answers)]
 
@@ -384,10 +388,12 @@ def test_v1_store_migrates_in_place(store_url: str, monkeypatch: pytest.MonkeyPa
         assert stored_sessions(store) == expected_sessions(store)
 
 
-@pytest.mark.parametrize("version", [2, 3])
-def test_v2_and_v3_stores_migrate_in_place(store_url: str, monkeypatch: pytest.MonkeyPatch, version: int) -> None:
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_v2_v3_and_v4_stores_migrate_in_place(store_url: str, monkeypatch: pytest.MonkeyPatch,
+                                              version: int) -> None:
     """Schema version 4: the step-named columns go, session_answers is filled from the stored
-    events, and both are kept by the new triggers from then on."""
+    events; version 5: sessions.answers is filled from session_answers, in the order the answers
+    were given; both are kept by the new triggers from then on."""
     events = mixed_events(seed=9)
     make_old_store(store_url, events, monkeypatch, version=version)
     with open_store(store_url) as store:
@@ -416,13 +422,13 @@ def _without_ids(rollup: list) -> list:
     """A rollup without its event ids (the fresh store numbers the same events from 1 too, but
     an old store may have gaps in its ids)."""
     sessions, answers = rollup
-    return [sorted((*row[:4], row[5], *row[6:8], row[9], row[10]) for row in sessions),
+    return [sorted((*row[:4], row[5], *row[6:8], row[9], row[10], row[11]) for row in sessions),
             sorted((s, n, o) for s, n, o, _ in answers)]
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_real_old_sqlite_files_migrate_in_place(tmp_path: Path, version: int) -> None:
-    """Files written by the previous code at schema versions 1, 2 and 3 (tests/fixtures, made with the
+    """Files written by the previous code at schema versions 1 to 4 (tests/fixtures, made with the
     demo's events and odd sessions: unknown steps, choices with and without options): every event
     and gap row is kept, and the rollup equals what a new store computes from the same events."""
     db = tmp_path / "old.sqlite3"
@@ -532,15 +538,26 @@ def test_typed_text_never_reaches_the_store(db: Path, caplog: pytest.LogCaptureF
         logger.log("end", "finish", option="ok")
         assert logger.healthy and logger.refused == refused + 2 and logger.pending == 0
 
+        fine = Event(T0, "s1", "fine", "enter", None, "ko", None)
         for bad in (
-            Event(T0, "s1", TYPED[0], "enter", None, "ko", None),
-            Event(T0, "s1", "n", "enter", TYPED[2], "ko", None),
-            Event(T0, TYPED[1], "n", "enter", None, "ko", None),
-            Event(T0.replace(tzinfo=None), "s1", "n", "enter", None, "ko", None),
-            Event(T0, "s1", "n", "enter", None, "ko", -5),
+            (T0, "s1", TYPED[0], "enter", None, "ko", None),
+            (T0, "s1", "n", "enter", TYPED[2], "ko", None),
+            (T0, TYPED[1], "n", "enter", None, "ko", None),
+            (T0.replace(tzinfo=None), "s1", "n", "enter", None, "ko", None),
+            (T0, "s1", "n", "enter", None, "ko", -5),
+            (T0, "s1", "n", "typed", None, "ko", None),
+            (T0, "s1", "n", "enter", None, "fr", None),
         ):
+            with pytest.raises(ValueError) as refused_where_made:
+                Event(*bad)  # an Event cannot even be made of it
+            assert not any(text in str(refused_where_made.value) for text in TYPED)
             with pytest.raises(ValueError):
-                store.write([Event(T0, "s1", "fine", "enter", None, "ko", None), bad])
+                fine._replace(node=bad[2], option=bad[4], session=bad[1], ts=bad[0], elapsed_ms=bad[6],
+                              action=bad[3], lang=bad[5])
+            with pytest.raises(ValueError, match="not an Event"):
+                store.write([fine, bad])  # a plain tuple is refused, and nothing is written
+        with pytest.raises(ValueError, match="not a Gap"):
+            store.write([fine], [(T0, "s1", 3)])
 
         events = store.read_events()
         assert [(e.node, e.action, e.option) for e in events] == [("start", "enter", None), ("end", "finish", "ok")]
@@ -963,19 +980,71 @@ def test_sqlite_store_does_not_import_psycopg(tmp_path: Path) -> None:
 def test_actions_vocabulary() -> None:
     assert ACTIONS == ("enter", "choose", "next", "back", "restart", "language", "finish", "outcome")
     assert LANGS == ("ko", "en")
-    assert log.SCHEMA_VERSION == 4
+    assert log.SCHEMA_VERSION == 5
 
 
 def test_migration_files_keep_the_history() -> None:
     """Versions 1-3 are, statement for statement and byte for byte, what the earlier code ran on
     existing stores (recorded in tests/fixtures/log-migrations-v1-v3.json); every version has a
-    file in both dialects, and no statement of version 4 names a step of the flow."""
+    file in both dialects, and no statement of versions 4 and 5 names a step of the flow."""
     old = json.loads((ROOT / "tests" / "fixtures" / "log-migrations-v1-v3.json").read_text())
     for migration in log.MIGRATIONS[:3]:
         assert list(migration.sqlite) == old[str(migration.version)]["sqlite"]
         assert list(migration.postgresql) == old[str(migration.version)]["postgresql"]
-    assert [m.version for m in log.MIGRATIONS] == [1, 2, 3, 4]
-    creating = " ".join(s for s in log.MIGRATIONS[3].sqlite + log.MIGRATIONS[3].postgresql
+    assert [m.version for m in log.MIGRATIONS] == [1, 2, 3, 4, 5]
+    creating = " ".join(s for m in log.MIGRATIONS[3:] for s in m.sqlite + m.postgresql
                         if not s.startswith(("ALTER TABLE sessions DROP", "DROP TRIGGER")))
     assert not re.search(r"'(channel|phone|problem|order)'|\b(contact|problem|order)_(id|option)\b", creating)
     assert log.migrations.parse_sql("-- c\nA\nB;\n\n\nC\n-- d\n") == ("A\nB;", "C")
+
+
+def test_the_engines_events_are_stored_as_they_were_made(store_url: str) -> None:
+    """One shape from the click to the row: the Events the engine makes reach the store unchanged;
+    the logger takes only Events of its own session."""
+    from widgets.engine import Engine
+
+    clock = FakeClock()
+    made: list[Event] = []
+    engine = Engine(lang="en", on_event=made.append, clock=clock)
+    engine.set_language("ko")  # before the first screen: the language the visit starts in
+    logger = SessionLogger(functools.partial(open_store, store_url), session_id=engine.session)
+    engine.on_event = lambda event: (made.append(event), logger.record(event))
+    engine.start()
+    engine.choose("prepare")
+    engine.set_language("en")
+    assert made and all(type(e) is Event and e.session == engine.session for e in made)
+    assert made[0].elapsed_ms is None and all(e.elapsed_ms == 1500 for e in made[1:])
+    other = Event(T0, "someone-else", "problem", "enter", None, "ko", None)
+    assert logger.record(other) is False
+    assert logger.record(tuple(made[0])) is False  # type: ignore[arg-type]
+    assert logger.refused == 2
+    logger.close()
+    assert session_events(store_url, engine.session) == made
+    assert [e.action for e in made] == ["enter", "choose", "enter", "language"]
+
+
+def test_stores_share_one_write_path(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interface owns the shape of a write (refuse what is not an Event, then one transaction
+    for the events and the gaps); a dialect gives only its transaction and statements. A failure
+    inside that transaction writes nothing, events included."""
+    from widgets.log.store import EventStore as Interface
+
+    assert log.SQLiteStore.write is Interface.write and log.PostgresStore.write is Interface.write
+    gap = log.Gap(T0, "s1", 2)
+    with open_store(store_url) as store:
+        fine = [Event(T0, "s1", "n1", "enter", None, "ko", None), Event(T0, "s1", "n1", "next", None, "ko", 5)]
+        store.write(fine, [gap])
+        broken = type(store)._insert_events
+
+        def insert_then_fail(self, cursor, events):  # type: ignore[no-untyped-def]
+            broken(self, cursor, events)
+            cursor.execute("INSERT INTO no_such_table VALUES (1)")
+
+        with monkeypatch.context() as m:
+            m.setattr(type(store), "_insert_events", insert_then_fail)
+            with pytest.raises(StoreUnavailable):
+                store.write([Event(T0, "s1", "n2", "enter", None, "ko", 7)], [gap])
+        assert store.read_events() == fine
+        assert store.query("SELECT count(*) FROM log_gaps")[1] == [(1,)]
+        store.write(fine[:1])  # and the store goes on
+        assert len(store.read_events()) == 3

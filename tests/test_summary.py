@@ -730,10 +730,12 @@ def test_rollup_store_reads_the_events_only_for_choices_and_times(v2_url: str) -
             assert summarize(store, **filters).sessions == (7 if not filters else 0)
             on_events = [sql for sql in statements if "FROM events" in sql]
             assert on_events and all("action = 'choose'" in sql or summary._LEAVING in sql for sql in on_events)
-            # The check for sessions with several first events, days, entered nodes, contact
-            # choices and outcomes, paths (the last two with the answers per session and step).
-            assert sum("FROM sessions" in sql for sql in statements if sql not in on_events) == 5
-            assert sum("session_answers" in sql for sql in statements) == 2
+            # The check for sessions with several first events, days, entered nodes, and one
+            # statement for contact choices, outcomes and paths (each session's answers in order,
+            # from its row alone: no join).
+            assert sum("FROM sessions" in sql for sql in statements if sql not in on_events) == 4
+            assert sum("s.answers" in sql for sql in statements) == 1
+            assert not any("session_answers" in sql or " JOIN " in sql for sql in statements)
 
 
 def test_a_session_with_two_first_events_is_summarized_from_the_events(
@@ -752,7 +754,7 @@ def test_a_session_with_two_first_events_is_summarized_from_the_events(
         statements = spied(store)
         s = summarize(store)
         # Only the last answers and outcomes come from the rollup (they do not depend on first events).
-        assert all("session_answers" in sql for sql in statements[2:] if "FROM sessions" in sql)
+        assert all("s.answers" in sql for sql in statements[2:] if "FROM sessions" in sql)
         assert_same_summary(s, summarize_from_events(store, monkeypatch))
         assert s.sessions == 9 and s.daily["en"].tolist() == [1, 1, 2]
         assert rows(s.funnel, "node", "exits")["problem"] == 3  # once per first event
@@ -778,7 +780,7 @@ def test_an_older_store_opened_read_only_is_refused_with_a_clear_message(
         with open_store(path) as store:
             store.write(hand_events())
     with open_store(f"sqlite://{path}?mode=ro") as store:
-        with pytest.raises(log.StoreOutdated, match=r"version 1; the summary reads version 4\. It is "
+        with pytest.raises(log.StoreOutdated, match=r"version 1; the summary reads version 5\. It is "
                            r"migrated in place.*python -m widgets\.log migrate"):
             summarize(store)
     before = sha256_of(path)
@@ -790,7 +792,7 @@ def test_an_older_store_opened_read_only_is_refused_with_a_clear_message(
     assert sha256_of(path) == before
     done = subprocess.run([sys.executable, "-m", "widgets.log", "migrate", f"sqlite://{path}"],
                           capture_output=True, text=True, check=True)
-    assert "log schema version 4" in done.stdout
+    assert f"log schema version {log.SCHEMA_VERSION}" in done.stdout
     with open_store(path) as store:  # already migrated
         s = summarize(store)
         assert_same_summary(s, summarize_from_events(store, monkeypatch))
@@ -799,11 +801,12 @@ def test_an_older_store_opened_read_only_is_refused_with_a_clear_message(
     assert s.sessions == 7 and s.finished == 2
 
 
-@pytest.mark.parametrize("version", [2, 3])
-def test_v2_and_v3_stores_give_the_same_summary_after_migration(
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_older_stores_give_the_same_summary_after_migration(
         v2_url: str, monkeypatch: pytest.MonkeyPatch, version: int) -> None:
-    """Stores whose rollup had columns named after steps: migrated to session_answers, their
-    summary is the one computed from the events, before and after more events arrive."""
+    """Stores whose rollup had columns named after steps (versions 2, 3), or kept each step's
+    last answer only in session_answers (version 4): migrated to sessions.answers, their summary
+    is the one computed from the events, before and after more events arrive."""
     with monkeypatch.context() as m:
         m.setattr(log.migrations, "MIGRATIONS", log.MIGRATIONS[:version])
         with open_store(v2_url) as store:
@@ -814,7 +817,7 @@ def test_v2_and_v3_stores_give_the_same_summary_after_migration(
         before = summarize(store)
         assert_same_summary(before, summarize_from_events(store, monkeypatch))
         assert_same_summary(summarize(store, lang="ko"), summarize_from_events(store, monkeypatch, lang="ko"))
-        assert any("session_answers" in sql for sql in statements)
+        assert any("s.answers" in sql for sql in statements)
         store.write(hand_events())
         both = summarize(store)
         assert_same_summary(both, summarize_from_events(store, monkeypatch))

@@ -9,15 +9,23 @@ import sys
 import pytest
 
 from widgets.app import guide
+from widgets.log.events import Event
 from widgets.view import GuideView, render_body
 
 
 class Sink:
+    """Records what the view sends: the engine's Events, checked to be one visit's, in order."""
+
     def __init__(self):
         self.events = []
+        self.made = []
 
-    def log(self, node, action, option=None, lang="ko"):
-        self.events.append((node, action, option, lang))
+    def record(self, event):
+        assert type(event) is Event  # the log's own type, as the engine made it
+        assert not self.made or (event.session == self.made[-1].session
+                                 and event.ts >= self.made[-1].ts and event.elapsed_ms is not None)
+        self.made.append(event)
+        self.events.append((event.node, event.action, event.option, event.lang))
 
 
 def visible(widget) -> bool:
@@ -161,8 +169,9 @@ def test_the_page_is_updated_before_the_interaction_is_logged():
     seen = []
 
     class Watching:
-        def log(self, node, action, option=None, lang="ko"):
-            seen.append((node, action, "data-step='%d-%s'" % (len(view.engine.path), node)
+        def record(self, event):
+            node = event.node
+            seen.append((node, event.action, "data-step='%d-%s'" % (len(view.engine.path), node)
                          in view.step_view.text.value))
 
     view = GuideView(lang="en", sink=Watching()).start()
@@ -199,7 +208,7 @@ def test_a_failing_callback_shows_a_friendly_message(view, monkeypatch, caplog):
 
 def test_a_failing_sink_does_not_break_the_guide(caplog):
     class Broken:
-        def log(self, *args):
+        def record(self, *args):
             raise OSError("store gone")
 
     view = GuideView(lang="en", sink=Broken()).start()

@@ -29,14 +29,12 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from .engine import Engine, Interaction
+from .engine import Engine
 from .flow import Flow, default_flow
 from .log import Event, EventStore, open_store
+from .vocabulary import OUTCOMES
 
 __all__ = ["OUTCOMES", "DemoConfig", "generate", "fill", "main"]
-
-#: The answers of the how-did-it-go question (``outcome`` events at the end node).
-OUTCOMES: tuple[str, ...] = ("solved", "partly", "not-yet", "escalated")
 
 #: Chance of leaving the guide for good while on a node whose flow entry gives no ``drop_off``.
 #: (The options' relative weights are their ``weight`` in flow.yaml, 1 by default; a node's own
@@ -80,7 +78,7 @@ def _weighted(rng: random.Random, items: Sequence[str], weights: Sequence[float]
 
 
 class _Visit:
-    """One simulated visit: collects the engine's interactions with their timestamps."""
+    """One simulated visit: collects the events the engine makes, on the visit's simulated clock."""
 
     def __init__(self, flow: Flow, rng: random.Random, config: DemoConfig, session: str,
                  start: dt.datetime) -> None:
@@ -92,13 +90,14 @@ class _Visit:
         # A visitor's own pace: some read faster than others.
         self.pace = rng.lognormvariate(0.0, 0.35)
 
-    def record(self, interaction: Interaction) -> None:
+    def record(self, event: Event) -> None:
+        """An event the engine made (at ``now``): its time since the previous one is counted from
+        where _act put that one."""
         elapsed = None
         if self.previous is not None:
-            elapsed = int((self.now - self.previous) / _MS)
-        self.events.append(Event(self.now, self.session, interaction.node, interaction.action,
-                                 interaction.option, interaction.lang, elapsed))
-        self.previous = self.now
+            elapsed = int((event.ts - self.previous) / _MS)
+        self.events.append(event if event.elapsed_ms == elapsed else event._replace(elapsed_ms=elapsed))
+        self.previous = event.ts
 
     def wait_ms(self, ms: float) -> None:
         self.now += dt.timedelta(milliseconds=max(0, int(ms)))
@@ -114,7 +113,8 @@ class _Visit:
     def run(self) -> list[Event]:
         rng, config = self.rng, self.config
         lang = "ko" if rng.random() < config.ko_share else "en"
-        engine = Engine(self.flow, lang=lang, on_event=self.record)
+        engine = Engine(self.flow, lang=lang, on_event=self.record, session=self.session,
+                        clock=lambda: self.now)
         engine.start()
         for _ in range(config.max_steps):
             node = engine.node
@@ -157,8 +157,7 @@ class _Visit:
         contact = [engine.choices[n] for n in self.flow.role_nodes("contact")
                    if n in engine.choices]
         weights = OUTCOME_WEIGHTS.get(contact[-1] if contact else "", OUTCOME_WEIGHTS[""])
-        self.record(Interaction(node.id, "outcome", _weighted(self.rng, OUTCOMES, weights),
-                                engine.lang))
+        engine.record_outcome(_weighted(self.rng, OUTCOMES, weights))
 
     def _act(self, action, *args) -> None:
         """Perform an engine action; the events it triggers get close, increasing timestamps."""

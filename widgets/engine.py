@@ -8,40 +8,33 @@ interaction log), as ids only — never text.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from .flow import LANGUAGES, Flow, Node, Text, default_flow
+from .log.events import Event, SessionEvents
+from .vocabulary import ACTIONS, OUTCOMES as OUTCOME_IDS
 
-#: Every action the guide reports. ``outcome`` is reserved for how-did-it-go feedback.
-ACTIONS: tuple[str, ...] = ("enter", "choose", "next", "back", "restart", "language", "finish",
-                            "outcome")
-
+__all__ = ["ACTIONS", "OUTCOMES", "OUTCOME_QUESTION", "OUTCOME_THANKS", "Engine", "EngineError",
+           "Event", "Interaction", "Progress", "Step"]
 
 #: How it went, asked with one click (no text) at the nodes with the role ``outcome``:
-#: option id → label.
-OUTCOMES: Mapping[str, Text] = {
+#: option id (``widgets.vocabulary.OUTCOMES``, in that order) → label.
+OUTCOMES: Mapping[str, Text] = {key: {
     "solved": Text(ko="해결됐어요", en="Solved"),
     "partly": Text(ko="일부 해결됐어요", en="Partly solved"),
     "not-yet": Text(ko="아직 해결 안 됐어요", en="Not yet"),
     "escalated": Text(ko="관리자에게 넘겼어요", en="Passed to a supervisor"),
-}
+}[key] for key in OUTCOME_IDS}
 OUTCOME_QUESTION = Text(ko="어떻게 되었나요? 한 번만 눌러 알려 주세요.",
                         en="How did it go? One click tells us.")
 OUTCOME_THANKS = Text(ko="알려 주셔서 고마워요.", en="Thank you for letting us know.")
 
+#: What the engine reports: the log's Event, made when the visitor acts (the former name).
+Interaction = Event
+
 
 class EngineError(ValueError):
     """An action that is not possible at the current step (e.g. an unknown option)."""
-
-
-@dataclass(frozen=True)
-class Interaction:
-    """One thing that happened: what the log records (ids only)."""
-
-    node: str
-    action: str
-    option: str | None
-    lang: str
 
 
 @dataclass(frozen=True)
@@ -75,17 +68,29 @@ class Engine:
     """
 
     def __init__(self, flow: Flow | None = None, lang: str = "ko",
-                 on_event: Callable[[Interaction], None] | None = None):
+                 on_event: Callable[[Event], None] | None = None, *, session: str | None = None,
+                 clock: Callable[[], Any] | None = None):
         self.flow = flow if flow is not None else default_flow()
         self._check_lang(lang)
         self.lang = lang
+        #: Receives every interaction as the log's Event, made (and validated) here: stamped
+        #: with the visit's session id, ``clock``'s UTC time and the time since the previous one.
         self.on_event = on_event
+        self.events = SessionEvents(session, clock)
+        # Until the first screen is reported (start, go_to) nothing has been shown: a language
+        # set then is the one the visit starts in, not a switch.
+        self._shown = False
         self._steps: list[Step] = [Step(self.flow.start)]
         # The option last chosen at each node, so Back and revisits show it preselected.
         self._remembered: dict[str, str] = {}
         self.outcome: str | None = None
 
     # ---------------------------------------------------------------- reading the state
+
+    @property
+    def session(self) -> str:
+        """The visit's anonymous session id (random unless given; drawn when first needed)."""
+        return self.events.session
 
     @property
     def node(self) -> Node:
@@ -220,7 +225,8 @@ class Engine:
         if lang == self.lang:
             return
         self.lang = lang
-        self._emit(self.node.id, "language", None)
+        if self._shown:
+            self._emit(self.node.id, "language", None)
 
     def record_outcome(self, outcome: str) -> None:
         """Say how it went (one of :data:`OUTCOMES`), at a step whose node has the role
@@ -272,13 +278,14 @@ class Engine:
             for o in node.options)
 
     def _entered(self) -> None:
+        self._shown = True
         self._emit(self.node.id, "enter", None)
         if self.finished:
             self._emit(self.node.id, "finish", None)
 
     def _emit(self, node: str, action: str, option: str | None) -> None:
         if self.on_event is not None:
-            self.on_event(Interaction(node=node, action=action, option=option, lang=self.lang))
+            self.on_event(self.events(node, action, option, self.lang))
 
     @staticmethod
     def _check_lang(lang: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -19,10 +18,10 @@ from typing import Any, Iterator, Mapping
 
 import yaml
 
-LANGUAGES: tuple[str, ...] = ("ko", "en")
+from .vocabulary import ID_PATTERN, LANGUAGES
+
 KINDS: tuple[str, ...] = ("choice", "info", "end")
 WIDGETS: tuple[str, ...] = ("buttons", "dropdown")
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 DEFAULT_PATH = Path(__file__).with_name("flow.yaml")
 #: The environment variable naming another flow file to use instead of the packaged one.
 FLOW_ENV = "GUIDE_FLOW"
@@ -279,7 +278,7 @@ def build_flow(data: Any) -> Flow:
     if not isinstance(outline, list) or not outline:
         raise FlowError("must be a non-empty list of outline ids", field="outline")
     for i, oid in enumerate(outline):
-        if not isinstance(oid, str) or not ID_PATTERN.match(oid):
+        if not isinstance(oid, str) or not ID_PATTERN.fullmatch(oid):
             raise FlowError(f"{oid!r} is not a valid id", field=f"outline[{i}]")
     if len(set(outline)) != len(outline):
         raise FlowError("lists an outline id twice", field="outline")
@@ -344,7 +343,7 @@ def _glossary(raw: Any) -> tuple[Term, ...]:
         if extra:
             raise FlowError(f"unknown key {sorted(extra)[0]!r}", field=f"{where}.{sorted(extra)[0]}")
         tid = entry.get("id")
-        if not isinstance(tid, str) or not ID_PATTERN.match(tid):
+        if not isinstance(tid, str) or not ID_PATTERN.fullmatch(tid):
             raise FlowError(f"missing or invalid term id {tid!r}", field=f"{where}.id")
         if tid in {t.id for t in terms}:
             raise FlowError(f"duplicate term id {tid!r}", field=f"{where}.id")
@@ -426,7 +425,7 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
     if not isinstance(raw, Mapping):
         raise FlowError("each node must be a mapping", field=f"nodes[{index}]")
     node_id = raw.get("id")
-    if not isinstance(node_id, str) or not ID_PATTERN.match(node_id):
+    if not isinstance(node_id, str) or not ID_PATTERN.fullmatch(node_id):
         raise FlowError(f"missing or invalid node id {node_id!r}", field=f"nodes[{index}].id")
     allowed = {"id", "kind", "widget", "covers", "title", "body", "prompt", "options", "next",
                "recap", "roles", "drop_off", "fine_print"}
@@ -484,7 +483,7 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
                 raise FlowError(f"unknown key {sorted(extra)[0]!r}", node=node_id,
                                 field=f"{where}.{sorted(extra)[0]}")
             oid = opt.get("id")
-            if not isinstance(oid, str) or not ID_PATTERN.match(oid):
+            if not isinstance(oid, str) or not ID_PATTERN.fullmatch(oid):
                 raise FlowError(f"missing or invalid option id {oid!r}", node=node_id,
                                 field=f"{where}.id")
             if oid in {o.id for o in options}:

@@ -67,13 +67,14 @@ each node's values are counted and the middle one or two read with ``ORDER BY el
 or 2 OFFSET (n-1)/2`` when an index gives them in order, else numbered once with
 ``row_number()`` over the node's values in order.
 
-Where the numbers come from: the store's rollup at log schema version 4 (see widgets/log/migrations),
-kept with the events by triggers: ``sessions``, one row per session, and ``session_answers``, the
-last answer per session and step, plus the indexes in :data:`INDEXES`. Sessions, days, languages,
-completion, switches, views and exits are counted from ``sessions``; contact channels, outcomes and
-paths from ``sessions`` joined to ``session_answers`` at the steps the flow gives those roles, so
-renaming, adding or moving a step changes ``flow.yaml`` only; choices and times from the events,
-through those indexes. A store at an older schema version is migrated when it is opened for
+Where the numbers come from: the store's rollup at log schema version 5 (see widgets/log/migrations),
+kept with the events by triggers: ``sessions``, one row per session, with ``answers``, its last
+answer at each step in the order they were given, plus the indexes in :data:`INDEXES`. Sessions,
+days, languages, completion, switches, views and exits are counted from ``sessions``; contact
+channels, outcomes and paths from one GROUP BY over ``sessions`` by (answers, outcome) — a few
+thousand groups, read here at the steps the flow gives those roles, so renaming, adding or moving
+a step changes ``flow.yaml`` only, and no statement joins another table; choices and times from
+the events, through those indexes. A store at an older schema version is migrated when it is opened for
 writing; opened read-only, the summary raises StoreOutdated with what to do. A store holding a
 session with more than one first event (which the logger never writes) has its session counts
 computed from the events alone, with the same definitions and the same results, only more slowly
@@ -234,6 +235,26 @@ def _code(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
     return f"CASE {column} {arms} ELSE {_OTHER_CODE} END", list(values)
 
 
+def _positions(values: Sequence[Any]) -> dict[Any, int]:
+    """Each value's position in ``values`` from 1 (the first, should one repeat)."""
+    positions: dict[Any, int] = {}
+    for i, value in enumerate(values, 1):
+        positions.setdefault(value, i)
+    return positions
+
+
+def _answers(value: Any) -> list[tuple[str, str | None]]:
+    """``sessions.answers`` ('|node=option|node=|') as (node, option or None) in its order."""
+    text = _as_text(value).strip("|")
+    if not text:
+        return []
+    pairs = []
+    for entry in text.split("|"):
+        node, _, option = entry.partition("=")
+        pairs.append((node, option or None))
+    return pairs
+
+
 class _Query:
     """Builds and runs the summary's statements against one store, with its filters.
 
@@ -278,6 +299,7 @@ class _Query:
                 "opened for writing: by the guide on its next visit, or now with "
                 "'python -m widgets.log migrate [URL]'. Nothing was changed.")
         self.rollup = self._has_rollup()
+        self._answer_rows: list[tuple[Any, ...]] | None = None
 
     def _ts(self, value: dt.datetime) -> Any:
         if self.dialect == "sqlite":
@@ -380,29 +402,45 @@ class _Query:
             return f"{condition} AND {terms}", list(self.first_params)
         return f"{condition} AND s.session IN (SELECT session FROM sel)", []
 
+    def answer_groups(self) -> list[tuple[Any, ...]]:
+        """(answers as (node, option) pairs, outcome option, has an outcome, sessions) of the
+        selected sessions with an answer or an outcome, grouped by ``sessions.answers`` (each session's last answer at each
+        step, in the order given) and its last outcome; run once, read by contacts() and paths()."""
+        if self._answer_rows is None:
+            where, params = self._session_rows("(s.answers <> '|' OR s.outcome_id IS NOT NULL)")
+            rows = self.run(
+                "SELECT s.answers, s.outcome_option, CASE WHEN s.outcome_id IS NULL THEN 0 ELSE 1 END, "
+                f"count(*) FROM sessions AS s WHERE {where} GROUP BY 1, 2, 3", params,
+                select=self.filtered and not self.rollup)
+            parsed: dict[Any, list[tuple[str, str | None]]] = {}
+            self._answer_rows = [
+                (parsed[answers] if answers in parsed else parsed.setdefault(answers, _answers(answers)),
+                 outcome, has_outcome, n)
+                for answers, outcome, has_outcome, n in rows]
+        return self._answer_rows
+
     def contacts(self, contact_nodes: Sequence[str], contact_options: Sequence[tuple[str, str]],
                  outcomes: Sequence[str]) -> list[tuple[Any, ...]]:
         """(contact code, outcome code, sessions) of the sessions with a contact choice or an
-        outcome: the session's last answer at any of ``contact_nodes`` (from session_answers,
-        the latest by event id: ``max(event_id * 64 + code)`` carries the code of that row in
-        its six low bits) and its last outcome (from sessions). Codes: the position in
-        ``contact_options`` / ``outcomes`` from 1, 63 for anything else; None: none."""
+        outcome: the session's last answer at any of ``contact_nodes`` (the last of them in
+        ``sessions.answers``) and its last outcome. Codes: the position in ``contact_options`` /
+        ``outcomes`` from 1, 63 for anything else (a choice without an option included); None:
+        none."""
         if max(len(contact_options), len(outcomes)) >= _OTHER_CODE:
             raise ValueError("too many contact options or outcomes for six-bit codes")
-        arms = " ".join(f"WHEN node = ? AND option = ? THEN {i}" for i, _ in enumerate(contact_options, 1))
-        contact_code = f"CASE {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE)
-        outcome_code, outcome_params = _code("s.outcome_option", outcomes)
-        marks = ", ".join("?" for _ in contact_nodes) or "NULL"
-        where, where_params = self._session_rows("(c.c IS NOT NULL OR s.outcome_id IS NOT NULL)")
-        use_sel = self.filtered and not self.rollup
-        return self.run(
-            f"WITH c AS (SELECT session, max(event_id * 64 + {contact_code}) AS c FROM session_answers "
-            f"WHERE node IN ({marks}) GROUP BY session) "
-            "SELECT c.c - (c.c / 64) * 64, "
-            f"CASE WHEN s.outcome_id IS NOT NULL THEN {outcome_code} END, count(*) "
-            f"FROM sessions AS s LEFT JOIN c ON c.session = s.session WHERE {where} GROUP BY 1, 2",
-            [*(v for pair in contact_options for v in pair), *contact_nodes, *outcome_params,
-             *where_params], select=use_sel)
+        contact_codes = _positions(contact_options)
+        outcome_codes = _positions(outcomes)
+        wanted = set(contact_nodes)
+        counts: dict[tuple[int | None, int | None], int] = {}
+        for answers, outcome, has_outcome, n in self.answer_groups():
+            contact = None
+            for node, option in answers:
+                if node in wanted:
+                    contact = contact_codes.get((node, option), _OTHER_CODE)
+            code = outcome_codes.get(outcome, _OTHER_CODE) if has_outcome else None
+            if contact is not None or code is not None:
+                counts[contact, code] = counts.get((contact, code), 0) + int(n)
+        return [(*key, n) for key, n in counts.items()]
 
     def paths(self, path_nodes: Sequence[str], path_options: Sequence[Sequence[str]]
               ) -> list[tuple[Any, ...]]:
@@ -411,31 +449,26 @@ class _Query:
         ``outcome`` is the option of the session's last outcome event; the codes are those of
         its last answer at each of ``path_nodes`` (position in that step's ``path_options``
         from 1, 63 for anything else; None: no answer, or, for every step after the first, an
-        answer older than the answer at the first step).
+        answer given before the answer at the first step).
         """
         if any(len(options) >= _OTHER_CODE for options in path_options):
             raise ValueError("too many options at the path decisions for six-bit codes")
-        where, where_params = self._session_rows("s.outcome_id IS NOT NULL")
-        use_sel = self.filtered and not self.rollup
-        if not path_nodes:
-            return self.run(f"SELECT s.outcome_option, count(*) FROM sessions AS s WHERE {where} GROUP BY 1",
-                            where_params, select=use_sel)
-        columns, params = [], []
-        for k, (node, options) in enumerate(zip(path_nodes, path_options)):
-            code, code_params = _code("a.option", options)
-            columns.append(f"max(CASE WHEN a.node = ? THEN a.event_id END) AS i{k}, "
-                           f"max(CASE WHEN a.node = ? THEN {code} END) AS c{k}")
-            params += [node, node, *code_params]
-        marks = ", ".join("?" for _ in path_nodes)
-        picked = ["c0"] + [f"CASE WHEN i{k} > coalesce(i0, 0) THEN c{k} END" for k in range(1, len(path_nodes))]
-        group = ", ".join(str(i) for i in range(1, len(path_nodes) + 2))
-        return self.run(
-            f"WITH p AS (SELECT s.session, s.outcome_option AS outcome, {', '.join(columns)} "
-            "FROM sessions AS s LEFT JOIN session_answers AS a "
-            f"ON a.session = s.session AND a.node IN ({marks}) WHERE {where} "
-            "GROUP BY s.session, s.outcome_option) "
-            f"SELECT {', '.join(picked)}, outcome, count(*) FROM p GROUP BY {group}",
-            [*params, *path_nodes, *where_params], select=use_sel)
+        codes = [_positions(options) for options in path_options]
+        counts: dict[tuple[Any, ...], int] = {}
+        for answers, outcome, has_outcome, n in self.answer_groups():
+            if not has_outcome:
+                continue
+            given = {node: (i, option) for i, (node, option) in enumerate(answers)}
+            first = given[path_nodes[0]][0] if path_nodes and path_nodes[0] in given else -1
+            key = []
+            for k, node in enumerate(path_nodes):
+                if node in given and (k == 0 or given[node][0] > first):
+                    key.append(codes[k].get(given[node][1], _OTHER_CODE))
+                else:
+                    key.append(None)
+            key.append(None if outcome is None else _as_text(outcome))
+            counts[tuple(key)] = counts.get(tuple(key), 0) + int(n)
+        return [(*key, n) for key, n in counts.items()]
 
     def _daily(self) -> list[tuple[Any, ...]]:
         return self.run(

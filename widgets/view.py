@@ -68,9 +68,10 @@ COPY_JS = (
 
 
 class EventSink(Protocol):
-    """Where interactions go (the interaction log). ``log`` must never raise."""
+    """Where interactions go (the interaction log): each as the Event the engine made, unchanged.
+    ``record`` must never raise."""
 
-    def log(self, node: str, action: str, option: str | None = None, lang: str = "ko") -> Any:
+    def record(self, event: Interaction) -> Any:
         ...
 
 
@@ -765,7 +766,6 @@ class GuideView(w.VBox):
         if self.sink is None:
             return
         try:
-            self.sink.log(interaction.node, interaction.action, interaction.option,
-                          interaction.lang)
+            self.sink.record(interaction)
         except Exception:  # noqa: BLE001 - logging must never break the guide
             logger.exception("the interaction log failed")

@@ -2,12 +2,14 @@
 
 Each row holds a UTC timestamp, an anonymous random session id (one per visit), the flow node
 id, the action, the chosen option id (or NULL), the language and the milliseconds since the
-session's previous event (NULL for the first one). Every field is validated structurally before
-it can reach a store, so nothing a person typed, and no personal data, is ever written.
+session's previous event (NULL for the first one). Every field is validated structurally when
+the event is made (``events.Event``; the guide's engine makes them), and stores take nothing but
+Events, so nothing a person typed, and no personal data, is ever written.
 
 One job per module:
 
-    events      the vocabulary (ACTIONS, LANGUAGES, OUTCOMES), Event and Gap, their validation
+    events      Event and Gap (validated when made), SessionEvents (the events of one visit); the
+                vocabulary (ACTIONS, LANGUAGES, OUTCOMES) comes from widgets/vocabulary.py
     store       the EventStore interface and its errors
     migrations  the schema, as named plain-SQL migrations per dialect, and their runner
     sqlite      SQLiteStore: the embedded default, ``$GUIDE_DATA_DIR/events.sqlite3`` (WAL mode,
@@ -18,32 +20,28 @@ One job per module:
                 and buffered while the store is away
     urls        the configured log URL, its parser, ``open_store``
 
-Tables (schema version 4, see ``migrations``): ``events`` (those rows), ``log_gaps`` (how many
+Tables (schema version 5, see ``migrations``): ``events`` (those rows), ``log_gaps`` (how many
 events of a session were not written), ``meta`` (the schema version), and the rollup kept by
 triggers as events are inserted: ``sessions`` (one row per session: first event, last node,
-finishes, language switches, last outcome, entered nodes) and ``session_answers`` (per session
-and step, the last answer chosen there). No table or column is named after a step of the flow:
+finishes, language switches, last outcome, entered nodes, and its last answer at each step in the
+order given, ``answers``) and ``session_answers`` (per session and step, the last answer chosen
+there, with its event id). No table or column is named after a step of the flow:
 which steps are the contact decision or the path dimensions is read from the flow when the
 summary runs.
 
-Only the standard library is imported at import time.
+Only the standard library is imported at import time, and only ``events`` is loaded with the
+package: the other modules are imported when one of their names is first used (so importing
+``widgets.log.events`` loads no store and not the sqlite3 module).
 """
 
 from __future__ import annotations
 
+import importlib
 import time  # noqa: F401 - tests patch widgets.log.time.monotonic
+from typing import Any
 
-from . import migrations
-from .events import ACTIONS, LANGS, LANGUAGES, OUTCOMES, Event, Gap, validate_event, validate_gap
-from .migrations import MIGRATIONS, SCHEMA_VERSION, Migration
-from .postgres import PostgresStore
-from .session import _CLOSE_AT_EXIT, DEFAULT_BURST, DEFAULT_RATE, SessionLogger
-from .sqlite import SQLiteStore, _sqlite_ts
-from .store import (EVENT_COLUMNS, EventStore, SchemaVersionError, StoreCorrupt, StoreOutdated, StoreUnavailable,
-                    _as_utc)
-from .urls import LogURL, log_url, open_store, parse_url
-
-_EVENT_COLUMNS = EVENT_COLUMNS
+from .events import (ACTIONS, LANGS, LANGUAGES, OUTCOMES, Event, Gap, SessionEvents, validate_event,
+                     validate_gap)
 
 #: The indexes that serve widgets/summary.py (created by schema version 2).
 SUMMARY_INDEXES: tuple[str, ...] = (
@@ -51,6 +49,51 @@ SUMMARY_INDEXES: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS events_leave ON events (node, elapsed_ms, session) "
     "WHERE action IN ('choose', 'next', 'back', 'restart')",
 )
+
+# Everything else is imported when first used, so that importing an event type (the guide's
+# engine does) loads neither the stores nor the sqlite3 module.
+_LAZY: dict[str, tuple[str, str]] = {
+    "migrations": ("migrations", ""),
+    "MIGRATIONS": ("migrations", "MIGRATIONS"),
+    "SCHEMA_VERSION": ("migrations", "SCHEMA_VERSION"),
+    "Migration": ("migrations", "Migration"),
+    "PostgresStore": ("postgres", "PostgresStore"),
+    "SessionLogger": ("session", "SessionLogger"),
+    "DEFAULT_BURST": ("session", "DEFAULT_BURST"),
+    "DEFAULT_RATE": ("session", "DEFAULT_RATE"),
+    "_CLOSE_AT_EXIT": ("session", "_CLOSE_AT_EXIT"),
+    "SQLiteStore": ("sqlite", "SQLiteStore"),
+    "_sqlite_ts": ("sqlite", "_sqlite_ts"),
+    "EVENT_COLUMNS": ("store", "EVENT_COLUMNS"),
+    "_EVENT_COLUMNS": ("store", "EVENT_COLUMNS"),
+    "EventStore": ("store", "EventStore"),
+    "SchemaVersionError": ("store", "SchemaVersionError"),
+    "StoreCorrupt": ("store", "StoreCorrupt"),
+    "StoreOutdated": ("store", "StoreOutdated"),
+    "StoreUnavailable": ("store", "StoreUnavailable"),
+    "_as_utc": ("store", "_as_utc"),
+    "LogURL": ("urls", "LogURL"),
+    "log_url": ("urls", "log_url"),
+    "open_store": ("urls", "open_store"),
+    "parse_url": ("urls", "parse_url"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = importlib.import_module(f"{__name__}.{module}")
+    if attribute:
+        value = getattr(value, attribute)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "ACTIONS",
@@ -80,5 +123,7 @@ __all__ = [
     "validate_gap",
     "migrations",
     "SUMMARY_INDEXES",
+    "SessionEvents",
+    "EVENT_COLUMNS",
 ]
 

@@ -6,11 +6,12 @@ psycopg is imported when such a store is opened, never at module import.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from . import migrations
-from .events import Event, Gap, validate_event, validate_gap
+from .events import Event
 from .store import DEFAULT_TIMEOUT, EVENT_COLUMNS, EventStore, StoreCorrupt, StoreUnavailable
 from .urls import redact as _redact
 
@@ -96,10 +97,7 @@ class PostgresStore(EventStore):
                     raise StoreCorrupt(f"{where}: meta table without schema_version; it was left untouched")
                 version = migrations.parse_version(row[0], where)
             migrations.check_not_newer(version, where)
-            for migration in migrations.pending(version):
-                for statement in migration.postgresql:
-                    conn.execute(statement)
-                conn.execute(migrations.SET_VERSION.format(p="%s"), (str(migration.version),))
+            migrations.apply(conn.execute, version, self.dialect)
 
     def _fail(self, exc: Exception, doing: str) -> StoreUnavailable:
         """Drop the connection (the next call reconnects) and describe the failure."""
@@ -110,27 +108,22 @@ class PostgresStore(EventStore):
             self._conn = None
         return StoreUnavailable(f"{doing} the log database {_redact(self.url)}: {exc}")
 
-    def write(self, events: Sequence[Event], gaps: Sequence[Gap] = ()) -> None:
-        for event in events:
-            validate_event(event)
-        for gap in gaps:
-            validate_gap(gap)
-        if not events and not gaps:
-            return
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
         with self._lock:
             conn = self._connection()
             try:
                 with conn.transaction(), conn.cursor() as cur:
-                    # One statement per call, so that the sessions trigger runs once.
-                    if len(events) == 1:
-                        cur.execute(_PG_INSERT_EVENT, tuple(events[0]))
-                    elif events:
-                        cur.execute(_PG_INSERT_EVENTS, [list(column) for column in zip(*events)])
-                    if gaps:
-                        cur.executemany("INSERT INTO log_gaps (ts, session, dropped) VALUES (%s, %s, %s)",
-                                        [tuple(g) for g in gaps])
+                    yield cur
             except self._psycopg.Error as exc:
                 raise self._fail(exc, "cannot write to") from exc
+
+    def _insert_events(self, cursor: Any, events: Sequence[Event]) -> None:
+        # One statement per call, so that the sessions trigger runs once.
+        if len(events) == 1:
+            cursor.execute(_PG_INSERT_EVENT, tuple(events[0]))
+        else:
+            cursor.execute(_PG_INSERT_EVENTS, [list(column) for column in zip(*events)])
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
         with self._lock:

@@ -1,6 +1,8 @@
 """The log of one visit: :class:`SessionLogger`, what the guide's view uses.
 
-``log()`` never raises; a visitor's events are rate-limited, and kept in a bounded buffer while
+``record(event)`` takes the Events the guide's engine makes, as they are (an Event was validated
+when it was made; anything else is refused); ``log(node, action, ...)`` makes one with the
+logger's own clock first. Neither ever raises; a visitor's events are rate-limited, and kept in a bounded buffer while
 the store is away, retried in the background and once more when the session closes (at the
 latest when the kernel exits). Every event is either written or counted in ``log_gaps``; what
 cannot even be counted there (the store is still away when the session closes) is reported in the
@@ -21,7 +23,7 @@ import uuid
 import weakref
 from collections.abc import Callable
 
-from .events import Event, Gap, is_id as _is_id, validate_event
+from .events import Event, Gap, SessionEvents, is_id as _is_id
 from .store import EventStore
 
 __all__ = ["SessionLogger", "DEFAULT_RATE", "DEFAULT_BURST"]
@@ -85,6 +87,10 @@ class SessionLogger:
     ``store`` is an EventStore or a factory returning one (called lazily, and
     again after a failure, so a store that comes back is reopened).
 
+    ``record(event)`` accepts the Events of this logger's session (``session_id``, the engine's
+    ``Engine.session``), as they were made; ``log(node, action, option, lang)`` makes the
+    event itself, stamped with ``clock`` and the time since the previous one it made.
+
     Every event accepted by ``log()`` is written to the store, or counted in
     the ``log_gaps`` table, or (only if the store is still unavailable when the
     logger closes) reported in the server log as lost:
@@ -146,13 +152,15 @@ class SessionLogger:
         self.session = session_id or uuid.uuid4().hex
         if not _is_id(self.session):
             raise ValueError("session_id is not a valid id")
+        self._clock = clock or _utcnow
+        #: Makes the events of log() calls.
+        self._events = SessionEvents(self.session, self._clock)
         if isinstance(store, EventStore):
             self._store: EventStore | None = store
             self._factory: Callable[[], EventStore] | None = None
         else:
             self._store = None
             self._factory = store
-        self._clock = clock or _utcnow
         self._monotonic = monotonic or time.monotonic
         self._buffer: collections.deque[Event] = collections.deque()
         self._limit = buffer_limit
@@ -164,7 +172,6 @@ class SessionLogger:
         # _write_lock: one write (and store open/close) at a time; taken before _lock, never after.
         self._lock = threading.RLock()
         self._write_lock = threading.Lock()
-        self._previous: dt.datetime | None = None
         self._healthy = True
         self._next_retry = 0.0
         self._failures = 0
@@ -206,41 +213,44 @@ class SessionLogger:
         return self._refused
 
     def log(self, node: str, action: str, option: str | None = None, lang: str = "ko") -> bool:
-        """Record one interaction; True if it was accepted (stored now or buffered).
+        """Make and record one interaction of this session; True if it was accepted (stored now
+        or buffered).
 
-        False if a field is not valid (nothing is recorded) or the session is over
-        its rate limit (the event is counted in ``log_gaps``).
+        False if a field is not valid (nothing is recorded, and it does not count as the
+        previous event) or the session is over its rate limit (the event is counted in
+        ``log_gaps``).
         """
         try:
             with self._lock:
-                ts = self._clock()
-                elapsed = None
-                if self._previous is not None:
-                    elapsed = max(0, round((ts - self._previous).total_seconds() * 1000))
-                event = Event(ts, self.session, node, action, option, lang, elapsed)
                 try:
-                    validate_event(event)
+                    event = self._events(node, action, option, lang)
                 except ValueError as exc:
-                    self._refused += 1
-                    _log.warning("interaction log: refused an event (%s)", exc)
-                    return False
-                self._previous = ts
-                if not self._take_token():
-                    self._limited += 1
-                    self._unrecorded_drops += 1
-                    if self._limited == 1:
-                        _log.warning("interaction log: session %s is over the rate limit (%g events/s, "
-                                     "burst %g); events over it are counted in log_gaps, not written",
-                                     self.session, self.rate, self.burst)
-                    self._schedule(_GAP_DELAY)
-                    return False
-                if len(self._buffer) >= self._limit:
-                    self._drop_oldest()
-                self._buffer.append(event)
-                write_now = self._healthy or self._monotonic() >= self._next_retry
+                    return self._refuse(exc)
+                accepted, write_now = self._accept(event)
             if write_now:
                 self._drain()
-            return True
+            return accepted
+        except Exception:
+            _log.exception("interaction log: unexpected error")
+            return False
+
+    def record(self, event: Event) -> bool:
+        """Record ``event``, an Event of this session as it was made (by the guide's engine);
+        True if it was accepted (stored now or buffered).
+
+        False for anything that is not an Event, or an Event of another session (nothing is
+        recorded), or when the session is over its rate limit (counted in ``log_gaps``).
+        """
+        try:
+            if not isinstance(event, Event):
+                return self._refuse(ValueError("not an Event"))
+            if event.session != self.session:
+                return self._refuse(ValueError("an event of another session"))
+            with self._lock:
+                accepted, write_now = self._accept(event)
+            if write_now:
+                self._drain()
+            return accepted
         except Exception:
             _log.exception("interaction log: unexpected error")
             return False
@@ -289,6 +299,28 @@ class SessionLogger:
         return self
 
     # -- internals
+
+    def _refuse(self, exc: Exception) -> bool:
+        with self._lock:
+            self._refused += 1
+        _log.warning("interaction log: refused an event (%s)", exc)
+        return False
+
+    def _accept(self, event: Event) -> tuple[bool, bool]:
+        """Rate-limit and buffer a valid event (caller holds _lock): (accepted, write now)."""
+        if not self._take_token():
+            self._limited += 1
+            self._unrecorded_drops += 1
+            if self._limited == 1:
+                _log.warning("interaction log: session %s is over the rate limit (%g events/s, "
+                             "burst %g); events over it are counted in log_gaps, not written",
+                             self.session, self.rate, self.burst)
+            self._schedule(_GAP_DELAY)
+            return False, False
+        if len(self._buffer) >= self._limit:
+            self._drop_oldest()
+        self._buffer.append(event)
+        return True, self._healthy or self._monotonic() >= self._next_retry
 
     def _take_token(self) -> bool:
         """The token bucket: True if one more event is within the rate limit (caller holds _lock)."""

@@ -15,12 +15,13 @@ import sqlite3
 import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from . import migrations
-from .events import Event, Gap, validate_event, validate_gap
+from .events import Event
 from .store import (DEFAULT_TIMEOUT, EVENT_COLUMNS, EventStore, StoreCorrupt, StoreUnavailable)
 
 __all__ = ["SQLiteStore"]
@@ -387,10 +388,7 @@ class SQLiteStore(EventStore):
         try:
             version = self._version(conn)  # again: another process may have migrated meanwhile
             migrations.check_not_newer(version, str(self.path))
-            for migration in migrations.pending(version):
-                for statement in migration.sqlite:
-                    conn.execute(statement)
-                conn.execute(migrations.SET_VERSION.format(p="?"), (str(migration.version),))
+            migrations.apply(conn.execute, version, self.dialect)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -528,24 +526,15 @@ class SQLiteStore(EventStore):
 
     # -- use
 
-    def write(self, events: Sequence[Event], gaps: Sequence[Gap] = ()) -> None:
-        for event in events:
-            validate_event(event)
-        for gap in gaps:
-            validate_gap(gap)
-        if not events and not gaps:
-            return
-        event_rows = [(_sqlite_ts(e.ts), *e[1:]) for e in events]
-        gap_rows = [(_sqlite_ts(g.ts), g.session, g.dropped) for g in gaps]
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE (waiting for the write lock up to ``timeout``) ... COMMIT."""
         with _SQLITE_CALLS, self._lock:
             conn = self._connection()
             try:
                 self._begin(conn)
                 try:
-                    conn.executemany(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                     event_rows)
-                    if gap_rows:
-                        conn.executemany("INSERT INTO log_gaps (ts, session, dropped) VALUES (?, ?, ?)", gap_rows)
+                    yield conn
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -553,6 +542,13 @@ class SQLiteStore(EventStore):
                     raise
             except sqlite3.Error as exc:
                 raise self._error(exc, "cannot write to") from exc
+
+    def _insert_events(self, cursor: sqlite3.Connection, events: Sequence[Event]) -> None:
+        cursor.executemany(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(_sqlite_ts(e.ts), *e[1:]) for e in events])
+
+    def _ts(self, ts: dt.datetime) -> str:
+        return _sqlite_ts(ts)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
         with _SQLITE_CALLS, self._lock:

@@ -1,8 +1,11 @@
 """The store interface: what every log store does, and the errors it raises.
 
-A store writes validated events atomically and answers read-only queries in its SQL dialect;
-the schema it keeps is described in ``widgets/log/migrations`` and created or migrated when the
-store is opened. Only the standard library is imported here.
+A store writes Events atomically and answers read-only queries in its SQL dialect; the schema it
+keeps is described in ``widgets/log/migrations`` and created or migrated when the store is opened.
+The shape of a write is the interface's (:meth:`EventStore.write`: refuse what is not an Event or
+a Gap, then insert the events and the gaps in one transaction); a dialect gives the transaction
+(:meth:`EventStore._transaction`: its connection, locks and errors) and its statements. Only the
+standard library is imported here.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
-from .events import Event, Gap
+from .events import Event, Gap, validate_event, validate_gap
 
 __all__ = ["EventStore", "StoreUnavailable", "StoreCorrupt", "SchemaVersionError", "StoreOutdated",
            "EVENT_COLUMNS"]
@@ -20,6 +24,8 @@ __all__ = ["EventStore", "StoreUnavailable", "StoreCorrupt", "SchemaVersionError
 #: The columns of ``events`` that an Event fills, in Event field order.
 EVENT_COLUMNS = "ts, session, node, action, option, lang, elapsed_ms"
 _EVENT_COLUMNS = EVENT_COLUMNS
+#: Inserts one gap row (parameter placeholder ``{p}``).
+INSERT_GAP = "INSERT INTO log_gaps (ts, session, dropped) VALUES ({p}, {p}, {p})"
 #: Seconds a store waits for a lock or a connection, unless told otherwise.
 DEFAULT_TIMEOUT = 5.0
 
@@ -50,13 +56,40 @@ class EventStore(abc.ABC):
     #: The parameter placeholder of ``query``: '?' (sqlite) or '%s' (postgresql).
     placeholder: str
 
-    @abc.abstractmethod
     def write(self, events: Sequence[Event], gaps: Sequence[Gap] = ()) -> None:
         """Store ``events`` (and ``gaps``) in one transaction.
 
-        Raises ValueError for an invalid row (nothing is written) and
-        StoreUnavailable for any I/O, lock or connection problem.
+        Raises ValueError for anything that is not an Event (or a Gap; they were validated
+        when made), before anything is written, and StoreUnavailable for any I/O, lock or
+        connection problem (nothing is written).
         """
+        for event in events:
+            validate_event(event)
+        for gap in gaps:
+            validate_gap(gap)
+        if not events and not gaps:
+            return
+        with self._transaction() as cursor:
+            if events:
+                self._insert_events(cursor, events)
+            if gaps:
+                cursor.executemany(INSERT_GAP.format(p=self.placeholder),
+                                   [(self._ts(g.ts), g.session, g.dropped) for g in gaps])
+
+    def _transaction(self) -> AbstractContextManager[Any]:
+        """One write transaction: a context giving a DB-API cursor (``execute``,
+        ``executemany``) that commits when the block ends and rolls back if it raises; every
+        failure of the store's driver becomes StoreUnavailable (or a subclass). Every SQL store
+        gives one (a store that is not SQL, e.g. a test double, overrides ``write`` instead)."""
+        raise NotImplementedError
+
+    def _insert_events(self, cursor: Any, events: Sequence[Event]) -> None:
+        """Insert ``events`` in this order, inside :meth:`_transaction`."""
+        raise NotImplementedError
+
+    def _ts(self, ts: dt.datetime) -> Any:
+        """A timestamp as the dialect stores it (default: the datetime itself)."""
+        return ts
 
     @abc.abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -18,6 +18,8 @@ Versions:
     3 ``path_answers``    the rollup keeps the answers at ``problem`` and ``order`` (superseded)
     4 ``session_answers`` flow-agnostic rollup: ``session_answers`` (per session and step, the
                           last ``choose``), ``sessions`` without columns named after steps
+    5 ``answers_in_order`` ``sessions.answers``: each step's last answer, in the order given, so the
+                          summary reads answers and outcomes from one row per session (no join)
 
 Only the standard library is imported here.
 """
@@ -26,12 +28,13 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ..store import SchemaVersionError, StoreCorrupt
 
 __all__ = ["Migration", "MIGRATIONS", "SCHEMA_VERSION", "DIALECTS", "load", "parse_sql",
-           "latest", "pending", "parse_version", "check_not_newer", "SET_VERSION"]
+           "latest", "pending", "apply", "parse_version", "check_not_newer", "SET_VERSION"]
 
 DIALECTS: tuple[str, ...] = ("sqlite", "postgresql")
 
@@ -116,6 +119,16 @@ def latest() -> int:
 def pending(version: int) -> list[Migration]:
     """The migrations a store at ``version`` still needs, in order."""
     return [m for m in MIGRATIONS if m.version > version]
+
+
+def apply(execute: Callable[..., Any], version: int, dialect: str) -> None:
+    """Run the migrations a store at ``version`` still needs, in order, recording each version,
+    through ``execute(sql[, params])`` inside the caller's transaction (one per store open)."""
+    placeholder = {"sqlite": "?", "postgresql": "%s"}[dialect]
+    for migration in pending(version):
+        for statement in migration.statements(dialect):
+            execute(statement)
+        execute(SET_VERSION.format(p=placeholder), (str(migration.version),))
 
 
 def parse_version(value: Any, where: str) -> int:

@@ -1,0 +1,40 @@
+"""The guide's vocabulary, in one place: the actions the guide reports, its languages, the answers
+of the how-did-it-go question, and what an id looks like.
+
+The flow (``flow.py``), the engine, the interaction log (``log/events.py``), the demo data and the
+summary all read these tuples; none keeps a copy. Only the standard library is imported here, so
+any module may import it (the guide's kernel, the log's stores, the dashboard).
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["ACTIONS", "LANGUAGES", "OUTCOMES", "ID_PATTERN", "is_id"]
+
+#: Every action the guide reports, and the only actions a log row may carry. ``outcome`` is the
+#: how-did-it-go answer.
+ACTIONS: tuple[str, ...] = (
+    "enter",
+    "choose",
+    "next",
+    "back",
+    "restart",
+    "language",
+    "finish",
+    "outcome",
+)
+#: The guide's languages, in display order; the only languages a log row may carry.
+LANGUAGES: tuple[str, ...] = ("ko", "en")
+#: The answers of the how-did-it-go question (the option of ``outcome`` events), in display
+#: order. Events written by older code may carry other ids; the summary shows those as "(other)".
+OUTCOMES: tuple[str, ...] = ("solved", "partly", "not-yet", "escalated")
+
+#: Ids of steps (nodes), options and sessions: short lowercase ASCII slugs. Use ``fullmatch``
+#: (or :func:`is_id`).
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def is_id(value: object) -> bool:
+    """True for a valid step, option or session id (a str matching ID_PATTERN)."""
+    return type(value) is str and ID_PATTERN.fullmatch(value) is not None
