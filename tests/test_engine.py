@@ -216,7 +216,7 @@ def test_events_are_the_logs_events_of_one_visit():
     engine.set_language("en")
     assert events == []
     engine.start()
-    engine.choose("prepare")
+    engine.choose("return")
     assert all(type(e) is Event for e in events) and engine.session == "visit-1"
     assert [(e.ts, e.session, e.action, e.lang, e.elapsed_ms) for e in events] == [
         (t0, "visit-1", "enter", "en", None),

@@ -1010,7 +1010,7 @@ def test_the_engines_events_are_stored_as_they_were_made(store_url: str) -> None
     logger = SessionLogger(functools.partial(open_store, store_url), session_id=engine.session)
     engine.on_event = lambda event: (made.append(event), logger.record(event))
     engine.start()
-    engine.choose("prepare")
+    engine.choose("return")
     engine.set_language("en")
     assert made and all(type(e) is Event and e.session == engine.session for e in made)
     assert made[0].elapsed_ms is None and all(e.elapsed_ms == 1500 for e in made[1:])
