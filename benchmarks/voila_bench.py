@@ -457,19 +457,26 @@ def measure_tti(pages: Pages, servers: dict[str, VoilaServer], results: dict[str
 
 
 def _guide_to_info_step(page) -> tuple[str, str]:
-    """Open an information step in the guide; returns the two headings Next/Back toggle."""
+    """Walk the guide, as a visitor clicks, to the first of two information steps in a row (on
+    the first path of the flow that has them); returns the two headings Next/Back toggle."""
     from widgets.flow import default_flow
 
     flow = default_flow()
-    problem = flow[flow.start]
-    option = next(o for o in problem.options if flow[o.next.resolve({problem.id: o.id})].kind == "info")
-    first = flow[option.next.resolve({problem.id: option.id})]
-    second = flow[first.next.resolve({problem.id: option.id})]
-    assert second.kind == "info", "the benchmark needs two information steps in a row"
-    page.locator(".guide select").first.select_option(label=option.label("ko"))
-    page.get_by_role("button", name=flow.ui["continue"]("ko"), exact=True).click()
-    page.locator(".guide .guide-body h2", has_text=first.title("ko")).wait_for()
-    return first.title("ko"), second.title("ko")
+    found = next(((path, i) for path in flow.paths for i in range(len(path) - 1)
+                  if flow[path[i][0]].kind == flow[path[i + 1][0]].kind == "info"), None)
+    assert found is not None, "the benchmark needs two information steps in a row"
+    path, at = found
+    for (node_id, choice), (next_id, _) in zip(path[:at], path[1:at + 1]):
+        node = flow[node_id]
+        if node.kind == "info":
+            page.get_by_role("button", name=flow.ui["next"]("ko"), exact=True).click()
+        elif node.widget == "dropdown":
+            page.locator(".guide select").first.select_option(label=node.option(choice).label("ko"))
+            page.get_by_role("button", name=flow.ui["continue"]("ko"), exact=True).click()
+        else:
+            page.get_by_role("button", name=node.option(choice).label("ko"), exact=True).click()
+        page.locator(".guide .guide-body h2", has_text=flow[next_id].title("ko")).wait_for()
+    return flow[path[at][0]].title("ko"), flow[path[at + 1][0]].title("ko")
 
 
 def measure_clicks(pages: Pages, servers: dict[str, VoilaServer], results: dict[str, AppResult],
