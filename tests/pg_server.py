@@ -14,11 +14,13 @@ A server that cannot be started fails the tests that need it; it never skips the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,3 +70,29 @@ def pg_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+def schema_url(pg_url: str, name: str) -> str:
+    """A URL of the test server with schema ``name`` (created now, empty) first on the
+    search_path. The caller drops it (or uses :func:`fresh_schema`)."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    sep = "&" if "?" in pg_url else "?"
+    return f"{pg_url}{sep}options=-c%20search_path%3D{name}"
+
+
+@contextlib.contextmanager
+def fresh_schema(pg_url: str, prefix: str = "t") -> Iterator[str]:
+    """A fresh, empty schema of the test server as a URL whose search_path selects it (isolates
+    a test); dropped afterwards."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    url = schema_url(pg_url, name)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pg_server import fresh_schema
 import yaml
 
 from widgets import dashboard, demo
@@ -88,18 +89,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite://{tmp_path / 'events.sqlite3'}"
         return
-    import uuid
-
-    import psycopg
-
-    pg_url = request.getfixturevalue("pg_url")
-    schema = f"content_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in pg_url else "?"
-    yield f"{pg_url}{sep}options=-c%20search_path%3D{schema}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with fresh_schema(request.getfixturevalue("pg_url"), "content") as url:
+        yield url
 
 
 def click_through(flow: Flow, logger: SessionLogger, answers: list[str], outcome: str) -> None:

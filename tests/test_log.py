@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pg_server import fresh_schema, schema_url
 
 import widgets.log as log
 from widgets.log import (
@@ -103,29 +104,11 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "events.sqlite3"
 
 
-def pg_url_schema(pg_url: str, name: str) -> str:
-    """A URL of the test server with schema ``name`` (created now, empty) first on the search_path.
-    The caller drops it (see pg_store_url)."""
-    import psycopg
-
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {name}")
-    sep = "&" if "?" in pg_url else "?"
-    return f"{pg_url}{sep}options=-c%20search_path%3D{name}"
-
-
 @pytest.fixture
 def pg_store_url(pg_url: str) -> Iterator[str]:
     """The test server with a fresh, empty schema first on the search_path (isolates each test)."""
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in pg_url else "?"
-    yield f"{pg_url}{sep}options=-c%20search_path%3D{schema}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with fresh_schema(pg_url) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -481,7 +464,7 @@ def test_old_postgres_stores_migrate_in_place(pg_store_url: str, pg_url: str, ve
         assert migrated == expected_sessions(store)
         name = f"f_{uuid.uuid4().hex[:12]}"
         try:
-            assert _without_ids(migrated) == _without_ids(_fresh_copy(store, pg_url_schema(pg_url, name)))
+            assert _without_ids(migrated) == _without_ids(_fresh_copy(store, schema_url(pg_url, name)))
         finally:
             with psycopg.connect(pg_url, autocommit=True) as conn:
                 conn.execute(f"DROP SCHEMA {name} CASCADE")

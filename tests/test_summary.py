@@ -10,13 +10,13 @@ import os
 import statistics
 import subprocess
 import sys
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from pg_server import fresh_schema
 
 import widgets.log as log
 from widgets import demo, summary
@@ -197,15 +197,8 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def pg_schema_url(pg_url: str) -> Iterator[str]:
     """A fresh schema in the PostgreSQL test database, as a URL whose search_path selects it."""
-    import psycopg
-
-    schema = f"summary_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in pg_url else "?"
-    yield f"{pg_url}{sep}options=-c%20search_path%3D{schema}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with fresh_schema(pg_url, "summary") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "sqlite-v1", "sqlite-v3",
