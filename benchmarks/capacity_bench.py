@@ -54,6 +54,7 @@ from benchmarks.voila_bench import (  # noqa: E402
     VIEWPORT,
     CpuMeter,
     Spread,
+    close_page,
     wait_interactive,
     wait_quiet,
 )
@@ -192,18 +193,6 @@ def _open(browser, url: str, navigate: bool = True):
     return context, page, guard
 
 
-def _close(context, page) -> None:
-    try:
-        with page.expect_event("close", timeout=10_000):
-            page.close(run_before_unload=True)  # the page-close beacon frees the kernel
-    except Exception:  # noqa: BLE001
-        pass
-    try:
-        context.close()
-    except Exception:  # noqa: BLE001
-        pass
-
-
 def measure_visits(browser, cluster: Cluster, result: CapacityRun, visits: int,
                    progress: Callable[[str], None]) -> None:
     servers = [b.process.pid for b in cluster.backends]
@@ -216,7 +205,7 @@ def measure_visits(browser, cluster: Cluster, result: CapacityRun, visits: int,
         server = _server_of(cluster, kernel_id)
         if server is None:
             result.notes.append(f"visit {i}: kernel {kernel_id} not found on any server")
-            _close(context, page)
+            close_page(context, page)
             continue
         kernel = _kernels(cluster, server)[kernel_id]
         kernel_cpu = _cpu(kernel)
@@ -226,7 +215,7 @@ def measure_visits(browser, cluster: Cluster, result: CapacityRun, visits: int,
         visit = Visit(server, tti, kernel_cpu, rest, info.rss / 2**20, info.uss / 2**20,
                       getattr(info, "pss", float("nan")) / 2**20)
         result.visits.append(visit)
-        _close(context, page)
+        close_page(context, page)
         progress(f"visit {i + 1}/{visits} (server {server + 1}): interactive after {tti:.0f} ms, "
                  f"kernel CPU {kernel_cpu:.2f} s, rest {rest:.2f} s, kernel RSS "
                  f"{visit.rss_mb:.0f} MB USS {visit.uss_mb:.0f} MB PSS {visit.pss_mb:.0f} MB")
@@ -266,7 +255,7 @@ def measure_burst(browser, cluster: Cluster, servers: int, visitors: int, timeou
                            "has not connected its websocket 60 s after its kernel ran loses it)")
     kernels = {s[2] for s in done}
     for context, page, _ in opened:
-        _close(context, page)
+        close_page(context, page)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the burst's kernels are given back before going on
         running = set()
@@ -314,7 +303,7 @@ def run(visits: int = 6, burst: int = 16, rounds: int = 1, burst_timeout: float 
         for _ in range(2):
             context, page, _ = _open(browser, cluster.url)
             wait_interactive(page)
-            _close(context, page)
+            close_page(context, page)
         progress("warm-up done")
         measure_visits(browser, cluster, result, visits, progress)
         order = []

@@ -407,16 +407,22 @@ class Pages:
         result = self.results[app.name]
         result.external.update(guard.external)
         result.js_errors.extend(guard.js_errors)
-        try:
-            if beacon:
-                with page.expect_event("close", timeout=10_000):
-                    page.close(run_before_unload=True)
-        except Exception:  # noqa: BLE001
-            pass
-        try:
-            context.close()
-        except Exception:  # noqa: BLE001
-            pass
+        close_page(context, page, beacon)
+
+
+def close_page(context, page, beacon: bool = True) -> None:
+    """Close a page (with its page-close beacon, which frees its kernel, unless ``beacon`` is
+    false) and its browser context; a page or context already gone is no error."""
+    try:
+        if beacon:
+            with page.expect_event("close", timeout=10_000):
+                page.close(run_before_unload=True)
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        context.close()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def wait_interactive(page, timeout_ms: float = 180_000) -> float:
