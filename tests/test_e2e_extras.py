@@ -33,7 +33,7 @@ from browser import (  # noqa: F401  (fixtures)
     page_factory,
     playwright_instance,
 )
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, expect
 from voila_server import GUIDE_NOTEBOOK, VoilaServer, voila_fixture
 
 from widgets import casenotes, messages

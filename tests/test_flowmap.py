@@ -21,7 +21,7 @@ from test_summary import hand_events, pg_schema_url, sqlite_url, store_url  # no
 
 from widgets import flowmap, review, style
 from conftest import FLOW_2024
-from widgets.flow import DEFAULT_PATH, FLOW_ENV, build_flow, default_flow, load_flow
+from widgets.flow import DEFAULT_PATH, FLOW_ENV, build_flow, load_flow
 from widgets.flowmap import DROP_OFF_BANDS, Edge, Traffic, dot_source, edges, render_svg
 from widgets.log import EventStore, open_store
 from widgets.summary import summarize, transitions
