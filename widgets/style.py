@@ -130,7 +130,7 @@ def _glosses(plain: str, glossary: tuple[Term, ...]) -> Iterator[str]:
 
 
 def sentences(value: str) -> Iterator[str]:
-    """The sentences of a text: paragraphs and lines split at . ? ! (markup removed)."""
+    """The sentences of a text: its lines (without a leading "- " or "> ") split after . ? !"""
     for line in value.splitlines():
         line = line.strip()
         if line.startswith(("- ", "> ")):
