@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 import urllib.request
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from kernel_ws import V1, KernelClient, find_model, kernel_id_of
-from voila_server import PROJECT_ROOT, VoilaServer, load_config, serve_preheated
+from voila_server import (
+    PROJECT_ROOT,
+    VoilaServer,
+    beacon,
+    load_config,
+    serve_preheated,
+)
+from voila_server import visit as open_page
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from widgets import casenotes, demo
@@ -57,6 +65,20 @@ def small_guide(tmp_path_factory) -> Iterator[VoilaServer]:
                                   "--GuideKernelManager.cull_connected_after=4",
                                   "--MappingKernelManager.cull_interval=1",
                                   "--MappingKernelManager.cull_idle_timeout=5"])
+
+
+CAP = 3  # visitors the capped servers below take at once
+
+
+@pytest.fixture(scope="module", params=[1, 0], ids=["pool-of-1", "no-pool"])
+def capped_guide(request, tmp_path_factory) -> Iterator[VoilaServer]:
+    """A cap of ``CAP`` visitors, with a preheated pool of one kernel or none."""
+    data = tmp_path_factory.mktemp("capped-data")
+    pool = (["--VoilaConfiguration.default_pool_size=1"] if request.param
+            else ["--VoilaConfiguration.preheat_kernel=False"])
+    yield from serve_preheated(GUIDE, {"GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}",
+                                       "GUIDE_DATA_DIR": str(data)},
+                               extra_args=[f"--GuideIdentityProvider.max_visitors={CAP}", *pool])
 
 
 def static_answer_time(server: VoilaServer) -> float:
@@ -332,6 +354,35 @@ def test_a_visitor_beyond_the_cap_gets_the_busy_page_at_once(small_guide):
     while (status := visit(small_guide)[0]) == 503 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert status == 200, "the server still counts a visitor whose kernel has ended"
+
+
+def test_a_burst_fills_the_cap_exactly(capped_guide):
+    """Twice the cap arrive at once. Each counts once, whether its page is still waiting for a
+    kernel, renders in one taken from the pool or in one started for it, and the pool's own
+    kernels do not count: exactly ``CAP`` get the guide, the others the busy page."""
+    with ThreadPoolExecutor(2 * CAP) as pool:
+        pages = list(pool.map(lambda _: open_page(capped_guide), range(2 * CAP)))
+    served = [page for page in pages if page.status == 200]
+    try:
+        assert sorted(page.status for page in pages) == [200] * CAP + [503] * CAP
+        assert all(page.outputs for page in served), "a served page came without the guide"
+        kernels = {page.kernel_id for page in served}
+        assert len(kernels) == CAP and kernels <= capped_guide.kernel_ids()
+        assert open_page(capped_guide).status == 503, "the cap let one more in"
+        # one visitor closes the page: exactly one more is served
+        leaving = served.pop(0)
+        assert beacon(capped_guide, leaving.kernel_id, leaving.cookie("_xsrf"),
+                      leaving.cookies) == 204
+        deadline = time.monotonic() + 30
+        while (page := open_page(capped_guide)).status == 503:
+            assert time.monotonic() < deadline, "a closed page's visitor is still counted"
+            time.sleep(0.5)
+        served.append(page)
+        assert page.status == 200 and page.outputs
+        assert open_page(capped_guide).status == 503, "the cap let one more in"
+    finally:
+        for page in served:
+            beacon(capped_guide, page.kernel_id, page.cookie("_xsrf"), page.cookies)
 
 
 def test_a_connected_but_idle_kernel_is_culled(small_guide):

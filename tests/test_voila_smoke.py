@@ -14,15 +14,10 @@ from __future__ import annotations
 
 import html
 import os
-import http.cookiejar
 import json
 import re
 import socket
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -30,62 +25,19 @@ import pytest
 from voila_server import (
     CONFIG_FILE,
     GUIDE_NOTEBOOK,
+    Page,
     VoilaServer,
+    beacon,
     load_config,
     start_voila,
+    visit,
     voila_guide,  # noqa: F401  (fixture)
 )
 
-OUTPUT_SCRIPT = re.compile(
-    r'<script type="application/vnd\.voila\.cell-output\+json">\s*(.*?)\s*</script>', re.S)
-PAGE_CONFIG = re.compile(
-    r'<script id="jupyter-config-data" type="application/json">\s*(.*?)\s*</script>', re.S)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 ERROR_MARKERS = ("Traceback", "application/vnd.jupyter.stderr",
                  "There was an error when executing cell")
 
-
-@dataclass
-class Page:
-    """One visit: the HTTP answer, its rendered outputs, its kernel and its cookies."""
-
-    status: int
-    content_type: str
-    html: str
-    outputs: list[dict]
-    kernel_id: str
-    cookies: http.cookiejar.CookieJar
-
-    def cookie(self, name: str) -> str | None:
-        return next((c.value for c in self.cookies if c.name == name), None)
-
-
-def visit(server: VoilaServer, path: str = "") -> Page:
-    """GET a page like a first-time visitor (empty cookie jar)."""
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    with opener.open(server.url + path, timeout=180) as response:
-        status, content_type = response.status, response.headers.get("Content-Type", "")
-        text = response.read().decode("utf-8")
-    outputs = [json.loads(block) for block in OUTPUT_SCRIPT.findall(text)]
-    config = PAGE_CONFIG.search(text)
-    kernel_id = json.loads(config.group(1))["kernelId"] if config else ""
-    return Page(status, content_type, text, outputs, kernel_id, jar)
-
-
-def beacon(server: VoilaServer, kernel_id: str, xsrf: str | None,
-           cookies: http.cookiejar.CookieJar) -> int:
-    """What Voilà's page sends on ``beforeunload``: POST /voila/api/shutdown/<id> with the
-    ``_xsrf`` cookie's value as form field. Returns the HTTP status."""
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
-    body = urllib.parse.urlencode({"_xsrf": xsrf or ""}).encode()
-    request = urllib.request.Request(f"{server.url}voila/api/shutdown/{kernel_id}", data=body,
-                                     method="POST")
-    try:
-        with opener.open(request, timeout=30) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def wait_gone(server: VoilaServer, kernel_ids: set[str], timeout: float) -> float:

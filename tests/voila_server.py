@@ -30,6 +30,7 @@ A server that cannot be started fails the tests that use it; it never skips them
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import json
 import os
 import re
@@ -40,8 +41,10 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -163,6 +166,62 @@ class VoilaServer:
                 return response.status, response.headers, response.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as error:
             return error.code, error.headers, error.read().decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------- a visitor over HTTP
+
+OUTPUT_SCRIPT = re.compile(
+    r'<script type="application/vnd\.voila\.cell-output\+json">\s*(.*?)\s*</script>', re.S)
+PAGE_CONFIG = re.compile(
+    r'<script id="jupyter-config-data" type="application/json">\s*(.*?)\s*</script>', re.S)
+
+
+@dataclass
+class Page:
+    """One visit: the HTTP answer, its rendered outputs, its kernel and its cookies."""
+
+    status: int
+    content_type: str
+    html: str
+    outputs: list[dict]
+    kernel_id: str
+    cookies: http.cookiejar.CookieJar
+
+    def cookie(self, name: str) -> str | None:
+        return next((c.value for c in self.cookies if c.name == name), None)
+
+
+def visit(server: VoilaServer, path: str = "") -> Page:
+    """GET a page like a first-time visitor (empty cookie jar); an HTTP error (the busy page)
+    comes back as its status and page, with no outputs and no kernel."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    try:
+        with opener.open(server.url + path, timeout=180) as response:
+            status, content_type = response.status, response.headers.get("Content-Type", "")
+            text = response.read().decode("utf-8")
+    except urllib.error.HTTPError as error:
+        status, content_type = error.code, error.headers.get("Content-Type", "")
+        text = error.read().decode("utf-8", "replace")
+    outputs = [json.loads(block) for block in OUTPUT_SCRIPT.findall(text)]
+    config = PAGE_CONFIG.search(text)
+    kernel_id = json.loads(config.group(1))["kernelId"] if config else ""
+    return Page(status, content_type, text, outputs, kernel_id, jar)
+
+
+def beacon(server: VoilaServer, kernel_id: str, xsrf: str | None,
+           cookies: http.cookiejar.CookieJar) -> int:
+    """What Voilà's page sends on ``beforeunload``: POST /voila/api/shutdown/<id> with the
+    ``_xsrf`` cookie's value as form field. Returns the HTTP status."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
+    body = urllib.parse.urlencode({"_xsrf": xsrf or ""}).encode()
+    request = urllib.request.Request(f"{server.url}voila/api/shutdown/{kernel_id}", data=body,
+                                     method="POST")
+    try:
+        with opener.open(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def _tail(text: str, lines: int = 60) -> str:

@@ -11,7 +11,9 @@ ones (see :func:`install`):
     * **capacity**: a notebook page is refused with a small bilingual "busy" page (HTTP 503 and
       ``Retry-After``) when ``max_visitors`` visitors already hold a kernel in this server (or are
       being served one). Without it, 40 simultaneous visits start 40 kernels (about 100 MB each)
-      and every visitor waits for all of them;
+      and every visitor waits for all of them. Each visitor counts once: a page being served
+      counts until it has its kernel, then its kernel counts (``GuideKernelManager`` tells the
+      preheated pool's kernels from visitors'), so a burst fills the cap exactly;
     * **no theme or template from the link**: ``?theme=`` and ``?template=`` are removed from
       the request (``voila.json`` also sets ``allow_theme_override`` and
       ``allow_template_override`` to ``NO``), so a link can neither inject markup through the
@@ -45,6 +47,8 @@ ones (see :func:`install`):
       ``websocket_max_message_size`` in ``voila.json``.
 
 ``GuideKernelManager`` (``VoilaConfiguration.multi_kernel_manager_class``)
+    knows which kernels wait in Voilà's preheated pool and which belong to visitors (a kernel
+    started for a page, or taken from the pool by one), for the cap above. It is
     jupyter_server's kernel manager, whose idle culler (``MappingKernelManager.cull_idle_timeout``
     in ``voila.json``: 60 s) only culls kernels with no open websocket. This one also culls a
     kernel whose websocket is open but that has been idle for ``cull_connected_after`` seconds
@@ -71,6 +75,8 @@ import ipaddress
 import json
 import logging
 import time
+import uuid
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -161,8 +167,8 @@ class GuideIdentityProvider(PasswordIdentityProvider):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         install()
-        #: page requests admitted and not finished yet (their kernel may still be starting)
-        self._pages_in_flight = 0
+        #: page requests admitted and not finished yet
+        self._pages: set[_Page] = set()
 
     @property
     def logout_available(self) -> bool:  # type: ignore[override]
@@ -193,15 +199,14 @@ class GuideIdentityProvider(PasswordIdentityProvider):
     # -- capacity
 
     def visitors(self, handler) -> int:
-        """Visitors this server serves now: kernels outside the preheated pool, plus pages
-        being served (counted twice while a page renders: the cap errs on the safe side)."""
+        """Visitors this server serves now: kernels that are not waiting in the preheated
+        pool, plus pages being served that have no kernel yet."""
         manager = handler.settings.get("kernel_manager")
-        kernels = 0
-        if manager is not None:
-            ids = set(manager.list_kernel_ids())
-            pooled, starting = _pool_kernels(manager)
-            kernels = max(len(ids - pooled) - starting, 0)
-        return kernels + self._pages_in_flight
+        if isinstance(manager, GuideKernelManager):
+            return manager.visitors(self._pages)
+        # another kernel manager cannot tell pool kernels apart: count every kernel and page
+        kernels = len(manager.list_kernel_ids()) if manager is not None else 0
+        return kernels + len(self._pages)
 
     def _admit(self, handler) -> bool:
         if self.max_visitors > 0 and self.visitors(handler) >= self.max_visitors:
@@ -209,19 +214,32 @@ class GuideIdentityProvider(PasswordIdentityProvider):
                              self.max_visitors)
             _write_busy_page(handler, self.retry_after)
             return False
-        self._pages_in_flight += 1
+        page = _Page()
+        self._pages.add(page)
+        _PAGE.set(page)  # the request's task: the kernel manager sees which page it serves
         finish = handler.on_finish
-        done = False
 
         def on_finish() -> None:
-            nonlocal done
-            if not done:
-                done = True
-                self._pages_in_flight -= 1
+            self._pages.discard(page)
             finish()
 
-        handler.on_finish = on_finish  # the page's kernel is counted from now on
+        handler.on_finish = on_finish
         return True
+
+
+class _Page:
+    """A page request admitted under the cap, until it finishes; ``kernel_id``: the kernel it
+    got (started for it, or taken from the pool), once it has one."""
+
+    __slots__ = ("kernel_id",)
+
+    def __init__(self) -> None:
+        self.kernel_id: str | None = None
+
+
+#: The page request the running task serves (set by :class:`GuideIdentityProvider`; tasks
+#: started while serving it, such as the pool's refills, inherit it).
+_PAGE: ContextVar[_Page | None] = ContextVar("guide_page", default=None)
 
 
 def _is_voila_page(handler) -> bool:
@@ -234,23 +252,6 @@ def _drop_rendering_arguments(handler) -> None:
     for name in _RENDERING_ARGUMENTS:
         handler.request.arguments.pop(name, None)
         handler.request.query_arguments.pop(name, None)
-
-
-def _pool_kernels(manager) -> tuple[set[str], int]:
-    """(ids of the preheated kernels ready in Voilà's pool, number of pool kernels still
-    starting). Voilà keeps its pool as lists of futures; without a pool, (set(), 0)."""
-    ready: set[str] = set()
-    starting = 0
-    for pool in list(getattr(manager, "_pools", {}).values()):
-        for future in list(pool):
-            try:
-                if future.done():
-                    ready.add(future.result()["kernel_id"])
-                else:
-                    starting += 1
-            except Exception:  # noqa: BLE001 - a failed pool start holds no kernel
-                continue
-    return ready, starting
 
 
 def _write_busy_page(handler, seconds: int) -> None:
@@ -387,6 +388,54 @@ class GuideKernelManager(AsyncMappingKernelManager):
         1800, config=True,
         help="Seconds of idleness after which a kernel is culled even with its page connected "
              "(0: never). Kernels without a connection follow cull_idle_timeout.")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: kernels started for Voilà's preheated pool and not taken by a page yet
+        self._pool_ids: set[str] = set()
+        # Voilà's kernel manager is a subclass made at start-up (voila_kernel_manager_factory)
+        # whose get_rendered_notebook hands a pool kernel to a page: note which page took it.
+        taking = getattr(self, "get_rendered_notebook", None)
+        if taking is not None:
+            async def get_rendered_notebook(*args: Any, **kw: Any) -> Any:
+                result = await taking(*args, **kw)
+                self._taken(result[2])
+                return result
+
+            self.get_rendered_notebook = get_rendered_notebook
+
+    def _taken(self, kernel_id: str) -> None:
+        self._pool_ids.discard(kernel_id)
+        page = _PAGE.get()
+        if page is not None:
+            page.kernel_id = kernel_id
+
+    async def start_kernel(self, *args: Any, kernel_id: str | None = None, **kwargs: Any) -> str:
+        """Start a kernel, noting before it starts whether it is the kernel of the page being
+        served (Voilà without a pool) or one for the pool (the start-up fill, or a refill, which
+        runs in a task started by a page that already has its kernel)."""
+        if kernel_id is None or kernel_id not in self:
+            kernel_id = kernel_id or str(uuid.uuid4())
+            page = _PAGE.get()
+            if page is not None and page.kernel_id is None:
+                page.kernel_id = kernel_id
+            else:
+                self._pool_ids.add(kernel_id)
+        try:
+            return await super().start_kernel(*args, kernel_id=kernel_id, **kwargs)
+        except BaseException:
+            self._pool_ids.discard(kernel_id)
+            raise
+
+    async def shutdown_kernel(self, kernel_id: str, *args: Any, **kwargs: Any) -> None:
+        self._pool_ids.discard(kernel_id)
+        await super().shutdown_kernel(kernel_id, *args, **kwargs)
+
+    def visitors(self, pages: set[_Page]) -> int:
+        """Kernels not waiting in the pool, plus ``pages`` that have no running kernel yet."""
+        ids = set(self.list_kernel_ids())
+        return len(ids - self._pool_ids) + sum(1 for page in list(pages)
+                                               if page.kernel_id not in ids)
 
     async def cull_kernel_if_idle(self, kernel_id: str) -> None:
         kernel = self._kernels.get(kernel_id)
