@@ -8,6 +8,8 @@ working for the next visitor.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -440,6 +442,98 @@ def test_log_warnings_go_to_the_server_log_not_the_page(guide):
     assert seen, "the click got no answer"
     leaks = [m for m in seen if m["header"]["msg_type"] in ("stream", "error")]
     assert not leaks, f"diagnostics sent to the page: {leaks[:2]}"
+
+
+def test_the_kernel_manager_tells_the_pool_from_visitors():
+    """In-process, with real kernels: a kernel started while a page is served without a kernel
+    is that page's; any other start (the pool's fill, or a refill started from a page that
+    already has its kernel) is the pool's, until a page takes it. Each visitor counts once."""
+    from widgets.voila_hooks import _PAGE, GuideKernelManager, _Page
+
+    async def scenario() -> None:
+        manager = GuideKernelManager()
+        started: list[str] = []
+
+        async def start() -> str:
+            kernel_id = await manager.start_kernel()
+            started.append(kernel_id)
+            await manager.get_kernel(kernel_id).ready
+            return kernel_id
+
+        try:
+            pooled = await start()  # the pool's fill at server start: no page
+            assert manager.visitors(set()) == 0
+            waiting = _Page()  # admitted, no kernel yet: counts
+            assert manager.visitors({waiting}) == 1
+
+            async def served(page: _Page) -> str:
+                _PAGE.set(page)
+                return await start()
+
+            mine = await asyncio.create_task(served(waiting),
+                                             context=contextvars.copy_context())
+            assert waiting.kernel_id == mine
+            assert manager.visitors({waiting}) == 1  # its kernel, not also the page
+            assert manager.visitors(set()) == 1  # the page finished: its kernel still counts
+
+            taker = _Page()
+            _PAGE.set(taker)
+            manager._taken(pooled)  # what Voilà's get_rendered_notebook does for a page
+            assert taker.kernel_id == pooled
+            refill = await start()  # a refill, started from the page that took the kernel
+            assert taker.kernel_id == pooled
+            assert manager.visitors({taker}) == 2  # two visitors; the refill is the pool's
+            _PAGE.set(None)
+
+            await manager.shutdown_kernel(mine)
+            assert manager.visitors(set()) == 1
+            await manager.shutdown_kernel(refill)
+            assert manager._pool_ids == set()
+        finally:
+            for kernel_id in started:
+                if kernel_id in manager:
+                    await manager.shutdown_kernel(kernel_id, now=True)
+
+    asyncio.run(scenario())
+
+
+class _Receiver:
+    """Stands in for the kernel's websocket to /voila/query/<id>."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+
+    def write_message(self, message: dict) -> None:
+        self.messages.append(message)
+
+
+def test_a_visitors_request_is_handed_to_its_kernel_once_and_forgotten_with_it():
+    """Voilà caches the request of a visitor whose preheated kernel has not connected yet; it
+    sent it to every later connection for that kernel and never dropped it."""
+    from voila.request_info_handler import RequestInfoSocketHandler as handler
+
+    from widgets.voila_hooks import _forget_request_info, install
+
+    install()
+    kernel, ended = str(uuid.uuid4()), str(uuid.uuid4())
+    request = {"QUERY_STRING": "lang=en&step=channel"}
+    try:
+        handler.send_updates({"kernel_id": kernel, "payload": request})
+        first, later = _Receiver(), _Receiver()
+        handler.open(first, kernel)
+        assert first.messages == [request]
+        handler.on_close(first)
+        handler.open(later, kernel)
+        assert later.messages == [], "the visitor's request was sent again"
+        handler.on_close(later)
+        # a request kept for a kernel that ends before connecting goes with it
+        handler.send_updates({"kernel_id": ended, "payload": request})
+        _forget_request_info(ended)
+        assert ended not in handler._cache
+    finally:
+        for kernel_id in (kernel, ended):
+            handler._cache.pop(kernel_id, None)
+            handler._waiters.pop(kernel_id, None)
 
 
 # --------------------------------------------------------------------------- 8. unused doors

@@ -2,8 +2,8 @@
 
 The guide is a public page: every request and every websocket message may be hostile. Voilà
 0.5.13 and jupyter_server 2 are used as they are, with these classes plugged in through their
-documented configuration (``voila.json``), and two upstream functions replaced by bounds-checked
-ones (see :func:`install`):
+documented configuration (``voila.json``), and three upstream functions replaced by checked ones
+(see :func:`install`):
 
 ``GuideIdentityProvider`` (``Voila.identity_provider_class``)
     runs before every HTTP request and websocket upgrade the Voilà app handles:
@@ -60,6 +60,10 @@ ones (see :func:`install`):
     it. It took anonymous websockets from anywhere for any id; now it accepts only a direct
     loopback connection (no ``Origin``, no proxy forwarding headers) for a kernel this server
     runs that has no waiter yet. A reverse proxy should not publish the path at all.
+    Voilà keeps a visitor's request for a kernel that has not connected yet in a class-level
+    cache and never removes it: it was sent again to every later connection for that kernel,
+    and the cache grew with every such visit for the server's lifetime. The request is now
+    handed over once, and forgotten when its kernel shuts down.
 
 Voilà starts a preheated kernel's notebook before any visitor arrives, and the guide's page
 script, template and settings are unchanged by all this. The module must stay importable in
@@ -429,6 +433,7 @@ class GuideKernelManager(AsyncMappingKernelManager):
 
     async def shutdown_kernel(self, kernel_id: str, *args: Any, **kwargs: Any) -> None:
         self._pool_ids.discard(kernel_id)
+        _forget_request_info(kernel_id)
         await super().shutdown_kernel(kernel_id, *args, **kwargs)
 
     def visitors(self, pages: set[_Page]) -> int:
@@ -472,18 +477,37 @@ def _request_info_prepare(self) -> None:
         raise web.HTTPError(403)
 
 
+def _request_info_open(self, kernel_id: str) -> None:
+    """``RequestInfoSocketHandler.open``: the kernel waits here for its visitor's request; one
+    that arrived before the kernel connected is handed over once and removed from the cache."""
+    from voila.request_info_handler import RequestInfoSocketHandler as handler
+
+    handler._waiters[kernel_id] = self
+    payload = handler._cache.pop(kernel_id, None)
+    if payload is not None:
+        self.write_message(payload)
+
+
+def _forget_request_info(kernel_id: str) -> None:
+    """Drop what Voilà still holds for ``kernel_id``'s visitor (its kernel has ended)."""
+    from voila.request_info_handler import RequestInfoSocketHandler
+
+    RequestInfoSocketHandler._cache.pop(kernel_id, None)
+
+
 # --------------------------------------------------------------------------- installation
 
 _INSTALLED = False
 
 
 def install() -> None:
-    """Replace the two upstream functions described in the module docstring (idempotent).
+    """Replace the upstream functions described in the module docstring (idempotent).
 
     * ``voila.tornado.kernel_websocket_handler.read_header_from_binary_message`` by
       :func:`read_header_from_binary_message` (bounds-checked);
     * ``voila.request_info_handler.RequestInfoSocketHandler.prepare`` by a check that only
-      the server's own kernels connect.
+      the server's own kernels connect, and its ``open`` by one that hands a cached visitor
+      request over once.
     """
     global _INSTALLED
     if _INSTALLED:
@@ -493,4 +517,5 @@ def install() -> None:
 
     kernel_ws.read_header_from_binary_message = read_header_from_binary_message
     request_info.RequestInfoSocketHandler.prepare = _request_info_prepare
+    request_info.RequestInfoSocketHandler.open = _request_info_open
     _INSTALLED = True
