@@ -220,19 +220,7 @@ class SessionLogger:
         previous event) or the session is over its rate limit (the event is counted in
         ``log_gaps``).
         """
-        try:
-            with self._lock:
-                try:
-                    event = self._events(node, action, option, lang)
-                except ValueError as exc:
-                    return self._refuse(exc)
-                accepted, write_now = self._accept(event)
-            if write_now:
-                self._drain()
-            return accepted
-        except Exception:
-            _log.exception("interaction log: unexpected error")
-            return False
+        return self._take(lambda: self._events(node, action, option, lang))
 
     def record(self, event: Event) -> bool:
         """Record ``event``, an Event of this session as it was made (by the guide's engine);
@@ -241,12 +229,26 @@ class SessionLogger:
         False for anything that is not an Event, or an Event of another session (nothing is
         recorded), or when the session is over its rate limit (counted in ``log_gaps``).
         """
-        try:
+
+        def checked() -> Event:
             if not isinstance(event, Event):
-                return self._refuse(ValueError("not an Event"))
+                raise ValueError("not an Event")
             if event.session != self.session:
-                return self._refuse(ValueError("an event of another session"))
+                raise ValueError("an event of another session")
+            return event
+
+        return self._take(checked)
+
+    def _take(self, make: Callable[[], Event]) -> bool:
+        """Accept the event ``make`` returns (called under the lock, so that the events made
+        by :meth:`log` get their times in order; a ValueError refuses it), then write now if
+        that is due. Never raises."""
+        try:
             with self._lock:
+                try:
+                    event = make()
+                except ValueError as exc:
+                    return self._refuse(exc)
                 accepted, write_now = self._accept(event)
             if write_now:
                 self._drain()
