@@ -90,14 +90,21 @@ def test_voila_json_matches_the_deployment_requirements():
     assert config["VoilaExecutor"]["iopub_timeout"] >= 30
 
 
-def test_voila_reads_voila_json_from_the_working_directory():
-    """Voilà 0.5.13 has no --config option; the app command works because Voilà looks for
-    voila.json in its working directory (the project root) before the Jupyter paths."""
+def test_voila_finds_voila_json_from_any_working_directory():
+    """Voilà 0.5.13 has no --config option: it looks for voila.json in its working directory,
+    then on the Jupyter configuration path, where installing the project put the guide's
+    (``<environment>/etc/jupyter/voila.json``, the project's file). Voilà started in any
+    folder of this environment finds it (tests/test_fail_closed.py serves the guide so)."""
+    from jupyter_core.paths import ENV_CONFIG_PATH
     from voila.app import Voila
 
-    assert Voila().config_file_paths[0] == os.getcwd()
+    paths = Voila().config_file_paths
+    assert paths[0] == os.getcwd()
+    assert ENV_CONFIG_PATH[0] in paths[1:]
     assert "config" not in Voila.aliases
-    assert CONFIG_FILE.name == "voila.json" and CONFIG_FILE.parent.is_dir()
+    installed = Path(ENV_CONFIG_PATH[0]) / CONFIG_FILE.name
+    assert installed.read_bytes() == CONFIG_FILE.read_bytes(), (
+        f"{installed} is not the project's voila.json: install the project again")
 
 
 # --------------------------------------------------------------------------- the rendered page

@@ -12,7 +12,12 @@ on a free 127.0.0.1 port::
 Only the port is set on the command line (plus ``extra_args``); everything else
 (the address, preheated pool, culling, stripped sources...) comes from
 ``voila.json``. Voilà 0.5.13 has no ``--config`` option: it reads ``voila.json``
-from its working directory, which is why the server starts in the project root.
+from its working directory and from the Jupyter configuration path (where installing the
+project put a copy, ``<environment>/etc/jupyter/voila.json``); the server starts in the
+project root and is told to read the project's file only, so a per-user file does not
+change what is tested (the server's self-check still compares the security headers with
+the installed copy: after editing voila.json, install again). ``start_voila(...,
+cwd=folder)`` starts it elsewhere, with Voilà's own search.
 The guide's page template comes from the environment, where installing the project
 (``pip install -e .``) put it: the server's environment is the test run's, and the
 project adds nothing to ``JUPYTER_PATH``. ``start_voila(..., as_typed=True)`` runs the
@@ -298,7 +303,8 @@ def start_voila(notebook: str | os.PathLike, port: int | None = None,
                 env: Mapping[str, str | None] | None = None,
                 extra_args: Sequence[str] = (),
                 start_timeout: float = START_TIMEOUT,
-                as_typed: bool = False) -> Iterator[VoilaServer]:
+                as_typed: bool = False,
+                cwd: str | os.PathLike | None = None) -> Iterator[VoilaServer]:
     """Run Voilà for ``notebook`` with the project's voila.json; yield a :class:`VoilaServer`.
 
     ``notebook`` is absolute or relative to the project root. ``port`` defaults to a free
@@ -310,13 +316,22 @@ def start_voila(notebook: str | os.PathLike, port: int | None = None,
     ``voila`` script with the notebook's path relative to the project root
     (``voila --port=N notebooks/guide.ipynb``), which finds ``voila.json`` (and any
     per-user Voilà configuration) by itself.
+
+    ``cwd``: start the server in that folder instead, the notebook named by its absolute
+    path, with no configuration given: Voilà finds what it finds from there (the installed
+    ``<environment>/etc/jupyter/voila.json``, any per-user one). ``as_typed`` then chooses the
+    ``voila`` script over ``python -m voila``.
     """
     notebook = Path(notebook)
     if not notebook.is_absolute():
         notebook = PROJECT_ROOT / notebook
     if not notebook.is_file():
         raise VoilaStartError(f"notebook not found: {notebook}")
-    if as_typed:
+    if cwd is not None:
+        prefix = ([str(Path(sys.executable).with_name("voila"))] if as_typed
+                  else [sys.executable, "-m", "voila"])
+        notebook_arg = str(notebook)
+    elif as_typed:
         prefix = [str(Path(sys.executable).with_name("voila"))]
         notebook_arg = str(notebook.relative_to(PROJECT_ROOT))
     else:
@@ -334,7 +349,7 @@ def start_voila(notebook: str | os.PathLike, port: int | None = None,
             command = [*prefix, f"--port={chosen}", *extra_args, notebook_arg]
             with open(log_path, "wb") as log_file:
                 process = subprocess.Popen(
-                    command, cwd=PROJECT_ROOT, env=server_env, stdin=subprocess.DEVNULL,
+                    command, cwd=cwd or PROJECT_ROOT, env=server_env, stdin=subprocess.DEVNULL,
                     stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
                 )
             server = VoilaServer(process, chosen, notebook, log_path, server_env,
