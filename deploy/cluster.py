@@ -74,13 +74,23 @@ def render(template: Path, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
+#: Page loads one address may make at once through nginx (then one every 5 s): below a
+#: server's visitor cap, so that one address cannot take a server's every slot in one go.
+DEFAULT_PAGE_BURST = 10
+
+
 def site_config(backend_ports: Sequence[int], listen: str, access_log: str,
                 server_name: str = "_", secure_cookie: bool = False,
-                max_fails: int = 1, fail_timeout: str = "10s") -> str:
+                max_fails: int = 1, fail_timeout: str = "10s",
+                page_burst: int = DEFAULT_PAGE_BURST) -> str:
     """The nginx site (``deploy/nginx/guide.conf.in``) for Voilà servers on 127.0.0.1 at
-    ``backend_ports``."""
+    ``backend_ports``. ``page_burst``: page loads one address may make at once; it must stay
+    below a server's visitor cap (:func:`visitor_cap`) in a deployment; the capacity
+    benchmark, which sends its whole burst from this machine on purpose, raises it."""
     if not backend_ports:
         raise ValueError("at least one Voilà server")
+    if not 1 <= page_burst:
+        raise ValueError("page_burst must be at least 1")
     servers = "\n".join(f"    server 127.0.0.1:{port} max_fails={max_fails} "
                         f"fail_timeout={fail_timeout};" for port in backend_ports)
     return render(SITE_TEMPLATE, {
@@ -89,6 +99,7 @@ def site_config(backend_ports: Sequence[int], listen: str, access_log: str,
         "SERVER_NAME": server_name,
         "ACCESS_LOG": access_log,
         "COOKIE_FLAGS": "; Secure" if secure_cookie else "",
+        "PAGE_BURST": str(page_burst),
     })
 
 
@@ -257,7 +268,8 @@ class Cluster:
                  pg_port: int = DEFAULT_PG_PORT, log_url: str | None = None,
                  runtime: Path = ROOT / "data" / "cluster", pg_fsync: bool = True,
                  env: Mapping[str, str] | None = None,
-                 voila_args: Sequence[str] = ()) -> None:
+                 voila_args: Sequence[str] = (),
+                 page_burst: int = DEFAULT_PAGE_BURST) -> None:
         if backend_ports is None:
             backend_ports = [DEFAULT_BACKEND_PORT + i for i in range(servers)]
         if not backend_ports:
@@ -272,6 +284,7 @@ class Cluster:
         self.log_url = log_url
         self.base_env = dict(os.environ if env is None else env)
         self.voila_args = list(voila_args)
+        self.page_burst = page_burst
         self.backend_ports = list(backend_ports)
         self.summary_port = summary_port
         self.backends: list[Voila] = []
@@ -349,7 +362,8 @@ class Cluster:
                                    "--runtime elsewhere")
         site = self.nginx_dir / "guide.conf"
         site.write_text(site_config(self.upstream_ports, f"127.0.0.1:{self.port}",
-                                    str(self.access_log)), encoding="utf-8")
+                                    str(self.access_log), page_burst=self.page_burst),
+                        encoding="utf-8")
         main = self.nginx_dir / "nginx.conf"
         main.write_text(render(MAIN_TEMPLATE, {"USER": user, "RUNTIME": str(self.nginx_dir),
                                                "SITE": str(site)}), encoding="utf-8")

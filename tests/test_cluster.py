@@ -48,7 +48,7 @@ from pg_server import PROJECT_ROOT  # noqa: F401  (puts the project root on sys.
 from playwright.sync_api import expect
 from voila_server import free_port, kernel_processes
 
-from deploy.cluster import Cluster, ClusterError, ServerError
+from deploy.cluster import Cluster, ClusterError, ServerError, site_config, visitor_cap
 from widgets.engine import Engine
 from widgets.flow import default_flow
 from widgets.log import PostgresStore
@@ -285,6 +285,15 @@ def wait_gone(cluster: Cluster, visitor: Visitor, timeout: float = 45.0) -> None
 
 
 # --------------------------------------------------------------------------- the tests
+
+
+def test_one_address_cannot_fill_a_server_in_one_burst() -> None:
+    """nginx's page burst per address stays below a server's visitor cap (voila.json)."""
+    site = site_config([8001], "127.0.0.1:8000", "/dev/null")
+    bursts = [int(b) for b in re.findall(r"limit_req zone=guide_pages burst=(\d+)", site)]
+    assert bursts and all(1 <= burst < visitor_cap() for burst in bursts), bursts
+    rate = re.search(r"zone=guide_pages:\S+ rate=(\d+)r/m", site)
+    assert rate and int(rate.group(1)) < visitor_cap(), "a minute's page loads fill a server"
 
 
 def test_proxy_publishes_only_what_the_page_needs(cluster: Cluster) -> None:
