@@ -87,7 +87,7 @@ import datetime as dt
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, Sequence
+from typing import Any, ClassVar, Iterator, NamedTuple, Sequence
 
 import pandas as pd
 
@@ -111,6 +111,12 @@ _OTHER_CODE = 63
 # The SQL text of the leaving-event condition: SQLite uses the partial index events_leave only
 # when a query states its WHERE in the same terms.
 _LEAVING = "action IN ('choose', 'next', 'back', 'restart')"
+
+#: Nodes per statement with one arm per node (SQLite takes at most 500 arms in a compound
+#: SELECT; at five parameters an arm, 100 arms also stay within 999 parameters).
+_ARM_BATCH = 100
+#: Nodes per ``node IN (...)`` list.
+_IN_BATCH = 500
 
 #: The indexes that serve summarize()'s statements on the events: the choose events by
 #: (node, option) and the events leaving each node in elapsed_ms order. Every store has them
@@ -485,12 +491,12 @@ class _Query:
             f"WHERE action = 'enter'{self.selected} GROUP BY node, option", select=True)
         mixed = sorted({node for node, option, _ in rows if option is not None})
         views = [(node, n) for node, _, n in rows if node not in mixed]
-        if mixed:
-            marks = ", ".join("?" for _ in mixed)
+        for part in _batches(mixed, _IN_BATCH):
+            marks = ", ".join("?" for _ in part)
             views += self.run(
                 "SELECT node, count(DISTINCT session) FROM events "
                 f"WHERE action = 'enter' AND node IN ({marks}){self.selected} GROUP BY node",
-                mixed, select=True)
+                part, select=True)
         return views
 
     def _subsets(self) -> list[tuple[Any, ...]]:
@@ -529,17 +535,20 @@ class _Query:
             f"WHERE action = 'choose'{self.selected} GROUP BY node, option", select=True)
 
     def medians(self, nodes: Sequence[str]) -> list[tuple[Any, ...]]:
-        """(node, leaves, median elapsed_ms) of the events leaving each of ``nodes``."""
+        """(node, leaves, median elapsed_ms) of the events leaving each of ``nodes``.
+
+        Statements with one arm per node take the nodes :data:`_ARM_BATCH` at a time, and lists
+        of nodes :data:`_IN_BATCH` at a time, so that a log with any number of distinct nodes
+        stays within SQLite's limits (500 arms in a compound SELECT, 999 parameters in older
+        builds); a flow's usual few dozen nodes take one statement each."""
         where = f"{_LEAVING} AND elapsed_ms IS NOT NULL{self.selected}"
         if not nodes:
             return []
-        marks = ", ".join("?" for _ in nodes)
         if self.dialect == "postgresql":
             # One arm per node: each an index range, faster than one scan of them all.
-            rows = self.run(" UNION ALL ".join(
+            rows = self._arms(
                 "SELECT ?, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY elapsed_ms) "
-                f"FROM events WHERE node = ? AND {where}" for _ in nodes),
-                [v for node in nodes for v in (node, node)], select=True)
+                f"FROM events WHERE node = ? AND {where}", [(node, node) for node in nodes])
             return [row for row in rows if row[1]]
         # SQLite has no percentile function. When an index serves each node's values in order
         # (see the module docstring), count them per node, then read only the middle one (odd
@@ -549,21 +558,38 @@ class _Query:
         plan = self.run(f"EXPLAIN QUERY PLAN SELECT elapsed_ms {ordered}", [nodes[0]])
         arm = f"SELECT elapsed_ms FROM events WHERE node = ? AND {where} ORDER BY elapsed_ms"
         if any("TEMP B-TREE FOR ORDER BY" in str(row[-1]).upper() for row in plan):
-            return self.run(
-                "SELECT node, max(n), avg(elapsed_ms) FROM (SELECT node, elapsed_ms, "
-                "row_number() OVER (PARTITION BY node ORDER BY elapsed_ms) AS rn, "
-                "count(*) OVER (PARTITION BY node) AS n "
-                f"FROM events WHERE node IN ({marks}) AND {where}) AS numbered "
-                "WHERE 2 * rn IN (n, n + 1, n + 2) GROUP BY node", nodes, select=True)
-        counts = self.run(" UNION ALL ".join(
-            f"SELECT ?, count(*) FROM events WHERE node = ? AND {where}" for _ in nodes),
-            [v for node in nodes for v in (node, node)], select=True)
+            medians = []
+            for part in _batches(nodes, _IN_BATCH):
+                marks = ", ".join("?" for _ in part)
+                medians += self.run(
+                    "SELECT node, max(n), avg(elapsed_ms) FROM (SELECT node, elapsed_ms, "
+                    "row_number() OVER (PARTITION BY node ORDER BY elapsed_ms) AS rn, "
+                    "count(*) OVER (PARTITION BY node) AS n "
+                    f"FROM events WHERE node IN ({marks}) AND {where}) AS numbered "
+                    "WHERE 2 * rn IN (n, n + 1, n + 2) GROUP BY node", part, select=True)
+            return medians
+        counts = self._arms(f"SELECT ?, count(*) FROM events WHERE node = ? AND {where}",
+                            [(node, node) for node in nodes])
         counts = [(node, n) for node, n in counts if n]
         if not counts:
             return []
-        return self.run(" UNION ALL ".join(
-            f"SELECT ?, ?, avg(elapsed_ms) FROM ({arm} LIMIT ? OFFSET ?)" for _ in counts),
-            [v for node, n in counts for v in (node, n, node, 2 - n % 2, (n - 1) // 2)], select=True)
+        return self._arms(f"SELECT ?, ?, avg(elapsed_ms) FROM ({arm} LIMIT ? OFFSET ?)",
+                          [(node, n, node, 2 - n % 2, (n - 1) // 2) for node, n in counts])
+
+    def _arms(self, arm: str, params: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """``arm`` once per item of ``params`` (its parameters), joined with UNION ALL,
+        :data:`_ARM_BATCH` arms per statement; the rows of all of them."""
+        rows: list[tuple[Any, ...]] = []
+        for part in _batches(params, _ARM_BATCH):
+            rows += self.run(" UNION ALL ".join(arm for _ in part),
+                             [value for values in part for value in values], select=True)
+        return rows
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """``items`` in consecutive slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 # --------------------------------------------------------------------------- summarize
