@@ -9,9 +9,9 @@ commands a person types in the project folder then work, with no ``JUPYTER_PATH`
 and temporary per-user Jupyter folders (a template left in ``~/.local/share/jupyter`` or a
 ``voila.json`` in ``~/.jupyter`` could otherwise stand in for the installed ones):
 
-* the install: the wheel carries the template as shared data; an editable install into a
-  fresh virtual environment, and an install of the wheel, put it in that environment's
-  ``share/jupyter``; in the environment running the tests, Voilà's template lookup finds the
+* the install: the wheel carries the template as shared data, and ``voila.json`` for the
+  environment's ``etc/jupyter``; an editable install into a fresh virtual environment, and an
+  install of the wheel, put them in that environment's ``share/jupyter`` and ``etc/jupyter``; in the environment running the tests, Voilà's template lookup finds the
   guide's template there first, and it is the template of the source tree (an edited
   template needs installing again: ``pip install -e .``, or any ``./manage`` command);
 * ``voila notebooks/guide.ipynb`` (the environment's ``voila`` script, in the project folder,
@@ -65,6 +65,8 @@ FLOW = default_flow()
 TEMPLATE = "guide"
 TEMPLATE_DATA_PATH = f"share/jupyter/voila/templates/{TEMPLATE}"
 TEMPLATE_SOURCE = PROJECT_ROOT / TEMPLATE_DATA_PATH
+#: Where the wheel installs voila.json, under the environment's prefix.
+CONFIG_DATA_PATH = "etc/jupyter/voila.json"
 PAGE_SCRIPT = f"voila/templates/{TEMPLATE}/static/guide.js"
 SUMMARY_NOTEBOOK = "notebooks/summary.ipynb"
 PIP_TIMEOUT = 600  # a build installs its backend (hatchling) from the package index first
@@ -176,12 +178,25 @@ def test_wheel_carries_the_template_as_shared_data(wheel: Path):
     assert top == {"widgets", data, data.replace(".data", ".dist-info")}, top
 
 
+def test_wheel_carries_voila_json_as_the_environments_jupyter_configuration(wheel: Path):
+    """``voila.json`` as shared data for ``<environment>/etc/jupyter/voila.json``, on the
+    Jupyter configuration path where every Voilà started in the environment finds it."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        data = next(n.split("/")[0] for n in names if n.split("/")[0].endswith(".data"))
+        member = f"{data}/data/{CONFIG_DATA_PATH}"
+        assert member in names, f"{member} is not in {wheel.name}"
+        assert archive.read(member) == (PROJECT_ROOT / "voila.json").read_bytes()
+
+
 def test_installing_the_wheel_puts_the_template_in_the_environment(wheel: Path,
                                                                    tmp_path: Path):
     """``pip install .`` (without the dependencies, already tested elsewhere)."""
     python = new_venv(tmp_path / "venv")
     pip("--python", python, "install", "--no-deps", "--no-index", wheel, cwd=tmp_path)
     assert installed_template(tmp_path / "venv") == template_files()
+    assert (tmp_path / "venv" / CONFIG_DATA_PATH).read_bytes() == (
+        PROJECT_ROOT / "voila.json").read_bytes()
     origin = module_origin(python, "widgets")
     assert origin.parent.parent.name == "site-packages", origin
     assert (origin.parent / "flow.yaml").read_bytes() == (
@@ -195,6 +210,8 @@ def test_editable_install_puts_the_template_in_the_environment(tmp_path: Path):
     pip("--python", python, "install", "--no-deps", "--no-cache-dir", "-e", PROJECT_ROOT,
         cwd=tmp_path)
     assert installed_template(tmp_path / "venv") == template_files()
+    assert (tmp_path / "venv" / CONFIG_DATA_PATH).read_bytes() == (
+        PROJECT_ROOT / "voila.json").read_bytes()
     assert module_origin(python, "widgets") == PROJECT_ROOT / "widgets" / "__init__.py"
 
 
