@@ -1,8 +1,10 @@
 """Per-event write latency of the interaction log with concurrent writer processes.
 
 Each writer process stands for one Voilà kernel: it opens the store, waits for
-the others at a barrier, then records events with ``SessionLogger.log`` (one
-transaction per event) and measures how long each call takes.
+the others at a barrier, then records events with ``SessionLogger.log`` and
+``flush`` (one transaction per event) and measures how long each pair takes: the
+write itself. (A click only buffers the event; the session's writer thread makes
+this write.)
 
 Modes:
     burst   every process logs as fast as it can (worst case: constant contention)
@@ -69,11 +71,13 @@ def _writer(url: str, count: int, pace_ms: float, barrier: multiprocessing.synch
     for i in range(count):
         t0 = time.perf_counter()
         logger.log(f"node-{i % 9}", ACTIONS[i % len(ACTIONS)], f"opt-{i % 4}" if i % 2 else None, "ko")
+        logger.flush()  # the write (whichever thread makes it, flush returns once it is done)
         latencies.append((time.perf_counter() - t0) * 1000)
         if pace_ms:
             time.sleep(rng.uniform(0, 2 * pace_ms) / 1000)
     elapsed = time.perf_counter() - start
     results.put((latencies, elapsed, logger.healthy and logger.pending == 0))
+    logger.close()
     store.close()
 
 

@@ -282,6 +282,7 @@ def test_guide_keeps_working_while_the_store_is_away_and_catches_up(tmp_path, mo
     view.step_view.continue_button.click()
     view.step_view.next_button.click()
     assert view.engine.node.id == "reach"
+    assert view.sink.wait_idle(10)  # the log's writer thread tried, and failed
     assert view.notice.layout.display != "none" and "can’t be saved" in view.notice.value
     assert view.sink.pending >= 5
 
@@ -289,6 +290,7 @@ def test_guide_keeps_working_while_the_store_is_away_and_catches_up(tmp_path, mo
     blocker.mkdir()
     now[0] += view.sink.retry_after + 1
     view.step_view.option_buttons[0].click()
+    assert view.sink.wait_idle(10)
     assert view.sink.healthy and view.sink.pending == 0
     assert view.notice.layout.display == "none"
     with sqlite3.connect(db) as conn:

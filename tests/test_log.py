@@ -129,6 +129,7 @@ def test_round_trip_and_elapsed(store_url: str) -> None:
     assert logger.log("q.order-status", "choose", option="opt_1", lang="en")
     assert logger.log("q.order-status", "language", lang="ko")
     assert logger.log("end", "finish")
+    assert logger.wait_idle(10)  # the writer thread writes them
     assert (logger.healthy, logger.pending, logger.dropped, logger.refused) == (True, 0, 0, 0)
     logger.close()
 
@@ -174,6 +175,7 @@ def test_elapsed_counts_from_the_last_stored_event(db: Path) -> None:
         logger.log("a", "enter")
         assert not logger.log("a", "typed text")  # refused: not stored, not a reference point
         logger.log("b", "next")
+        assert logger.wait_idle(10)
         assert [e.elapsed_ms for e in store.read_events()] == [None, 2000]
 
 
@@ -191,7 +193,7 @@ def test_newer_schema_is_refused_untouched_sqlite(db: Path) -> None:
     assert sha256(db) == before
 
     logger = SessionLogger(Switch(str(db)))
-    assert logger.log("n2", "enter")
+    assert logger.log("n2", "enter") and logger.wait_idle(10)
     assert not logger.healthy and logger.pending == 1
     assert sha256(db) == before
 
@@ -519,6 +521,7 @@ def test_typed_text_never_reaches_the_store(db: Path, caplog: pytest.LogCaptureF
         assert not logger.log(123, "enter")  # type: ignore[arg-type]
         assert not logger.log("start", "enter", option=["x"])  # type: ignore[arg-type]
         logger.log("end", "finish", option="ok")
+        assert logger.wait_idle(10)
         assert logger.healthy and logger.refused == refused + 2 and logger.pending == 0
 
         fine = Event(T0, "s1", "fine", "enter", None, "ko", None)
@@ -563,6 +566,7 @@ def test_typed_text_never_reaches_postgres(pg_store_url: str) -> None:
             assert not logger.log(text, "enter")
             assert not logger.log("n", "choose", option=text)
         logger.log("n", "enter")
+        assert logger.wait_idle(10)
         assert logger.healthy and logger.refused == 2 * len(TYPED)
         _, result = store.query("SELECT * FROM events")
     flat = " ".join(str(v) for row in result for v in row)
@@ -584,6 +588,7 @@ def _writer(url: str, barrier: multiprocessing.synchronize.Barrier, results: mul
         logger.log(f"node-{i % 7}", ACTIONS[i % len(ACTIONS)], f"opt-{i}" if i % 2 else None, LANGS[i % 2])
         for i in range(count)
     )
+    logger.wait_idle(120)
     results.put((logger.session, accepted, logger.healthy, logger.pending, logger.dropped))
     logger.close()
 
@@ -700,6 +705,7 @@ def test_unwritable_folder_then_back(tmp_path: Path) -> None:
 
     assert logger.log("a", "enter")  # does not raise
     assert logger.log("b", "next")
+    assert logger.wait_idle(10)
     assert (logger.healthy, logger.pending, statuses) == (False, 2, [False])
     assert factory.calls == 1  # no retry on every click before retry_after
 
@@ -720,10 +726,12 @@ def test_unreachable_postgres_then_back(pg_store_url: str) -> None:
     logger = SessionLogger(factory, on_status=statuses.append, retry_after=0)
     for node in ("a", "b", "c"):
         assert logger.log(node, "enter")
+    assert logger.wait_idle(10)
     assert (logger.healthy, logger.pending, statuses) == (False, 3, [False])
 
     factory.target = pg_store_url
-    assert logger.log("d", "next")  # a later log() retries and writes the backlog first
+    assert logger.log("d", "next")  # the writer retries (now: retry_after=0) and writes the backlog first
+    assert logger.wait_idle(10)
     assert (logger.healthy, logger.pending, statuses) == (True, 0, [False, True])
     assert [e.node for e in session_events(pg_store_url, logger.session)] == ["a", "b", "c", "d"]
 
@@ -735,10 +743,12 @@ def test_lost_postgres_connection_then_back(pg_store_url: str) -> None:
     store = open_store(pg_store_url)
     logger = SessionLogger(store, retry_after=3600)
     logger.log("a", "enter")
+    assert logger.wait_idle(10)
     with psycopg.connect(pg_store_url, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
     assert logger.log("b", "next")
+    assert logger.wait_idle(10)
     assert not logger.healthy and logger.pending == 1
     assert logger.flush()  # the store reconnects
     assert logger.healthy
@@ -754,9 +764,11 @@ def test_read_only_connection_then_back(db: Path) -> None:
 
     logger = SessionLogger(factory, retry_after=0)
     assert logger.log("a", "enter") and logger.log("b", "next")
+    assert logger.wait_idle(10)
     assert not logger.healthy and logger.pending == 2
     factory.target = str(db)
     assert logger.log("c", "back")
+    assert logger.wait_idle(10)
     assert logger.healthy and logger.pending == 0
     assert [e.node for e in session_events(str(db), logger.session)] == ["a", "b", "c"]
 
@@ -771,6 +783,7 @@ def _read_only_visitor(path: str, uid: int | None, results: multiprocessing.Queu
     logger = SessionLogger(Switch(path), retry_after=3600)
     for node in ("a", "b", "c"):
         logger.log(node, "enter")
+    logger.wait_idle(60)
     results.put((logger.healthy, logger.pending, logger.session))
     writable.wait(timeout=60)
     logger.flush()
@@ -820,7 +833,7 @@ def test_locked_store_then_back(db: Path) -> None:
     store = open_store(db, timeout=0.2)
     clock = FakeClock()
     logger = SessionLogger(store, clock=clock, retry_after=3600)
-    assert logger.log("a", "enter")
+    assert logger.log("a", "enter") and logger.wait_idle(10)
 
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
@@ -829,6 +842,7 @@ def test_locked_store_then_back(db: Path) -> None:
             store.write([Event(T0, "s1", "n1", "enter", None, "ko", None)])
         assert logger.log("b", "next")
         assert logger.log("c", "back")
+        assert logger.wait_idle(10)
         assert not logger.healthy and logger.pending == 2
     finally:
         holder.execute("COMMIT")
@@ -845,6 +859,7 @@ def test_buffer_overflow_is_counted_and_recorded(db: Path) -> None:
     logger = SessionLogger(factory, buffer_limit=5, retry_after=0)
     for i in range(12):
         assert logger.log(f"n{i}", "next")
+    assert logger.wait_idle(10)
     assert (logger.healthy, logger.pending, logger.dropped) == (False, 5, 7)
 
     factory.target = str(db)
@@ -854,6 +869,7 @@ def test_buffer_overflow_is_counted_and_recorded(db: Path) -> None:
     assert rows(str(db), "SELECT session, dropped FROM log_gaps") == [(logger.session, 7)]
 
     logger.log("n12", "finish")  # later drops only: no second gap row
+    assert logger.wait_idle(10) and logger.pending == 0
     assert rows(str(db), "SELECT count(*) FROM log_gaps") == [(1,)]
 
 
@@ -868,9 +884,11 @@ def test_status_callback_only_on_change_and_may_fail(db: Path) -> None:
     logger = SessionLogger(factory, on_status=on_status, retry_after=0)
     for _ in range(3):
         logger.log("a", "enter")
+    assert logger.wait_idle(10)
     factory.target = str(db)
     for _ in range(3):
         logger.log("a", "enter")
+    assert logger.wait_idle(10)
     assert calls == [False, True]
     assert logger.healthy and logger.pending == 0
 
@@ -884,7 +902,7 @@ def _assert_refused_untouched(path: Path, reason: str) -> None:
         open_store(path)
     assert str(path) in str(info.value)
     logger = SessionLogger(Switch(str(path)))
-    assert logger.log("a", "enter") and not logger.healthy
+    assert logger.log("a", "enter") and logger.wait_idle(10) and not logger.healthy
     assert sha256(path) == before
     assert sidecars(path) == []
 

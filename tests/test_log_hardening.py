@@ -133,6 +133,7 @@ for line in sys.stdin:
         for _ in range(int(args[0])):
             logger.log(f"n{n}", "next")
             n += 1
+        logger.wait_idle(30)  # the writer thread has written them, or failed to
     elif command == "flush":
         logger.flush()
     elif command == "close":
@@ -223,6 +224,7 @@ def test_clicks_sent_by_a_script_are_cut_at_the_limit_and_counted(db: Path) -> N
         accepted += logger.log("order", "enter")
     written = DEFAULT_BURST + int(0.21 * DEFAULT_RATE)
     assert accepted == written and logger.limited == 2000 - written
+    assert logger.wait_idle(10)
     assert (logger.healthy, logger.pending, logger.dropped, statuses) == (True, 0, 0, [])  # no notice
     logger.close()
     nodes, gaps = stored(db)
@@ -269,6 +271,7 @@ def test_a_fast_human_never_reaches_the_limit(db: Path) -> None:
     engine.record_outcome(next(iter(OUTCOMES)))
     assert engine.finished
     assert logger.limited == 0 and logger.refused == 0
+    assert logger.wait_idle(10)
     nodes, gaps = stored(db)
     assert len(nodes) > DEFAULT_BURST and gaps == 0  # more than a burst, and nothing cut
     logger.close()
@@ -326,6 +329,7 @@ def test_buffered_events_are_written_when_the_store_returns_without_another_clic
     logger = SessionLogger(Switch(str(path)), on_status=statuses.append, retry_after=0.05)
     for node in ("a", "b", "c", "d"):
         assert logger.log(node, "next")
+    assert logger.wait_idle(10)
     assert (logger.healthy, logger.pending, statuses) == (False, 4, [False])
 
     blocker.unlink()  # the store can be created now; nothing more is logged
@@ -367,6 +371,7 @@ def test_close_with_the_store_away_counts_the_loss_and_stops_retrying(caplog: py
     logger = SessionLogger(factory, buffer_limit=3, retry_after=0.05)
     for i in range(5):
         assert logger.log(f"n{i}", "next")
+    assert logger.wait_idle(10)
     assert (logger.pending, logger.dropped) == (3, 2)  # two lost to the overflow so far
     with caplog.at_level(logging.ERROR, logger="widgets.log"):
         logger.close()
@@ -437,6 +442,7 @@ def test_an_overflow_during_a_background_write_loses_nothing_uncounted() -> None
     logger = SessionLogger(store, buffer_limit=3, retry_after=0.05, monotonic=clock)
     for i in range(3):
         assert logger.log(f"n{i}", "next")
+    assert logger.wait_idle(10)
     assert (logger.healthy, logger.pending) == (False, 3)
     store.up.set()
     assert store.writing.wait(10)  # the background retry is writing n0..n2 now
@@ -463,6 +469,7 @@ def test_a_status_callback_may_log(db: Path) -> None:
 
     def visit() -> None:
         logger.log("a", "next")
+        logger.wait_idle(10)  # the writer failed: on_status(False) logged "status"
         factory.target = str(db)
         logger.flush()
         logger.flush()
@@ -519,12 +526,14 @@ def test_a_store_deleted_or_moved_while_in_use_is_followed_to_its_path(db: Path,
     logger = SessionLogger(store or functools.partial(open_store, db), on_status=statuses.append)
     for i in range(3):
         logger.log(f"before{i}", "next")
+    assert logger.wait_idle(10)
     if how == "rename":
         db.rename(db.with_name("archive.sqlite3"))  # the file only, its -wal and -shm stay
     else:
         db.unlink()
     for i in range(11):
         assert logger.log(f"after{i}", "next")
+    assert logger.wait_idle(10)
     assert (logger.healthy, logger.pending, statuses) == (True, 0, [])  # nothing to notice
     assert stored(db) == ([f"after{i}" for i in range(11)], 0)
     if how == "rename":  # the moved file got everything committed to it before the move
@@ -573,11 +582,13 @@ def test_random_bytes_over_an_open_store_stop_the_writes_and_stay_untouched(
     logger = SessionLogger(store or functools.partial(open_store, db), on_status=statuses.append)
     for i in range(3):
         logger.log(f"n{i}", "next")
+    assert logger.wait_idle(10)
     db.write_bytes(random.Random(3).randbytes(16384))  # in place: the same inode
     before = sha256(db)
 
     for i in range(3, 7):
         assert logger.log(f"n{i}", "next")
+    assert logger.wait_idle(10)
     assert (logger.healthy, logger.pending, statuses) == (False, 4, [False])  # the notice shows
     assert not logger.flush()
     with caplog.at_level(logging.ERROR, logger="widgets.log"):
@@ -595,10 +606,12 @@ def test_after_the_overwritten_file_is_moved_away_the_log_continues(db: Path, tm
     store = open_store(db)
     logger = SessionLogger(store, retry_after=3600)
     logger.log("n0", "next")
+    assert logger.wait_idle(10)
     db.write_bytes(random.Random(4).randbytes(16384))
     before = sha256(db)
     logger.log("n1", "next")
     logger.log("n2", "next")
+    assert logger.wait_idle(10)
     assert not logger.healthy and logger.pending == 2
     moved = tmp_path / "garbage.bin"
     db.rename(moved)

@@ -1,6 +1,15 @@
 """The log in a PostgreSQL database: :class:`PostgresStore`.
 
 psycopg is imported when such a store is opened, never at module import.
+
+A connection bounds its waits, so that a server that is gone or unreachable fails a write in
+seconds rather than after the minutes TCP would keep trying: ``connect_timeout``, ``lock_timeout``
+and ``statement_timeout`` (for writes; not for the summary's read-only queries, which may take
+longer on a large log) come from the store's ``timeout``; TCP keepalives probe an idle connection
+after 10 s, every 3 s, 3 times, and ``tcp_user_timeout`` drops a connection whose sent data has
+not been acknowledged for 10 s (a network partition, a server host that died). A server that is
+paused still acknowledges TCP, so neither fires: SessionLogger writes from its own thread, so
+that such a wait never holds up a visitor.
 """
 
 from __future__ import annotations
@@ -21,6 +30,10 @@ _DEFAULT_TIMEOUT = DEFAULT_TIMEOUT
 _EVENT_COLUMNS = EVENT_COLUMNS
 # Key of the PostgreSQL advisory lock serialising schema creation/migration.
 _PG_SCHEMA_LOCK = 0x6775_6964_656C_6F67 & 0x7FFF_FFFF_FFFF_FFFF  # "guidelog"
+# libpq connection parameters that detect a dead peer or a network partition in seconds (unless the
+# URL sets them).
+_TCP_PARAMETERS = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3,
+                   "tcp_user_timeout": 10_000}  # milliseconds
 _PG_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
 # A batch from one array per column; ids follow the list order.
 _PG_INSERT_EVENTS = (
@@ -35,7 +48,8 @@ class PostgresStore(EventStore):
 
     psycopg is imported here, when the store is opened, never at module import.
     A lost connection makes the failing call raise StoreUnavailable; the next
-    call reconnects.
+    call reconnects. ``timeout`` (seconds) bounds connecting, lock waits and each
+    write statement; the connection's TCP settings are in the module docstring.
     """
 
     dialect = "postgresql"
@@ -65,13 +79,16 @@ class PostgresStore(EventStore):
             return self._conn
         psycopg = self._psycopg
         try:
-            conn = psycopg.connect(self.url, autocommit=True,
-                                   connect_timeout=max(2, int(self.timeout + 0.999)))
+            given = psycopg.conninfo.conninfo_to_dict(self.url)  # settings in the URL win
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=max(2, int(self.timeout + 0.999)),
+                                   **{k: v for k, v in _TCP_PARAMETERS.items() if k not in given})
         except psycopg.Error as exc:
             raise StoreUnavailable(f"cannot connect to the log database {_redact(self.url)}: {exc}") from exc
+        ms = f"{int(self.timeout * 1000)}ms"
         try:
-            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(self.timeout * 1000)}ms",))
-            self._prepare(conn)
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (ms,))
+            self._prepare(conn)  # a migration may take longer than a write: not bounded by statement_timeout
+            conn.execute("SELECT set_config('statement_timeout', %s, false)", (ms,))
         except BaseException as exc:
             conn.close()
             if isinstance(exc, psycopg.Error):
@@ -131,6 +148,7 @@ class PostgresStore(EventStore):
             try:
                 with conn.transaction(), conn.cursor() as cur:
                     cur.execute("SET TRANSACTION READ ONLY")
+                    cur.execute("SET LOCAL statement_timeout = 0")  # a summary of a large log may take long
                     cur.execute(sql, tuple(params))
                     columns = [d.name for d in cur.description or ()]
                     return columns, cur.fetchall()

@@ -2,11 +2,14 @@
 
 ``record(event)`` takes the Events the guide's engine makes, as they are (an Event was validated
 when it was made; anything else is refused); ``log(node, action, ...)`` makes one with the
-logger's own clock first. Neither ever raises; a visitor's events are rate-limited, and kept in a bounded buffer while
-the store is away, retried in the background and once more when the session closes (at the
-latest when the kernel exits). Every event is either written or counted in ``log_gaps``; what
-cannot even be counted there (the store is still away when the session closes) is reported in the
-server log. Only the standard library is imported here.
+logger's own clock first. Neither ever raises, nor waits for the store: a visitor's events are
+rate-limited and put in a bounded buffer, which one background thread per session writes, in order
+(a store that hangs, e.g. a PostgreSQL server that stopped answering or an SQLite file locked by
+another process, holds up that thread, never the visitor's click). The thread retries while the
+store is away and makes a last attempt when the session closes (at the latest when the kernel
+exits). Every event is either written or counted in ``log_gaps``; what cannot even be counted
+there (the store is still away, or still not answering, when the session closes) is reported in
+the server log. Only the standard library is imported here.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Callable
 from .events import Event, Gap, SessionEvents, is_id as _is_id
 from .store import EventStore
 
-__all__ = ["SessionLogger", "DEFAULT_RATE", "DEFAULT_BURST"]
+__all__ = ["SessionLogger", "DEFAULT_RATE", "DEFAULT_BURST", "DEFAULT_SLOW_AFTER"]
 
 _log = logging.getLogger("widgets.log")
 
@@ -42,6 +45,13 @@ _RETRY_MAX = 30.0
 _RETRY_MIN = 0.05
 # How soon a count of rate-limited events is written when no further event carries it.
 _GAP_DELAY = 1.0
+#: Seconds a write may take before the session counts the store as unhealthy (its notice shows).
+DEFAULT_SLOW_AFTER = 2.0
+# How long close() waits for the writer's last attempt (below the server's 5 s shutdown grace
+# period, so that what the attempt could not write is still reported before the kernel is killed).
+_CLOSE_WAIT = 3.0
+# A writer with nothing to do for this long ends (so that it does not keep an abandoned logger alive).
+_IDLE_EXIT = 60.0
 
 
 
@@ -82,7 +92,7 @@ def _close_loggers_at_exit() -> None:
 
 
 class SessionLogger:
-    """The log of one visit. ``log()`` never raises.
+    """The log of one visit. ``log()`` never raises and never waits for the store.
 
     ``store`` is an EventStore or a factory returning one (called lazily, and
     again after a failure, so a store that comes back is reopened).
@@ -91,6 +101,9 @@ class SessionLogger:
     ``Engine.session``), as they were made; ``log(node, action, option, lang)`` makes the
     event itself, stamped with ``clock`` and the time since the previous one it made.
 
+    ``log()`` and ``record()`` only put the event in a buffer; one daemon thread per logger (the
+    writer, started with the first event) writes the buffer to the store, in order, as soon as
+    something is in it, so a store that is slow or hangs delays the writer, never the caller.
     Every event accepted by ``log()`` is written to the store, or counted in
     the ``log_gaps`` table, or (only if the store is still unavailable when the
     logger closes) reported in the server log as lost:
@@ -105,27 +118,32 @@ class SessionLogger:
     - Store unavailable: events wait in a buffer of ``buffer_limit`` events; on
       overflow the oldest are dropped. Both are counted in ``log_gaps`` once the
       store is back (one ``log_gaps`` row can count overflow and rate-limited
-      events together). Retries happen on ``flush()``, on ``log()`` calls at
-      least ``retry_after`` seconds after the last failure (so an outage does not
-      slow every click down by the lock timeout) and in the background: a daemon
-      timer retries after ``retry_after`` seconds, doubling up to 30 s, until the
-      buffer is written, so the events arrive even if the visitor does nothing
-      more. The timer never keeps the process alive and stops at ``close()``.
-    - ``close()`` makes a last attempt. Events it cannot write are counted as
+      events together). The writer retries after ``retry_after`` seconds,
+      doubling up to 30 s, until the buffer is written, so the events arrive even
+      if the visitor does nothing more; sooner when an event comes at least
+      ``retry_after`` seconds after the last failure, and at once on ``flush()``
+      (which writes on the caller's thread, after any write in progress).
+    - Store hanging: a write in progress for ``slow_after`` seconds (default
+      DEFAULT_SLOW_AFTER) counts as a failure for the session's health as soon as
+      the next event comes (the notice shows while the events wait in the buffer);
+      once the write returns, health follows its outcome. A PostgreSQL store also
+      bounds its statements and detects a dead connection itself (see PostgresStore).
+    - ``close()`` stops the writer after a last attempt, waiting for it at most
+      ``close_timeout`` seconds. Events it cannot write are counted as
       lost (``dropped``); the store being unavailable, that count cannot go into
       ``log_gaps`` either, so it is reported with ``logging.error`` in the server
       log. Call ``close_at_exit()`` to have ``close()`` run when the process
       exits normally (a kernel asked to shut down, as the server does when a
       page closes). A process that is killed (SIGKILL, or the server's kill
-      after its shutdown grace period, which the last attempt can exceed if the
-      store makes it wait for a lock up to its timeout) runs no exit code: what
-      was still buffered then is lost without a trace. The background retries
-      make that only what an outage still in progress has buffered.
+      after its shutdown grace period) runs no exit code: what was still
+      buffered then is lost without a trace. The background retries make that
+      only what an outage still in progress has buffered. Events after
+      ``close()`` are not accepted.
 
-    ``on_status(healthy)`` is called when writing starts failing or works again
-    (not for rate-limited events, nor after ``close()``), possibly from the
-    timer's thread.
-    ``monotonic`` (default ``time.monotonic``) times the rate limit and the retries.
+    ``on_status(healthy)`` is called when writing starts failing (or hanging) or works
+    again (not for rate-limited events, nor after ``close()``), from the writer's thread,
+    or from the caller's when an event finds a write hanging.
+    ``monotonic`` (default ``time.monotonic``) times the rate limit and ``retry_after``.
     """
 
     def __init__(
@@ -140,6 +158,8 @@ class SessionLogger:
         rate: float | None = None,
         burst: int | None = None,
         monotonic: Callable[[], float] | None = None,
+        slow_after: float = DEFAULT_SLOW_AFTER,
+        close_timeout: float = _CLOSE_WAIT,
     ) -> None:
         if buffer_limit < 1:
             raise ValueError("buffer_limit must be at least 1")
@@ -168,10 +188,13 @@ class SessionLogger:
         self.retry_after = retry_after
         self.rate = float(rate)
         self.burst = float(burst)
-        # _lock: the buffer, the counters, the health, the timer (held briefly).
+        self.slow_after = slow_after
+        self.close_timeout = close_timeout
+        # _lock: the buffer, the counters, the health, the writer's schedule (held briefly).
         # _write_lock: one write (and store open/close) at a time; taken before _lock, never after.
         self._lock = threading.RLock()
         self._write_lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # wakes the writer; tells wait_idle() it wrote
         self._healthy = True
         self._next_retry = 0.0
         self._failures = 0
@@ -182,13 +205,18 @@ class SessionLogger:
         self._inflight = 0  # buffered events (from the left) being written right now
         self._tokens = self.burst
         self._refilled = self._monotonic()
-        self._timer: threading.Timer | None = None
+        self._thread: threading.Thread | None = None  # the writer
+        self._kick = False  # the writer writes now
+        self._wake_at = math.inf  # time.monotonic() of its next retry (or write of a gap count)
+        self._busy = False  # the writer is writing (or about to)
+        self._write_started: float | None = None  # time.monotonic() the store call in progress began
         self._writer: int | None = None  # the thread writing now
         self._closed = False
 
     @property
     def healthy(self) -> bool:
-        """False while the last attempt to reach the store failed."""
+        """False while the last attempt to reach the store failed, or (once an event saw it) while a
+        write has taken longer than ``slow_after``."""
         return self._healthy
 
     @property
@@ -213,8 +241,8 @@ class SessionLogger:
         return self._refused
 
     def log(self, node: str, action: str, option: str | None = None, lang: str = "ko") -> bool:
-        """Make and record one interaction of this session; True if it was accepted (stored now
-        or buffered).
+        """Make and record one interaction of this session; True if it was accepted (buffered for
+        the writer).
 
         False if a field is not valid (nothing is recorded, and it does not count as the
         previous event) or the session is over its rate limit (the event is counted in
@@ -224,7 +252,7 @@ class SessionLogger:
 
     def record(self, event: Event) -> bool:
         """Record ``event``, an Event of this session as it was made (by the guide's engine);
-        True if it was accepted (stored now or buffered).
+        True if it was accepted (buffered for the writer).
 
         False for anything that is not an Event, or an Event of another session (nothing is
         recorded), or when the session is over its rate limit (counted in ``log_gaps``).
@@ -241,24 +269,35 @@ class SessionLogger:
 
     def _take(self, make: Callable[[], Event]) -> bool:
         """Accept the event ``make`` returns (called under the lock, so that the events made
-        by :meth:`log` get their times in order; a ValueError refuses it), then write now if
-        that is due. Never raises."""
+        by :meth:`log` get their times in order; a ValueError refuses it) and wake the writer.
+        Never raises, never touches the store."""
         try:
             with self._lock:
                 try:
                     event = make()
                 except ValueError as exc:
                     return self._refuse(exc)
-                accepted, write_now = self._accept(event)
-            if write_now:
-                self._drain()
-            return accepted
+                if self._closed:
+                    _log.warning("interaction log: an event of session %s came after it closed; not recorded",
+                                 self.session)
+                    return False
+                self._check_slow()
+                accepted = self._accept(event)
+                self._start_writer()
+                return accepted
         except Exception:
             _log.exception("interaction log: unexpected error")
             return False
 
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until the writer has nothing to do for now: everything is written, or it waits to
+        retry after a failure. True if so within ``timeout`` seconds."""
+        with self._wake:
+            return self._wake.wait_for(self._idle, timeout)
+
     def flush(self) -> bool:
-        """Try to write the buffered events now; True if nothing is left pending."""
+        """Try to write the buffered events now, on this thread (after any write in progress);
+        True if nothing is left pending."""
         try:
             self._drain()
             with self._lock:
@@ -268,7 +307,8 @@ class SessionLogger:
             return False
 
     def close(self) -> None:
-        """Stop retrying, make a last attempt to write, then close the store if this logger opened it.
+        """Stop the writer after a last attempt to write (waiting for it at most ``close_timeout``
+        seconds), then close the store if this logger opened it.
 
         What is still not written is counted as lost and reported in the server log
         (the store being unavailable, not in ``log_gaps``). May be called more than once.
@@ -276,14 +316,18 @@ class SessionLogger:
         try:
             with self._lock:
                 self._closed = True
-                timer, self._timer = self._timer, None
-            if timer is not None:
-                timer.cancel()
-            self._drain()  # gives up (counts and reports) if it fails, the logger being closed
-            if self._writer != threading.get_ident():  # not from within a write (on_status)
-                with self._write_lock, self._lock:
-                    if self._factory is not None and self._store is not None:
-                        self._close_store()
+                thread = self._thread
+                self._wake.notify_all()
+            me = threading.get_ident()
+            if self._writer == me or (thread is not None and thread.ident == me):
+                return  # from within a write (on_status): the writer finishes once it returns
+            if thread is None or not thread.is_alive():
+                self._finish()
+                return
+            thread.join(self.close_timeout)
+            if thread.is_alive():  # still inside a write the store does not answer
+                with self._lock:
+                    self._give_up(f"no answer within {self.close_timeout:g} s")
         except Exception:
             _log.exception("interaction log: unexpected error")
         finally:
@@ -308,8 +352,9 @@ class SessionLogger:
         _log.warning("interaction log: refused an event (%s)", exc)
         return False
 
-    def _accept(self, event: Event) -> tuple[bool, bool]:
-        """Rate-limit and buffer a valid event (caller holds _lock): (accepted, write now)."""
+    def _accept(self, event: Event) -> bool:
+        """Rate-limit and buffer a valid event, and tell the writer when to write it (caller holds
+        _lock); True if accepted."""
         if not self._take_token():
             self._limited += 1
             self._unrecorded_drops += 1
@@ -317,12 +362,75 @@ class SessionLogger:
                 _log.warning("interaction log: session %s is over the rate limit (%g events/s, "
                              "burst %g); events over it are counted in log_gaps, not written",
                              self.session, self.rate, self.burst)
-            self._schedule(_GAP_DELAY)
-            return False, False
+            if self._healthy:  # else the retry after the failure writes the count
+                self._wake_at = min(self._wake_at, time.monotonic() + _GAP_DELAY)
+                self._wake.notify()
+            return False
         if len(self._buffer) >= self._limit:
             self._drop_oldest()
         self._buffer.append(event)
-        return True, self._healthy or self._monotonic() >= self._next_retry
+        if self._healthy or self._monotonic() >= self._next_retry:
+            self._kick = True
+            self._wake.notify()
+        return True
+
+    def _check_slow(self) -> None:
+        """Count a write in progress for ``slow_after`` seconds as a failure (caller holds _lock)."""
+        started = self._write_started
+        if self._healthy and started is not None and time.monotonic() - started >= self.slow_after:
+            _log.warning("interaction log: the store has not answered for %.1f s, buffering events",
+                         time.monotonic() - started)
+            self._set_health(False)
+
+    def _start_writer(self) -> None:
+        """Start the writer thread if it is not running (caller holds _lock)."""
+        if self._thread is None or not self._thread.is_alive():  # not started, or a forked child
+            self._thread = threading.Thread(target=self._run, name=f"guide-log-writer-{self.session[:8]}",
+                                            daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        """The writer thread: write whenever something is due, until the logger closes; then a
+        last attempt, and close the store if this logger opened it."""
+        try:
+            while True:
+                with self._lock:
+                    idle_since = time.monotonic()
+                    while not self._closed and not self._kick and time.monotonic() < self._wake_at:
+                        if not math.isinf(self._wake_at):
+                            self._wake.wait(self._wake_at - time.monotonic())
+                        elif (time.monotonic() - idle_since < _IDLE_EXIT or self._buffer
+                              or self._unrecorded_drops):
+                            self._wake.wait(_IDLE_EXIT)
+                        else:  # nothing to do for a while: the next event starts a writer again
+                            self._thread = None
+                            return
+                    if self._closed:
+                        break
+                    self._kick, self._wake_at, self._busy = False, math.inf, True
+                try:
+                    self._drain()
+                finally:
+                    with self._lock:
+                        self._busy = False
+                        self._wake.notify_all()
+            self._finish()
+        except Exception:  # noqa: BLE001 - the writer must never raise
+            _log.exception("interaction log: unexpected error in the writer")
+
+    def _finish(self) -> None:
+        """The last attempt (the logger is closed: giving up, counting and reporting, if it fails),
+        then close the store if this logger opened it."""
+        self._drain()
+        with self._write_lock, self._lock:
+            if self._factory is not None and self._store is not None:
+                self._close_store()
+
+    def _idle(self) -> bool:
+        """Nothing to write now (caller holds _lock)."""
+        if self._busy or self._write_started is not None:
+            return False
+        return not self._buffer or not (self._kick or time.monotonic() >= self._wake_at)
 
     def _take_token(self) -> bool:
         """The token bucket: True if one more event is within the rate limit (caller holds _lock)."""
@@ -373,6 +481,7 @@ class SessionLogger:
                 drops = self._unrecorded_drops
                 gaps = [Gap(self._clock(), self.session, drops)] if drops else []
                 self._inflight = len(events)
+                self._write_started = time.monotonic()
             try:
                 if self._store is None:
                     assert self._factory is not None
@@ -380,19 +489,23 @@ class SessionLogger:
                 self._store.write(events, gaps)
             except Exception as exc:
                 with self._lock:
+                    self._write_started = None
                     self._inflight = 0
                     self._enforce_limit()
                     self._failed(exc)
+                    self._wake.notify_all()
                 return
             with self._lock:
-                for _ in events:
+                self._write_started = None
+                for _ in range(self._inflight):  # none if close() gave them up meanwhile
                     self._buffer.popleft()
                 self._inflight = 0
-                self._unrecorded_drops -= drops
+                self._unrecorded_drops = max(0, self._unrecorded_drops - drops)
                 self._failures = 0
                 if not self._healthy:
                     _log.info("interaction log: store is back, %d buffered events written", len(events))
                 self._set_health(True)
+                self._wake.notify_all()
             # and again if events arrived meanwhile
 
     def _failed(self, exc: Exception) -> None:
@@ -410,41 +523,25 @@ class SessionLogger:
             self._give_up(exc)
         else:
             base = max(self.retry_after, _RETRY_MIN)
-            self._schedule(min(base * 2 ** min(self._failures - 1, 16), max(self.retry_after, _RETRY_MAX)))
+            delay = min(base * 2 ** min(self._failures - 1, 16), max(self.retry_after, _RETRY_MAX))
+            self._kick = False
+            self._wake_at = time.monotonic() + delay
 
-    def _give_up(self, exc: Exception) -> None:
-        """The logger is closed and the store still unavailable: count what is pending as lost."""
+    def _give_up(self, why: object) -> None:
+        """The logger is closed and the store still unavailable: count what is pending as lost
+        (caller holds _lock)."""
         unwritten = len(self._buffer)
         lost = unwritten + self._unrecorded_drops
         if not lost:
             return
         self._buffer.clear()
+        self._inflight = 0
         self._dropped += unwritten
         self._unrecorded_drops = 0
         _log.error("interaction log: %d events of session %s are lost (%d never written, %d dropped or "
                    "over the rate limit before); the store is unavailable as the session closes, so "
                    "log_gaps does not count them either (%s)",
-                   lost, self.session, unwritten, lost - unwritten, exc)
-
-    def _schedule(self, delay: float) -> None:
-        """Retry in the background after ``delay`` seconds, unless a retry is already due (caller holds _lock)."""
-        if self._closed or self._timer is not None:
-            return
-        timer = threading.Timer(delay, self._on_timer)
-        timer.daemon = True
-        timer.name = f"guide-log-retry-{self.session[:8]}"
-        self._timer = timer
-        timer.start()
-
-    def _on_timer(self) -> None:
-        try:
-            with self._lock:
-                self._timer = None
-                if self._closed:
-                    return
-            self._drain()
-        except Exception:  # noqa: BLE001 - a background retry must never raise
-            _log.exception("interaction log: unexpected error in a background retry")
+                   lost, self.session, unwritten, lost - unwritten, why)
 
     def _close_store(self) -> None:
         store, self._store = self._store, None

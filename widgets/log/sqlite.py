@@ -126,7 +126,7 @@ class _ForkGuard:
     """Keeps ``os.fork()`` from happening while a thread of this process is inside SQLite.
 
     A child process gets a copy of every lock as it was at the fork, and the threads holding
-    them do not exist there: had a thread (e.g. a SessionLogger's background retry) held one of
+    them do not exist there: had a thread (e.g. a SessionLogger's writer thread) held one of
     SQLite's process-wide mutexes, the child's first SQLite call would wait forever. Store
     calls run inside ``with _SQLITE_CALLS:``; before a fork the forking thread waits (up to
     30 s) until none is running and holds new ones back until the fork is done.
@@ -217,6 +217,9 @@ class SQLiteStore(EventStore):
     mode switch, no WAL file). ``read_only=True`` opens the file read-only
     (``mode=ro``), e.g. for the summary dashboard; writes then raise
     StoreUnavailable.
+
+    A write waits for the lock up to ``timeout`` on the calling thread: a SessionLogger's
+    writer thread, never a visitor's click.
 
     Durability: ``synchronous=NORMAL`` in WAL mode, i.e. a commit is never
     corrupted, but the last commits may be lost on power failure (not on a
