@@ -60,10 +60,11 @@ class KernelClient:
 
     @classmethod
     def connect(cls, base_url: str, kernel_id: str, protocol: str | None = V1,
-                timeout: float = 30.0) -> KernelClient:
+                timeout: float = 30.0, headers: dict[str, str] | None = None) -> KernelClient:
         url = base_url.replace("http://", "ws://") + f"api/kernels/{kernel_id}/channels"
         socket = ws_connect(f"{url}?session_id={uuid.uuid4().hex}",
                             subprotocols=[protocol] if protocol else None,
+                            additional_headers=headers,
                             open_timeout=timeout, max_size=None, close_timeout=2, legacy=True)
         return cls(socket, protocol)
 
@@ -153,3 +154,60 @@ def find_model(states: dict, model_name: str, **state: Any) -> str:
              and all(model.get("state", {}).get(k) == v for k, v in state.items())]
     assert len(found) == 1, f"expected one {model_name} with {state}, found {len(found)}"
     return found[0]
+
+
+class SilentClient:
+    """A kernel websocket that never reads what the server sends (a raw socket with a small
+    receive buffer): what the server sends it waits in the server's memory."""
+
+    def __init__(self, base_url: str, kernel_id: str, headers: dict[str, str] | None = None) -> None:
+        import base64
+        import os
+        import socket
+        from urllib.parse import urlsplit
+
+        address = urlsplit(base_url)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.settimeout(30)
+        self.sock.connect((address.hostname, address.port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        self.sock.sendall(
+            (f"GET /api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex} HTTP/1.1\r\n"
+             f"Host: {address.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+             f"Sec-WebSocket-Protocol: {V1}\r\n{extra}\r\n").encode())
+        response = b""
+        while b"\r\n\r\n" not in response:
+            chunk = self.sock.recv(1)
+            if not chunk:
+                break
+            response += chunk
+        self.status = int(response.split(b" ", 2)[1]) if response else 0
+        self.encoder = KernelClient(None, V1)
+
+    def send(self, msg_type: str, content: dict, metadata: dict | None = None) -> dict:
+        """Send one message as a masked binary frame; raises OSError once the server closed."""
+        import os
+        import struct
+
+        msg = self.encoder.message(msg_type, content, metadata)
+        payload = self.encoder.encode(msg)
+        mask = os.urandom(4)
+        size = len(payload)
+        if size < 126:
+            head = struct.pack("!BB", 0x82, 0x80 | size)
+        elif size < 2**16:
+            head = struct.pack("!BBH", 0x82, 0x80 | 126, size)
+        else:
+            head = struct.pack("!BBQ", 0x82, 0x80 | 127, size)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(head + mask + masked)
+        return msg
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass

@@ -127,9 +127,9 @@ def test_a_theme_in_the_link_still_gets_a_preheated_kernel(guide):
 # --------------------------------------------------------------------------- 1. server freeze
 
 
-def upload_then_request_state(client: KernelClient) -> tuple[list[bytes], dict]:
-    """Open the case notes, upload a small file and ask the upload widget for its state (the
-    kernel answers with a binary buffer). Returns the buffers of that answer and then every
+def upload_then_request_state(client: KernelClient) -> tuple[dict, dict]:
+    """Open the case notes, upload a small file and ask the upload widget for its state.
+    Returns that state (with ``buffers``: the binary parts of the answer) and then every
     widget's state."""
     control = client.open_widget_control()
     states = client.request_states(control)
@@ -144,10 +144,11 @@ def upload_then_request_state(client: KernelClient) -> tuple[list[bytes], dict]:
                              "state": {"value": [{"name": "notes.csv", "type": "text/csv",
                                                   "size": len(content), "last_modified": 0}]}},
                     buffers=[content])
-    client.comm_msg(upload, {"method": "request_state"})
+    request = client.comm_msg(upload, {"method": "request_state"})
     reply = client.wait_for(lambda _c, m: m["header"]["msg_type"] == "comm_msg"
-                            and m["content"]["comm_id"] == upload and m["buffers"])
-    return [bytes(b) for b in reply["buffers"]], client.request_states(control)
+                            and m["parent_header"].get("msg_id") == request["header"]["msg_id"])
+    state = {**reply["content"]["data"]["state"], "buffers": [bytes(b) for b in reply["buffers"]]}
+    return state, client.request_states(control)
 
 
 def legacy_attack(server: VoilaServer, kernel_id: str, attack) -> str:
@@ -185,8 +186,9 @@ def test_legacy_kernel_websocket_is_refused_and_the_guide_stays_responsive(guide
     # the page's own protocol still works: the same upload, and its state comes back
     with KernelClient.connect(guide.url, kernel_id, protocol=V1) as client:
         assert client.socket.subprotocol == V1
-        buffers, states = upload_then_request_state(client)
-    assert buffers, "the upload widget's state came without its buffer"
+        upload, states = upload_then_request_state(client)
+    # the file was read, then dropped: the widget does not keep it (nor send it again)
+    assert upload["value"] == [] and not upload["buffers"], "the upload widget kept the file"
     shown = [m["state"].get("value", "") for m in states.values() if m["model_name"] == "HTMLModel"]
     assert any("Kim" in value and "A1" in value for value in shown), "the notes were not loaded"
     assert_responsive(guide, rss)
@@ -402,7 +404,7 @@ def test_a_connected_but_idle_kernel_is_culled(small_guide):
         while kernel_id in small_guide.kernel_ids():
             assert time.monotonic() < deadline, "a held websocket kept its idle kernel alive"
             time.sleep(0.5)
-    assert f"Culling kernel {kernel_id}: connected but idle" in small_guide.log()
+    assert f"Culling kernel {kernel_id}: connected but no action in the guide" in small_guide.log()
 
 
 def test_the_default_configuration_bounds_visitors_and_culls_held_kernels():

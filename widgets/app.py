@@ -17,17 +17,16 @@ import os
 import sys
 from urllib.parse import parse_qs
 
+from . import server_check
 from .flow import LANGUAGES
 from .view import GuideView
 
 logger = logging.getLogger(__name__)
 
-NOTES = {
-    "lang": {"ko": "알 수 없는 언어 설정 ‘{value}’은(는) 무시했습니다.",
-             "en": "Ignored the unknown language setting “{value}”."},
-    "step": {"ko": "알 수 없는 단계 ‘{value}’은(는) 무시하고 처음부터 시작합니다.",
-             "en": "Ignored the unknown step “{value}”; starting from the beginning."},
-}
+#: The notice for each link parameter the guide cannot follow: a flow interface text (ui).
+#: It says what was ignored, never the value itself: anyone can write a link, and its words
+#: (a fake support number, say) would appear on the page as the guide's own.
+NOTES = {"lang": "link_language", "step": "link_step"}
 
 
 #: Loggers whose records go to the server's log: the guide's own, and Python warnings.
@@ -93,24 +92,26 @@ def guide(lang: str | None = None, step: str | None = None, log: bool | None = N
     """The guide for one visitor, ready to display.
 
     ``lang`` and ``step`` default to the page's query string (``?lang=en&step=channel``);
-    unknown values are ignored with a visible note. ``log`` defaults to on unless the
-    environment sets ``GUIDE_LOG=off``.
+    unknown values are ignored with a visible note that does not repeat them. ``log`` defaults
+    to on unless the environment sets ``GUIDE_LOG=off``.
     """
     keep_diagnostics_off_the_page()
-    view = GuideView(lang=lang or "ko")
+    if (notice := server_check.unavailable_notice()) is not None:
+        return notice  # a Voilà server without the guide's checked settings: no guide
+    view = GuideView(lang=lang if lang in LANGUAGES else "ko")
     wait_for_request()
 
     query = parse_qs(os.environ.get("QUERY_STRING", ""))
     notes = []
     want_lang = lang or (query.get("lang") or [None])[0]
     if want_lang is not None and want_lang not in LANGUAGES:
-        notes.append(("lang", want_lang))
+        notes.append("lang")
         want_lang = None
     if want_lang:
         view.engine.set_language(want_lang)
     want_step = step or (query.get("step") or [None])[0]
     if want_step is not None and want_step not in view.engine.flow.nodes:
-        notes.append(("step", want_step))
+        notes.append("step")
         want_step = None
 
     if log is None:
@@ -119,8 +120,7 @@ def guide(lang: str | None = None, step: str | None = None, log: bool | None = N
         view.sink = session_logger(view)
     view.start(step=want_step)
     if notes:
-        view.set_note(" ".join(NOTES[key][view.engine.lang].format(value=value[:40])
-                               for key, value in notes))
+        view.set_note(*(view.engine.flow.ui[NOTES[key]] for key in notes))
     return view
 
 

@@ -35,7 +35,7 @@ import ipywidgets as w
 
 from urllib.parse import quote
 
-from . import casenotes, messages
+from . import activity, casenotes, messages
 from .engine import OUTCOME_QUESTION, OUTCOME_THANKS, OUTCOMES, Engine, Interaction
 from .flow import Flow, Text
 
@@ -104,6 +104,7 @@ def _guarded(method: Callable) -> Callable:
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
         view: GuideView = self if isinstance(self, GuideView) else self.guide
+        activity.touch()
         outermost = view._held is None
         if outermost:
             view._held = []  # interactions wait until the page has its update
@@ -508,6 +509,9 @@ class NotesPanel(Panel):
         if not files:
             return
         upload = files[0]
+        # the widget would keep the file (up to the message size bound) and send it again
+        # with every request for its state: what is read, or refused, is dropped at once
+        self.upload.value = ()
         try:
             content = memoryview(upload["content"])
             casenotes.check_size(content.nbytes)
@@ -634,7 +638,7 @@ class GuideView(w.VBox):
         self.engine = Engine(flow, lang=lang, on_event=self._record)
         self._error = False
         self._log_ok = True
-        self._note = ""
+        self._notes: tuple[Text, ...] = ()
 
         self.heading = w.HTML()
         self.language = w.ToggleButtons(options=LANGUAGE_NAMES, value=lang,
@@ -708,9 +712,11 @@ class GuideView(w.VBox):
         self._log_ok = healthy
         self._render_notice()
 
-    def set_note(self, text: str) -> None:
-        """A short plain-text note shown above the step (e.g. an unknown link parameter)."""
-        self._note = text
+    def set_note(self, *texts: Text) -> None:
+        """Short notes shown above the step until the visitor's next action (e.g. that a link
+        could not be followed), in the guide's language (they follow a language switch). Only
+        the flow's own texts: nothing from outside (a link) is ever shown."""
+        self._notes = texts
         self._render_notice()
 
     # ---------------------------------------------------------------- rendering
@@ -742,9 +748,7 @@ class GuideView(w.VBox):
         return self.message_panel.message_input()
 
     def _render_notice(self) -> None:
-        parts = []
-        if self._note:
-            parts.append(html.escape(self._note))
+        parts = [html.escape(self.engine.text(note)) for note in self._notes]
         if self._error:
             parts.append(html.escape(self.engine.ui("error")))
         if not self._log_ok:
@@ -754,7 +758,7 @@ class GuideView(w.VBox):
 
     def _clear_error(self) -> None:
         self._error = False
-        self._note = ""
+        self._notes = ()
 
     def _record(self, interaction: Interaction) -> None:
         if self._held is not None:

@@ -73,24 +73,30 @@ provider is created (once, at server start), never at import.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import html
 import inspect
 import ipaddress
 import json
 import logging
+import os
+import tempfile
 import time
 import uuid
+import weakref
 from contextvars import ContextVar
-from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from jupyter_server._tz import utcnow
 from jupyter_server.auth.identity import PasswordIdentityProvider
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado import web
 from traitlets import Float, Int, default
+
+from . import activity
+from . import server_check
 
 __all__ = [
     "GuideIdentityProvider",
@@ -105,6 +111,9 @@ __all__ = [
 _log = logging.getLogger("widgets.voila_hooks")
 
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
+#: The environment variable naming the file on which a guide kernel marks its visitor's actions;
+#: set by :class:`GuideKernelManager` for each kernel it starts.
+ACTIVITY_ENV = activity.ENV
 #: Query arguments a link may not use to change how the page is rendered.
 _RENDERING_ARGUMENTS = ("theme", "template")
 #: Parts of a v1 message: channel, header, parent header, metadata, content, then buffers.
@@ -171,6 +180,7 @@ class GuideIdentityProvider(PasswordIdentityProvider):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         install()
+        server_check.check_server(self.parent, self)  # the guide's settings, or no guide
         #: page requests admitted and not finished yet
         self._pages: set[_Page] = set()
 
@@ -187,6 +197,8 @@ class GuideIdentityProvider(PasswordIdentityProvider):
         user = super().get_user(handler)
         if inspect.isawaitable(user):
             user = await user
+        if server_check.refuse(handler, self.parent):  # settings not the guide's: 503
+            return user
         if user is None or not _is_voila_page(handler):
             return user
         _drop_rendering_arguments(handler)
@@ -308,29 +320,132 @@ def read_header_from_binary_message(ws_msg: bytes) -> dict | None:
         return None
 
 
+class _TokenBucket:
+    """A burst of ``burst`` messages, then ``rate`` per second."""
+
+    __slots__ = ("tokens", "refill_at")
+
+    def __init__(self, burst: float) -> None:
+        self.tokens = float(burst)
+        self.refill_at = time.monotonic()
+
+    def take(self, burst: float, rate: float) -> bool:
+        now = time.monotonic()
+        self.tokens = min(float(burst), self.tokens + (now - self.refill_at) * rate)
+        self.refill_at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
 class GuideKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
-    """jupyter_server's kernel websocket connection, v1 protocol only, with checked input."""
+    """jupyter_server's kernel websocket connection, v1 protocol only, with checked input,
+    a bounded number of websockets per kernel and per client, a message rate per kernel, and
+    a bound on what waits unsent for a client."""
 
     message_burst = Int(200, config=True, help="Messages a page may send at once.")
-    message_rate = Float(50.0, config=True, help="Messages per second a page may send, sustained.")
+    message_rate = Float(50.0, config=True,
+                         help="Messages per second a page may send, sustained (all the "
+                              "websockets of one kernel together).")
     abuse_limit = Int(
         200, config=True,
         help="Messages refused (over the rate, badly framed or not allowed) before the "
              "websocket is closed.")
+    max_per_kernel = Int(
+        2, config=True,
+        help="Websockets one kernel may have open at once (a page needs one; a reconnecting "
+             "page briefly two). More are refused (HTTP 429) before any ZMQ socket is made.")
+    max_per_client = Int(
+        16, config=True,
+        help="Websockets one client address may have open at once on this server (behind "
+             "the shipped nginx, the address nginx forwards in X-Real-IP).")
+    max_unsent_bytes = Int(
+        2 * 2**20, config=True,
+        help="Bytes that may wait unsent for a client; a websocket past it is closed (a "
+             "client that does not read would otherwise grow the server's memory).")
+
+    #: open (or being opened) websockets per kernel id and per client address
+    _per_kernel: ClassVar[collections.Counter[str]] = collections.Counter()
+    _per_client: ClassVar[collections.Counter[str]] = collections.Counter()
+    #: each kernel's message budget, shared by its websockets; gone with the kernel
+    _buckets: ClassVar[weakref.WeakKeyDictionary[Any, _TokenBucket]] = weakref.WeakKeyDictionary()
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._tokens = float(self.message_burst)
-        self._refill_at = time.monotonic()
         self._refused = 0
         self._closing = False
+        self._counted: tuple[str, str] | None = None  # (kernel id, client) while counted
+
+    # -- admission
 
     async def prepare(self) -> None:
         offered = self.websocket_handler.request.headers.get("Sec-WebSocket-Protocol", "")
         if V1_PROTOCOL not in {p.strip() for p in offered.split(",")}:
             raise web.HTTPError(400, f"kernel websockets must use the {V1_PROTOCOL} protocol")
         self.kernel_ws_protocol = V1_PROTOCOL
-        await super().prepare()
+        self._count_in()
+        handler = self.websocket_handler
+        finish = handler.on_finish
+
+        def on_finish() -> None:
+            # tornado finishes the handshake request too (status 101): the websocket then
+            # counts until it closes; any other status means it never opened
+            if handler.get_status() != 101:
+                self._count_out()
+            finish()
+
+        handler.on_finish = on_finish
+        try:
+            await super().prepare()
+        except BaseException:
+            self._count_out()
+            raise
+
+    def _count_in(self) -> None:
+        kernel_id = self.kernel_id
+        client = client_address(self.websocket_handler.request)
+        if self._per_kernel[kernel_id] >= self.max_per_kernel > 0:
+            self.log.warning("kernel websocket %s: refused, %d already open for this kernel",
+                             kernel_id, self.max_per_kernel)
+            raise web.HTTPError(429, "too many websockets for this kernel")
+        if self._per_client[client] >= self.max_per_client > 0:
+            self.log.warning("kernel websocket %s: refused, %d already open from one client",
+                             kernel_id, self.max_per_client)
+            raise web.HTTPError(429, "too many websockets from this client")
+        self._per_kernel[kernel_id] += 1
+        self._per_client[client] += 1
+        self._counted = (kernel_id, client)
+
+    def _count_out(self) -> None:
+        counted, self._counted = self._counted, None
+        if counted is None:
+            return
+        for counter, key in zip((self._per_kernel, self._per_client), counted):
+            counter[key] -= 1
+            if counter[key] <= 0:
+                del counter[key]
+
+    def connect(self):  # type: ignore[override]
+        """jupyter_server's connect, whose failures (other than an HTTP error, which it
+        handles) left the kernel counted as connected: the culler then never saw it idle."""
+        try:
+            return super().connect()
+        except Exception:
+            self.log.exception("kernel websocket %s: could not connect to the kernel",
+                               self.kernel_id)
+            self.disconnect()
+            self._closing = True
+            self.websocket_handler.close(1011, "cannot connect to the kernel")
+            return None
+
+    def disconnect(self) -> None:
+        try:
+            super().disconnect()
+        finally:
+            self._count_out()
+
+    # -- from the page
 
     def handle_incoming_message(self, incoming_msg: Any) -> None:
         if self._closing or self.subprotocol != V1_PROTOCOL:
@@ -372,31 +487,101 @@ class GuideKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
         return None
 
     def _take_token(self) -> bool:
-        now = time.monotonic()
-        self._tokens = min(float(self.message_burst),
-                           self._tokens + (now - self._refill_at) * self.message_rate)
-        self._refill_at = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
+        """The kernel's message budget (all its websockets share it)."""
+        kernel = self.kernel_manager
+        bucket = self._buckets.get(kernel)
+        if bucket is None:
+            bucket = self._buckets[kernel] = _TokenBucket(self.message_burst)
+        return bucket.take(self.message_burst, self.message_rate)
+
+    # -- to the page
+
+    def handle_outgoing_message(self, stream: str, outgoing_msg: list[Any]) -> None:
+        if self._closing:
+            return
+        unsent = unsent_bytes(self.websocket_handler)
+        if unsent > self.max_unsent_bytes:
+            self.log.warning("kernel websocket %s: closed, %d bytes wait unsent for a client "
+                             "that does not read", self.kernel_id, unsent)
+            self._closing = True
+            self.websocket_handler.close(1008, "not reading")
+            return
+        if _is_diagnostic(self.session, outgoing_msg):
+            return
+        super().handle_outgoing_message(stream, outgoing_msg)
+
+
+def _is_diagnostic(session: Any, msg_list: list[Any]) -> bool:
+    """True for a kernel message that would show the page a traceback or the kernel's stderr:
+    an ``error`` (ipywidgets reports a bad value from the page with one, naming the server's
+    files) or a ``stream`` to stderr. The guide's page runs no code, so it needs neither."""
+    try:
+        _, parts = session.feed_identities(msg_list)
+        header = json.loads(bytes(parts[1]))
+        msg_type = header.get("msg_type")
+        if msg_type == "error":
+            return True
+        if msg_type == "stream":
+            return json.loads(bytes(parts[4])).get("name") != "stdout"
+    except Exception:  # noqa: BLE001 - not a message we can read: jupyter_server decides
+        return False
+    return False
+
+
+def unsent_bytes(handler: Any) -> int:
+    """Bytes tornado holds for ``handler``'s websocket that the client has not taken yet."""
+    stream = getattr(getattr(handler, "ws_connection", None), "stream", None)
+    buffer = getattr(stream, "_write_buffer", None)
+    try:
+        return len(buffer) if buffer is not None else 0
+    except TypeError:
+        return 0
+
+
+def client_address(request: Any) -> str:
+    """The client's address: the peer's, or, from a proxy on this machine (the shipped nginx),
+    the address it forwards in ``X-Real-IP``."""
+    peer = request.remote_ip or ""
+    try:
+        loopback = ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        return peer
+    forwarded = request.headers.get("X-Real-IP", "").strip()
+    if loopback and forwarded:
+        try:
+            return str(ipaddress.ip_address(forwarded))
+        except ValueError:
+            return peer
+    return peer
 
 
 # --------------------------------------------------------------------------- kernel culling
 
 
 class GuideKernelManager(AsyncMappingKernelManager):
-    """Culls connected kernels too, after ``cull_connected_after`` seconds of idleness."""
+    """Knows the preheated pool's kernels from visitors'; culls a visitor's kernel, connected
+    or not, after ``cull_connected_after`` seconds without a step, an answer or a button in
+    the guide, and after ``max_visit`` seconds in any case."""
 
     cull_connected_after = Int(
         1800, config=True,
-        help="Seconds of idleness after which a kernel is culled even with its page connected "
-             "(0: never). Kernels without a connection follow cull_idle_timeout.")
+        help="Seconds without an action in the guide (a step, an answer, a button) after which "
+             "a visitor's kernel is culled even with its page connected (0: never). Widget "
+             "messages that are not guide actions do not count. Kernels without a connection "
+             "follow cull_idle_timeout.")
+    max_visit = Int(
+        7200, config=True,
+        help="Seconds a visitor may hold a kernel at most, active or not (0: no limit); then "
+             "the kernel is culled and the page offers to start again.")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         #: kernels started for Voilà's preheated pool and not taken by a page yet
         self._pool_ids: set[str] = set()
+        #: when each visitor's kernel was given to its visitor (time.time())
+        self._visit_started: dict[str, float] = {}
+        #: the guide's kernels mark each action of their visitor on a file here (its mtime)
+        self.activity_dir = tempfile.mkdtemp(prefix="guide-activity-")
         # Voilà's kernel manager is a subclass made at start-up (voila_kernel_manager_factory)
         # whose get_rendered_notebook hands a pool kernel to a page: note which page took it.
         taking = getattr(self, "get_rendered_notebook", None)
@@ -410,6 +595,7 @@ class GuideKernelManager(AsyncMappingKernelManager):
 
     def _taken(self, kernel_id: str) -> None:
         self._pool_ids.discard(kernel_id)
+        self._visit_started[kernel_id] = time.time()
         page = _PAGE.get()
         if page is not None:
             page.kernel_id = kernel_id
@@ -423,16 +609,40 @@ class GuideKernelManager(AsyncMappingKernelManager):
             page = _PAGE.get()
             if page is not None and page.kernel_id is None:
                 page.kernel_id = kernel_id
+                self._visit_started[kernel_id] = time.time()
             else:
                 self._pool_ids.add(kernel_id)
+        env = dict(kwargs.get("env") or os.environ)
+        env[ACTIVITY_ENV] = self.activity_file(kernel_id)
+        server_check.mark_kernel(self, env)  # a kernel of a server that passed its check
+        kwargs["env"] = env
         try:
             return await super().start_kernel(*args, kernel_id=kernel_id, **kwargs)
         except BaseException:
             self._pool_ids.discard(kernel_id)
+            self._visit_started.pop(kernel_id, None)
             raise
+
+    def activity_file(self, kernel_id: str) -> str:
+        """The file whose modification time is the last action of ``kernel_id``'s visitor."""
+        return os.path.join(self.activity_dir, kernel_id)
+
+    def last_action(self, kernel_id: str) -> float | None:
+        """When ``kernel_id``'s visitor last acted in the guide, or was given the kernel
+        (time.time()); None for a kernel in the pool."""
+        started = self._visit_started.get(kernel_id)
+        if started is None:
+            return None
+        try:
+            return max(started, os.stat(self.activity_file(kernel_id)).st_mtime)
+        except OSError:
+            return started
 
     async def shutdown_kernel(self, kernel_id: str, *args: Any, **kwargs: Any) -> None:
         self._pool_ids.discard(kernel_id)
+        self._visit_started.pop(kernel_id, None)
+        with contextlib.suppress(OSError):
+            os.unlink(self.activity_file(kernel_id))
         _forget_request_info(kernel_id)
         await super().shutdown_kernel(kernel_id, *args, **kwargs)
 
@@ -443,18 +653,27 @@ class GuideKernelManager(AsyncMappingKernelManager):
                                                if page.kernel_id not in ids)
 
     async def cull_kernel_if_idle(self, kernel_id: str) -> None:
-        kernel = self._kernels.get(kernel_id)
-        if (kernel is not None and self.cull_connected_after > 0
-                and self._kernel_connections.get(kernel_id, 0)
-                and getattr(kernel, "execution_state", None) != "busy"
-                and hasattr(kernel, "last_activity")):
-            idle = utcnow() - kernel.last_activity
-            if idle > timedelta(seconds=self.cull_connected_after):
-                self.log.warning("Culling kernel %s: connected but idle for %d s",
-                                 kernel_id, int(idle.total_seconds()))
-                await self.shutdown_kernel(kernel_id)
-                return
+        reason = self.cull_reason(kernel_id)
+        if reason is not None:
+            self.log.warning("Culling kernel %s: %s", kernel_id, reason)
+            await self.shutdown_kernel(kernel_id)
+            return
         await super().cull_kernel_if_idle(kernel_id)
+
+    def cull_reason(self, kernel_id: str, now: float | None = None) -> str | None:
+        """Why a visitor's kernel is culled now (its visit is over its maximum length, or it
+        is connected with no guide action for ``cull_connected_after``), or None."""
+        started = self._visit_started.get(kernel_id)
+        if started is None or kernel_id not in self._kernels:
+            return None
+        now = time.time() if now is None else now
+        if self.max_visit > 0 and now - started > self.max_visit:
+            return f"the visit reached its maximum length ({self.max_visit} s)"
+        last = self.last_action(kernel_id)
+        if (self.cull_connected_after > 0 and self._kernel_connections.get(kernel_id, 0)
+                and last is not None and now - last > self.cull_connected_after):
+            return f"connected but no action in the guide for {int(now - last)} s"
+        return None
 
 
 # --------------------------------------------------------------------------- /voila/query
@@ -500,6 +719,40 @@ def _forget_request_info(kernel_id: str) -> None:
 _INSTALLED = False
 
 
+def _template_static_path(original: Any) -> Any:
+    """``TemplateStaticFileHandler.get_absolute_path``, answering 404 to a path that is not
+    ``<template>/static/<file>`` once normalised (``guide/static/..%2fconf.json`` failed with
+    an HTTP 500 and a traceback in the server log)."""
+
+    def get_absolute_path(cls, root: str, path: str) -> str:
+        parts = os.path.normpath(path).split(os.sep, 2)
+        if len(parts) != 3 or parts[1] != "static" or ".." in parts or not parts[2]:
+            raise web.HTTPError(404)
+        return original(root, path)
+
+    return classmethod(get_absolute_path)
+
+
+def _template_static_parse(original: Any) -> Any:
+    def parse_url_path(self, path: str) -> str:
+        if path.count("/") < 2 or path.split("/", 2)[1] != "static":
+            raise web.HTTPError(404)
+        return original(self, path)
+
+    return parse_url_path
+
+
+def _clear_without_banner(original: Any) -> Any:
+    """``RequestHandler.clear`` without tornado's ``Server`` header (it named the server and
+    its version on every response)."""
+
+    def clear(self) -> None:
+        original(self)
+        self.clear_header("Server")
+
+    return clear
+
+
 def install() -> None:
     """Replace the upstream functions described in the module docstring (idempotent).
 
@@ -507,15 +760,23 @@ def install() -> None:
       :func:`read_header_from_binary_message` (bounds-checked);
     * ``voila.request_info_handler.RequestInfoSocketHandler.prepare`` by a check that only
       the server's own kernels connect, and its ``open`` by one that hands a cached visitor
-      request over once.
+      request over once;
+    * ``voila.static_file_handler.TemplateStaticFileHandler``'s path parsing by one that
+      answers 404 to anything outside a template's ``static`` folder;
+    * ``tornado.web.RequestHandler.clear`` by one that sends no ``Server`` header.
     """
     global _INSTALLED
     if _INSTALLED:
         return
     import voila.request_info_handler as request_info
+    import voila.static_file_handler as static
     import voila.tornado.kernel_websocket_handler as kernel_ws
 
     kernel_ws.read_header_from_binary_message = read_header_from_binary_message
     request_info.RequestInfoSocketHandler.prepare = _request_info_prepare
     request_info.RequestInfoSocketHandler.open = _request_info_open
+    handler = static.TemplateStaticFileHandler
+    handler.get_absolute_path = _template_static_path(handler.get_absolute_path)
+    handler.parse_url_path = _template_static_parse(handler.parse_url_path)
+    web.RequestHandler.clear = _clear_without_banner(web.RequestHandler.clear)
     _INSTALLED = True
