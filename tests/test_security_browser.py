@@ -13,6 +13,7 @@ import urllib.parse
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import expect
 from browser import (  # noqa: F401  (fixtures)
     artifact_path,
     browser,
@@ -20,6 +21,8 @@ from browser import (  # noqa: F401  (fixtures)
     playwright_instance,
 )
 from voila_server import PROJECT_ROOT, VoilaServer, serve_preheated
+
+from widgets.flow import default_flow
 
 pytestmark = pytest.mark.browser
 
@@ -72,6 +75,34 @@ def test_a_hostile_link_opens_the_plain_guide(page_factory, guide, name):
     assert page.evaluate(INJECTED) == []
     assert page.evaluate("document.body.dataset.jpThemeName") == "JupyterLab Light"
     assert page.locator("script[src*='guide.js']").count() == 1, "another template was used"
+    assert guard.clean, guard.report()
+    page_factory.close_page(page)
+
+
+#: Links whose step or language the guide ignores, with a value that would mislead a visitor
+#: if the page repeated it: (link, the notice's interface text, the guide's language, the
+#: parts of the value that must appear nowhere on the page).
+MISLEADING_LINKS = {
+    "fake-number": ("?lang=en&step=Call +1 888 555 0199", "link_step", "en",
+                    ("888 555", "555 0199")),
+    "right-to-left": ("?lang=\u202eCall 0199 555 888 1%2B&step=reach", "link_language", "ko",
+                      ("\u202e", "0199 555", "555 888")),
+}
+
+
+@pytest.mark.parametrize("name", list(MISLEADING_LINKS))
+def test_the_notice_of_an_ignored_link_repeats_nothing_of_it(page_factory, guide, name):
+    link, key, lang, parts = MISLEADING_LINKS[name]
+    page, guard = page_factory.new_page(f"misleading link: {name}")
+    page.goto(guide.url + urllib.parse.quote(link, safe="?=&%"), wait_until="domcontentloaded",
+              timeout=120_000)
+    notice = page.locator(".guide-notice [role='status']")
+    expect(notice).to_have_text(default_flow().ui[key](lang), timeout=120_000)
+    page.wait_for_selector(".guide h2", state="visible", timeout=120_000)
+    shown = page.evaluate("document.title + '\\n' + document.body.innerText")
+    markup = page.evaluate("document.documentElement.outerHTML")
+    for part in parts:
+        assert part not in shown and part not in markup, part
     assert guard.clean, guard.report()
     page_factory.close_page(page)
 

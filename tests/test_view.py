@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 import sys
+from urllib.parse import urlencode
 
+import ipywidgets as w
 import pytest
 
 from widgets.app import guide
+from widgets.flow import default_flow
 from widgets.log.events import Event
 from widgets.view import GuideView, render_body
+
+
+FLOW = default_flow()
 
 
 class Sink:
@@ -249,12 +256,75 @@ def test_guide_reads_language_and_step_from_the_query_string(monkeypatch):
     assert not visible(view.notice)
 
 
+#: Link values that would mislead a visitor if the page repeated them: a fake support number
+#: (a known scam), and text turned around by a right-to-left override (U+202E).
+HOSTILE_VALUES = ["Call +1 888 555 0199", "<script>alert(1)</script>",
+                  "\u202eCall 0199 555 888 1+", "zz\u202e", "\u202e"]
+#: The parts of those values that must appear nowhere on the page.
+HOSTILE_PARTS = ["888", "555", "0199", "script", "alert", "zz", "\u202e"]
+
+
+def widget_texts(widget) -> list[str]:
+    """Every text the page shows for ``widget`` and the widgets inside it: each synced string
+    (or strings in a list) of their states, hidden panels included."""
+    found, seen, todo = [], set(), [widget]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for value in current.get_state().values():
+            values = value if isinstance(value, (list, tuple)) else [value]
+            found += [v for v in values if isinstance(v, str) and not v.startswith("IPY_MODEL_")]
+        todo += [child for child in getattr(current, "children", ())]
+        todo += [part for part in vars(current).values() if isinstance(part, w.Widget)]
+    return found
+
+
+def notice_lines(view) -> list[str]:
+    return [html.unescape(line) for line in re.findall(r"<span role='status'>(.*?)</span>",
+                                                        view.notice.value)]
+
+
 def test_guide_ignores_unknown_query_values_with_a_note(monkeypatch):
     monkeypatch.setenv("QUERY_STRING", "lang=fr&step=<script>")
     view = guide(log=False)
     assert view.engine.lang == "ko" and view.engine.node.id == "problem"
     assert visible(view.notice)
-    assert "&lt;script&gt;" in view.notice.value and "<script>" not in view.notice.value
+    assert notice_lines(view) == [FLOW.ui["link_language"]("ko"), FLOW.ui["link_step"]("ko")]
+    assert "script" not in view.notice.value
+
+
+@pytest.mark.parametrize("value", HOSTILE_VALUES)
+@pytest.mark.parametrize("where", ["step", "lang", "query-step", "query-lang"])
+def test_a_link_value_the_guide_ignores_is_never_shown(monkeypatch, value, where):
+    """The notice says that the link's step or language was ignored, in the guide's language,
+    and repeats nothing of it: not in the notice, nor anywhere else on the page."""
+    monkeypatch.setenv("QUERY_STRING", "lang=en")
+    if where == "step":
+        view = guide(step=value, lang="en", log=False)
+    elif where == "lang":
+        view = guide(lang=value, step="reach", log=False)
+    else:
+        key = where.removeprefix("query-")
+        monkeypatch.setenv("QUERY_STRING", urlencode({"lang": "en", key: value} if key == "step"
+                                                     else {key: value, "step": "reach"}))
+        view = guide(log=False)
+    key = "link_step" if where.endswith("step") else "link_language"
+    lang = "en" if key == "link_step" else "ko"
+    assert view.engine.lang == lang
+    assert view.engine.node.id == ("problem" if key == "link_step" else "reach")
+    assert visible(view.notice) and notice_lines(view) == [FLOW.ui[key](lang)]
+    shown = widget_texts(view)
+    assert view.notice.value in shown
+    for part in HOSTILE_PARTS:
+        if part in value:
+            assert not [text for text in shown if part in text], part
+    # the note follows a language switch, and goes with the visitor's next action
+    view.language.value = "ko" if lang == "en" else "en"
+    assert notice_lines(view) == [FLOW.ui[key](view.engine.lang)]
+    view.restart_button.click()
+    assert not visible(view.notice)
 
 
 def test_guide_kernel_imports_no_pandas_or_database_client():
