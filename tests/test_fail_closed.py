@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,8 +64,8 @@ def new_user_env(home: Path, data: Path) -> dict[str, str | None]:
 
 
 def serve_elsewhere(tmp_path_factory: pytest.TempPathFactory, *, as_typed: bool,
-                    extra_args: tuple[str, ...] = (), user_config: dict | None = None,
-                    preheated: bool = True) -> Iterator[VoilaServer]:
+                    extra_args: tuple[str, ...] = (),
+                    user_config: dict | None = None) -> Iterator[VoilaServer]:
     """The guide served by a Voilà started in a temporary folder; ``user_config``: a
     ``voila.json`` in the per-user Jupyter configuration folder, which then comes before the
     environment's (as for a user who does not own the environment)."""
@@ -78,8 +79,6 @@ def serve_elsewhere(tmp_path_factory: pytest.TempPathFactory, *, as_typed: bool,
     try:
         with start_voila(GUIDE_NOTEBOOK, env=env, extra_args=extra_args, as_typed=as_typed,
                          cwd=folder) as server:
-            if preheated:
-                server.wait_until_preheated(timeout=120)
             yield server
     except VoilaStartError as error:
         pytest.fail(f"cannot start Voilà: {error}", pytrace=False)
@@ -173,6 +172,16 @@ def test_started_elsewhere_the_guide_has_its_template_and_headers(guide_elsewher
     assert "ERROR" not in server.log()
 
 
+def test_started_elsewhere_the_preheated_kernels_show_the_guide(guide_elsewhere: VoilaServer):
+    """voila.json's preheated pool is in force, and its kernels (started before any visit)
+    carry the mark of the checked server: a visit taking one gets the guide."""
+    guide_elsewhere.wait_until_preheated(timeout=120)
+    page = visit(guide_elsewhere, "?lang=en")
+    assert page.status == 200
+    assert widget_views(page.outputs), html_outputs(page.outputs)[:500]
+    assert f"Using pre-heated kernel: {page.kernel_id}" in guide_elsewhere.log()
+
+
 def test_started_elsewhere_the_websocket_checks_are_in_force(guide_elsewhere: VoilaServer):
     page = visit(guide_elsewhere)
     assert page.status == 200 and page.kernel_id
@@ -228,13 +237,13 @@ def test_weakened_settings_answer_the_plain_page_and_log_why(weakened):
 
 
 def test_weakened_settings_give_no_kernel_websocket(weakened):
-    """The preheated kernels the server started are not reachable from outside."""
+    """No kernel websocket at all: not to the kernels the server started for its preheated
+    pool (nor to any other id)."""
     server, _ = weakened
-    kernels = server.kernel_ids()
-    assert kernels, "the server started no kernel"
+    kernel_id = next(iter(server.kernel_ids()), str(uuid.uuid4()))
     for protocol in (V1, None):
         with pytest.raises(InvalidStatus) as refusal:
-            KernelClient.connect(server.url, next(iter(kernels)), protocol=protocol).close()
+            KernelClient.connect(server.url, kernel_id, protocol=protocol).close()
         assert refusal.value.response.status_code == 503
 
 
