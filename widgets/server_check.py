@@ -145,8 +145,9 @@ def problems(app: Any, provider: Any = None) -> list[str]:
         if value != needed:
             found.append(f"{setting} is {value!r}; the guide needs {needed!r}")
     templates = [Path(p) for p in getattr(app, "template_paths", [])]
-    if conf.template == REQUIRED["VoilaConfiguration.template"] and not any(p.name == "guide" and p.parent.name == "templates"
-               and (p / "index.html.j2").is_file() for p in templates):
+    installed = any(p.name == "guide" and p.parent.name == "templates"
+                    and (p / "index.html.j2").is_file() for p in templates)
+    if conf.template == REQUIRED["VoilaConfiguration.template"] and not installed:
         found.append("the guide's Voilà template (share/jupyter/voila/templates/guide) is not "
                      "installed in this environment; the guide needs it (pip install the project)")
 
@@ -188,7 +189,10 @@ def _tornado_problems(settings: dict) -> list[str]:
     headers = settings.get("headers") or {}
     for name in TORNADO_HEADERS:
         needed = (expected.get("headers") or {}).get(name)
-        if needed is not None and headers.get(name) != needed:
+        if needed is None:
+            found.append(f"the guide's server configuration {path} sets no {name} header; "
+                         "the guide needs the project's (pip install the project)")
+        elif headers.get(name) != needed:
             found.append(f"Voila.tornado_settings.headers[{name!r}] is {headers.get(name)!r}; "
                          f"the guide needs {needed!r} (as in {path})")
     needed_size = expected.get("websocket_max_message_size")
