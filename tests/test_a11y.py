@@ -345,3 +345,63 @@ def test_keyboard_only_walk_to_the_recap(desktop_tab: GuideTab, lang: str):
     walk.expect_step_heading(FLOW.start)
     assert not walk.problems, "focus not visible:\n" + "\n".join(walk.problems)
     assert not tab.js_errors, tab.js_errors
+
+
+# --------------------------------------------------------------------------- the guide has stopped
+
+
+def test_the_notice_of_a_stopped_guide_at_phone_width(browser, server):  # noqa: F811
+    """The page's notice when its kernel is gone (see test_kernel_gone.py): an alert region
+    in both languages, each part marked with its language; the focus moves to it; axe finds
+    nothing serious on the page with its controls disabled; the phone layout holds; the link
+    that starts again is named in both languages, at least 44 px tall, and shows a focus
+    ring when reached with Tab."""
+    tab = GuideTab(browser, server, PHONE, "stopped")
+    try:
+        tab.open(lang="en")
+        kernel_id = tab.page.evaluate(
+            "JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
+        process = server.kernel_processes()[kernel_id]
+        process.kill()
+        notice = tab.page.locator(".guide .guide-offline")
+        expect(notice).to_contain_text(ui("offline", "en"), timeout=60_000)
+        problems = []
+        if notice.get_attribute("role") != "alert":
+            problems.append("the notice is not an alert region")
+        langs = notice.locator("div[lang]").evaluate_all("es => es.map(e => e.lang)")
+        if langs != ["ko", "en"]:
+            problems.append(f"the notice's parts are marked {langs}, not ['ko', 'en']")
+        focus = tab.focus()
+        if focus is None or "guide-offline" not in focus.classes:
+            problems.append(f"the focus is on {focus}, not on the notice")
+        reload = notice.get_by_role("link")
+        reload = reload.filter(has_text=ui("reload", "en"))
+        name = " · ".join(ui("reload", lang) for lang in ("ko", "en"))
+        expect(reload).to_have_accessible_name(name)
+        # the phone number is a link in each language and in the step's text: links of the
+        # same name that lead to the same place are one link, as far as their names go
+        phone = tab.page.locator(".guide a[href^='tel:']")
+        numbers = {(text, href) for text, href in phone.evaluate_all(
+            "es => es.map(e => [e.textContent.trim(), e.getAttribute('href')])")}
+        same = {f"two links are both named {text!r}" for text, _ in numbers
+                if len({href for t, href in numbers if t == text}) == 1}
+        problems += [p for p in tab.name_problems() if p not in same]
+        serious, _ = tab.axe_problems()
+        if serious:
+            problems.append("axe: serious or critical violations:\n" + format_violations(serious))
+        problems += tab.layout_problems()
+        for _ in range(10):
+            tab.page.keyboard.press("Tab")
+            focus = tab.focus()
+            if focus is not None and name in focus.name:
+                break
+        else:
+            problems.append(f"Tab did not reach the link that starts again (at {focus})")
+        ring = focus_ring_problem(focus) if focus is not None else "no focus"
+        if ring:
+            problems.append(ring)
+        problems += [f"JavaScript error: {error}" for error in tab.js_errors]
+        tab.screenshot(artifact_path("a11y-phone-stopped.png"))
+        assert not problems, "\n".join(problems)
+    finally:
+        tab.close()

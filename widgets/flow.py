@@ -28,7 +28,7 @@ FLOW_ENV = "GUIDE_FLOW"
 UI_KEYS: tuple[str, ...] = (
     "site_title", "subtitle", "language", "back", "back_hint", "restart", "restart_hint", "next",
     "continue", "placeholder", "progress", "recap_title", "error", "log_notice",
-    "link_language", "link_step",
+    "link_language", "link_step", "offline", "offline_reach", "reload",
 )
 
 #: What a node can be to the code (a node's ``roles:``); flow.yaml's header explains each.

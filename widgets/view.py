@@ -37,7 +37,7 @@ from urllib.parse import quote
 
 from . import activity, casenotes, messages
 from .engine import OUTCOME_QUESTION, OUTCOME_THANKS, OUTCOMES, Engine, Interaction
-from .flow import Flow, Text
+from .flow import LANGUAGES, Flow, Text
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,22 @@ def render_body(text: str) -> str:
         else:
             blocks.append(f"<p>{_inline(' '.join(lines))}</p>")
     return "".join(blocks)
+
+
+def offline_markup(flow: Flow) -> str:
+    """What the page shows when the guide has stopped on the server (guide.js): an empty alert
+    region, and in a ``<template>`` (inert, not shown) the flow's ``offline``,
+    ``offline_reach`` and ``reload`` texts in every language, for the page script to put in it.
+    The same for every visitor: nothing of the visit, nothing of the link."""
+    ui = flow.ui
+    texts = "".join(
+        f"<div lang='{code}'><p><strong>{html.escape(ui['offline'](code))}</strong></p>"
+        f"{render_body(ui['offline_reach'](code))}</div>" for code in LANGUAGES)
+    label = " · ".join(f"<span lang='{code}'>{html.escape(ui['reload'](code))}</span>"
+                       for code in LANGUAGES)
+    return ("<div class='guide-offline' role='alert' tabindex='-1'></div>"
+            f"<template class='guide-offline-texts'>{texts}"
+            f"<p><a class='guide-offline-reload'>{label}</a></p></template>")
 
 
 def _inline(text: str) -> str:
@@ -664,7 +680,8 @@ class GuideView(w.VBox):
             flex_flow="row wrap", justify_content="space-between", width="100%",
             margin="1rem 0 0 0"))
         super().__init__(
-            [w.HTML(CSS), header, self.notice, *self.step_view.widgets,
+            [w.HTML(CSS + offline_markup(self.engine.flow)), header, self.notice,
+             *self.step_view.widgets,
              self.outcome_panel, self.message_panel, nav, self.notes_panel.toggle,
              self.notes_panel],
             layout=w.Layout(width="100%", max_width="46rem", margin="0 auto"),

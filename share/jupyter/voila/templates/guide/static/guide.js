@@ -228,3 +228,237 @@
 
   document.addEventListener("click", watchNotesUpload, true);
 })();
+
+// When the guide stops on the server (its kernel was culled after idleness or at the end of
+// the longest visit, the server restarted, the kernel died), the page says so instead of
+// going quiet: the alert region at the top of the guide (.guide-offline, which
+// widgets/view.py renders empty, with the flow's texts in every language in a <template>
+// next to it) gets what happened, Amazon's phone number and the Help → Need more help? →
+// Contact us route, and a link that starts the guide again (the page's own path, without the
+// query string); the controls that no longer work are disabled, the texts stay readable.
+// How the end is noticed: the kernel connection of Voilà's widget manager
+// (window.jupyterapp.widgetManager.kernel): the kernel's "shutdown_reply" (a shutdown by the
+// server leaves the websocket open and quiet: that message is its last word), its status
+// turning "dead" or "restarting" (a restarted kernel has lost the guide), its connection
+// turning "disconnected"; and, should that not be reachable, the same seen on the kernel's
+// websocket itself (its small messages, and its closing). When the connection drops, the page
+// asks the server for its kernel (GET api/kernels/<id>, the request Voilà's page makes when
+// it starts): gone means the guide has stopped; no answer, ask again a little later.
+(function () {
+  "use strict";
+  var stopped = false;
+  var leaving = false;
+  var watched = null;
+  var probing = false;
+  var failures = 0;
+  var retryTimer = null;
+  var socketsOpen = 0;
+  var MAX_FAILURES = 6;  // about 90 s without an answer from the server
+
+  function settings() {
+    var element = document.getElementById("jupyter-config-data");
+    try {
+      return element ? JSON.parse(element.textContent) : {};
+    } catch (error) {
+      return {};
+    }
+  }
+
+  function disableControls(guide) {
+    var controls = guide.querySelectorAll("button, input, select, textarea");
+    for (var i = 0; i < controls.length; i++) {
+      var control = controls[i];
+      // the page's own controls keep working: copy buttons, the checklist, this notice
+      if (control.closest(".widget-html-content")) {
+        continue;
+      }
+      if (control.tagName === "TEXTAREA" || (control.tagName === "INPUT" &&
+          /^(text|search|email|tel|url|)$/.test(control.type))) {
+        control.readOnly = true;  // what was typed can still be selected and copied
+      } else {
+        control.disabled = true;
+      }
+      control.setAttribute("aria-disabled", "true");
+    }
+  }
+
+  function showStopped() {
+    if (stopped || leaving) {
+      return;
+    }
+    var guide = document.querySelector(".guide");
+    var region = guide && guide.querySelector(".guide-offline");
+    var texts = guide && guide.querySelector("template.guide-offline-texts");
+    if (!region || !texts) {
+      return;
+    }
+    stopped = true;
+    window.clearTimeout(retryTimer);
+    guide.classList.add("guide-stopped");
+    disableControls(guide);
+    var content = document.importNode(texts.content, true);
+    var reload = content.querySelector(".guide-offline-reload");
+    if (reload) {
+      reload.setAttribute("href", window.location.pathname);
+    }
+    region.replaceChildren(content);
+    region.scrollIntoView({ block: "start" });
+    region.focus({ preventScroll: true });
+  }
+
+  function askAgain() {
+    window.clearTimeout(retryTimer);
+    if (stopped || socketsOpen > 0) {
+      return;
+    }
+    failures += 1;
+    if (failures >= MAX_FAILURES) {
+      showStopped();
+      return;
+    }
+    retryTimer = window.setTimeout(probe, Math.min(30000, 2000 * Math.pow(2, failures - 1)));
+  }
+
+  function probe() {
+    watchKernel();
+    var config = settings();
+    if (stopped || leaving || probing || !config.kernelId) {
+      return;
+    }
+    probing = true;
+    var url = (config.baseUrl || "/") + "api/kernels/" + encodeURIComponent(config.kernelId);
+    window.fetch(url, { credentials: "same-origin", cache: "no-store",
+                        headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (response.status === 404 || response.status === 410) {
+          showStopped();
+          return null;
+        }
+        return response.ok ? response.json() : Promise.reject(response.status);
+      })
+      .then(function (model) {
+        probing = false;
+        if (model && model.execution_state === "dead") {
+          showStopped();
+        } else if (model) {
+          failures = 0;  // the kernel is there: the connection is being made again
+          if (socketsOpen === 0 && !watched) {
+            retryTimer = window.setTimeout(probe, 5000);
+          }
+        }
+      }, function () {
+        probing = false;
+        askAgain();
+      });
+  }
+
+  function onStatus(status) {
+    if (status === "dead" || status === "restarting" || status === "autorestarting") {
+      showStopped();
+    }
+  }
+
+  function onConnectionStatus(status) {
+    if (status === "disconnected") {
+      showStopped();
+    } else if (status === "connecting") {
+      probe();
+    } else if (status === "connected") {
+      failures = 0;
+      window.clearTimeout(retryTimer);
+    }
+  }
+
+  function watchKernel() {
+    if (watched) {
+      return true;
+    }
+    var app = window.jupyterapp;
+    var manager = app && app.widgetManager;
+    var kernel = manager && manager.kernel;
+    if (!kernel || !kernel.statusChanged || !kernel.connectionStatusChanged) {
+      return false;
+    }
+    watched = kernel;
+    kernel.statusChanged.connect(function (_kernel, status) { onStatus(status); });
+    if (kernel.iopubMessage) {
+      kernel.iopubMessage.connect(function (_kernel, message) {
+        if (message && message.header && message.header.msg_type === "shutdown_reply") {
+          showStopped();
+        }
+      });
+    }
+    kernel.connectionStatusChanged.connect(function (_kernel, status) {
+      onConnectionStatus(status);
+    });
+    onStatus(kernel.status);
+    onConnectionStatus(kernel.connectionStatus);
+    return true;
+  }
+
+  // The kernel's last words on its websocket: a shutdown's reply, a status of "dead" or
+  // "restarting". Only small messages are read (these are a few hundred bytes).
+  var LAST_WORDS = /"msg_type":\s*"shutdown_reply"|"execution_state":\s*"(dead|restarting|autorestarting)"/;
+  var decoder = window.TextDecoder ? new window.TextDecoder() : null;
+
+  function onKernelMessage(event) {
+    var data = event.data;
+    var text = "";
+    if (typeof data === "string") {
+      text = data.length < 8192 ? data : "";
+    } else if (decoder && data instanceof ArrayBuffer && data.byteLength < 8192) {
+      text = decoder.decode(new Uint8Array(data));
+    }
+    if (text && LAST_WORDS.test(text)) {
+      showStopped();
+    }
+  }
+
+  // The kernel's websocket, watched from its creation (Voilà's scripts run after this one).
+  var NativeWebSocket = window.WebSocket;
+  if (NativeWebSocket) {
+    var KERNEL_CHANNELS = /\/api\/kernels\/[^/?#]+\/channels/;
+    var GuideWebSocket = function (url, protocols) {
+      var socket = arguments.length > 1 ? new NativeWebSocket(url, protocols)
+        : new NativeWebSocket(url);
+      if (KERNEL_CHANNELS.test(String(url))) {
+        var opened = false;
+        socket.addEventListener("open", function () {
+          opened = true;
+          socketsOpen += 1;
+          failures = 0;
+        });
+        socket.addEventListener("message", onKernelMessage);
+        socket.addEventListener("close", function () {
+          if (opened) {
+            opened = false;
+            socketsOpen -= 1;
+          }
+          probe();
+        });
+      }
+      return socket;
+    };
+    GuideWebSocket.prototype = NativeWebSocket.prototype;
+    ["CONNECTING", "OPEN", "CLOSING", "CLOSED"].forEach(function (name) {
+      GuideWebSocket[name] = NativeWebSocket[name];
+    });
+    window.WebSocket = GuideWebSocket;
+  }
+
+  // Voilà's app exists once its scripts have run; look for it until the guide is shown.
+  var tries = 0;
+  var finder = window.setInterval(function () {
+    tries += 1;
+    if (watchKernel() || stopped || tries > 240) {
+      window.clearInterval(finder);
+    }
+  }, 250);
+
+  function leave() {
+    leaving = true;  // Voilà closes the kernel connection as the page unloads
+  }
+  window.addEventListener("beforeunload", leave);
+  window.addEventListener("pagehide", leave);
+  window.addEventListener("pageshow", function () { leaving = false; });
+})();
