@@ -187,13 +187,14 @@ class SilentClient:
         self.status = int(response.split(b" ", 2)[1]) if response else 0
         self.encoder = KernelClient(None, V1)
 
-    def send(self, msg_type: str, content: dict, metadata: dict | None = None) -> dict:
+    def send(self, msg_type: str, content: dict, metadata: dict | None = None,
+             buffers: list[bytes] = ()) -> dict:
         """Send one message as a masked binary frame; raises OSError once the server closed."""
         import os
         import struct
 
         msg = self.encoder.message(msg_type, content, metadata)
-        payload = self.encoder.encode(msg)
+        payload = self.encoder.encode(msg, buffers=buffers)
         mask = os.urandom(4)
         size = len(payload)
         if size < 126:
