@@ -308,3 +308,32 @@ def test_the_kernel_manager_culls_by_guide_actions_and_visit_length(tmp_path):
     manager._kernel_connections["k"] = 1
     os.utime(manager.activity_file("k"), (now + 3000, now + 3000))
     assert "maximum length" in manager.cull_reason("k", now=now + 3000)
+
+
+def test_the_hooks_refuse_to_start_on_an_upstream_they_were_not_made_for(monkeypatch):
+    """A missing target or another version of Voilà or jupyter_server stops the server at
+    start, naming what differs, instead of serving without a protection."""
+    import voila.static_file_handler as static
+
+    from widgets import voila_hooks
+
+    voila_hooks.check_upstream()  # the installed environment is what the hooks were made for
+    with pytest.raises(voila_hooks.UpstreamChanged) as raised:
+        voila_hooks.check_upstream(version=lambda package: "9.9.9")
+    assert "voila is 9.9.9" in str(raised.value) and "jupyter_server is 9.9.9" in str(raised.value)
+
+    monkeypatch.delattr(static.TemplateStaticFileHandler, "parse_url_path")
+    monkeypatch.setattr(voila_hooks, "_INSTALLED", False)
+    with pytest.raises(voila_hooks.UpstreamChanged, match="TemplateStaticFileHandler.parse_url_path"):
+        voila_hooks.install()
+    assert not voila_hooks._INSTALLED
+
+
+def test_the_pinned_upstream_versions_are_the_projects_pins():
+    import tomllib
+
+    from widgets.voila_hooks import PINNED
+
+    pins = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    dependencies = dict(d.split("==") for d in pins["project"]["dependencies"])
+    assert {name: dependencies[name] for name in PINNED} == PINNED

@@ -2,8 +2,9 @@
 
 The guide is a public page: every request and every websocket message may be hostile. Voilà
 0.5.13 and jupyter_server 2 are used as they are, with these classes plugged in through their
-documented configuration (``voila.json``), and three upstream functions replaced by checked ones
-(see :func:`install`):
+documented configuration (``voila.json``), and a few upstream functions replaced by checked ones
+(see :func:`install`, which first checks that the pinned versions and every target are there,
+and stops the server otherwise):
 
 ``GuideIdentityProvider`` (``Voila.identity_provider_class``)
     runs before every HTTP request and websocket upgrade the Voilà app handles:
@@ -41,19 +42,28 @@ documented configuration (``voila.json``), and three upstream functions replaced
     * refuses widgets created from the page (``comm_open`` for a widget): the guide creates its
       widgets in the kernel; a page never needs to, and a visitor's own widgets grew a kernel
       from 142 to 359 MB;
-    * bounds the message rate of each websocket (a burst, then a sustained rate); a client that
-      keeps exceeding it is disconnected, and nothing it still sends is read (jupyter_server
-      would read it with the legacy framing, as unchecked). Message size is bounded by tornado's
-      ``websocket_max_message_size`` in ``voila.json``.
+    * bounds the message rate of each kernel, all its websockets together (a burst, then a
+      sustained rate); a client that keeps exceeding it is disconnected, and nothing it still
+      sends is read (jupyter_server would read it with the legacy framing, as unchecked).
+      Message size is bounded by tornado's ``websocket_max_message_size`` in ``voila.json``;
+    * counts websockets per kernel (``max_per_kernel``) and per client address
+      (``max_per_client``) and refuses one more (HTTP 429) before any ZMQ socket is made (each
+      websocket costs four from a context of 1,023); the count jupyter_server keeps for its
+      culler stays exact through refusals and failed opens;
+    * closes a websocket for which more than ``max_unsent_bytes`` wait unsent (a client that
+      does not read would grow the server's memory without bound);
+    * passes the page no ``error`` message and no stderr stream of the kernel (ipywidgets
+      answers a bad value from the page with a traceback naming the server's files).
 
 ``GuideKernelManager`` (``VoilaConfiguration.multi_kernel_manager_class``)
     knows which kernels wait in Voilà's preheated pool and which belong to visitors (a kernel
     started for a page, or taken from the pool by one), for the cap above. It is
     jupyter_server's kernel manager, whose idle culler (``MappingKernelManager.cull_idle_timeout``
     in ``voila.json``: 60 s) only culls kernels with no open websocket. This one also culls a
-    kernel whose websocket is open but that has been idle for ``cull_connected_after`` seconds
-    (30 min): a page left open in a forgotten tab, or a client that holds a websocket to keep a
-    kernel, gives its kernel back.
+    visitor's kernel whose page is connected but whose visitor has done nothing in the guide (a
+    step, an answer, a button: the kernel touches a file, see ``widgets/activity.py``) for
+    ``cull_connected_after`` seconds (30 min), since any widget message would otherwise keep a
+    kernel forever, and every visitor's kernel after ``max_visit`` seconds (2 h).
 
 ``/voila/query/<kernel id>`` (Voilà's ``RequestInfoSocketHandler``)
     is how a preheated kernel learns its visitor's query string: the kernel itself connects to
@@ -753,8 +763,81 @@ def _clear_without_banner(original: Any) -> Any:
     return clear
 
 
+#: The upstream versions this module was written and tested against (pyproject.toml's pins;
+#: tests/test_server_limits.py checks that the two agree).
+PINNED = {"voila": "0.5.13", "jupyter_server": "2.21.1"}
+
+#: What the hooks replace or rely on upstream, as (module, attribute path): if one is missing,
+#: a protection would silently not apply.
+UPSTREAM_TARGETS = (
+    ("voila.tornado.kernel_websocket_handler", "read_header_from_binary_message"),
+    ("voila.request_info_handler", "RequestInfoSocketHandler"),
+    ("voila.request_info_handler", "RequestInfoSocketHandler.open"),
+    ("voila.request_info_handler", "RequestInfoSocketHandler._cache"),
+    ("voila.request_info_handler", "RequestInfoSocketHandler._waiters"),
+    ("voila.static_file_handler", "TemplateStaticFileHandler.get_absolute_path"),
+    ("voila.static_file_handler", "TemplateStaticFileHandler.parse_url_path"),
+    ("voila.handler", "VoilaHandler"),
+    ("voila.utils", "wait_for_request"),
+    ("tornado.web", "RequestHandler.clear"),
+    ("tornado.websocket", "WebSocketHandler.on_connection_close"),
+    ("jupyter_server.services.kernels.connection.channels",
+     "ZMQChannelsWebsocketConnection.prepare"),
+    ("jupyter_server.services.kernels.connection.channels",
+     "ZMQChannelsWebsocketConnection.connect"),
+    ("jupyter_server.services.kernels.connection.channels",
+     "ZMQChannelsWebsocketConnection.disconnect"),
+    ("jupyter_server.services.kernels.connection.channels",
+     "ZMQChannelsWebsocketConnection.handle_incoming_message"),
+    ("jupyter_server.services.kernels.connection.channels",
+     "ZMQChannelsWebsocketConnection.handle_outgoing_message"),
+    ("jupyter_server.services.kernels.kernelmanager", "MappingKernelManager.cull_kernel_if_idle"),
+    ("jupyter_server.services.kernels.kernelmanager", "MappingKernelManager.start_kernel"),
+    ("jupyter_server.services.kernels.kernelmanager", "MappingKernelManager.shutdown_kernel"),
+    ("jupyter_server.services.kernels.kernelmanager", "MappingKernelManager.notify_connect"),
+)
+
+
+class UpstreamChanged(RuntimeError):
+    """Voilà or jupyter_server is not what the guide's hooks were written for."""
+
+
+def check_upstream(version: Any = None) -> None:
+    """Raise :class:`UpstreamChanged`, naming each difference, if a pinned package has another
+    version or a target of the hooks is missing (``version``: ``importlib.metadata.version``)."""
+    import importlib
+    import importlib.metadata
+
+    version = version or importlib.metadata.version
+    problems = []
+    for package, pinned in PINNED.items():
+        try:
+            found = version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found = "not installed"
+        if found != pinned:
+            problems.append(f"{package} is {found}; the guide's server hooks are made for {pinned}")
+    for module_name, path in UPSTREAM_TARGETS:
+        try:
+            target: Any = importlib.import_module(module_name)
+            for name in path.split("."):
+                # a class's own attribute: an inherited one is not the code the hook was made for
+                if inspect.isclass(target) and name not in vars(target):
+                    raise AttributeError(name)
+                target = getattr(target, name)
+        except (ImportError, AttributeError):
+            problems.append(f"{module_name}.{path} is missing")
+    if problems:
+        raise UpstreamChanged(
+            "not serving the guide: " + "; ".join(problems) + ". Install the versions pinned in "
+            "pyproject.toml, or review widgets/voila_hooks.py against the new versions.")
+
+
 def install() -> None:
-    """Replace the upstream functions described in the module docstring (idempotent).
+    """Replace the upstream functions described in the module docstring (idempotent). First
+    checks that the pinned upstream versions and every target are there
+    (:func:`check_upstream`): the server refuses to start otherwise, with the reason in its
+    log, rather than run without a protection.
 
     * ``voila.tornado.kernel_websocket_handler.read_header_from_binary_message`` by
       :func:`read_header_from_binary_message` (bounds-checked);
@@ -768,6 +851,11 @@ def install() -> None:
     global _INSTALLED
     if _INSTALLED:
         return
+    try:
+        check_upstream()
+    except UpstreamChanged as exc:
+        _log.error("guide: %s", exc)
+        raise
     import voila.request_info_handler as request_info
     import voila.static_file_handler as static
     import voila.tornado.kernel_websocket_handler as kernel_ws
