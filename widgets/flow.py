@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import yaml
 
@@ -30,6 +30,9 @@ UI_KEYS: tuple[str, ...] = (
     "continue", "placeholder", "progress", "recap_title", "error", "log_notice",
     "link_language", "link_step", "offline", "offline_reach", "reload",
 )
+#: Interface texts a flow may leave out (the view then shows no such heading):
+#:   say_title  the heading over the phrases to say (a node's ``say:``)
+OPTIONAL_UI_KEYS: tuple[str, ...] = ("say_title",)
 
 #: What a node can be to the code (a node's ``roles:``); flow.yaml's header explains each.
 #:   contact  a decision whose answer is the way the visitor contacts Amazon (the channel)
@@ -45,6 +48,17 @@ WANTS: tuple[str, ...] = ("return", "refund", "replacement", "credit", "informat
 CHOICE_ROLES: frozenset[str] = frozenset({"contact", "path", "subject"})
 #: Roles at most one node may have.
 SINGLE_ROLES: frozenset[str] = frozenset({"subject"})
+#: The moments of a conversation with an agent, in call order: a phrase's ``stage``, and what a
+#: node's ``say:`` shows. ``phrases_for`` returns phrases in this order (then in file order).
+#:   opening     hello, and what it is about
+#:   request     what the visitor wants
+#:   reference   asking for the agent's name and the reference number
+#:   clarify     asking to spell, repeat or simplify
+#:   courtesy    the fair-solution and kindness lines
+#:   supervisor  asking for a supervisor
+#:   confirm     asking to have it in writing
+STAGES: tuple[str, ...] = ("opening", "request", "reference", "clarify", "courtesy",
+                           "supervisor", "confirm")
 
 
 class FlowError(ValueError):
@@ -109,6 +123,31 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Phrase:
+    """Something to say (or write) to an agent: ``en`` is what to say (the conversation is in
+    English), ``ko`` its meaning. ``stage`` is its moment in the call (one of :data:`STAGES`).
+    ``when``: the paths it applies to, as alternatives (any one matches; each like a ``next``
+    rule's ``when``: decision id → option ids); empty: every path."""
+
+    id: str
+    stage: str
+    en: str
+    ko: str
+    when: tuple[Mapping[str, frozenset[str]], ...] = ()
+
+    @property
+    def text(self) -> Text:
+        return Text(ko=self.ko, en=self.en)
+
+    def applies(self, answers: Mapping[str, str]) -> bool:
+        """Whether the phrase fits a path whose answers are ``answers`` (decision → option)."""
+        if not self.when:
+            return True
+        return any(all(answers.get(node) in allowed for node, allowed in alternative.items())
+                   for alternative in self.when)
+
+
+@dataclass(frozen=True)
 class Option:
     """One answer of a decision. ``escalate``: choosing it pre-ticks the message's polite
     request for a supervisor. ``weight``: its relative weight in the demo data (default 1)."""
@@ -123,6 +162,11 @@ class Option:
     opening: Text | None = None
     #: what the message asks for by default after this answer (one of :data:`WANTS`)
     want: str | None = None
+    #: words (per language) that no text shown later on a path through this answer may use,
+    #: because the answer rules out what they speak of (e.g. order records for a problem that
+    #: is not about an order); tests/test_content.py checks every path
+    rules_out: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -143,6 +187,8 @@ class Node:
     drop_off: float | None = None
     #: small print under the body (e.g. what the guide is based on)
     fine_print: Text | None = None
+    #: the stages (from :data:`STAGES`) whose phrases the step shows, in call order
+    say: tuple[str, ...] = ()
 
     def option(self, option_id: str) -> Option:
         for option in self.options:
@@ -179,6 +225,8 @@ class Flow:
     ui: Mapping[str, Text]
     paths: tuple[tuple[tuple[str, str | None], ...], ...]
     glossary: tuple[Term, ...] = ()
+    #: the things to say to an agent, in file order (see :meth:`phrases_for`)
+    phrases: tuple[Phrase, ...] = ()
 
     def __getitem__(self, node_id: str) -> Node:
         return self.nodes[node_id]
@@ -203,6 +251,20 @@ class Flow:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; expected one of {ROLES}")
         return tuple(node.id for node in self if role in node.roles)
+
+    def phrases_for(self, answers: Mapping[str, str],
+                    stages: Iterable[str] | None = None) -> list[Phrase]:
+        """The phrases that apply to a path whose answers are ``answers`` (decision id → option
+        id, e.g. ``Engine.choices``), limited to ``stages`` (default: all), in call order: by
+        stage (:data:`STAGES`' order), then in the file's order."""
+        wanted = set(STAGES if stages is None else stages)
+        unknown = wanted - set(STAGES)
+        if unknown:
+            raise ValueError(f"unknown stage {sorted(unknown)[0]!r}; expected one of {STAGES}")
+        order = {stage: i for i, stage in enumerate(STAGES)}
+        chosen = [(order[p.stage], i, p) for i, p in enumerate(self.phrases)
+                  if p.stage in wanted and p.applies(answers)]
+        return [p for _, _, p in sorted(chosen, key=lambda t: t[:2])]
 
     def escalates(self, choices: Mapping[str, str]) -> bool:
         """Whether an answer among ``choices`` (node id → option id) is marked ``escalate``."""
@@ -269,7 +331,7 @@ def build_flow(data: Any) -> Flow:
     """Validate already-parsed flow data (a mapping) and freeze it into a :class:`Flow`."""
     if not isinstance(data, Mapping):
         raise FlowError("the flow must be a mapping with 'start', 'outline', 'ui' and 'nodes'")
-    unknown = set(data) - {"version", "start", "outline", "ui", "nodes", "glossary"}
+    unknown = set(data) - {"version", "start", "outline", "ui", "nodes", "glossary", "phrases"}
     if unknown:
         raise FlowError(f"unknown top-level keys {sorted(unknown)}", field=sorted(unknown)[0])
     if data.get("version") != 1:
@@ -292,7 +354,10 @@ def build_flow(data: Any) -> Flow:
         if key not in ui_data:
             raise FlowError("missing interface text", field=f"ui.{key}")
         ui[key] = _text(ui_data[key], None, f"ui.{key}")
-    extra = set(ui_data) - set(UI_KEYS)
+    for key in OPTIONAL_UI_KEYS:
+        if key in ui_data:
+            ui[key] = _text(ui_data[key], None, f"ui.{key}")
+    extra = set(ui_data) - set(UI_KEYS) - set(OPTIONAL_UI_KEYS)
     if extra:
         raise FlowError("unknown interface text", field=f"ui.{sorted(extra)[0]}")
 
@@ -312,6 +377,7 @@ def build_flow(data: Any) -> Flow:
 
     _check_references(nodes)
     _check_roles(nodes)
+    phrases = _phrases(data.get("phrases", []), nodes)
     paths = _enumerate_paths(nodes, start)
     seen = {node_id for path in paths for node_id, _ in path}
     for node_id in nodes:
@@ -329,7 +395,75 @@ def build_flow(data: Any) -> Flow:
         ui=MappingProxyType(ui),
         paths=tuple(paths),
         glossary=_glossary(data.get("glossary", [])),
+        phrases=phrases,
     )
+
+
+def _phrases(raw: Any, nodes: Mapping[str, Node]) -> tuple[Phrase, ...]:
+    """The ``phrases:`` list. Errors name the phrase (by id) and the field."""
+    if not isinstance(raw, list):
+        raise FlowError("must be a list of phrases", field="phrases")
+    phrases: list[Phrase] = []
+    for i, entry in enumerate(raw):
+        where = f"phrases[{i}]"
+        if not isinstance(entry, Mapping):
+            raise FlowError("each phrase must be a mapping", field=where)
+        pid = entry.get("id")
+        if not isinstance(pid, str) or not ID_PATTERN.fullmatch(pid):
+            raise FlowError(f"missing or invalid phrase id {pid!r}", field=f"{where}.id")
+        where = f"phrases.{pid}"
+        extra = set(entry) - {"id", "stage", "when", "en", "ko"}
+        if extra:
+            raise FlowError(f"unknown key {sorted(extra)[0]!r}", field=f"{where}.{sorted(extra)[0]}")
+        if pid in {p.id for p in phrases}:
+            raise FlowError(f"duplicate phrase id {pid!r}", field=f"{where}.id")
+        stage = entry.get("stage")
+        if stage not in STAGES:
+            raise FlowError(f"unknown stage {stage!r}; expected one of {STAGES}",
+                            field=f"{where}.stage")
+        words = {}
+        for lang in LANGUAGES:
+            value = entry.get(lang)
+            if not isinstance(value, str) or not value.strip():
+                raise FlowError(f"missing or empty {lang!r} text", field=f"{where}.{lang}")
+            words[lang] = " ".join(value.split())
+        when_raw = entry.get("when", [])
+        alternatives = [when_raw] if isinstance(when_raw, Mapping) else when_raw
+        if not isinstance(alternatives, list) or (when_raw != [] and not alternatives):
+            raise FlowError("must map decision ids to option ids (or be a list of such maps)",
+                            field=f"{where}.when")
+        when = []
+        for j, alternative in enumerate(alternatives):
+            at = f"{where}.when" if isinstance(when_raw, Mapping) else f"{where}.when[{j}]"
+            if not isinstance(alternative, Mapping) or not alternative:
+                raise FlowError("must map decision ids to option ids", field=at)
+            parsed = {}
+            for decision, allowed in alternative.items():
+                target = nodes.get(decision) if isinstance(decision, str) else None
+                if target is None or target.kind != "choice":
+                    raise FlowError(f"{decision!r} is not a decision node", field=at)
+                allowed = [allowed] if isinstance(allowed, str) else allowed
+                if not isinstance(allowed, list) or not allowed or not all(
+                        isinstance(a, str) for a in allowed):
+                    raise FlowError("expects an option id or a list of them",
+                                    field=f"{at}.{decision}")
+                unknown = set(allowed) - set(target.option_ids)
+                if unknown:
+                    raise FlowError(f"{decision!r} has no option {sorted(unknown)[0]!r}",
+                                    field=f"{at}.{decision}")
+                parsed[decision] = frozenset(allowed)
+            when.append(MappingProxyType(parsed))
+        phrases.append(Phrase(id=pid, stage=stage, when=tuple(when), **words))
+    staged = {p.stage for p in phrases}
+    for node in nodes.values():
+        for i, stage in enumerate(node.say):
+            if stage not in STAGES:
+                raise FlowError(f"unknown stage {stage!r}; expected one of {STAGES}",
+                                node=node.id, field=f"say[{i}]")
+            if stage not in staged:
+                raise FlowError(f"no phrase has the stage {stage!r}", node=node.id,
+                                field=f"say[{i}]")
+    return tuple(phrases)
 
 
 def _glossary(raw: Any) -> tuple[Term, ...]:
@@ -429,7 +563,7 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
     if not isinstance(node_id, str) or not ID_PATTERN.fullmatch(node_id):
         raise FlowError(f"missing or invalid node id {node_id!r}", field=f"nodes[{index}].id")
     allowed = {"id", "kind", "widget", "covers", "title", "body", "prompt", "options", "next",
-               "recap", "roles", "drop_off", "fine_print"}
+               "recap", "roles", "drop_off", "fine_print", "say"}
     extra = set(raw) - allowed
     if extra:
         raise FlowError(f"unknown key {sorted(extra)[0]!r}", node=node_id, field=sorted(extra)[0])
@@ -454,6 +588,12 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
     if "fine_print" in raw:
         fields["fine_print"] = _text(raw["fine_print"], node_id, "fine_print")
     fields["roles"] = _roles(raw.get("roles", []), node_id, kind)
+    say = raw.get("say", [])
+    if not isinstance(say, list) or not all(isinstance(stage, str) for stage in say):
+        raise FlowError(f"must be a list of stages from {STAGES}", node=node_id, field="say")
+    if len(set(say)) != len(say):
+        raise FlowError("lists a stage twice", node=node_id, field="say")
+    fields["say"] = tuple(say)
     if "drop_off" in raw:
         value = raw["drop_off"]
         if not _is_number(value) or not 0 <= value < 1:
@@ -479,7 +619,7 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
             if not isinstance(opt, Mapping):
                 raise FlowError("each option must be a mapping", node=node_id, field=where)
             extra = set(opt) - {"id", "label", "next", "recap", "escalate", "weight",
-                                "opening", "want"}
+                                "opening", "want", "rules_out"}
             if extra:
                 raise FlowError(f"unknown key {sorted(extra)[0]!r}", node=node_id,
                                 field=f"{where}.{sorted(extra)[0]}")
@@ -515,6 +655,7 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
                 opening=(_text(opt["opening"], node_id, f"{where}.opening")
                          if "opening" in opt else None),
                 want=want,
+                rules_out=_words(opt.get("rules_out", {}), node_id, f"{where}.rules_out"),
             ))
         fields.update(widget=widget, options=tuple(options),
                       prompt=_text(raw.get("prompt"), node_id, "prompt"))
@@ -531,6 +672,20 @@ def _node(raw: Any, index: int, outline: set[str]) -> Node:
             if key in raw:
                 raise FlowError(f"an end node has no {key!r}", node=node_id, field=key)
     return Node(**fields)
+
+
+def _words(raw: Any, node: str, field: str) -> Mapping[str, tuple[str, ...]]:
+    """A mapping of language (ko, en) → a list of words."""
+    if not isinstance(raw, Mapping) or set(raw) - set(LANGUAGES):
+        raise FlowError("must map a language (ko, en) to a list of words", node=node,
+                        field=field)
+    words = {}
+    for lang, listed in raw.items():
+        if not isinstance(listed, list) or not all(isinstance(x, str) and x.strip()
+                                                   for x in listed):
+            raise FlowError("must be a list of words", node=node, field=f"{field}.{lang}")
+        words[lang] = tuple(x.strip() for x in listed)
+    return MappingProxyType(words)
 
 
 def _is_number(value: Any) -> bool:
