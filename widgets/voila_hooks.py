@@ -369,7 +369,8 @@ class GuideKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
     max_per_client = Int(
         16, config=True,
         help="Websockets one client address may have open at once on this server (behind "
-             "the shipped nginx, the address nginx forwards in X-Real-IP).")
+             "the shipped nginx, the address nginx forwards in X-Real-IP; a process on this "
+             "machine that forwards no address is not counted).")
     max_unsent_bytes = Int(
         2 * 2**20, config=True,
         help="Bytes that may wait unsent for a client; a websocket past it is closed (a "
@@ -385,7 +386,7 @@ class GuideKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
         super().__init__(**kwargs)
         self._refused = 0
         self._closing = False
-        self._counted: tuple[str, str] | None = None  # (kernel id, client) while counted
+        self._counted: tuple[str, str | None] | None = None  # (kernel id, client) while counted
 
     # -- admission
 
@@ -419,12 +420,13 @@ class GuideKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
             self.log.warning("kernel websocket %s: refused, %d already open for this kernel",
                              kernel_id, self.max_per_kernel)
             raise web.HTTPError(429, "too many websockets for this kernel")
-        if self._per_client[client] >= self.max_per_client > 0:
+        if client is not None and self._per_client[client] >= self.max_per_client > 0:
             self.log.warning("kernel websocket %s: refused, %d already open from one client",
                              kernel_id, self.max_per_client)
             raise web.HTTPError(429, "too many websockets from this client")
         self._per_kernel[kernel_id] += 1
-        self._per_client[client] += 1
+        if client is not None:
+            self._per_client[client] += 1
         self._counted = (kernel_id, client)
 
     def _count_out(self) -> None:
@@ -432,6 +434,8 @@ class GuideKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
         if counted is None:
             return
         for counter, key in zip((self._per_kernel, self._per_client), counted):
+            if key is None:
+                continue
             counter[key] -= 1
             if counter[key] <= 0:
                 del counter[key]
@@ -548,21 +552,22 @@ def unsent_bytes(handler: Any) -> int:
         return 0
 
 
-def client_address(request: Any) -> str:
+def client_address(request: Any) -> str | None:
     """The client's address: the peer's, or, from a proxy on this machine (the shipped nginx),
-    the address it forwards in ``X-Real-IP``."""
+    the address it forwards in ``X-Real-IP``; None for a process on this machine that forwards
+    none (the server's own tests and benchmarks, a local browser), which is not counted."""
     peer = request.remote_ip or ""
     try:
         loopback = ipaddress.ip_address(peer).is_loopback
     except ValueError:
         return peer
+    if not loopback:
+        return peer
     forwarded = request.headers.get("X-Real-IP", "").strip()
-    if loopback and forwarded:
-        try:
-            return str(ipaddress.ip_address(forwarded))
-        except ValueError:
-            return peer
-    return peer
+    try:
+        return str(ipaddress.ip_address(forwarded)) if forwarded else None
+    except ValueError:
+        return peer
 
 
 # --------------------------------------------------------------------------- kernel culling
