@@ -353,3 +353,20 @@ def test_the_client_address_is_the_forwarded_one_only_from_this_machine():
     assert client_address(request("127.0.0.1", **{"X-Real-IP": "198.51.100.1"})) == "198.51.100.1"
     assert client_address(request("127.0.0.1", **{"X-Real-IP": "not an address"})) == "127.0.0.1"
     assert client_address(request("::1")) is None  # a local process: not counted
+
+
+def test_one_token_bucket_limits_both_the_log_and_the_websockets():
+    from widgets.log.session import SessionLogger
+    from widgets.ratelimit import TokenBucket
+    from widgets.voila_hooks import GuideKernelWebsocketConnection
+
+    now = [0.0]
+    bucket = TokenBucket(rate=2, burst=3, monotonic=lambda: now[0])
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    now[0] += 0.5  # one token back
+    assert [bucket.take() for _ in range(2)] == [True, False]
+    assert TokenBucket(rate=float("inf"), burst=1).take()
+    with pytest.raises(ValueError):
+        TokenBucket(rate=0, burst=1)
+    assert "TokenBucket" in GuideKernelWebsocketConnection._take_token.__code__.co_names
+    assert isinstance(SessionLogger(lambda: None, rate=2, burst=3)._bucket, TokenBucket)

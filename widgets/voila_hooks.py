@@ -106,6 +106,7 @@ from tornado import web
 from traitlets import Float, Int, default
 
 from . import activity
+from .ratelimit import TokenBucket
 from . import server_check
 
 __all__ = [
@@ -330,25 +331,6 @@ def read_header_from_binary_message(ws_msg: bytes) -> dict | None:
         return None
 
 
-class _TokenBucket:
-    """A burst of ``burst`` messages, then ``rate`` per second."""
-
-    __slots__ = ("tokens", "refill_at")
-
-    def __init__(self, burst: float) -> None:
-        self.tokens = float(burst)
-        self.refill_at = time.monotonic()
-
-    def take(self, burst: float, rate: float) -> bool:
-        now = time.monotonic()
-        self.tokens = min(float(burst), self.tokens + (now - self.refill_at) * rate)
-        self.refill_at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
 class GuideKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
     """jupyter_server's kernel websocket connection, v1 protocol only, with checked input,
     a bounded number of websockets per kernel and per client, a message rate per kernel, and
@@ -380,7 +362,7 @@ class GuideKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
     _per_kernel: ClassVar[collections.Counter[str]] = collections.Counter()
     _per_client: ClassVar[collections.Counter[str]] = collections.Counter()
     #: each kernel's message budget, shared by its websockets; gone with the kernel
-    _buckets: ClassVar[weakref.WeakKeyDictionary[Any, _TokenBucket]] = weakref.WeakKeyDictionary()
+    _buckets: ClassVar[weakref.WeakKeyDictionary[Any, TokenBucket]] = weakref.WeakKeyDictionary()
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -505,8 +487,8 @@ class GuideKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
         kernel = self.kernel_manager
         bucket = self._buckets.get(kernel)
         if bucket is None:
-            bucket = self._buckets[kernel] = _TokenBucket(self.message_burst)
-        return bucket.take(self.message_burst, self.message_rate)
+            bucket = self._buckets[kernel] = TokenBucket(self.message_rate, self.message_burst)
+        return bucket.take()
 
     # -- to the page
 

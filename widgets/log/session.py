@@ -26,6 +26,7 @@ import uuid
 import weakref
 from collections.abc import Callable
 
+from ..ratelimit import TokenBucket
 from .events import Event, Gap, SessionEvents, is_id as _is_id
 from .store import EventStore
 
@@ -203,8 +204,7 @@ class SessionLogger:
         self._unrecorded_drops = 0
         self._refused = 0
         self._inflight = 0  # buffered events (from the left) being written right now
-        self._tokens = self.burst
-        self._refilled = self._monotonic()
+        self._bucket = TokenBucket(self.rate, self.burst, self._monotonic)
         self._thread: threading.Thread | None = None  # the writer
         self._kick = False  # the writer writes now
         self._wake_at = math.inf  # time.monotonic() of its next retry (or write of a gap count)
@@ -434,15 +434,7 @@ class SessionLogger:
 
     def _take_token(self) -> bool:
         """The token bucket: True if one more event is within the rate limit (caller holds _lock)."""
-        if math.isinf(self.rate):
-            return True
-        now = self._monotonic()
-        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._refilled) * self.rate)
-        self._refilled = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
+        return self._bucket.take()
 
     def _drop_oldest(self) -> None:
         """Make room for one event (caller holds _lock): drop the oldest not being written now."""
