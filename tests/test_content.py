@@ -23,7 +23,7 @@ import pytest
 from conftest import FLOW_2024
 from widgets import casenotes, engine as engine_module, messages
 from widgets.engine import Engine
-from widgets.flow import Flow, default_flow, load_flow
+from widgets.flow import Flow, FlowError, default_flow, load_flow
 from widgets.style import LABEL, SAY, VOICE, Finding, check
 
 FLOW = default_flow()
@@ -212,3 +212,107 @@ def test_the_flow_is_shorter_than_in_2024():
     new, old = shape(FLOW), shape(load_flow(FLOW_2024))
     assert new["screens"][2] < old["screens"][2] and new["screens"][1] < old["screens"][1]
     assert max(new["to_reach"].values()) <= 3
+
+
+# ------------------------------------------------------------------ what to say, in English
+
+
+from widgets import style  # noqa: E402
+
+
+def answers_of(path) -> dict[str, str]:
+    return {node_id: choice for node_id, choice in path if choice is not None}
+
+
+def test_every_phrase_has_both_languages_and_a_plain_english_line():
+    assert FLOW.phrases
+    for phrase in FLOW.phrases:
+        assert phrase.en.strip() and phrase.ko.strip(), phrase.id
+        assert not list(style.english_line(phrase.en)), phrase.id
+
+
+def test_no_korean_phrase_to_say_without_its_english_line():
+    """A "> " line in a text is a phrase to say given in one language only; every phrase to
+    say is in phrases: (English line and Korean meaning)."""
+    for node, field, text, _ in style.texts(FLOW):
+        for lang in ("ko", "en"):
+            assert not any(line.strip().startswith("> ") for line in text(lang).splitlines()), \
+                (node, field, lang)
+
+
+@pytest.mark.parametrize("path", FLOW.paths, ids=lambda p: "-".join(c or "" for _, c in p if c))
+def test_every_screen_that_says_what_to_say_shows_the_english_line(path):
+    """On every path, each step with ``say:`` has phrases to show, and the Korean screen shows
+    each English line in its own element with lang="en", its Korean meaning under it."""
+    from widgets.view import phrases_markup
+
+    engine = walk(FLOW, path)
+    stages_said = set()
+    for i, (node_id, choice) in enumerate(path):
+        node = FLOW[node_id]
+        phrases = FLOW.phrases_for(answers_of(path[:i]), node.say)
+        assert bool(phrases) == bool(node.say), node_id
+        stages_said |= {p.stage for p in phrases}
+    assert {"opening", "request", "reference", "supervisor"} <= stages_said
+    engine.set_language("ko")
+    html_ko = phrases_markup(engine)
+    for phrase in FLOW.phrases_for(engine.choices, engine.node.say):
+        en = phrase.en.replace("'", "&#x27;")
+        assert f"lang='en'" in html_ko and en in html_ko and phrase.ko in html_ko
+    engine.set_language("en")
+    assert all(p.ko not in phrases_markup(engine)
+               for p in FLOW.phrases_for(engine.choices, engine.node.say))
+
+
+@pytest.mark.parametrize("path", FLOW.paths, ids=lambda p: "-".join(c or "" for _, c in p if c))
+def test_every_checklist_has_the_name_and_reference_line(path):
+    engine = walk(FLOW, path)
+    for lang in ("ko", "en"):
+        engine.set_language(lang)
+        agent, number = getattr(TERMS["agent"], lang), getattr(TERMS["reference-number"], lang)
+        lines = engine.recap()
+        assert any(agent in line and number in line for line in lines), (lang, lines)
+    said = FLOW.phrases_for(engine.choices, engine.node.say)
+    assert any(p.stage == "reference" and "name" in p.en and TERMS["reference-number"].en in p.en
+               for p in said)
+
+
+def test_the_2024_checklists_missed_the_name_and_reference_line():
+    old = load_flow(FLOW_2024)
+    missing = [p for p in old.paths
+               if not any(TERMS["agent"].ko in line and TERMS["reference-number"].ko in line
+                          for line in walk(old, p).recap())]
+    assert missing
+
+
+@pytest.mark.parametrize("path", FLOW.paths, ids=lambda p: "-".join(c or "" for _, c in p if c))
+def test_nothing_an_answer_ruled_out_is_shown_later_on_its_path(path):
+    """e.g. no order confirmations, receipts or "your order" after "not about an order"."""
+    findings = style.ruled_out(FLOW, path)
+    assert not findings, "\n".join(map(str, findings))
+
+
+def test_an_answer_rules_out_order_records():
+    subject = FLOW[FLOW.role_nodes("subject")[0]]
+    assert any("order confirmation" in o.rules_out.get("en", ()) for o in subject.options)
+
+
+def test_the_ruled_out_check_finds_order_records_on_the_path_that_ruled_them_out():
+    """Send the answer that rules out order records to where the other answers go (as the
+    guide did before): the check finds the contradiction."""
+    import yaml
+
+    from widgets.flow import DEFAULT_PATH, build_flow
+
+    data = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
+    subject = next(n for n in data["nodes"] if "subject" in n.get("roles", []))
+    ruling = next(o for o in subject["options"] if o.get("rules_out"))
+    ruling["next"] = next(o["next"] for o in subject["options"] if o is not ruling)
+    while True:  # drop the steps no longer reached
+        try:
+            flow = build_flow(data)
+            break
+        except FlowError as exc:
+            assert "unreachable" in exc.message
+            data["nodes"] = [n for n in data["nodes"] if n["id"] != exc.node]
+    assert any(style.ruled_out(flow, p) for p in flow.paths)

@@ -15,8 +15,8 @@ import yaml
 
 from conftest import FLOW_2024
 from widgets import style
-from widgets.flow import (DEFAULT_PATH, WANTS, FlowError, build_flow, default_flow, load_flow,
-                          parse_flow)
+from widgets.flow import (DEFAULT_PATH, STAGES, WANTS, FlowError, build_flow, default_flow,
+                          load_flow, parse_flow)
 
 ROOT = Path(__file__).resolve().parents[1]
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
@@ -398,3 +398,70 @@ def test_a_copied_flow_file_loads(tmp_path):
     flow = load_flow(copy_path)
     assert flow.role_nodes("contact") == ("reach",)
     assert default_flow().role_nodes("contact") == ("reach", "channel")
+
+
+# ------------------------------------------------------------------ phrases to say
+
+
+@pytest.fixture()
+def current():
+    return yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
+
+
+def phrase(data, phrase_id):
+    return next(p for p in data["phrases"] if p["id"] == phrase_id)
+
+
+@pytest.mark.parametrize("change, field, message", [
+    (lambda p: p.update(stage="goodbye"), "phrases.{id}.stage", "unknown stage"),
+    (lambda p: p.pop("en"), "phrases.{id}.en", "missing or empty 'en'"),
+    (lambda p: p.update(ko=" "), "phrases.{id}.ko", "missing or empty 'ko'"),
+    (lambda p: p.update(when={"ready": ["x"]}), "phrases.{id}.when", "not a decision node"),
+    (lambda p: p.update(when={"problem": ["lost"]}), "phrases.{id}.when.problem",
+     "has no option 'lost'"),
+    (lambda p: p.update(when=[{"reach": ["call"]}, {"channel": ["fax"]}]),
+     "phrases.{id}.when[1].channel", "has no option 'fax'"),
+    (lambda p: p.update(tone="warm"), "phrases.{id}.tone", "unknown key"),
+])
+def test_a_malformed_phrase_is_named_with_its_field(current, change, field, message):
+    target = current["phrases"][0]
+    change(target)
+    error = error_of(current)
+    assert error.field == field.format(id=target["id"]) and message in error.message
+    assert target["id"] in str(error)
+
+
+def test_a_phrase_given_twice(current):
+    current["phrases"].append(dict(current["phrases"][0]))
+    error = error_of(current)
+    assert "duplicate phrase id" in error.message
+
+
+@pytest.mark.parametrize("say, field, message", [
+    (["opening", "smalltalk"], "say[1]", "unknown stage 'smalltalk'"),
+    (["opening", "opening"], "say", "twice"),
+    ("opening", "say", "must be a list"),
+])
+def test_a_node_saying_an_unknown_stage(current, say, field, message):
+    target = next(n for n in current["nodes"] if n.get("say"))
+    target["say"] = say
+    error = error_of(current)
+    assert (error.node, error.field) == (target["id"], field) and message in error.message
+
+
+def test_phrases_for_a_path_come_in_call_order():
+    flow = default_flow()
+    for path in flow.paths:
+        answers = {n: c for n, c in path if c}
+        said = flow.phrases_for(answers)
+        order = [STAGES.index(p.stage) for p in said]
+        assert order == sorted(order)
+        assert all(p.applies(answers) for p in said)
+        assert flow.phrases_for(answers, ["supervisor"]) == [p for p in said
+                                                             if p.stage == "supervisor"]
+    with pytest.raises(ValueError):
+        flow.phrases_for({}, ["goodbye"])
+
+
+def test_a_flow_without_phrases_still_loads(data):
+    assert load_flow(FLOW_2024).phrases == ()

@@ -23,7 +23,7 @@ OUTCOMES: Mapping[str, Text] = {key: {
     "solved": Text(ko="해결됐어요", en="Solved"),
     "partly": Text(ko="일부 해결됐어요", en="Partly solved"),
     "not-yet": Text(ko="아직 해결 안 됐어요", en="Not yet"),
-    "escalated": Text(ko="관리자에게 넘겼어요", en="Passed to a supervisor"),
+    "escalated": Text(ko="관리자에게 넘어갔어요", en="Passed on to a supervisor"),
 }[key] for key in OUTCOME_IDS}
 OUTCOME_QUESTION = Text(ko="어떻게 되었나요? 한 번만 눌러 알려 주세요.",
                         en="How did it go? One click tells us.")

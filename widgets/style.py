@@ -10,7 +10,13 @@ can run but reads badly (docs/style-guide.md explains each rule):
 * **speech level**: the guide speaks Korean in 해요체, so every sentence of its own ends in
   "…요"; phrases to say to an agent ("> " lines) and the ready-to-send message are in 합쇼체
   ("…니다", "…니까"); checklist lines are short phrases, not sentences; "당신", "귀하" and
-  "…잖아요" are never used.
+  "…잖아요" are never used;
+* **phrases to say**: every phrase (flow.yaml's ``phrases:``) has its English line, plain ASCII
+  ending in "." or "?", and its Korean meaning in 합쇼체; no Korean "> " line (a phrase to say
+  without its English) in any text;
+* **ruled out**: :func:`ruled_out` finds, on a path, a text that speaks of what an answer on
+  that path ruled out (an option's ``rules_out`` words, e.g. order records for a service
+  problem).
 
 Each finding names the node and field, like the loader's errors. ``notebooks/content.ipynb``
 lists them; the tests require none.
@@ -21,7 +27,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from .flow import Flow, Term, Text
+from .flow import Flow, Node, Term, Text
 
 #: How a text is read: "voice" (the guide's own sentences, 해요체), "say" (said or written to
 #: Amazon, 합쇼체), "item" (a checklist line: a phrase, not a sentence), "label" (a button or
@@ -78,11 +84,32 @@ def texts(flow: Flow) -> Iterator[tuple[str | None, str, Text, str]]:
                 yield node.id, f"options[{i}].opening", option.opening, SAY
 
 
+def phrase_texts(flow: Flow) -> Iterator[tuple[str | None, str, Text, str]]:
+    """Every phrase to say, as :func:`texts` yields texts (its Korean meaning is read as SAY)."""
+    for phrase in flow.phrases:
+        yield None, f"phrases.{phrase.id}", phrase.text, SAY
+
+
+def english_line(value: str) -> Iterator[str]:
+    """Findings in a phrase's English line: plain ASCII (what a phone keyboard types), a
+    sentence or a question."""
+    if not value.isascii():
+        yield f"“{value}”: an English line uses plain ASCII punctuation (' and \")"
+    if not value.endswith((".", "?")):
+        yield f"“{value}”: an English line ends with “.” or “?”"
+
+
 def check(flow: Flow, extra: Iterable[tuple[str | None, str, Text, str]] = ()) -> list[Finding]:
     """Every finding in the flow's texts (and in ``extra`` texts, given like :func:`texts`
     yields them), in order."""
     findings: list[Finding] = []
-    for node, field, text, reading in [*texts(flow), *extra]:
+    for phrase in flow.phrases:
+        for message in english_line(phrase.en):
+            findings.append(Finding(None, f"phrases.{phrase.id}.en", "en", message))
+    for node, field, text, reading in [*texts(flow), *phrase_texts(flow), *extra]:
+        if any(line.strip().startswith("> ") for line in text.ko.splitlines()):
+            findings.append(Finding(node, field, "ko", "a phrase to say (“> ”) without its "
+                                    "English line: put it in phrases: with en and ko"))
         if text.ko == text.en and _HANGUL.search(text.ko) is None and \
                 any(ch.isalpha() for ch in text.ko):
             findings.append(Finding(node, field, "ko", "the same text as in English: not translated"))
@@ -180,3 +207,56 @@ def speech_level(value: str, reading: str) -> Iterator[str]:
             elif reading == LABEL:
                 if re.search(r"(니다|니까)$", end):
                     yield f"“{bare}”: a label or title is a phrase or a 해요체 sentence"
+
+
+# --------------------------------------------------------------------------- what a path shows
+
+
+def _node_texts(flow: Flow, node: Node, answers: dict[str, str],
+                choice: str | None) -> Iterator[tuple[str, Text]]:
+    yield "title", node.title
+    yield "body", node.body
+    for name in ("prompt", "fine_print", "recap"):
+        if getattr(node, name) is not None:
+            yield name, getattr(node, name)
+    for i, option in enumerate(node.options):
+        yield f"options[{i}].label", option.label
+        if option.id == choice and option.recap is not None:
+            yield f"options[{i}].recap", option.recap
+    for phrase in flow.phrases_for(answers, node.say):
+        yield f"phrases.{phrase.id}", phrase.text
+
+
+def shown_on_path(flow: Flow, path) -> Iterator[tuple[str, str, Text]]:
+    """What a visitor is shown along ``path`` (a :attr:`Flow.paths` entry): (node id, field,
+    text), screen by screen, with the phrases each screen shows for the answers given by then."""
+    answers: dict[str, str] = {}
+    for node_id, choice in path:
+        node = flow[node_id]
+        for field, text in _node_texts(flow, node, dict(answers), choice):
+            yield node_id, field, text
+        if choice is not None:
+            answers[node_id] = choice
+
+
+def ruled_out(flow: Flow, path) -> list[Finding]:
+    """Texts shown on ``path`` after an answer that rules out what they speak of: the words of
+    that option's ``rules_out`` (e.g. order confirmations after "not about an order")."""
+    findings: list[Finding] = []
+    banned: dict[str, set[str]] = {"ko": set(), "en": set()}
+    answers: dict[str, str] = {}
+    for node_id, choice in path:
+        node = flow[node_id]
+        for field, text in _node_texts(flow, node, dict(answers), choice):
+            for lang, words in banned.items():
+                plain = text(lang).replace("**", "").lower()
+                for word in sorted(words):
+                    if word.lower() in plain:
+                        findings.append(Finding(node_id, field, lang,
+                                                f"says {word!r}, which an earlier answer on "
+                                                "this path ruled out"))
+        if choice is not None:
+            answers[node_id] = choice
+            for lang, words in node.option(choice).rules_out.items():
+                banned[lang].update(words)
+    return findings

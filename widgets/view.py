@@ -91,6 +91,35 @@ def render_body(text: str) -> str:
     return "".join(blocks)
 
 
+def phrases_markup(engine: Engine) -> str:
+    """The phrases to say at the current step (its node's ``say:`` stages, for the answers
+    given so far), in call order: each English line large and selectable, in its own element
+    with ``lang="en"``; on a Korean screen its Korean meaning under it, smaller. Empty when the
+    step shows none."""
+    node = engine.node
+    if not node.say:
+        return ""
+    phrases = engine.flow.phrases_for(engine.choices, node.say)
+    if not phrases:
+        return ""
+    items = []
+    for phrase in phrases:
+        meaning = ("" if engine.lang == "en" else
+                   f"<span class='guide-phrase-meaning' lang='{engine.lang}' "
+                   f"style='display:block;font-size:0.9rem;color:#404040'>"
+                   f"{html.escape(phrase.text(engine.lang))}</span>")
+        items.append(
+            f"<li class='guide-phrase' style='margin:0.5rem 0;padding:0.5rem 0.8rem;"
+            f"border-left:4px solid #146eb4;background:#eef5fb;list-style:none'>"
+            f"<span class='guide-phrase-en' lang='en' style='display:block;font-size:1.2rem;"
+            f"font-weight:600;line-height:1.4;user-select:text;-webkit-user-select:text'>"
+            f"{html.escape(phrase.en)}</span>{meaning}</li>")
+    title = engine.flow.ui.get("say_title")
+    heading = "" if title is None else f"<h3>{html.escape(title(engine.lang))}</h3>"
+    return (f"<section class='guide-say'>{heading}"
+            f"<ul class='guide-phrases' style='padding-left:0'>{''.join(items)}</ul></section>")
+
+
 def offline_markup(flow: Flow) -> str:
     """What the page shows when the guide has stopped on the server (guide.js): an empty alert
     region, and in a ``<template>`` (inert, not shown) the flow's ``offline``,
@@ -253,7 +282,9 @@ class StepView:
                            f"value='{progress.step}' aria-label='{label}'></progress>"
                            f"<p class='guide-progress-label'>{label}</p>"
                            f"<h2>{html.escape(engine.text(node.title))}</h2>"
-                           f"{render_body(engine.text(node.body))}{fine_print}</div>")
+                           f"{render_body(engine.text(node.body))}"
+                           f"{'' if node.kind == 'end' else phrases_markup(engine)}"
+                           f"{fine_print}</div>")
 
         step = (len(engine.path), node.id)
         same_step = step == self._rendered_step
@@ -293,7 +324,7 @@ class StepView:
                 f"<li><label><input type='checkbox'> <span>{html.escape(line)}</span></label></li>"
                 for line in engine.recap())
             self.recap.value = (f"<h3>{html.escape(engine.ui('recap_title'))}</h3>"
-                                f"<ul>{items}</ul>")
+                                f"<ul>{items}</ul>{phrases_markup(engine)}")
 
         # Containers are shown after their contents are up to date, so the page never flashes
         # the previous step's (or empty) controls.
