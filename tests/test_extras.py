@@ -216,18 +216,20 @@ def test_casenotes_parse_errors_name_the_line():
 # ------------------------------------------------------------------ outcome
 
 
-def test_outcome_is_one_click_at_the_end(view):
+def test_outcome_is_one_click_on_the_visit_that_comes_back(view):
     to_end(view)
+    assert view.outcome_panel.layout.display == "none"  # not before contact
+    assert view.follow_up(view.engine.followup_code())
     assert view.outcome_panel.layout.display != "none"
     next(b for b in view.outcome_panel.buttons if b.description == "Partly solved").click()
-    assert view.sink.events[-1] == ("done", "outcome", "partly", "en")
+    assert view.sink.events[-1] == ("done", "followup", "partly", "en")
     assert "Thank you" in view.outcome_panel.label.value
 
 
-def test_outcome_only_at_the_end():
+def test_outcome_only_on_a_visit_that_comes_back():
     engine = Engine()
     with pytest.raises(EngineError):
-        engine.record_outcome("solved")
+        engine.record_followup("solved")
 
 
 # ------------------------------------------------------------------ privacy
@@ -250,11 +252,12 @@ def test_typed_text_never_reaches_the_store(tmp_path, monkeypatch):
         field.value = value
     view.notes_panel.add_button.click()
     to_end(view)
+    assert view.follow_up(view.engine.followup_code())
     next(b for b in view.outcome_panel.buttons if b.description == "Solved").click()
     view.sink.flush()
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT * FROM events").fetchall()
-    assert len(rows) > 10 and ("done", "outcome", "solved") in {r[3:6] for r in rows} | {
+    assert len(rows) > 10 and ("done", "followup", "solved") in {r[3:6] for r in rows} | {
         (r[3], r[4], r[5]) for r in rows}
     raw = db.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("events.sqlite3-*"))
     for value in TYPED + ["Kim"]:

@@ -310,7 +310,10 @@ def test_the_packaged_flow_declares_its_roles():
     assert flow.role_nodes("path") == ("problem", "reach")
     assert flow.role_nodes("subject") == ("problem",)
     assert flow.role_nodes("message") == ("channel", "done")
-    assert flow.role_nodes("outcome") == ("done",)
+    assert flow.role_nodes("outcome") == ()  # never asked before contact
+    assert flow.role_nodes("callsheet") == ("done",)
+    assert flow.role_nodes("followup") == ("done",)
+    assert flow.role_nodes("escalation") == ("escalate",)
     assert flow["channel"].roles == frozenset({"contact", "message"})
     assert [o.id for o in flow["problem"].options if o.escalate] == ["again"]
     assert flow["channel"].option("chat").weight == 45.0

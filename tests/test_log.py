@@ -979,7 +979,8 @@ def test_sqlite_store_does_not_import_psycopg(tmp_path: Path) -> None:
 
 
 def test_actions_vocabulary() -> None:
-    assert ACTIONS == ("enter", "choose", "next", "back", "restart", "language", "finish", "outcome")
+    assert ACTIONS == ("enter", "choose", "next", "back", "restart", "language", "finish", "outcome",
+                       "recall", "followup")
     assert LANGS == ("ko", "en")
     assert log.SCHEMA_VERSION == 5
 

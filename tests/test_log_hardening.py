@@ -268,7 +268,9 @@ def test_a_fast_human_never_reaches_the_limit(db: Path) -> None:
     back_to_the_start()  # and once more, to log more than a burst on a short flow
     walk(0.25, double_click=True)
     clock.advance(0.5)
-    engine.record_outcome(next(iter(OUTCOMES)))
+    engine.recall(dict((n, o) for n, o in path if n in engine.flow.role_nodes("subject")
+                       + engine.flow.role_nodes("contact")))
+    engine.record_followup(next(iter(OUTCOMES)))
     assert engine.finished
     assert logger.limited == 0 and logger.refused == 0
     assert logger.wait_idle(10)

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 from . import server_check
 from .flow import LANGUAGES
+from .followup import PARAM as FOLLOWUP_PARAM
 from .view import GuideView
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 #: The notice for each link parameter the guide cannot follow: a flow interface text (ui).
 #: It says what was ignored, never the value itself: anyone can write a link, and its words
 #: (a fake support number, say) would appear on the page as the guide's own.
-NOTES = {"lang": "link_language", "step": "link_step"}
+NOTES = {"lang": "link_language", "step": "link_step", "followup": "link_followup"}
 
 
 #: Loggers whose records go to the server's log: the guide's own, and Python warnings.
@@ -88,11 +89,16 @@ def wait_for_request() -> None:
     voila_wait()
 
 
-def guide(lang: str | None = None, step: str | None = None, log: bool | None = None) -> GuideView:
+def guide(lang: str | None = None, step: str | None = None, log: bool | None = None,
+          followup: str | None = None) -> GuideView:
     """The guide for one visitor, ready to display.
 
     ``lang`` and ``step`` default to the page's query string (``?lang=en&step=channel``);
-    unknown values are ignored with a visible note that does not repeat them. ``log`` defaults
+    unknown values are ignored with a visible note that does not repeat them. ``followup``
+    (default: the query string's, the return link of widgets/followup.py) marks a visit that
+    comes back after contacting Amazon: the guide asks how it went, logged with the earlier
+    visit's answers the link carries (ids, checked against the flow; anything else is ignored
+    with the same kind of note). ``log`` defaults
     to on unless the environment sets ``GUIDE_LOG=off``.
     """
     keep_diagnostics_off_the_page()
@@ -119,6 +125,9 @@ def guide(lang: str | None = None, step: str | None = None, log: bool | None = N
     if log:
         view.sink = session_logger(view)
     view.start(step=want_step)
+    want_followup = followup or (query.get(FOLLOWUP_PARAM) or [None])[0]
+    if want_followup is not None and not view.follow_up(want_followup):
+        notes.append("followup")
     if notes:
         view.set_note(*(view.engine.flow.ui[NOTES[key]] for key in notes))
     return view

@@ -158,9 +158,14 @@ def _md_cell(value: str) -> str:
     return value.replace("\\", "\\\\").replace("|", "\\|")
 
 
-def to_markdown(notes: list[Note], lang: str = "en") -> str:
+def to_markdown(notes: list[Note], lang: str = "en", followup: str | None = None,
+                followup_label: str = "") -> str:
     """A Markdown table for people to read: headers and known channels in ``lang``, columns in
-    the order of :data:`COLUMNS`. :func:`parse` reads the channel names back to their ids."""
+    the order of :data:`COLUMNS`. :func:`parse` reads the channel names back to their ids.
+
+    ``followup``: the return link's value (ids only, widgets/followup.py), written after the
+    table as ``<followup_label>: ?followup=<value>``; loading the file back in the guide
+    (:func:`followup_in`) then asks how it went."""
     lines = [f"# {TITLE(lang)}", "",
              "| " + " | ".join(HEADERS[c](lang) for c in COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
@@ -168,7 +173,24 @@ def to_markdown(notes: list[Note], lang: str = "en") -> str:
         cells = [channel_name(v, lang) if c == CHANNEL else v
                  for c, v in zip(COLUMNS, astuple(note))]
         lines.append("| " + " | ".join(_md_cell(v) for v in cells) + " |")
+    if followup:
+        label = clean(followup_label)
+        lines += ["", (f"{label}: " if label else "") + f"?{FOLLOWUP_PARAM}={followup}"]
     return "\n".join(lines) + "\n"
+
+
+#: The return link's parameter, as a case-notes file carries it (widgets/followup.py's PARAM).
+FOLLOWUP_PARAM = "followup"
+_FOLLOWUP_LINE = re.compile(r"[?&]" + FOLLOWUP_PARAM + r"=([a-z0-9._:,-]{1,600})\s*$", re.M)
+
+
+def followup_in(data: bytes | str) -> str | None:
+    """The return link's value a case-notes file carries (after its table), unvalidated (the
+    guide checks it against the flow); None when it carries none."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = bytes(data).decode("utf-8", "replace")
+    match = _FOLLOWUP_LINE.search(data[:MAX_BYTES])
+    return match.group(1) if match else None
 
 
 def cell(note: Note, column: str, lang: str) -> str:

@@ -10,15 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from . import followup
 from .flow import LANGUAGES, Flow, Node, Text, default_flow
 from .log.events import Event, SessionEvents
-from .vocabulary import ACTIONS, OUTCOMES as OUTCOME_IDS
+from .vocabulary import ACTIONS, OUTCOMES as OUTCOME_IDS, UNSOLVED
 
 __all__ = ["ACTIONS", "OUTCOMES", "OUTCOME_QUESTION", "OUTCOME_THANKS", "Engine", "EngineError",
            "Event", "Interaction", "Progress", "Step"]
 
-#: How it went, asked with one click (no text) at the nodes with the role ``outcome``:
-#: option id (``widgets.vocabulary.OUTCOMES``, in that order) → label.
+#: How it went, asked with one click (no text) on a visit that came back with the return link
+#: (:meth:`Engine.recall`), after the visitor contacted Amazon: option id (``widgets.vocabulary.OUTCOMES``, in that order) → label.
 OUTCOMES: Mapping[str, Text] = {key: {
     "solved": Text(ko="해결됐어요", en="Solved"),
     "partly": Text(ko="일부 해결됐어요", en="Partly solved"),
@@ -84,6 +85,12 @@ class Engine:
         # The option last chosen at each node, so Back and revisits show it preselected.
         self._remembered: dict[str, str] = {}
         self.outcome: str | None = None
+        #: On a visit that came back with the return link: the earlier visit's answers it
+        #: carried (decision id → option id, validated against the flow); None otherwise.
+        self.recalled: dict[str, str] | None = None
+        #: True once that visit said it is not solved (:data:`UNSOLVED`): the message then asks
+        #: for a supervisor.
+        self.unsolved = False
 
     # ---------------------------------------------------------------- reading the state
 
@@ -163,6 +170,17 @@ class Engine:
                     lines.append(option.recap(self.lang))
         return lines
 
+    @property
+    def asks_followup(self) -> bool:
+        """Whether the guide asks how it went: only on a visit that came back with the return
+        link (after contact), never on the way to contacting Amazon."""
+        return self.recalled is not None
+
+    def followup_code(self) -> str | None:
+        """The return link's value for the path taken (ids only), once it holds the answers of
+        a complete path at the ``subject`` and ``contact`` decisions; else None."""
+        return followup.encode(self.flow, self.choices)
+
     def covered(self) -> set[str]:
         """Outline ids whose content the visitor has been shown on the current path."""
         return {oid for node_id in self.path for oid in self.flow[node_id].covers}
@@ -216,6 +234,8 @@ class Engine:
         self._steps = [Step(self.flow.start)]
         self._remembered.clear()
         self.outcome = None
+        self.recalled = None
+        self.unsolved = False
         self._entered()
         return self.node
 
@@ -238,13 +258,49 @@ class Engine:
         self.outcome = outcome
         self._emit(self.node.id, "outcome", outcome)
 
-    def go_to(self, node_id: str) -> Node:
+    def recall(self, answers: Mapping[str, str]) -> None:
+        """Start a visit that came back with the return link: ``answers`` are the earlier
+        visit's answers it carried (validated here against the flow; see widgets/followup.py).
+        Each is logged as a ``recall`` event (ids only), so that the outcome given next counts
+        for that problem and channel. The guide then asks how it went."""
+        code = ",".join(f"{node}:{option}" for node, option in answers.items())
+        valid = followup.decode(self.flow, code)
+        if valid is None:
+            raise EngineError("the answers of the earlier visit do not fit the flow")
+        self.recalled = valid
+        self.outcome = None
+        self.unsolved = False
+        for node, option in valid.items():
+            self._emit(node, "recall", option)
+
+    def record_followup(self, outcome: str) -> None:
+        """Say how it went (one of :data:`OUTCOMES`), on a visit that came back with the
+        return link; logged as a ``followup`` event. An answer in :data:`UNSOLVED` leads
+        straight to the advice for when the agent could not help (the node with the role
+        ``escalation``), on the earlier visit's path."""
+        if self.recalled is None:
+            raise EngineError("how it went is asked only on a visit that came back after contact")
+        if outcome not in OUTCOMES:
+            raise EngineError(f"unknown outcome {outcome!r}; expected one of {list(OUTCOMES)}")
+        self.outcome = outcome
+        self._emit(self.node.id, "followup", outcome)
+        self.unsolved = outcome in UNSOLVED
+        escalation = self.flow.role_nodes("escalation")
+        if self.unsolved and escalation and self.node.id != escalation[0]:
+            self.go_to(escalation[0], along=self.recalled)
+
+    def go_to(self, node_id: str, along: Mapping[str, str] | None = None) -> Node:
         """Jump to ``node_id`` along a valid path from the start (the shortest, first options
-        first), as if the visitor had walked it. Used for links that open a given step."""
+        first; with ``along``, one that takes those answers if there is one), as if the
+        visitor had walked it. Used for links that open a given step."""
         if node_id not in self.flow.nodes:
             raise EngineError(f"unknown step {node_id!r}")
-        path = min((p for p in self.flow.paths if any(n == node_id for n, _ in p)),
-                   key=lambda p: [n for n, _ in p].index(node_id))
+        candidates = [p for p in self.flow.paths if any(n == node_id for n, _ in p)]
+        if along:
+            wanted = set(along.items())
+            fitting = [p for p in candidates if wanted <= {(n, o) for n, o in p}]
+            candidates = fitting or candidates
+        path = min(candidates, key=lambda p: [n for n, _ in p].index(node_id))
         steps = []
         for step_node, choice in path:
             if step_node == node_id:

@@ -32,7 +32,19 @@ UI_KEYS: tuple[str, ...] = (
 )
 #: Interface texts a flow may leave out (the view then shows no such heading):
 #:   say_title  the heading over the phrases to say (a node's ``say:``)
-OPTIONAL_UI_KEYS: tuple[str, ...] = ("say_title",)
+#: Interface texts a flow needs once a node has a role (older flow files, without the role,
+#: may leave them out):
+#:   callsheet  the call sheet's toggle, headings, the number and the way online, print button
+#:   followup   the return link and the visit that comes back with it (how did it go?)
+ROLE_UI_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "callsheet": ("callsheet_open", "callsheet_close", "callsheet_title", "callsheet_intro",
+                  "callsheet_reach", "callsheet_want", "callsheet_notes", "callsheet_say",
+                  "callsheet_print"),
+    "followup": ("followup_intro", "followup_link", "followup_file", "followup_question",
+                 "followup_earlier", "followup_thanks", "followup_unsolved", "link_followup"),
+})
+OPTIONAL_UI_KEYS: tuple[str, ...] = ("say_title",) + tuple(
+    key for keys in ROLE_UI_KEYS.values() for key in keys)
 
 #: What a node can be to the code (a node's ``roles:``); flow.yaml's header explains each.
 #:   contact  a decision whose answer is the way the visitor contacts Amazon (the channel)
@@ -40,14 +52,22 @@ OPTIONAL_UI_KEYS: tuple[str, ...] = ("say_title",)
 #:            the flow's node order
 #:   subject  the decision whose answer the ready-to-send message opens with (at most one)
 #:   message  a step showing the message builder
-#:   outcome  a step asking, with one click, how it went
-ROLES: tuple[str, ...] = ("contact", "path", "subject", "message", "outcome")
+#:   outcome  (older flow files) a step that asked how it went on the step itself, before the
+#:            visitor had contacted Amazon; the guide no longer asks it there
+#:   callsheet  a step offering the call sheet (the number, what the visitor wants, their
+#:            reference numbers, the lines to say in call order; printable)
+#:   followup a step giving the link to come back after contacting Amazon; the visit that
+#:            comes back with it asks, with one click, how it went
+#:   escalation  the advice for when the agent could not help: where "not solved" leads on
+#:            the visit that comes back (at most one)
+ROLES: tuple[str, ...] = ("contact", "path", "subject", "message", "outcome", "callsheet",
+                          "followup", "escalation")
 #: What a visitor can ask Amazon for in the ready-to-send message (an option's ``want``).
 WANTS: tuple[str, ...] = ("return", "refund", "replacement", "credit", "information")
 #: Roles only a decision (a choice node) can have: they are about its answer.
 CHOICE_ROLES: frozenset[str] = frozenset({"contact", "path", "subject"})
 #: Roles at most one node may have.
-SINGLE_ROLES: frozenset[str] = frozenset({"subject"})
+SINGLE_ROLES: frozenset[str] = frozenset({"subject", "escalation"})
 #: The moments of a conversation with an agent, in call order: a phrase's ``stage``, and what a
 #: node's ``say:`` shows. ``phrases_for`` returns phrases in this order (then in file order).
 #:   opening     hello, and what it is about
@@ -377,6 +397,12 @@ def build_flow(data: Any) -> Flow:
 
     _check_references(nodes)
     _check_roles(nodes)
+    for role, keys in ROLE_UI_KEYS.items():
+        holder = next((node.id for node in nodes.values() if role in node.roles), None)
+        missing = [key for key in keys if key not in ui]
+        if holder is not None and missing:
+            raise FlowError(f"missing interface text (needed by the role {role!r} of node "
+                            f"{holder!r})", field=f"ui.{missing[0]}")
     phrases = _phrases(data.get("phrases", []), nodes)
     paths = _enumerate_paths(nodes, start)
     seen = {node_id for path in paths for node_id, _ in path}

@@ -9,8 +9,12 @@ named callbacks, and each updating its widgets in place after every action:
   ``message`` (``on_field_change``, ``on_outcome_change``);
 * :class:`NotesPanel`    the case notes, opened with its toggle (``on_toggle``,
   ``on_add_click``, ``on_upload``);
-* :class:`OutcomePanel`  the one-click how-did-it-go question, on the steps whose node has
-  the role ``outcome`` (``on_outcome_click``).
+* :class:`OutcomePanel`  the one-click how-did-it-go question, only on a visit that came back
+  with the return link after contacting Amazon (``on_outcome_click``);
+* :class:`CallSheetPanel` the call sheet (widgets/callsheet.py), opened with its toggle on the
+  steps whose node has the role ``callsheet`` (``on_toggle``);
+* :class:`ReturnPanel`   the link to come back after contacting Amazon, on the steps whose
+  node has the role ``followup``.
 
 GuideView itself keeps the header (language), the notice line and Back / Start over
 (``on_back_click``, ``on_restart_click``, ``on_language_change``). Tests drive the guide by
@@ -35,8 +39,8 @@ import ipywidgets as w
 
 from urllib.parse import quote
 
-from . import activity, casenotes, messages
-from .engine import OUTCOME_QUESTION, OUTCOME_THANKS, OUTCOMES, Engine, Interaction
+from . import activity, callsheet, casenotes, followup, messages
+from .engine import OUTCOMES, Engine, Interaction
 from .flow import LANGUAGES, Flow, Text
 
 logger = logging.getLogger(__name__)
@@ -448,7 +452,9 @@ class MessagePanel(Panel):
                 self.outcome.options = options
             self.outcome.value = current
             if not self._escalate_touched:
-                self.escalate.value = self.engine.flow.escalates(choices)
+                # an answer marked `escalate`, or a visit that came back not solved
+                self.escalate.value = (self.engine.flow.escalates(choices)
+                                       or self.engine.unsolved)
         finally:
             self._syncing = False
         self.outcome.description = t(L["outcome"])
@@ -546,6 +552,7 @@ class NotesPanel(Panel):
                     field.value = ""
                 self.channel.value = ""
         self.render()
+        self.guide.callsheet_panel.render()
 
     @_guarded
     def on_upload(self, change: dict) -> None:
@@ -571,7 +578,13 @@ class NotesPanel(Panel):
         else:
             self.notes.extend(loaded)
             self._message = casenotes.loaded_message(len(loaded))
+            # a file downloaded from the last screen carries the return link: coming back
+            # with it asks how it went (a value the flow cannot have produced is ignored)
+            carried = casenotes.followup_in(content.tobytes())
+            if carried is not None and not self.engine.asks_followup:
+                self.guide.follow_up(carried)
         self.render()
+        self.guide.callsheet_panel.render()
 
     def render(self) -> None:
         t = self.t
@@ -611,7 +624,9 @@ class NotesPanel(Panel):
                 "<tr>" + "".join(f"<td>{html.escape(casenotes.cell(n, c, lang))}</td>"
                                  for c in casenotes.COLUMNS) + "</tr>" for n in self.notes)
             self.table.value = f"<table><tr>{head}</tr>{rows}</table>"
-            md = casenotes.to_markdown(self.notes, lang)
+            code = self.engine.followup_code()
+            md = casenotes.to_markdown(self.notes, lang, followup=code,
+                                       followup_label=self.engine.ui("followup_file"))
             csv_text = casenotes.to_csv(self.notes)
             self.links.value = (
                 "<div class='guide-links'>"
@@ -633,8 +648,10 @@ def _action_button_toggle() -> w.ToggleButton:
 
 
 class OutcomePanel(Panel):
-    """How it went, asked with one click (logged as an id, never text). Shown on the steps
-    whose node has the role ``outcome``; the answer given is highlighted."""
+    """How it went, asked with one click (logged as an id, never text), only on a visit that
+    came back with the return link, after the visitor contacted Amazon: above the step, with
+    the earlier answers the link carried (the flow's own labels). The answer given is
+    highlighted; "not solved" leads to the advice for when the agent could not help."""
 
     def build(self) -> None:
         self.label = w.HTML()
@@ -650,20 +667,100 @@ class OutcomePanel(Panel):
 
     @_guarded
     def on_outcome_click(self, button: w.Button) -> None:
-        """One click: how it went."""
-        self.engine.record_outcome(button._outcome)  # type: ignore[attr-defined]
-        self.render()
+        """One click: how it went (may move the guide to the escalation advice)."""
+        self.guide._clear_error()
+        self.engine.record_followup(button._outcome)  # type: ignore[attr-defined]
+        self.guide.render()
 
     def render(self) -> None:
         if not self.shown:
             return
-        question = html.escape(self.t(OUTCOME_QUESTION))
-        thanks = (f" <span role='status'>{html.escape(self.t(OUTCOME_THANKS))}</span>"
-                  if self.engine.outcome else "")
-        self.label.value = f"<p><strong>{question}</strong>{thanks}</p>"
+        engine = self.engine
+        flow = engine.flow
+        question = html.escape(engine.ui("followup_question"))
+        earlier = " · ".join(html.escape(flow[node].option(option).label(engine.lang))
+                             for node, option in (engine.recalled or {}).items())
+        thanks = ""
+        if engine.outcome:
+            thanks = f"<p role='status'>{html.escape(engine.ui('followup_thanks'))}"
+            if engine.unsolved:
+                thanks += f" {html.escape(engine.ui('followup_unsolved'))}"
+            thanks += "</p>"
+        self.label.value = (f"<div class='guide-followup'><p><strong>{question}</strong></p>"
+                            f"<p>{html.escape(engine.ui('followup_earlier'))}: {earlier}</p>"
+                            f"{thanks}</div>")
         for button in self.buttons:
             button.description = self.t(OUTCOMES[button._outcome])
-            button.button_style = "info" if button._outcome == self.engine.outcome else ""
+            button.button_style = "info" if button._outcome == engine.outcome else ""
+
+
+class CallSheetPanel(Panel):
+    """The call sheet (widgets/callsheet.py): the number and the way online, what the call is
+    about, the case notes' agent names and reference numbers, and the lines to say in call
+    order. Shown on the steps whose node has the role ``callsheet``: its :attr:`toggle`
+    opens and closes the sheet. The sheet's print button is wired by the page script
+    (guide.js). Built the first time such a step is shown."""
+
+    def __init__(self, guide: "GuideView") -> None:
+        super().__init__(guide)
+        self.remove_class("guide-panel")  # the sheet below the toggle has the frame
+        self.add_class("guide-callsheet-panel")
+
+    def build(self) -> None:
+        self.toggle = _action_button_toggle()
+        self.toggle.add_class("guide-callsheet-toggle")
+        self.toggle.observe(self.on_toggle, names="value")
+        self.sheet = w.HTML(layout=w.Layout(display="none"))
+        self.sheet.add_class("guide-panel")
+        self.children = [self.toggle, self.sheet]
+
+    @_guarded
+    def on_toggle(self, _change: dict) -> None:
+        self.render()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the sheet is open (shown, with its toggle on)."""
+        return self.shown and self.toggle.value and _visible(self.sheet)
+
+    def render(self) -> None:
+        engine = self.engine
+        self.show("callsheet" in engine.node.roles)
+        if not self.shown:
+            return
+        opened = bool(self.toggle.value)
+        self.toggle.description = engine.ui("callsheet_close" if opened else "callsheet_open")
+        if opened:
+            self.sheet.value = callsheet.sheet_html(engine.flow, engine.lang, engine.choices,
+                                                    self.guide.notes_panel.notes)
+        _show(self.sheet, opened)
+
+
+class ReturnPanel(Panel):
+    """The link to come back after contacting Amazon, on the steps whose node has the role
+    ``followup`` (once the path has what the link carries: ids only, widgets/followup.py).
+    The link is relative (the page's own address, with its query string replaced)."""
+
+    def build(self) -> None:
+        self.text = w.HTML()
+        self.children = [self.text]
+
+    def code(self) -> str | None:
+        if "followup" not in self.engine.node.roles:
+            return None
+        return self.engine.followup_code()
+
+    def render(self) -> None:
+        code = self.code()
+        self.show(code is not None)
+        if not self.shown:
+            return
+        engine = self.engine
+        href = html.escape(f"?{quote(followup.PARAM)}={quote(code, safe=':,')}"
+                           f"&lang={engine.lang}", quote=True)
+        self.text.value = (f"<div class='guide-return'><p>{html.escape(engine.ui('followup_intro'))}"
+                           f"</p><p><a class='guide-return-link' href='{href}'>"
+                           f"{html.escape(engine.ui('followup_link'))}</a></p></div>")
 
 
 # ==================================================================== the guide
@@ -673,7 +770,8 @@ class GuideView(w.VBox):
     """The guide as widgets. ``sink`` receives every interaction (ids only).
 
     Its parts: :attr:`step_view` (:class:`StepView`), :attr:`message_panel`,
-    :attr:`notes_panel` and :attr:`outcome_panel`; the header, the notice line and Back /
+    :attr:`notes_panel`, :attr:`outcome_panel`, :attr:`callsheet_panel` and
+    :attr:`return_panel`; the header, the notice line and Back /
     Start over are its own."""
 
     def __init__(self, flow: Flow | None = None, lang: str = "ko", sink: EventSink | None = None,
@@ -703,6 +801,8 @@ class GuideView(w.VBox):
         self.message_panel = MessagePanel(self)
         self.outcome_panel = OutcomePanel(self)
         self.notes_panel = NotesPanel(self)
+        self.callsheet_panel = CallSheetPanel(self)
+        self.return_panel = ReturnPanel(self)
 
         wrap = w.Layout(flex_flow="row wrap", justify_content="space-between",
                         align_items="center", width="100%")
@@ -712,9 +812,9 @@ class GuideView(w.VBox):
             margin="1rem 0 0 0"))
         super().__init__(
             [w.HTML(CSS + offline_markup(self.engine.flow)), header, self.notice,
-             *self.step_view.widgets,
-             self.outcome_panel, self.message_panel, nav, self.notes_panel.toggle,
-             self.notes_panel],
+             self.outcome_panel, *self.step_view.widgets,
+             self.callsheet_panel, self.return_panel,
+             self.message_panel, nav, self.notes_panel.toggle, self.notes_panel],
             layout=w.Layout(width="100%", max_width="46rem", margin="0 auto"),
             **kwargs,
         )
@@ -777,11 +877,16 @@ class GuideView(w.VBox):
         self.heading.value = f"<p class='guide-subtitle'>{html.escape(engine.ui('subtitle'))}</p>"
         self.step_view.render()
         # Which steps show a panel is the flow's to say (the nodes' roles).
-        self.message_panel.show("message" in node.roles)
-        self.outcome_panel.show("outcome" in node.roles)
+        # The message also comes with the escalation advice on a visit that came back not
+        # solved; how it went is asked only on a visit that came back after contact.
+        self.message_panel.show("message" in node.roles or (
+            engine.unsolved and "escalation" in node.roles))
+        self.outcome_panel.show(engine.asks_followup)
         self.message_panel.render()
         self.notes_panel.render()
         self.outcome_panel.render()
+        self.callsheet_panel.render()
+        self.return_panel.render()
         with self.back_button.hold_sync():
             self.back_button.description = engine.ui("back")
             self.back_button.tooltip = engine.ui("back_hint")
@@ -790,6 +895,18 @@ class GuideView(w.VBox):
             self.restart_button.description = engine.ui("restart")
             self.restart_button.tooltip = engine.ui("restart_hint")
         self._render_notice()
+
+    def follow_up(self, value: object) -> bool:
+        """Come back after contacting Amazon: ``value`` is the return link's (or a case-notes
+        file's) record of the earlier visit's answers. When the flow could have produced it,
+        the guide logs those answers (ids) and asks how it went; else nothing happens and
+        False is returned (the caller shows a fixed notice; the value is never shown)."""
+        answers = followup.decode(self.engine.flow, value)
+        if answers is None or not self.engine.flow.role_nodes("followup"):
+            return False
+        self.engine.recall(answers)
+        self.render()
+        return True
 
     def message_input(self) -> messages.MessageInput:
         """What the message panel builds its message from."""

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["ACTIONS", "LANGUAGES", "OUTCOMES", "ID_PATTERN", "is_id"]
+__all__ = ["ACTIONS", "LANGUAGES", "OUTCOMES", "UNSOLVED", "ID_PATTERN", "is_id"]
 
-#: Every action the guide reports, and the only actions a log row may carry. ``outcome`` is the
-#: how-did-it-go answer.
+#: Every action the guide reports, and the only actions a log row may carry.
+#:   outcome   the how-did-it-go answer as the guide asked it until the call sheet came, on its
+#:             last screen, before the visitor had contacted Amazon (older rows; the summary
+#:             keeps these apart)
+#:   recall    on a visit that came back with the return link: one answer of the earlier
+#:             visit the link carried (the node and option ids of a ``subject`` or ``contact``
+#:             decision)
+#:   followup  the how-did-it-go answer on that visit, after contact (option: an OUTCOMES id)
 ACTIONS: tuple[str, ...] = (
     "enter",
     "choose",
@@ -23,12 +29,17 @@ ACTIONS: tuple[str, ...] = (
     "language",
     "finish",
     "outcome",
+    "recall",
+    "followup",
 )
 #: The guide's languages, in display order; the only languages a log row may carry.
 LANGUAGES: tuple[str, ...] = ("ko", "en")
 #: The answers of the how-did-it-go question (the option of ``outcome`` events), in display
 #: order. Events written by older code may carry other ids; the summary shows those as "(other)".
 OUTCOMES: tuple[str, ...] = ("solved", "partly", "not-yet", "escalated")
+#: The answers after which the guide leads straight to the advice for when the agent could
+#: not help, with the message's supervisor request ticked.
+UNSOLVED: tuple[str, ...] = ("not-yet",)
 
 #: Ids of steps (nodes), options and sessions: short lowercase ASCII slugs. Use ``fullmatch``
 #: (or :func:`is_id`).
