@@ -540,7 +540,7 @@ def test_empty_store(store_url: str) -> None:
         s = summarize(store)
     assert s.empty and s.sessions == 0
     for name, frame in s.frames().items():
-        path = ["problem", "order"] if name == "paths" else []  # one column per path step
+        path = ["problem", "order"] if name in ("paths", "followup_paths") else []  # one column per path step
         assert list(frame.columns) == path + summary._COLUMNS[name], name
     assert s.daily.empty and s.outcomes.empty and s.paths.empty
     assert (s.funnel["views"] == 0).all() and s.funnel["drop_off"].isna().all()
@@ -722,7 +722,10 @@ def test_rollup_store_reads_the_events_only_for_choices_and_times(v2_url: str) -
             statements = spied(store)
             assert summarize(store, **filters).sessions == (7 if not filters else 0)
             on_events = [sql for sql in statements if "FROM events" in sql]
-            assert on_events and all("action = 'choose'" in sql or summary._LEAVING in sql for sql in on_events)
+            # (and the return visits' few recall/followup events, outcomes after contact)
+            assert on_events and all("action = 'choose'" in sql or summary._LEAVING in sql
+                                     or "action IN ('recall', 'followup')" in sql
+                                     for sql in on_events)
             # The check for sessions with several first events, days, entered nodes, and one
             # statement for contact choices, outcomes and paths (each session's answers in order,
             # from its row alone: no join).
@@ -1038,7 +1041,7 @@ def test_dashboard_shows_the_summary(demo_url: str) -> None:
     # steps by their titles (English by default), the CSV files by their ids
     assert "<table" in funnel_html and html.escape(FLOW.nodes["need-more-help"].title("en")) in funnel_html
     assert "need-more-help" not in funnel_html
-    links = dict(re.findall(r'download="guide-([a-z]+)\.csv" href="data:text/csv;charset=utf-8;base64,([^"]+)"',
+    links = dict(re.findall(r'download="guide-([a-z_]+)\.csv" href="data:text/csv;charset=utf-8;base64,([^"]+)"',
                             board.downloads.value))
     assert sorted(links) == sorted(Summary.TABLES)
     funnel = pd.read_csv(io.BytesIO(base64.b64decode(links["funnel"])))

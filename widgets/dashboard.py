@@ -181,9 +181,19 @@ def labelled(summary: Summary, flow: Flow, lang: str) -> Summary:
         paths[step] = [words.option(step, o) for o in paths[step]]
     paths["outcome"] = [words.outcome(o) for o in paths["outcome"]]
     paths = paths.rename(columns={step: words.node(step) for step in steps})
+    followups = summary.followups.copy()
+    followups["channel"] = [words.contact(c) for c in followups["channel"]]
+    followups["outcome"] = [words.outcome(o) for o in followups["outcome"]]
+    followup_paths = summary.followup_paths.copy()
+    steps = [c for c in followup_paths.columns if c not in ("outcome", "sessions", "share")]
+    for step in steps:
+        followup_paths[step] = [words.option(step, o) for o in followup_paths[step]]
+    followup_paths["outcome"] = [words.outcome(o) for o in followup_paths["outcome"]]
+    followup_paths = followup_paths.rename(columns={step: words.node(step) for step in steps})
     return dataclasses.replace(
         summary, funnel=nodes(summary.funnel), choices=nodes(choices), channels=nodes(channels),
-        time=nodes(summary.time), outcomes=outcomes, paths=paths)
+        time=nodes(summary.time), outcomes=outcomes, paths=paths, followups=followups,
+        followup_paths=followup_paths)
 
 
 # --------------------------------------------------------------------------- rendering helpers
@@ -321,7 +331,9 @@ def _style(frame: pd.DataFrame, caption: str, formats: dict | None = None,
     return styler.to_html()
 
 
-NO_OUTCOMES = "<p>No outcome answers in this period.</p>"
+NO_OUTCOMES = ("<p>No outcome answers asked before contact in this period (the guide asks "
+               "after contact now: see the after-contact tables).</p>")
+NO_FOLLOWUPS = "<p>No outcome answers after contact (the return link) in this period.</p>"
 
 #: How each table is shown: (caption, formats of its columns, columns with bars).
 TABLE_STYLES: dict[str, tuple[str, dict, list[str]]] = {
@@ -333,9 +345,15 @@ TABLE_STYLES: dict[str, tuple[str, dict, list[str]]] = {
     "languages": ("Languages (sessions by start language)", {"share": _pct}, []),
     "time": ("Median time per step (from entering a step to leaving it)",
              {"median_ms": _seconds}, ["leaves"]),
-    "outcomes": ("Outcomes by contact channel", {"share": _pct}, []),
-    "paths": ("Outcomes by path (the answers at the flow's path steps; share within the path)",
-              {"share": _pct}, []),
+    "outcomes": ("Before contact (older rows): outcomes by contact channel, as the last screen "
+                 "asked them until the return link came, before the visitor had contacted "
+                 "Amazon; guesses, kept apart", {"share": _pct}, []),
+    "paths": ("Before contact (older rows): outcomes by path (the answers at the flow's path "
+              "steps; share within the path); guesses, kept apart", {"share": _pct}, []),
+    "followups": ("After contact: outcomes by contact channel, given on the visit that came "
+                  "back with the return link (the earlier visit's channel)", {"share": _pct}, []),
+    "followup_paths": ("After contact: outcomes by path (the earlier visit's answers at the "
+                       "flow's path steps; share within the path)", {"share": _pct}, []),
     "daily": ("Sessions per day (UTC)", {"day": lambda d: d.strftime("%Y-%m-%d")}, ["sessions"]),
 }
 
@@ -343,8 +361,8 @@ TABLE_STYLES: dict[str, tuple[str, dict, list[str]]] = {
 def styled_table(summary: Summary, name: str) -> str:
     """Table ``name`` of the summary as HTML (see :data:`TABLE_STYLES`)."""
     frame = getattr(summary, name)
-    if name in ("outcomes", "paths") and not len(frame):
-        return NO_OUTCOMES
+    if name in ("outcomes", "paths", "followups", "followup_paths") and not len(frame):
+        return NO_FOLLOWUPS if name.startswith("followup") else NO_OUTCOMES
     caption, formats, bars = TABLE_STYLES[name]
     return _style(frame, caption, formats, bars)
 

@@ -57,6 +57,15 @@ paths
     the question does not); ``(none)``: no answer (that path does not ask it). ``share`` is
     within the path. Empty when the log has no outcomes; options the flow does not know show as
     ``(other)``.
+followups, followup_paths
+    The outcomes given *after contact*, on a visit that came back with the return link: each
+    such session's last ``followup`` event, counted by the earlier visit's answers that its
+    ``recall`` events carry (the link's ids): by the final contact choice among them
+    (``followups``: channel, outcome, sessions, share) and by the answers at the path decisions
+    (``followup_paths``). ``outcomes`` and ``paths`` above count the ``outcome`` events the
+    guide logged until then, when it asked on its last screen, before the visitor had
+    contacted Amazon: they are kept apart, never added up with these. Read from the events
+    (the few ``recall``/``followup`` rows, one statement), not from the rollup.
 
 Without filters, node, choice and time tables count every event, including those of a session
 whose first event was lost; with filters, only the events of the selected sessions.
@@ -135,6 +144,8 @@ _COLUMNS: dict[str, list[str]] = {
     "time": ["node", "leaves", "median_ms"],
     "outcomes": ["channel", "outcome", "sessions", "share"],
     "paths": ["outcome", "sessions", "share"],  # after one column per path step (see summarize)
+    "followups": ["channel", "outcome", "sessions", "share"],
+    "followup_paths": ["outcome", "sessions", "share"],  # after one column per path step
 }
 
 
@@ -152,6 +163,9 @@ class Summary:
     ``time``      node, leaves, median_ms (NaN without leaving events)
     ``outcomes``  channel, outcome, sessions, share (within the channel)
     ``paths``     problem, order, outcome, sessions, share (within the problem and order)
+    ``followups`` channel, outcome, sessions, share: outcomes given after contact (the return
+                  link), apart from ``outcomes`` (asked before contact, older rows)
+    ``followup_paths``  the same by path (one column per path step)
     """
 
     overview: pd.DataFrame
@@ -163,12 +177,21 @@ class Summary:
     time: pd.DataFrame
     outcomes: pd.DataFrame
     paths: pd.DataFrame
+    followups: pd.DataFrame | None = None
+    followup_paths: pd.DataFrame | None = None
     start: dt.datetime | None = None
     end: dt.datetime | None = None
     lang: str | None = None
 
     #: The table names, in display order.
     TABLES: ClassVar[tuple[str, ...]] = tuple(_COLUMNS)
+
+    def __post_init__(self) -> None:
+        # a Summary made without the after-contact tables (older callers) has them empty
+        for name in ("followups", "followup_paths"):
+            if getattr(self, name) is None:
+                columns = list(self.paths.columns) if name == "followup_paths" else _COLUMNS[name]
+                object.__setattr__(self, name, pd.DataFrame(columns=columns))
 
     @property
     def sessions(self) -> int:
@@ -475,6 +498,13 @@ class _Query:
             key.append(None if outcome is None else _as_text(outcome))
             counts[tuple(key)] = counts.get(tuple(key), 0) + int(n)
         return [(*key, n) for key, n in counts.items()]
+
+    def followup_events(self) -> list[tuple[Any, ...]]:
+        """(session, id, node, action, option) of the ``recall`` and ``followup`` events of the
+        selected sessions (visits that came back with the return link)."""
+        return self.run(
+            "SELECT session, id, node, action, option FROM events "
+            f"WHERE action IN ('recall', 'followup'){self.selected}", select=True)
 
     def _daily(self) -> list[tuple[Any, ...]]:
         return self.run(
@@ -788,6 +818,9 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
         else int(paths["sessions"].sum())
     paths["share"] = _share(paths["sessions"], within)
 
+    followups, followup_paths = _followups(q.followup_events(), contact_options, path_nodes,
+                                           path_options)
+
     # Median time per node (the nodes of the funnel: a session leaves only nodes it entered).
     medians = {node: (int(n), float(m)) for node, n, m in q.medians(nodes)}
     time_table = pd.DataFrame({
@@ -798,7 +831,75 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
 
     return Summary(overview=overview, daily=daily, funnel=funnel, choices=choices,
                    channels=channels, languages=languages, time=time_table, outcomes=outcomes,
-                   paths=paths, start=start_utc, end=end_utc, lang=lang)
+                   paths=paths, followups=followups, followup_paths=followup_paths,
+                   start=start_utc, end=end_utc, lang=lang)
+
+
+def _followups(rows: Sequence[tuple[Any, ...]], contact_options: Sequence[tuple[str, str]],
+               path_nodes: Sequence[str], path_options: Sequence[Sequence[str]]
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``followups`` and ``followup_paths`` tables from the recall and followup events
+    (module docstring): per session, the last recalled answer at each decision and the last
+    followup outcome; sessions without a followup are not counted."""
+    recalled: dict[str, dict[str, tuple[int, str]]] = {}
+    last: dict[str, tuple[int, str]] = {}
+    for session, id_, node, action, option in rows:
+        session, id_ = _as_text(session), int(id_)
+        option = None if option is None else _as_text(option)
+        if action == "recall" and option is not None:
+            answers = recalled.setdefault(session, {})
+            if id_ > answers.get(_as_text(node), (-1, ""))[0]:
+                answers[_as_text(node)] = (id_, option)
+        elif action == "followup" and id_ > last.get(session, (-1, ""))[0]:
+            last[session] = (id_, option if option is not None else OTHER)
+    contact_order = list(dict.fromkeys(node for node, _ in contact_options))
+    known_contacts = set(contact_options)
+    by_channel: dict[tuple[int, str, int], int] = {}
+    by_path: dict[tuple[Any, ...], int] = {}
+    rank = {key: i for i, key in enumerate(OUTCOMES)}
+    for session, (_, outcome) in last.items():
+        outcome = outcome if outcome in rank else OTHER
+        answers = {node: option for node, (_, option) in recalled.get(session, {}).items()}
+        channel = NO_CHANNEL
+        for node in contact_order:  # the final contact choice: the last contact step answered
+            if node in answers:
+                channel = answers[node] if (node, answers[node]) in known_contacts else OTHER
+        order = (0, [o for _, o in contact_options].index(channel)) if channel not in (
+            OTHER, NO_CHANNEL) else ((1, 0) if channel == OTHER else (2, 0))
+        key = (*order, channel, rank.get(outcome, len(rank)), outcome)
+        by_channel[key] = by_channel.get(key, 0) + 1
+        path = []
+        for node, options in zip(path_nodes, path_options):
+            answer = answers.get(node)
+            path.append(NO_ANSWER if answer is None else answer if answer in options else OTHER)
+        pkey = (*path, outcome)
+        by_path[pkey] = by_path.get(pkey, 0) + 1
+    keys = sorted(by_channel)
+    by, outcome_column, sessions = _COLUMNS["followups"][:3]  # the channel, like ``outcomes``
+    channels = pd.DataFrame({
+        by: pd.Series([k[2] for k in keys], dtype="str"),
+        outcome_column: pd.Series([k[4] for k in keys], dtype="str"),
+        sessions: pd.Series([by_channel[k] for k in keys], dtype="int64"),
+    })
+    channels["share"] = _share(channels[sessions],
+                               channels.groupby(by)[sessions].transform("sum"))
+
+    def path_rank(key: tuple[Any, ...]) -> tuple[Any, ...]:
+        ranked = []
+        for answer, options in zip(key[:-1], path_options):
+            ranked.append(list(options).index(answer) if answer in options
+                          else len(options) + (answer == NO_ANSWER))
+        return (*ranked, rank.get(key[-1], len(rank)))
+
+    pkeys = sorted(by_path, key=path_rank)
+    paths = pd.DataFrame({node: pd.Series([k[i] for k in pkeys], dtype="str")
+                          for i, node in enumerate(path_nodes)})
+    paths["outcome"] = pd.Series([k[-1] for k in pkeys], dtype="str")
+    paths["sessions"] = pd.Series([by_path[k] for k in pkeys], dtype="int64")
+    within = paths.groupby(list(path_nodes))["sessions"].transform("sum") if path_nodes \
+        else int(paths["sessions"].sum())
+    paths["share"] = _share(paths["sessions"], within)
+    return channels, paths
 
 
 # --------------------------------------------------------------------------- transitions

@@ -462,3 +462,35 @@
   window.addEventListener("pagehide", leave);
   window.addEventListener("pageshow", function () { leaving = false; });
 })();
+
+// The call sheet's print button (.guide-print, rendered by widgets/callsheet.py): the browser's
+// own print dialog (print, or save as PDF), with <html> marked guide-print-sheet so that the
+// print stylesheet (guide.css) shows the call sheet alone. The browser's own Print while the
+// sheet is open does the same; the mark goes when printing ends.
+(function () {
+  "use strict";
+  var MARK = "guide-print-sheet";
+
+  function sheetShown() {
+    var sheet = document.querySelector(".guide .guide-callsheet");
+    return !!(sheet && sheet.getClientRects().length);
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest(".guide .guide-print");
+    if (!button) {
+      return;
+    }
+    event.preventDefault();
+    document.documentElement.classList.add(MARK);
+    window.print();
+  });
+  window.addEventListener("beforeprint", function () {
+    if (sheetShown()) {
+      document.documentElement.classList.add(MARK);
+    }
+  });
+  window.addEventListener("afterprint", function () {
+    document.documentElement.classList.remove(MARK);
+  });
+})();
