@@ -40,6 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from deploy.postgres import LocalPostgres, ServerError
+from widgets.log.urls import redact as _redact
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -540,10 +541,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("stopping nginx, the Voilà servers, the dashboard and PostgreSQL")
         cluster.stop()
     return status
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", url)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,31 @@ __all__ = ["LogURL", "log_url", "open_store", "parse_url", "redact"]
 _DEFAULT_TIMEOUT = DEFAULT_TIMEOUT
 
 
+#: Query parameters whose value is a secret (libpq's connection parameters).
+_SECRET_PARAMETERS = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+
+
 def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    """The URL without its password, for messages: ``scheme://user:***@host/...``.
+
+    The one redaction of log URLs (the guide, the dashboard, ``python -m widgets.log``,
+    ``./manage cluster``). The user information ends at the last ``@`` before the query, so a
+    password holding ``@``, ``:`` or ``/`` is hidden whole; when the part before the first ``?``
+    has no ``@`` (a password holding ``?``), at the last ``@`` of the URL. A ``password=`` or
+    ``sslpassword=`` in the query string is hidden too. Anything that is not a URL is returned
+    as it is.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    before_query = rest.split("?", 1)[0]
+    at = before_query.rfind("@")
+    if at < 0:
+        at = rest.rfind("@")
+    if at >= 0 and ":" in rest[:at]:
+        user = rest[:at].split(":", 1)[0]
+        rest = f"{user}:***{rest[at:]}"
+    return scheme + sep + _SECRET_PARAMETERS.sub(r"\1***", rest)
 
 
 _redact = redact
