@@ -80,13 +80,20 @@ def keep_diagnostics_off_the_page() -> None:
 def wait_for_request() -> None:
     """With a preheated Voilà kernel, block until a visitor's request arrives (no-op elsewhere).
 
-    Voilà's helper is imported only when preheating is on, to keep other kernels light.
+    The request comes through :mod:`widgets.voila_request`, not Voilà's own helper, which
+    would load Voilà's server side into every visitor's kernel. When it cannot be received,
+    the server's log says why and the guide starts as for a link without parameters (Voilà's
+    helper, too, only warns).
     """
     if os.environ.get("VOILA_PREHEAT", "False") == "False":
         return
-    from voila.utils import wait_for_request as voila_wait
+    from .voila_request import RequestInfoError
+    from .voila_request import wait_for_request as receive_request
 
-    voila_wait()
+    try:
+        receive_request()
+    except RequestInfoError as error:
+        logger.warning("the visitor's request did not arrive: %s", error)
 
 
 def guide(lang: str | None = None, step: str | None = None, log: bool | None = None,
