@@ -29,7 +29,7 @@ MAX_FIELD = 200
 #: before sending it (see GuideView._render_notes_panel and the guide template's guide.js).
 MAX_BYTES = 256 * 1024
 
-TITLE = Text(ko="아마존 문의 기록", en="Amazon contact notes")
+TITLE = Text(ko="아마존 문의 기록", en="Amazon case notes")
 
 #: The byte order mark at the start of a CSV file: spreadsheets then read it as UTF-8.
 BOM = "\ufeff"
@@ -43,11 +43,12 @@ REASONS = {
     "not_text": Text(ko="UTF-8 텍스트 파일이 아니에요", en="the file is not UTF-8 text"),
     "unreadable": Text(ko="문의 기록 파일로 읽을 수 없어요",
                        en="it cannot be read as a case notes file"),
-    "bad_csv": Text(ko="{line}번째 줄을 CSV로 읽을 수 없어요 (값 안에 잘못된 줄바꿈이 있어요)",
-                    en="line {line} cannot be read as CSV (a line break inside a value)"),
+    "bad_csv": Text(ko="{line}번째 줄을 CSV로 읽을 수 없어요 (따옴표나 줄바꿈이 잘못되었을 수 있어요)",
+                    en="line {line} cannot be read as CSV (a quote mark or a line break may be "
+                       "out of place)"),
     "too_long": Text(ko="{line}번째 줄의 값이 너무 길어요",
                      en="line {line}: a value is far too long"),
-    "columns": Text(ko="1번째 줄에 다음 열이 있어야 해요: {columns}",
+    "columns": Text(ko="첫 줄에 다음 열이 있어야 해요: {columns}",
                     en="line 1: expected the columns {columns}"),
     "values": Text(ko="{line}번째 줄: 값이 {expected}개여야 하는데 {got}개예요",
                    en="line {line}: expected {expected} values, got {got}"),
@@ -329,18 +330,18 @@ CHANNELS = {
 LABELS = {
     "toggle": Text(ko="문의 기록 열기", en="Open case notes"),
     "toggle_close": Text(ko="문의 기록 닫기", en="Close case notes"),
-    "intro": Text(ko="연락할 때마다 상담원 이름과 접수 번호를 적어 두세요. 다시 연락할 때 같은 설명을 "
-                     "되풀이하지 않아도 돼요. 기록은 이 화면과 내려받은 파일에만 남아요.",
-                  en="Each time you get in touch, note the agent’s name and the reference number, "
-                     "so you never have to explain everything again. Notes stay on this screen "
-                     "and in the files you download."),
+    "intro": Text(ko="연락할 때마다 상담원 이름과 접수 번호를 적어 두세요. 다시 연락해야 할 때 시간을 "
+                     "크게 아낄 수 있어요. 기록은 이 화면과 내려받은 파일에만 남아요.",
+                  en="Each time you get in touch, note the agent’s name and the reference number. "
+                     "If you have to contact Amazon again, it saves a lot of time. Notes stay on "
+                     "this screen and in the files you download."),
     "when_hint": Text(ko="예: 11월 26일 오후 3시", en="e.g. 26 Nov, 3 pm"),
     "add": Text(ko="기록 추가", en="Add note"),
     "empty": Text(ko="아직 기록이 없어요.", en="No notes yet."),
     "download_md": Text(ko="Markdown으로 저장", en="Download as Markdown"),
     "download_csv": Text(ko="CSV로 저장", en="Download as CSV"),
     "load": Text(ko="저장한 기록 불러오기", en="Load saved notes"),
-    "loaded": Text(ko="기록 {count}개를 불러왔어요.", en="Loaded {count} notes."),
+    "loaded": Text(ko="기록 {count}개를 불러왔어요.", en="Notes loaded: {count}."),
     "error": Text(ko="이 파일은 불러올 수 없어요: {reason}", en="This file can’t be loaded: {reason}"),
     "need_something": Text(ko="적어도 한 칸은 채워 주세요.", en="Please fill in at least one field."),
     "full": Text(ko=f"기록은 {MAX_ROWS}개까지 적을 수 있어요.",

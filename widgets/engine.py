@@ -23,11 +23,11 @@ __all__ = ["ACTIONS", "OUTCOMES", "OUTCOME_QUESTION", "OUTCOME_THANKS", "Engine"
 OUTCOMES: Mapping[str, Text] = {key: {
     "solved": Text(ko="해결됐어요", en="Solved"),
     "partly": Text(ko="일부 해결됐어요", en="Partly solved"),
-    "not-yet": Text(ko="아직 해결 안 됐어요", en="Not yet"),
-    "escalated": Text(ko="관리자에게 넘어갔어요", en="Passed on to a supervisor"),
+    "not-yet": Text(ko="아직 해결되지 않았어요", en="Not yet solved"),
+    "escalated": Text(ko="관리자에게 연결됐어요", en="Passed on to a supervisor"),
 }[key] for key in OUTCOME_IDS}
 OUTCOME_QUESTION = Text(ko="어떻게 되었나요? 한 번만 눌러 알려 주세요.",
-                        en="How did it go? One click tells us.")
+                        en="How did it go? Please tell us with one click.")
 OUTCOME_THANKS = Text(ko="알려 주셔서 고마워요.", en="Thank you for letting us know.")
 
 #: What the engine reports: the log's Event, made when the visitor acts (the former name).

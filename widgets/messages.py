@@ -21,8 +21,8 @@ WANTS: Mapping[str, Text] = {
     "return": Text(ko="반품", en="A return"),
     "refund": Text(ko="환불", en="A refund"),
     "replacement": Text(ko="교환 (새 상품으로)", en="A replacement"),
-    "credit": Text(ko="크레딧", en="Credit"),
-    "information": Text(ko="해결 방법 안내", en="To know how it can be solved"),
+    "credit": Text(ko="스토어 크레딧", en="Store credit"),
+    "information": Text(ko="해결 방법 안내", en="Advice on how to solve it"),
 }
 
 #: The opening when the path has no answer with its own ``opening`` in flow.yaml.
@@ -33,20 +33,19 @@ WANT = {
     "return": Text(ko="이 상품을 반품하고 싶습니다.", en="I would like to return the item."),
     "refund": Text(ko="환불을 받고 싶습니다.", en="I would like a refund."),
     "replacement": Text(ko="새 상품으로 교환받고 싶습니다.", en="I would like a replacement."),
-    "credit": Text(ko="이 문제에 대해 크레딧을 받고 싶습니다.",
-                   en="I would like to receive credit for this problem."),
+    "credit": Text(ko="이 문제에 대해 스토어 크레딧을 받고 싶습니다.",
+                   en="I would like store credit for this problem."),
     "information": Text(ko="어떻게 해결할 수 있는지 안내해 주시면 좋겠습니다.",
                         en="I would like to know how this can be resolved."),
 }
 
 GREETING = Text(ko="안녕하세요.", en="Hello,")
 #: Follows what the person asks for, whatever it is.
-FAIR = Text(ko="오랫동안 아마존을 이용해 온 고객으로서, 양쪽 모두에게 공정한 해결을 부탁드립니다.",
-            en="I have been a customer for a long time, and I would appreciate a solution that "
-               "is fair to both of us.")
-ESCALATE = Text(ko="죄송하지만, 이 문제를 바로 도와주실 수 있는 분과 이야기할 수 있을까요?",
-                en="I am sorry, but could I speak with someone who can help me with this right "
-                   "away?")
+FAIR = Text(ko="양쪽 모두에게 공정한 방법으로 해결해 주시면 감사하겠습니다.",
+            en="I would appreciate a solution that is fair to both of us.")
+ESCALATE = Text(ko="죄송하지만, 이 문제를 도와주실 수 있는 관리자와 이야기할 수 있을까요?",
+                en="I am sorry, but could I speak with a supervisor who can help me with this, "
+                   "please?")
 THANKS = Text(ko="도와주셔서 감사합니다.", en="Thank you for your help.")
 ORDER_LINE = Text(ko="주문 번호: {}", en="Order number: {}")
 DATE_LINE = Text(ko="날짜: {}", en="Date: {}")
@@ -130,21 +129,22 @@ def build_both(data: MessageInput) -> dict[str, str]:
 LABELS: Mapping[str, Text] = {
     "title": Text(ko="보낼 메시지 만들기", en="Write your message"),
     "intro": Text(ko="지금까지 고른 답으로 채팅이나 이메일에 붙여 넣을 메시지를 만들어요. 아래 칸은 "
-                     "비워 두어도 돼요. 입력한 내용은 이 화면에서만 쓰이고 저장되지 않아요.",
+                     "비워 두어도 돼요. 입력한 내용은 이 화면에서만 쓰이고 이 안내에 따로 보관되지 않아요.",
                   en="A message to paste into chat or e-mail, built from your answers. The fields "
-                     "below are optional; what you type is used only on this screen and is not "
-                     "stored."),
-    "which": Text(ko="아마존에는 영어 메시지를 보내세요. 전화 상담도 영어로 하니, 한국어 메시지는 "
-                     "무슨 내용인지 확인하는 데 쓰면 좋아요.",
-                  en="Send the English message to Amazon: the phone line is in English too. The "
-                     "Korean one shows what it says."),
+                     "below are optional; what you type is used only on this screen, and the guide "
+                     "doesn’t keep it."),
+    "which": Text(ko="아마존에는 영어 메시지를 보내세요. 채팅과 이메일도 영어로 주고받아요. 한국어 "
+                     "메시지는 내용을 확인하는 용도예요.",
+                  en="Send the English message to Amazon: chat and e-mail are in English too. "
+                     "The Korean version is there so you can check what it says."),
     "outcome": Text(ko="원하는 것", en="What you want"),
-    "order_number": Text(ko="주문 번호 (선택)", en="Order number (optional)"),
+    "order_number": Text(ko="주문 번호 (주문 문제일 때, 선택)",
+                         en="Order number, if it’s about an order (optional)"),
     "order_number_hint": Text(ko="예: 123-4567890-1234567", en="e.g. 123-4567890-1234567"),
     "date": Text(ko="날짜 (선택)", en="Date (optional)"),
-    "date_hint": Text(ko="예: 11월 20일 주문", en="e.g. ordered on 20 November"),
+    "date_hint": Text(ko="예: 11월 20일", en="e.g. 20 November"),
     "detail": Text(ko="한 줄 설명 (선택)", en="One-line description (optional)"),
-    "detail_hint": Text(ko="예: 상자가 젖은 채로 도착함", en="e.g. the box arrived soaked"),
+    "detail_hint": Text(ko="예: 같은 금액이 두 번 청구됨", en="e.g. charged twice for the same amount"),
     "supervisor": Text(ko="관리자와 이야기하게 해 달라는 정중한 문장 넣기",
                      en="Add a polite request to speak to a supervisor"),
     "ko": Text(ko="한국어", en="Korean"),
