@@ -297,3 +297,39 @@ def test_a_preheated_guide_kernel_gets_its_link_and_holds_no_voila(served_guide)
         assert "the visitor's request did not arrive" not in served_guide.log()
     finally:
         beacon(served_guide, page.kernel_id, page.cookie("_xsrf"), page.cookies)
+
+
+# --------------------------------------------------------------------------- the benchmark's bare app
+
+BARE_NOTEBOOK = PROJECT_ROOT / "benchmarks" / "bare" / "bare.ipynb"
+served_bare = voila_fixture(BARE_NOTEBOOK, scope="module", name="served_bare")
+
+
+def test_the_bare_app_imports_ipywidgets_and_nothing_else():
+    """The benchmark compares the guide's kernel with this one: anything else it imports would
+    hide the same cost in the guide."""
+    cells = json.loads(BARE_NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+    imported = set()
+    for cell in cells:
+        if cell["cell_type"] != "code":
+            continue
+        for node in ast.walk(ast.parse("".join(cell["source"]))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(node.module)
+    assert imported == {"ipywidgets", "IPython.display"}
+
+
+def test_the_bare_app_is_served_from_a_preheated_kernel_without_voila(served_bare):
+    served_bare.wait_until_preheated(timeout=120)
+    page = visit(served_bare, "?unused=1")
+    try:
+        assert page.status == 200 and page.kernel_id
+        assert any("application/vnd.jupyter.widget-view+json" in out.get("data", {})
+                   for out in page.outputs), page.outputs
+        found = _ask_kernel(served_bare, page.kernel_id)
+        assert found["preheated"] == "True"
+        assert found["loaded"] == []
+    finally:
+        beacon(served_bare, page.kernel_id, page.cookie("_xsrf"), page.cookies)
