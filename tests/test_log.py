@@ -943,7 +943,9 @@ def test_foreign_events_table_in_postgres_is_refused(pg_store_url: str) -> None:
 def test_default_location_and_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GUIDE_LOG_URL", raising=False)
     monkeypatch.delenv("GUIDE_DATA_DIR", raising=False)
-    assert log.log_url() == f"sqlite://{ROOT / 'data' / 'events.sqlite3'}"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    # the user's data folder, not the code's folder
+    assert log.log_url() == f"sqlite://{tmp_path / 'xdg' / 'amazon-contact-guide' / 'events.sqlite3'}"
 
     monkeypatch.setenv("GUIDE_DATA_DIR", str(tmp_path / "made" / "here"))
     with open_store() as store:

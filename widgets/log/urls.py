@@ -1,8 +1,8 @@
 """Where the log is: the configured log URL, opening a store from a URL, and URL parsing.
 
 ``parse_url`` is the one parser of log URLs (the guide's kernel and the dashboard use it);
-``open_store`` opens what it describes. Only the standard library is imported here; psycopg is
-imported when a PostgreSQL store is opened.
+``open_store`` opens what it describes. Only the standard library is imported here; platformdirs
+when the default data folder is needed, psycopg when a PostgreSQL store is opened.
 """
 
 from __future__ import annotations
@@ -85,10 +85,25 @@ def parse_url(url: str | os.PathLike[str]) -> LogURL:
     return LogURL("sqlite", url, Path(url))
 
 
+#: The application's name for the user's data folder.
+APP_NAME = "amazon-contact-guide"
+
+
+def default_data_dir() -> Path:
+    """Where the log goes when ``$GUIDE_DATA_DIR`` is not set: the user's data folder, never
+    beside the installed code (platformdirs: ``$XDG_DATA_HOME/amazon-contact-guide``, by default
+    ``~/.local/share/amazon-contact-guide``, on Linux; ``~/Library/Application Support/…`` on
+    macOS; ``%LOCALAPPDATA%\\amazon-contact-guide`` on Windows). ``./manage`` sets
+    ``GUIDE_DATA_DIR`` to the project's ``data`` folder."""
+    import platformdirs  # a dependency of jupyter_core; imported only when needed
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
 def _data_dir() -> Path:
-    """``$GUIDE_DATA_DIR``, or the project's ``data`` folder (beside the widgets package)."""
+    """``$GUIDE_DATA_DIR``, or ``default_data_dir()``."""
     env = os.environ.get("GUIDE_DATA_DIR")
-    return Path(env).expanduser() if env else Path(__file__).resolve().parent.parent.parent / "data"
+    return Path(env).expanduser() if env else default_data_dir()
 
 
 def log_url() -> str:
