@@ -59,7 +59,7 @@ CONTINUE = {"ko": "이 답으로 계속 →", "en": "Continue with this answer �
 BACK = {"ko": "← 이전 단계로", "en": "← Back one step"}
 RESTART = {"ko": "처음부터 다시", "en": "Start over"}
 LANGUAGE = {"ko": "한국어", "en": "English"}
-CHECKLIST = {"ko": "나의 체크리스트", "en": "Your checklist"}
+CHECKLIST = {"ko": "내 체크리스트", "en": "Your checklist"}
 PLACEHOLDER = {"ko": "— 하나를 고르세요 —", "en": "— Choose one —"}
 
 
@@ -355,7 +355,7 @@ def test_korean_walk_to_the_checklist_with_back(page_factory, guide, journal):
     expect(recap.get_by_text("문의할 내용: 환불 (금액이 큰 환불은 보통 관리자와 상담해야 함)",
                              exact=True)).to_be_visible()
     expect(recap.get_by_text("전화: +1 206 266 2992 (영어 상담)", exact=True)).to_be_visible()
-    expect(recap.get_by_text("연락 방법: 채팅 (전문 상담원과 실시간 상담)", exact=True)).to_be_visible()
+    expect(recap.get_by_text("연락 방법: 채팅 (상담원과 실시간 상담)", exact=True)).to_be_visible()
     expect(recap.locator("input[type=checkbox]")).to_have_count(len(walk.engine.recap()))
     walk.screenshot("e2e-ko-recap.png")
 
@@ -401,7 +401,7 @@ def test_english_walk_from_a_link_then_start_over(page_factory, guide, journal):
 
 def test_switching_language_mid_flow_keeps_the_step_and_the_path(page_factory, guide, journal):
     walk = Walk("language switch", page_factory, guide, journal, lang="ko").open()
-    walk.choose("주문한 상품이 늦거나 오지 않았어요")
+    walk.choose("주문한 상품이 늦어지거나 아직 오지 않았어요")
     walk.next()
     walk.choose("로그인해서 온라인으로 문의할게요")
     assert walk.engine.node.id == "help"

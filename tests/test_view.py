@@ -93,7 +93,7 @@ def test_full_path_to_the_recap(view):
     assert "Your checklist" in view.step_view.recap.value
     assert "a damaged item" in view.step_view.recap.value
     assert "+1 206 266 2992" in view.step_view.recap.value
-    assert "chat (live, with an expert)" in view.step_view.recap.value
+    assert "chat (live, with an agent)" in view.step_view.recap.value
     assert view.step_view.recap.value.count("type='checkbox'") == len(view.engine.recap())
     steps = len(view.engine.path)
     label = f"<p class='guide-progress-label'>Step {steps} of {steps}</p>"
