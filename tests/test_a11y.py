@@ -13,7 +13,7 @@ One Voilà server (the project's ``voila.json``, an empty temporary log) serves 
   ``kind`` step and the end recap go to ``test-artifacts/``.
 * Desktop width (1280 × 800): a Korean and an English path through every kind of step
   (dropdown, buttons, info, ``channel`` with the message builder, the end recap with its
-  outcome buttons, the case notes opened), walked with mouse clicks: axe on every screen,
+  call sheet and the case notes opened), walked with mouse clicks: axe on every screen,
   and after every click that changes the step the keyboard focus is on the new step's
   heading (that is how the step change is announced to screen readers).
 * Keyboard only, in each language: from the first screen to the end recap with Tab,
@@ -29,6 +29,7 @@ One Voilà server (the project's ``voila.json``, an empty temporary log) serves 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 
@@ -49,7 +50,7 @@ from playwright.sync_api import expect
 from voila_server import GUIDE_NOTEBOOK, PROJECT_ROOT, VoilaServer, voila_fixture
 
 from widgets import casenotes
-from widgets.engine import OUTCOME_THANKS, OUTCOMES, Engine
+from widgets.engine import OUTCOMES, Engine
 
 pytestmark = pytest.mark.browser
 
@@ -60,6 +61,7 @@ NODE_IDS = [node.id for node in FLOW]
 SCREENSHOTS = (FLOW.start, "talk", "done")
 DOCS_SCREENSHOT = PROJECT_ROOT / "docs" / "screenshot-phone.png"
 OTHER = {"ko": "en", "en": "ko"}
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
 def ui(key: str, lang: str) -> str:
@@ -159,6 +161,101 @@ def test_every_screen_at_phone_width(phone_tab: GuideTab, node_id: str):
     assert not problems, "\n".join(problems)
 
 
+# --------------------------------------------------------------------------- the call sheet
+
+CALL_SHEET_ROUTE = {"problem": "refund", "reach": "online", "channel": "chat"}
+DOCS_CALL_SHEET = PROJECT_ROOT / "docs" / "call-sheet-phone.png"
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_call_sheet_at_phone_width_printed_to_pdf(phone_tab: GuideTab, tmp_path):
+    """A Korean path walked by touch to the last screen; the call sheet opened there (axe,
+    the phone layout); its print button (window.print, stubbed: headless Chromium prints with
+    page.pdf) marks the page, and the PDF holds the sheet alone: the number, every English line
+    of the path in call order with its Korean meaning, nothing cut."""
+    import subprocess
+
+    tab = phone_tab
+    tab.open(lang="ko")
+    engine = Engine(FLOW, lang="ko")
+    engine.start()
+    while not engine.finished:
+        node = engine.node
+        if node.kind == "choice" and node.widget == "dropdown":
+            tab.page.locator(".guide select").first.select_option(
+                label=node.option(CALL_SHEET_ROUTE[node.id]).label("ko"))
+            tab.settle()
+            tab.button(ui("continue", "ko")).click()
+            engine.choose(CALL_SHEET_ROUTE[node.id])
+        elif node.kind == "choice":
+            tab.button(node.option(CALL_SHEET_ROUTE[node.id]).label("ko")).click()
+            engine.choose(CALL_SHEET_ROUTE[node.id])
+        else:
+            tab.button(ui("next", "ko")).click()
+            engine.advance()
+        tab.expect_step(engine.node.id, "ko")
+    tab.button(ui("callsheet_open", "ko")).click()
+    sheet = tab.page.locator(".guide .guide-callsheet")
+    expect(sheet).to_be_visible()
+    problems = check_screen(tab, "call sheet ko 375px", "ko", layout=True)
+    assert not problems, "\n".join(problems)
+    tab.screenshot(artifact_path("a11y-phone-call-sheet-ko.png"))
+    shot = artifact_path("a11y-phone-call-sheet-ko-sheet.png")
+    with tab.full_height():  # the sheet alone, as tall as it is (the README's screenshot)
+        tab.page.locator(".guide .guide-callsheet-panel").screenshot(
+            path=str(shot), animations="disabled")
+    if os.environ.get("GUIDE_UPDATE_DOCS_SCREENSHOT"):
+        shutil.copyfile(shot, DOCS_CALL_SHEET)
+
+    tab.page.evaluate("window.print = () => { window.guidePrinted = true; }")
+    tab.button(ui("callsheet_print", "ko")).click()
+    assert tab.page.evaluate("window.guidePrinted === true")
+    assert tab.page.evaluate("document.documentElement.classList.contains('guide-print-sheet')")
+    pdf = artifact_path("call-sheet-ko.pdf")
+    tab.page.pdf(path=str(pdf), format="A4", print_background=True)
+    text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    flat = _words(text)
+    assert "+1 206 266 2992" in flat and "Contact us" in flat
+    lines = FLOW.phrases_for(engine.choices)
+    assert lines
+    where = []
+    for phrase in lines:  # whole (nothing clipped), in the order of a call
+        assert _words(phrase.en) in flat, phrase.en
+        # (pdftotext sets the punctuation of a Korean line, drawn in another font, apart)
+        assert re.sub(r"[\W_]+", "", phrase.ko) in re.sub(r"[\W_]+", "", flat), phrase.ko
+        where.append(flat.index(_words(phrase.en)))
+    assert where == sorted(where)
+    assert HANGUL.search(text)
+    # the sheet alone: not the step, the checklist, the message or the buttons around it
+    for other in (FLOW["done"].title("ko"), ui("recap_title", "ko"), ui("callsheet_print", "ko"),
+                  ui("restart", "ko")):
+        assert other not in flat, other
+    tab.page.evaluate("window.dispatchEvent(new Event('afterprint'))")
+    assert not tab.page.evaluate(
+        "document.documentElement.classList.contains('guide-print-sheet')")
+
+
+def test_the_visit_that_comes_back_at_phone_width(phone_tab: GuideTab):
+    """The return link: the one-click question (axe, phone layout), then "not yet" leads to
+    the escalation advice with the message's supervisor request ticked."""
+    tab = phone_tab
+    tab.page.goto(tab.server.url + "?followup=problem:late,reach:call&lang=ko",
+                  wait_until="commit")
+    tab.page.locator(HEADING).first.wait_for(timeout=120_000)
+    expect(tab.page.locator(".guide .guide-followup")).to_contain_text(
+        ui("followup_question", "ko"))
+    problems = check_screen(tab, "return visit ko 375px", "ko", layout=True)
+    assert not problems, "\n".join(problems)
+    tab.button(OUTCOMES["not-yet"]("ko")).click()
+    escalation = FLOW.role_nodes("escalation")[0]
+    tab.expect_step(escalation, "ko")
+    expect(tab.page.locator(".guide .widget-checkbox input")).to_be_checked()
+
+
 # --------------------------------------------------------------------------- desktop, mouse
 
 #: Two paths between them through every kind of step; the option taken at each decision.
@@ -203,10 +300,13 @@ def test_screens_at_desktop_width_by_mouse(desktop_tab: GuideTab):
             if wrong:
                 problems.append(f"[{engine.node.id} {lang}] after the click the focus is on "
                                 f"{wrong}, not on the new step heading")
-        # the end: outcome buttons, then the case notes panel
-        tab.button(OUTCOMES["solved"](lang)).click()
-        expect(tab.page.locator(".guide").get_by_text(OUTCOME_THANKS(lang))).to_be_visible()
-        problems += check_screen(tab, f"done {lang} 1280px, outcome given", lang, layout=False)
+        # the end: no outcome question (before contact); the call sheet, then the case notes
+        expect(tab.page.locator(".guide").get_by_text(OUTCOMES["solved"](lang),
+                                                      exact=True)).to_have_count(0)
+        tab.button(ui("callsheet_open", lang)).click()
+        expect(tab.page.locator(".guide .guide-callsheet")).to_be_visible()
+        problems += check_screen(tab, f"done {lang} 1280px, call sheet open", lang, layout=False)
+        tab.button(ui("callsheet_close", lang)).click()
         tab.button(casenotes.LABELS["toggle"](lang)).click()
         expect(tab.page.locator(".guide .widget-upload")).to_be_visible()
         problems += check_screen(tab, f"done {lang} 1280px, case notes open", lang,
@@ -336,10 +436,10 @@ def test_keyboard_only_walk_to_the_recap(desktop_tab: GuideTab, lang: str):
     walk.tab_to(first_line)
     walk.press("Space")
     expect(tab.page.locator(".guide .guide-recap input[type=checkbox]").first).to_be_checked()
-    outcome = OUTCOMES["partly"](lang)
-    walk.tab_to(outcome)
+    walk.tab_to(ui("callsheet_open", lang))
     walk.press("Enter")
-    expect(tab.page.locator(".guide").get_by_text(OUTCOME_THANKS(lang))).to_be_visible()
+    expect(tab.page.locator(".guide .guide-callsheet")).to_be_visible()
+    walk.tab_to(ui("callsheet_print", lang))  # the sheet's own button takes the focus too
     walk.tab_to(ui("restart", lang))
     walk.press("Enter")
     walk.expect_step_heading(FLOW.start)
