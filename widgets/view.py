@@ -109,19 +109,14 @@ def phrases_markup(engine: Engine) -> str:
     items = []
     for phrase in phrases:
         meaning = ("" if engine.lang == "en" else
-                   f"<span class='guide-phrase-meaning' lang='{engine.lang}' "
-                   f"style='display:block;font-size:0.9rem;color:#404040'>"
+                   f"<span class='guide-phrase-meaning' lang='{engine.lang}'>"
                    f"{html.escape(phrase.text(engine.lang))}</span>")
-        items.append(
-            f"<li class='guide-phrase' style='margin:0.5rem 0;padding:0.5rem 0.8rem;"
-            f"border-left:4px solid #146eb4;background:#eef5fb;list-style:none'>"
-            f"<span class='guide-phrase-en' lang='en' style='display:block;font-size:1.2rem;"
-            f"font-weight:600;line-height:1.4;user-select:text;-webkit-user-select:text'>"
-            f"{html.escape(phrase.en)}</span>{meaning}</li>")
+        items.append(f"<li class='guide-phrase'><span class='guide-phrase-en' lang='en'>"
+                     f"{html.escape(phrase.en)}</span>{meaning}</li>")
     title = engine.flow.ui.get("say_title")
     heading = "" if title is None else f"<h3>{html.escape(title(engine.lang))}</h3>"
     return (f"<section class='guide-say'>{heading}"
-            f"<ul class='guide-phrases' style='padding-left:0'>{''.join(items)}</ul></section>")
+            f"<ul class='guide-phrases'>{''.join(items)}</ul></section>")
 
 
 def offline_markup(flow: Flow) -> str:
