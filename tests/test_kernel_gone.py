@@ -14,7 +14,6 @@ culler does it (Voilà's own shutdown request, as the page-close beacon sends it
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 

@@ -634,7 +634,7 @@ def _opener(url: str, barrier: multiprocessing.synchronize.Barrier, results: mul
     try:
         open_store(url, timeout=30).close()
         results.put("ok")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported to the test
         results.put(repr(exc))
 
 
@@ -666,7 +666,7 @@ def test_open_waits_for_a_concurrent_creator(db: Path) -> None:
         try:
             open_store(db, timeout=60).close()
             outcome.append("ok")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported to the test
             outcome.append(exc)
 
     thread = threading.Thread(target=opener)

@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from kernel_ws import V1, KernelClient, SilentClient, kernel_id_of
+from kernel_ws import KernelClient, SilentClient, kernel_id_of
 from voila_server import PROJECT_ROOT, VoilaServer, serve_preheated
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 

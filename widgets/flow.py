@@ -760,9 +760,9 @@ def _routes(node: Node) -> Iterator[tuple[str, Route]]:
 
 def _check_references(nodes: Mapping[str, Node]) -> None:
     for node in nodes.values():
-        for field, route in _routes(node):
+        for route_field, route in _routes(node):
             for i, rule in enumerate(route.rules):
-                rule_field = field if len(route.rules) == 1 else f"{field}[{i}]"
+                rule_field = route_field if len(route.rules) == 1 else f"{route_field}[{i}]"
                 if rule.to not in nodes:
                     raise FlowError(f"unknown node {rule.to!r}", node=node.id, field=rule_field)
                 for decision, allowed in rule.when.items():

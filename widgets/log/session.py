@@ -285,7 +285,7 @@ class SessionLogger:
                 accepted = self._accept(event)
                 self._start_writer()
                 return accepted
-        except Exception:
+        except Exception:  # noqa: BLE001 - logged; the guide must go on
             _log.exception("interaction log: unexpected error")
             return False
 
@@ -302,7 +302,7 @@ class SessionLogger:
             self._drain()
             with self._lock:
                 return not self._buffer and not self._unrecorded_drops
-        except Exception:
+        except Exception:  # noqa: BLE001 - logged; the guide must go on
             _log.exception("interaction log: unexpected error")
             return False
 
@@ -328,7 +328,7 @@ class SessionLogger:
             if thread.is_alive():  # still inside a write the store does not answer
                 with self._lock:
                     self._give_up(f"no answer within {self.close_timeout:g} s")
-        except Exception:
+        except Exception:  # noqa: BLE001 - logged; closing must not raise
             _log.exception("interaction log: unexpected error")
         finally:
             _CLOSE_AT_EXIT.discard(self)
@@ -479,7 +479,7 @@ class SessionLogger:
                     assert self._factory is not None
                     self._store = self._factory()
                 self._store.write(events, gaps)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - recorded as the store's failure
                 with self._lock:
                     self._write_started = None
                     self._inflight = 0
@@ -540,7 +540,7 @@ class SessionLogger:
         if store is not None:
             try:
                 store.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - closing a failed store
                 _log.debug("interaction log: error closing the store", exc_info=True)
 
     def _set_health(self, healthy: bool) -> None:
@@ -550,5 +550,5 @@ class SessionLogger:
         if self.on_status is not None and not self._closed:  # closed: the page is gone
             try:
                 self.on_status(healthy)
-            except Exception:
+            except Exception:  # noqa: BLE001 - logged; a callback must not stop the writer
                 _log.exception("interaction log: on_status callback failed")
