@@ -450,7 +450,7 @@ def test_two_visitors_do_not_share_state(page_factory, guide, journal):
     expect(second.heading).to_have_text("무엇을 도와드릴까요?")
 
     second.choose("이미 문의했는데 해결되지 않았어요")
-    assert second.engine.node.id == "ready"
+    assert second.engine.node.id == "ready-again"
     first.expect_current()
     first.next()
     second.expect_current()
@@ -561,9 +561,9 @@ def test_double_click_on_an_option_answers_only_that_question(page_factory, guid
     page, _ = page_factory.new_page("double click")
     page.goto(guide.url + "?step=reach", wait_until="commit")
     heading = page.locator(".guide .guide-body h2")
-    expect(heading).to_have_text("사람과 연결되는 두 가지 방법", timeout=120_000)
+    expect(heading).to_have_text("상담원과 연결되는 두 가지 방법", timeout=120_000)
     page.get_by_role("button", name="로그인해서 온라인으로 문의할게요", exact=True).dblclick()
-    expect(heading).not_to_have_text("사람과 연결되는 두 가지 방법")
+    expect(heading).not_to_have_text("상담원과 연결되는 두 가지 방법")
     page.wait_for_timeout(1500)  # the second click has long been handled
     try:
         # the next step, not skipped: the second click of the pair is not taken for a click

@@ -131,7 +131,7 @@ def test_language_switch_mid_flow_keeps_step_and_path(view):
     path = view.engine.path
     view.language.value = "ko"
     assert view.engine.path == path and view.engine.node.id == "reach"
-    assert "사람과 연결되는 두 가지 방법" in view.step_view.text.value
+    assert "상담원과 연결되는 두 가지 방법" in view.step_view.text.value
     assert set(buttons(view)) == {"지금 전화할게요", "로그인해서 온라인으로 문의할게요"}
     assert view.back_button.description == "← 이전 단계로"
     assert re.search(r"guide-progress-label'>\d+단계 중 3단계<", view.step_view.text.value)
