@@ -297,3 +297,22 @@ def test_the_dashboard_shows_the_after_contact_tables(tmp_path):
     assert list(tables)[-2:] == ["followups", "followup_paths"] or "followups" in tables
     assert "After contact" in tables["followups"] and "Not yet" in tables["followups"]
     assert "Before contact" in tables["outcomes"]
+
+
+def test_the_demo_comes_back_after_contact_and_never_asks_before(tmp_path):
+    """Demo data for the packaged flow: return visits say how it went (recall + followup), and
+    no outcome is asked on the way to contacting Amazon, so the dashboard's tables fill as a
+    live log would fill them."""
+    from widgets import demo
+    from widgets.log import SQLiteStore
+    from widgets.summary import summarize
+
+    with SQLiteStore(tmp_path / "events.sqlite3") as store:
+        demo.fill(store, 6000, seed=5)
+        actions = {row[0] for row in store.query("SELECT DISTINCT action FROM events")[1]}
+        summary = summarize(store)
+    assert {"recall", "followup"} <= actions and "outcome" not in actions
+    assert summary.followups is not None and summary.followups["sessions"].sum() > 0
+    flow = default_flow()
+    channels = {option for node in flow.role_nodes("contact") for option in flow[node].option_ids}
+    assert 3 <= len(set(summary.followups["channel"])) and set(summary.followups["channel"]) <= channels

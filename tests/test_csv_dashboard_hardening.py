@@ -151,7 +151,7 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def csv_downloads(downloads_html: str) -> dict[str, bytes]:
     """The dashboard's CSV files by table name, decoded from their data: links."""
-    links = re.findall(r'download="guide-([a-z]+)[^"]*\.csv" href="data:text/csv;charset=utf-8;base64,([^"]+)"',
+    links = re.findall(r'download="guide-([a-z_]+?)(?:-[^"]*)?\.csv" href="data:text/csv;charset=utf-8;base64,([^"]+)"',
                        downloads_html)
     return {name: base64.b64decode(data) for name, data in links}
 

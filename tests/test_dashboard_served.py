@@ -9,6 +9,8 @@ visits are logged.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,7 +84,8 @@ def open_dashboard(page_factory: PageFactory, server: VoilaServer, name: str) ->
 def test_dashboard_shows_the_logs_summary(page_factory: PageFactory,
                                           dashboard_server: VoilaServer, log_path: Path) -> None:
     summary = expected(log_path)
-    assert summary.sessions > 10 and len(summary.paths) > 0  # the demo log has outcomes
+    # the demo log has outcomes given after contact (return visits), by the earlier path
+    assert summary.sessions > 10 and len(summary.followup_paths) > 0
     page, guard = open_dashboard(page_factory, dashboard_server, "dashboard")
     try:
         expect(sessions_card(page)).to_have_text(f"{summary.sessions:,}")
@@ -94,18 +97,20 @@ def test_dashboard_shows_the_logs_summary(page_factory: PageFactory,
         # every table of the summary is a tab; the outcome-by-path tab shows its rows
         titles = page.locator(".guide-dash .lm-TabBar-tab").all_inner_texts()
         assert sorted(t.strip() for t in titles) == sorted(summary.frames())
-        page.locator(".guide-dash .lm-TabBar-tab", has_text="paths").click()
+        page.locator(".guide-dash .lm-TabBar-tab").filter(
+            has_text=re.compile(r"^\s*followup_paths\s*$")).click()
         # headed by the path steps' titles (the dashboard shows the flow's words; English by default)
         problem_title = default_flow().nodes["problem"].title("en")
         table = page.locator(".guide-dash table", has_text=problem_title).filter(visible=True)
-        expect(table.locator("tbody tr")).to_have_count(len(summary.paths))
+        expect(table.locator("tbody tr")).to_have_count(len(summary.followup_paths))
         # the CSV download of that table holds the same numbers
         with page.expect_download() as info:
-            page.get_by_role("link", name="paths.csv", exact=True).click()
+            page.get_by_role("link", name="followup_paths.csv", exact=True).click()
         downloaded = pd.read_csv(info.value.path(), keep_default_na=False)
-        assert list(downloaded.columns) == list(summary.paths.columns)
-        assert downloaded["sessions"].tolist() == summary.paths["sessions"].tolist()
-        assert downloaded["problem"].tolist() == summary.paths["problem"].astype(str).tolist()
+        expected_rows = summary.followup_paths
+        assert list(downloaded.columns) == list(expected_rows.columns)
+        assert downloaded["sessions"].tolist() == expected_rows["sessions"].tolist()
+        assert downloaded["problem"].tolist() == expected_rows["problem"].astype(str).tolist()
         full_page_screenshot(page, artifact_path("dashboard.png"))
         assert guard.clean, guard.report()
     finally:

@@ -3,8 +3,9 @@
 Each simulated visit drives a real :class:`~widgets.engine.Engine` over the packaged flow (or
 another), so every event is one the guide itself could have logged: options picked with the
 weights flow.yaml gives them, some Back, Start over and language switches, drop-offs at every
-step (flow.yaml's ``drop_off``), a mix of Korean and English, and now and then an ``outcome``
-answer where the flow asks how it went. Time spent on a screen grows with the
+step (flow.yaml's ``drop_off``), a mix of Korean and English, and now and then a visit that
+comes back with the return link after contacting Amazon and says how it went (``recall`` and
+``followup`` events; an older flow that asks on its last screen gets ``outcome`` answers there). Time spent on a screen grows with the
 length of its text (reading) and with the number of options (deciding).
 
 Visits start at random moments over a date range (busier in the Korean evening); the events of
@@ -29,6 +30,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from . import followup
 from .engine import Engine
 from .flow import Flow, default_flow
 from .log import Event, EventStore, open_store
@@ -69,6 +71,9 @@ class DemoConfig:
     back: float = 0.05
     restart: float = 0.008
     outcome: float = 0.35
+    #: share of visits that come back with the return link after contacting Amazon and say how
+    #: it went (the flow gives the link on a step with the role ``followup``)
+    comes_back: float = 0.12
     again_after_end: float = 0.06
     max_steps: int = 80
 
@@ -116,6 +121,8 @@ class _Visit:
         engine = Engine(self.flow, lang=lang, on_event=self.record, session=self.session,
                         clock=lambda: self.now)
         engine.start()
+        if self.flow.role_nodes("followup") and rng.random() < config.comes_back:
+            self._come_back(engine)
         for _ in range(config.max_steps):
             node = engine.node
             # Each action below happens after some time on the screen; the enter (and finish)
@@ -158,6 +165,21 @@ class _Visit:
                    if n in engine.choices]
         weights = OUTCOME_WEIGHTS.get(contact[-1] if contact else "", OUTCOME_WEIGHTS[""])
         engine.record_outcome(_weighted(self.rng, OUTCOMES, weights))
+
+    def _come_back(self, engine: Engine) -> None:
+        """A visit that came back with the return link of an earlier one (a path's answers at
+        the decisions the link carries) and says how it went, more or less happily depending on
+        the way Amazon was contacted."""
+        path = self.rng.choice(self.flow.paths)
+        answers = followup.decode(self.flow, followup.encode(
+            self.flow, {node: option for node, option in path if option is not None}))
+        if not answers:
+            return
+        self._act(engine.recall, answers)
+        self.wait_ms(self.screen_ms(engine))
+        contact = [answers[n] for n in self.flow.role_nodes("contact") if n in answers]
+        weights = OUTCOME_WEIGHTS.get(contact[-1] if contact else "", OUTCOME_WEIGHTS[""])
+        self._act(engine.record_followup, _weighted(self.rng, OUTCOMES, weights))
 
     def _act(self, action, *args) -> None:
         """Perform an engine action; the events it triggers get close, increasing timestamps."""
