@@ -333,8 +333,8 @@ LABELS = {
     "intro": Text(ko="연락할 때마다 상담원 이름과 접수 번호를 적어 두세요. 다시 연락해야 할 때 시간을 "
                      "크게 아낄 수 있어요. 기록은 이 화면과 내려받은 파일에만 남아요.",
                   en="Each time you get in touch, note the agent’s name and the reference number. "
-                     "If you have to contact Amazon again, it saves a lot of time. Notes stay on "
-                     "this screen and in the files you download."),
+                     "If you have to contact Amazon again, it saves a lot of time. Your notes are "
+                     "kept only on this screen and in any files you download."),
     "when_hint": Text(ko="예: 11월 26일 오후 3시", en="e.g. 26 Nov, 3 pm"),
     "add": Text(ko="기록 추가", en="Add note"),
     "empty": Text(ko="아직 기록이 없어요.", en="No notes yet."),

@@ -33,19 +33,18 @@ WANT = {
     "return": Text(ko="이 상품을 반품하고 싶습니다.", en="I would like to return the item."),
     "refund": Text(ko="환불을 받고 싶습니다.", en="I would like a refund."),
     "replacement": Text(ko="새 상품으로 교환받고 싶습니다.", en="I would like a replacement."),
-    "credit": Text(ko="이 문제에 대해 스토어 크레딧을 받고 싶습니다.",
-                   en="I would like store credit for this problem."),
-    "information": Text(ko="어떻게 해결할 수 있는지 안내해 주시면 좋겠습니다.",
-                        en="I would like to know how this can be resolved."),
+    "credit": Text(ko="이 일에 대한 보상으로 스토어 크레딧을 받고 싶습니다.",
+                   en="I would like store credit to make up for this."),
+    "information": Text(ko="어떤 조치를 해 주실 수 있는지 알고 싶습니다.",
+                        en="I would like to know what can be done about it."),
 }
 
 GREETING = Text(ko="안녕하세요.", en="Hello,")
 #: Follows what the person asks for, whatever it is.
-FAIR = Text(ko="양쪽 모두에게 공정한 방법으로 해결해 주시면 감사하겠습니다.",
-            en="I would appreciate a solution that is fair to both of us.")
-ESCALATE = Text(ko="죄송하지만, 이 문제를 도와주실 수 있는 관리자와 이야기할 수 있을까요?",
-                en="I am sorry, but could I speak with a supervisor who can help me with this, "
-                   "please?")
+FAIR = Text(ko="서로에게 공정한 방향으로 해결해 주시면 감사하겠습니다.",
+            en="I would appreciate a solution that is fair to both sides.")
+ESCALATE = Text(ko="이 문제로 관리자와 이야기할 수 있을까요?",
+                en="Could I please speak to a supervisor about this?")
 THANKS = Text(ko="도와주셔서 감사합니다.", en="Thank you for your help.")
 ORDER_LINE = Text(ko="주문 번호: {}", en="Order number: {}")
 DATE_LINE = Text(ko="날짜: {}", en="Date: {}")
@@ -134,17 +133,20 @@ LABELS: Mapping[str, Text] = {
                      "below are optional; what you type is used only on this screen, and the guide "
                      "doesn’t keep it."),
     "which": Text(ko="아마존에는 영어 메시지를 보내세요. 채팅과 이메일도 영어로 주고받아요. 한국어 "
-                     "메시지는 내용을 확인하는 용도예요.",
+                     "메시지는 내용을 확인하는 용도예요. 아래 칸에 입력한 내용은 두 메시지에 입력한 "
+                     "그대로 들어가니, 영어로 적으세요.",
                   en="Send the English message to Amazon: chat and e-mail are in English too. "
-                     "The Korean version is there so you can check what it says."),
+                     "The Korean version is there so you can check what it says. What you type "
+                     "below goes into both versions as you typed it, so write it in English."),
     "outcome": Text(ko="원하는 것", en="What you want"),
-    "order_number": Text(ko="주문 번호 (주문 문제일 때, 선택)",
-                         en="Order number, if it’s about an order (optional)"),
+    "order_number": Text(ko="주문 번호 (해당할 때만, 선택)",
+                         en="Order number, if there is one (optional)"),
     "order_number_hint": Text(ko="예: 123-4567890-1234567", en="e.g. 123-4567890-1234567"),
-    "date": Text(ko="날짜 (선택)", en="Date (optional)"),
-    "date_hint": Text(ko="예: 11월 20일", en="e.g. 20 November"),
-    "detail": Text(ko="한 줄 설명 (선택)", en="One-line description (optional)"),
-    "detail_hint": Text(ko="예: 같은 금액이 두 번 청구됨", en="e.g. charged twice for the same amount"),
+    "date": Text(ko="날짜 (영어로, 선택)", en="Date (optional)"),
+    "date_hint": Text(ko="예: Nov 20 (11월 20일)", en="e.g. Nov 20"),
+    "detail": Text(ko="한 줄 설명 (영어로, 선택)", en="One-line description (optional)"),
+    "detail_hint": Text(ko="예: I was charged the same amount twice (같은 금액이 두 번 청구됨)",
+                        en="e.g. I was charged the same amount twice"),
     "supervisor": Text(ko="관리자와 이야기하게 해 달라는 정중한 문장 넣기",
                      en="Add a polite request to speak to a supervisor"),
     "ko": Text(ko="한국어", en="Korean"),
