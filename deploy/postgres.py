@@ -13,7 +13,7 @@ The server binaries come from Debian's ``postgresql`` package (the newest
 ``/usr/lib/postgresql/N/bin``) or ``PATH``. Authentication is ``trust`` for the one database
 user, which is acceptable only because the server listens on 127.0.0.1 and its unix socket is
 in the server's own folder: it is for trying the cluster and for tests. A real deployment uses
-a managed or properly configured PostgreSQL (see README, Deployment).
+a managed or properly configured PostgreSQL (see docs/operators.md).
 
 PostgreSQL refuses to run as root: when running as root the folder is given to the
 ``postgres`` OS user (which the Debian package creates) and every server command runs through
