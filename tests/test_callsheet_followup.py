@@ -14,7 +14,7 @@ import pytest
 
 from widgets import callsheet, casenotes, dashboard, followup
 from widgets.app import guide
-from widgets.engine import OUTCOMES, Engine, EngineError
+from widgets.engine import Engine, EngineError
 from widgets.flow import default_flow
 from widgets.log import Event, open_store
 from widgets.summary import summarize
