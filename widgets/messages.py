@@ -140,7 +140,7 @@ LABELS: Mapping[str, Text] = {
                      "below goes into both versions as you typed it, so write it in English."),
     "outcome": Text(ko="원하는 것", en="What you want"),
     "order_number": Text(ko="주문 번호 (해당할 때만, 선택)",
-                         en="Order number, if there is one (optional)"),
+                         en="Order number (optional)"),
     "order_number_hint": Text(ko="예: 123-4567890-1234567", en="e.g. 123-4567890-1234567"),
     "date": Text(ko="날짜 (영어로, 선택)", en="Date (optional)"),
     "date_hint": Text(ko="예: Nov 20 (11월 20일)", en="e.g. Nov 20"),
