@@ -333,3 +333,30 @@ def test_the_bare_app_is_served_from_a_preheated_kernel_without_voila(served_bar
         assert found["loaded"] == []
     finally:
         beacon(served_bare, page.kernel_id, page.cookie("_xsrf"), page.cookies)
+
+
+def test_a_pool_kernel_given_to_a_visitor_is_not_culled_for_its_wait_in_the_pool():
+    """A notebook that does not wait for its visitor (the bare app) finishes in the pool and
+    is quiet from then on; the idle culler must not count that time against the page that
+    takes the kernel (its websocket connects a moment later)."""
+    from datetime import timedelta
+
+    from jupyter_server._tz import utcnow
+
+    from widgets.voila_hooks import GuideKernelManager
+
+    async def scenario() -> None:
+        manager = GuideKernelManager(cull_idle_timeout=60)
+        kernel_id = await manager.start_kernel()
+        try:
+            await manager.get_kernel(kernel_id).ready
+            kernel = manager.get_kernel(kernel_id)
+            kernel.last_activity = utcnow() - timedelta(minutes=10)  # quiet in the pool
+            manager._taken(kernel_id)  # a page takes it
+            await manager.cull_kernel_if_idle(kernel_id)
+            assert kernel_id in manager
+        finally:
+            if kernel_id in manager:
+                await manager.shutdown_kernel(kernel_id, now=True)
+
+    asyncio.run(scenario())

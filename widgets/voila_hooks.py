@@ -593,6 +593,14 @@ class GuideKernelManager(AsyncMappingKernelManager):
     def _taken(self, kernel_id: str) -> None:
         self._pool_ids.discard(kernel_id)
         self._visit_started[kernel_id] = time.time()
+        # The idle culler measures from the kernel's last message; a notebook that does not
+        # wait for its visitor went quiet when it finished in the pool, maybe long ago: the
+        # page gets the whole cull_idle_timeout to connect, as for a newly started kernel.
+        kernel = self._kernels.get(kernel_id)
+        if kernel is not None:
+            from jupyter_server._tz import utcnow
+
+            kernel.last_activity = utcnow()
         page = _PAGE.get()
         if page is not None:
             page.kernel_id = kernel_id
