@@ -270,7 +270,11 @@ class Walk:
             expect(recap.get_by_text(CHECKLIST[lang], exact=True)).to_be_visible()
             lines = self.engine.recap()
             assert lines, f"{node.id!r} has an empty recap"
-            expect(recap.locator("li")).to_have_text(lines)
+            expect(recap.locator("li:not(.guide-phrase)")).to_have_text(lines)
+            # and the English lines to say, in call order (with their meaning on Korean pages)
+            phrases = self.engine.flow.phrases_for(self.engine.choices, node.say)
+            expect(recap.locator("li.guide-phrase .guide-phrase-en")).to_have_text(
+                [phrase.en for phrase in phrases])
         for outline_id in node.covers:
             self.journal.seen.setdefault(outline_id, []).append(f"{self.name}: {node.id} ({lang})")
         return node
@@ -354,7 +358,8 @@ def test_korean_walk_to_the_checklist_with_back(page_factory, guide, journal):
     recap = walk.page.locator(".guide .guide-recap")
     expect(recap.get_by_text("문의할 내용: 환불 (금액이 큰 환불은 보통 관리자와 상담해야 함)",
                              exact=True)).to_be_visible()
-    expect(recap.get_by_text("전화: +1 206 266 2992 (영어 상담)", exact=True)).to_be_visible()
+    expect(recap.get_by_text("전화: +1 206 266 2992 (영어 상담, 한국에서는 국제전화)",
+                             exact=True)).to_be_visible()
     expect(recap.get_by_text("연락 방법: 채팅 (상담원과 실시간 상담)", exact=True)).to_be_visible()
     expect(recap.locator("input[type=checkbox]")).to_have_count(len(walk.engine.recap()))
     walk.screenshot("e2e-ko-recap.png")
