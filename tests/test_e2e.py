@@ -406,7 +406,7 @@ def test_english_walk_from_a_link_then_start_over(page_factory, guide, journal):
 
 def test_switching_language_mid_flow_keeps_the_step_and_the_path(page_factory, guide, journal):
     walk = Walk("language switch", page_factory, guide, journal, lang="ko").open()
-    walk.choose("주문한 상품이 늦어지거나 아직 오지 않았어요")
+    walk.choose("주문한 상품의 배송이 늦어지거나 아직 오지 않았어요")
     walk.next()
     walk.choose("로그인해서 온라인으로 문의할게요")
     assert walk.engine.node.id == "help"

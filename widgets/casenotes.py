@@ -47,7 +47,7 @@ REASONS = {
                     en="line {line} cannot be read as CSV (a quote mark or a line break may be "
                        "out of place)"),
     "too_long": Text(ko="{line}번째 줄의 값이 너무 길어요",
-                     en="line {line}: a value is far too long"),
+                     en="line {line}: a value is too long"),
     "columns": Text(ko="첫 줄에 다음 열이 있어야 해요: {columns}",
                     en="line 1: expected the columns {columns}"),
     "values": Text(ko="{line}번째 줄: 값이 {expected}개여야 하는데 {got}개예요",
@@ -335,7 +335,7 @@ LABELS = {
                   en="Each time you get in touch, note the agent’s name and the reference number. "
                      "If you have to contact Amazon again, it saves a lot of time. Your notes are "
                      "kept only on this screen and in any files you download."),
-    "when_hint": Text(ko="예: 11월 26일 오후 3시", en="e.g. 26 Nov, 3 pm"),
+    "when_hint": Text(ko="예: 11월 26일 오후 3시", en="e.g. Nov 26, 3 pm"),
     "add": Text(ko="기록 추가", en="Add note"),
     "empty": Text(ko="아직 기록이 없어요.", en="No notes yet."),
     "download_md": Text(ko="Markdown으로 저장", en="Download as Markdown"),

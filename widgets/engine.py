@@ -26,7 +26,7 @@ OUTCOMES: Mapping[str, Text] = {key: {
     "not-yet": Text(ko="아직 해결되지 않았어요", en="Not yet solved"),
     "escalated": Text(ko="관리자에게 연결됐어요", en="Passed on to a supervisor"),
 }[key] for key in OUTCOME_IDS}
-OUTCOME_QUESTION = Text(ko="어떻게 되었나요? 한 번만 눌러 알려 주세요.",
+OUTCOME_QUESTION = Text(ko="어떻게 되었나요? 아래에서 하나만 눌러 알려 주세요.",
                         en="How did it go? Please tell us with one click.")
 OUTCOME_THANKS = Text(ko="알려 주셔서 고마워요.", en="Thank you for letting us know.")
 

@@ -47,7 +47,7 @@ ESCALATE = Text(ko="이 문제로 관리자와 이야기할 수 있을까요?",
                 en="Could I please speak to a supervisor about this?")
 THANKS = Text(ko="도와주셔서 감사합니다.", en="Thank you for your help.")
 ORDER_LINE = Text(ko="주문 번호: {}", en="Order number: {}")
-DATE_LINE = Text(ko="날짜: {}", en="Date: {}")
+DATE_LINE = Text(ko="문제가 생긴 날짜: {}", en="Date of the problem: {}")
 DETAIL_LINE = Text(ko="상황: {}", en="What happened: {}")
 
 #: The longest each typed field may be (keys: :class:`MessageInput` fields).
@@ -133,16 +133,16 @@ LABELS: Mapping[str, Text] = {
                      "below are optional; what you type is used only on this screen, and the guide "
                      "doesn’t keep it."),
     "which": Text(ko="아마존에는 영어 메시지를 보내세요. 채팅과 이메일도 영어로 주고받아요. 한국어 "
-                     "메시지는 내용을 확인하는 용도예요. 아래 칸에 입력한 내용은 두 메시지에 입력한 "
-                     "그대로 들어가니, 영어로 적으세요.",
+                     "메시지는 내용을 확인하는 용도예요. 아래 칸에 적은 내용은 두 메시지에 그대로 "
+                     "들어가니 영어로 적으세요.",
                   en="Send the English message to Amazon: chat and e-mail are in English too. "
                      "The Korean version is there so you can check what it says. What you type "
                      "below goes into both versions as you typed it, so write it in English."),
     "outcome": Text(ko="원하는 것", en="What you want"),
     "order_number": Text(ko="주문 번호 (해당할 때만, 선택)",
-                         en="Order number (optional)"),
+                         en="Order number, if any"),
     "order_number_hint": Text(ko="예: 123-4567890-1234567", en="e.g. 123-4567890-1234567"),
-    "date": Text(ko="날짜 (영어로, 선택)", en="Date (optional)"),
+    "date": Text(ko="문제가 생긴 날짜 (영어로, 선택)", en="Date of the problem (optional)"),
     "date_hint": Text(ko="예: Nov 20 (11월 20일)", en="e.g. Nov 20"),
     "detail": Text(ko="한 줄 설명 (영어로, 선택)", en="One-line description (optional)"),
     "detail_hint": Text(ko="예: I was charged the same amount twice (같은 금액이 두 번 청구됨)",
