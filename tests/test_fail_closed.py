@@ -33,6 +33,7 @@ from voila_server import (
     PROJECT_ROOT,
     VoilaServer,
     VoilaStartError,
+    isolated_jupyter_env,
     load_config,
     start_voila,
     visit,
@@ -50,17 +51,8 @@ UNSET = ("JUPYTER_PATH", "JUPYTER_CONFIG_PATH", "JUPYTER_PREFER_ENV_PATH", "QUER
 def new_user_env(home: Path, data: Path) -> dict[str, str | None]:
     """A server's environment as a new user's: temporary per-user Jupyter folders (config,
     data, runtime, IPython), none of ``UNSET``, an empty temporary interaction log."""
-    for folder in ("config", "data", "runtime", "ipython"):
-        (home / folder).mkdir(parents=True, exist_ok=True)
-    env: dict[str, str | None] = dict.fromkeys(UNSET)
-    env.update({"JUPYTER_CONFIG_DIR": str(home / "config"),
-                "JUPYTER_DATA_DIR": str(home / "data"),
-                "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-                "IPYTHONDIR": str(home / "ipython"),
-                "PYTHONDONTWRITEBYTECODE": "1",
-                "GUIDE_DATA_DIR": str(data),
-                "GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}"})
-    return env
+    return {**isolated_jupyter_env(home, UNSET), "GUIDE_DATA_DIR": str(data),
+            "GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}"}
 
 
 def serve_elsewhere(tmp_path_factory: pytest.TempPathFactory, *, as_typed: bool,

@@ -53,6 +53,7 @@ from browser import (  # noqa: F401  (fixtures)
 )
 from lab_server import LabServer, LabStartError, start_lab
 from playwright.sync_api import Frame, Page, expect
+import voila_server
 from voila_server import GUIDE_NOTEBOOK, PROJECT_ROOT, VoilaServer, VoilaStartError, start_voila
 
 from widgets import demo
@@ -118,15 +119,7 @@ def module_origin(python: Path, module: str) -> Path:
 def isolated_jupyter_env(home: Path) -> dict[str, str | None]:
     """Environment changes for a server run as a new user would: temporary per-user Jupyter
     folders, and none of ``UNSET`` (no ``JUPYTER_PATH`` in particular)."""
-    for folder in ("config", "data", "runtime", "ipython"):
-        (home / folder).mkdir(parents=True, exist_ok=True)
-    env: dict[str, str | None] = dict.fromkeys(UNSET)
-    env.update({"JUPYTER_CONFIG_DIR": str(home / "config"),
-                "JUPYTER_DATA_DIR": str(home / "data"),
-                "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-                "IPYTHONDIR": str(home / "ipython"),
-                "PYTHONDONTWRITEBYTECODE": "1"})
-    return env
+    return voila_server.isolated_jupyter_env(home, UNSET)
 
 
 def fetch(url: str) -> tuple[int, str]:

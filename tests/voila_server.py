@@ -94,6 +94,22 @@ def load_config() -> dict:
     return json.loads(CONFIG_FILE.read_text(encoding="utf-8"))
 
 
+
+def isolated_jupyter_env(home: Path, unset: Iterable[str] = ()) -> dict[str, str | None]:
+    """Environment changes for a server run as a new user would: temporary per-user Jupyter
+    folders (config, data, runtime, IPython) under ``home``, and none of ``unset`` (None
+    removes a variable)."""
+    for folder in ("config", "data", "runtime", "ipython"):
+        (home / folder).mkdir(parents=True, exist_ok=True)
+    env: dict[str, str | None] = dict.fromkeys(unset)
+    env.update({"JUPYTER_CONFIG_DIR": str(home / "config"),
+                "JUPYTER_DATA_DIR": str(home / "data"),
+                "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+                "IPYTHONDIR": str(home / "ipython"),
+                "PYTHONDONTWRITEBYTECODE": "1"})
+    return env
+
+
 def free_port() -> int:
     """A TCP port that is free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -158,6 +158,16 @@ class Labels:
         return label(self.lang) if label is not None else text
 
 
+def _path_words(table: pd.DataFrame, words: Labels) -> pd.DataFrame:
+    """An outcome-by-path table with its steps and answers in the flow's words."""
+    table = table.copy()
+    steps = [c for c in table.columns if c not in ("outcome", "sessions", "share")]
+    for step in steps:
+        table[step] = [words.option(step, o) for o in table[step]]
+    table["outcome"] = [words.outcome(o) for o in table["outcome"]]
+    return table.rename(columns={step: words.node(step) for step in steps})
+
+
 def labelled(summary: Summary, flow: Flow, lang: str) -> Summary:
     """``summary`` with its steps and answers in the flow's words (for display only; the CSV
     files use the summary itself, with ids)."""
@@ -175,21 +185,11 @@ def labelled(summary: Summary, flow: Flow, lang: str) -> Summary:
     outcomes = summary.outcomes.copy()
     outcomes["channel"] = [words.contact(c) for c in outcomes["channel"]]
     outcomes["outcome"] = [words.outcome(o) for o in outcomes["outcome"]]
-    paths = summary.paths.copy()
-    steps = [c for c in paths.columns if c not in ("outcome", "sessions", "share")]
-    for step in steps:
-        paths[step] = [words.option(step, o) for o in paths[step]]
-    paths["outcome"] = [words.outcome(o) for o in paths["outcome"]]
-    paths = paths.rename(columns={step: words.node(step) for step in steps})
+    paths = _path_words(summary.paths, words)
     followups = summary.followups.copy()
     followups["channel"] = [words.contact(c) for c in followups["channel"]]
     followups["outcome"] = [words.outcome(o) for o in followups["outcome"]]
-    followup_paths = summary.followup_paths.copy()
-    steps = [c for c in followup_paths.columns if c not in ("outcome", "sessions", "share")]
-    for step in steps:
-        followup_paths[step] = [words.option(step, o) for o in followup_paths[step]]
-    followup_paths["outcome"] = [words.outcome(o) for o in followup_paths["outcome"]]
-    followup_paths = followup_paths.rename(columns={step: words.node(step) for step in steps})
+    followup_paths = _path_words(summary.followup_paths, words)
     return dataclasses.replace(
         summary, funnel=nodes(summary.funnel), choices=nodes(choices), channels=nodes(channels),
         time=nodes(summary.time), outcomes=outcomes, paths=paths, followups=followups,
