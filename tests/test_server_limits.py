@@ -333,11 +333,17 @@ def test_the_hooks_refuse_to_start_on_an_upstream_they_were_not_made_for(monkeyp
 def test_the_pinned_upstream_versions_are_the_projects_pins():
     import tomllib
 
+    from packaging.requirements import Requirement
+
     from widgets.voila_hooks import PINNED
 
     pins = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    dependencies = dict(d.split("==") for d in pins["project"]["dependencies"])
-    assert {name: dependencies[name] for name in PINNED} == PINNED
+    declared = {}
+    for line in pins["project"]["dependencies"]:
+        requirement = Requirement(line)
+        declared[requirement.name.replace("-", "_").lower()] = str(requirement.specifier)
+    assert {name: declared.get(name) for name in PINNED} == \
+        {name: f"=={version}" for name, version in PINNED.items()}
 
 
 def test_the_client_address_is_the_forwarded_one_only_from_this_machine():
