@@ -122,7 +122,13 @@ class Rule:
     when: Mapping[str, frozenset[str]]
 
     def matches(self, choices: Mapping[str, str]) -> bool:
-        return all(choices.get(node) in allowed for node, allowed in self.when.items())
+        return _matches(self.when, choices)
+
+
+def _matches(when: Mapping[str, frozenset[str]], choices: Mapping[str, str]) -> bool:
+    """Whether ``choices`` (decision → option) take one of the allowed options at every
+    decision ``when`` names (a ``next`` rule's or a phrase's condition)."""
+    return all(choices.get(node) in allowed for node, allowed in when.items())
 
 
 @dataclass(frozen=True)
@@ -163,8 +169,7 @@ class Phrase:
         """Whether the phrase fits a path whose answers are ``answers`` (decision → option)."""
         if not self.when:
             return True
-        return any(all(answers.get(node) in allowed for node, allowed in alternative.items())
-                   for alternative in self.when)
+        return any(_matches(alternative, answers) for alternative in self.when)
 
 
 @dataclass(frozen=True)
@@ -425,15 +430,22 @@ def build_flow(data: Any) -> Flow:
     )
 
 
+def _entries(raw: Any, field: str, what: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """The mappings of the top-level list ``field`` (``what``: what one is, e.g. "phrase"),
+    each with where it stands (``field[i]``)."""
+    if not isinstance(raw, list):
+        raise FlowError(f"must be a list of {what}s", field=field)
+    for i, entry in enumerate(raw):
+        where = f"{field}[{i}]"
+        if not isinstance(entry, Mapping):
+            raise FlowError(f"each {what} must be a mapping", field=where)
+        yield where, entry
+
+
 def _phrases(raw: Any, nodes: Mapping[str, Node]) -> tuple[Phrase, ...]:
     """The ``phrases:`` list. Errors name the phrase (by id) and the field."""
-    if not isinstance(raw, list):
-        raise FlowError("must be a list of phrases", field="phrases")
     phrases: list[Phrase] = []
-    for i, entry in enumerate(raw):
-        where = f"phrases[{i}]"
-        if not isinstance(entry, Mapping):
-            raise FlowError("each phrase must be a mapping", field=where)
+    for where, entry in _entries(raw, "phrases", "phrase"):
         pid = entry.get("id")
         if not isinstance(pid, str) or not ID_PATTERN.fullmatch(pid):
             raise FlowError(f"missing or invalid phrase id {pid!r}", field=f"{where}.id")
@@ -461,23 +473,10 @@ def _phrases(raw: Any, nodes: Mapping[str, Node]) -> tuple[Phrase, ...]:
         when = []
         for j, alternative in enumerate(alternatives):
             at = f"{where}.when" if isinstance(when_raw, Mapping) else f"{where}.when[{j}]"
-            if not isinstance(alternative, Mapping) or not alternative:
+            if isinstance(alternative, Mapping) and not alternative:
                 raise FlowError("must map decision ids to option ids", field=at)
-            parsed = {}
-            for decision, allowed in alternative.items():
-                target = nodes.get(decision) if isinstance(decision, str) else None
-                if target is None or target.kind != "choice":
-                    raise FlowError(f"{decision!r} is not a decision node", field=at)
-                allowed = [allowed] if isinstance(allowed, str) else allowed
-                if not isinstance(allowed, list) or not allowed or not all(
-                        isinstance(a, str) for a in allowed):
-                    raise FlowError("expects an option id or a list of them",
-                                    field=f"{at}.{decision}")
-                unknown = set(allowed) - set(target.option_ids)
-                if unknown:
-                    raise FlowError(f"{decision!r} has no option {sorted(unknown)[0]!r}",
-                                    field=f"{at}.{decision}")
-                parsed[decision] = frozenset(allowed)
+            parsed = _when(alternative, None, at)
+            _check_when(parsed, nodes, None, at)
             when.append(MappingProxyType(parsed))
         phrases.append(Phrase(id=pid, stage=stage, when=tuple(when), **words))
     staged = {p.stage for p in phrases}
@@ -493,13 +492,8 @@ def _phrases(raw: Any, nodes: Mapping[str, Node]) -> tuple[Phrase, ...]:
 
 
 def _glossary(raw: Any) -> tuple[Term, ...]:
-    if not isinstance(raw, list):
-        raise FlowError("must be a list of terms", field="glossary")
     terms: list[Term] = []
-    for i, entry in enumerate(raw):
-        where = f"glossary[{i}]"
-        if not isinstance(entry, Mapping):
-            raise FlowError("each term must be a mapping", field=where)
+    for where, entry in _entries(raw, "glossary", "term"):
         extra = set(entry) - {"id", "ko", "en", "button", "avoid"}
         if extra:
             raise FlowError(f"unknown key {sorted(extra)[0]!r}", field=f"{where}.{sorted(extra)[0]}")
@@ -547,6 +541,35 @@ def _text(raw: Any, node: str | None, field: str) -> Text:
     return Text(**values)
 
 
+def _when(raw: Any, node: str | None, field: str) -> dict[str, frozenset[str]]:
+    """A ``when`` condition (decision id → option ids) as written; what it names is checked
+    against the nodes by :func:`_check_when`."""
+    if not isinstance(raw, Mapping):
+        raise FlowError("'when' must map decision ids to option ids", node=node, field=field)
+    when = {}
+    for decision, allowed in raw.items():
+        allowed = [allowed] if isinstance(allowed, str) else allowed
+        if not isinstance(allowed, list) or not allowed or not all(
+                isinstance(a, str) for a in allowed):
+            raise FlowError("expects an option id or a list of them", node=node,
+                            field=f"{field}.{decision}")
+        when[decision] = frozenset(allowed)
+    return when
+
+
+def _check_when(when: Mapping[str, frozenset[str]], nodes: Mapping[str, Node],
+                node: str | None, field: str) -> None:
+    """Every decision ``when`` names is a decision node, and every option one of its own."""
+    for decision, allowed in when.items():
+        target = nodes.get(decision) if isinstance(decision, str) else None
+        if target is None or target.kind != "choice":
+            raise FlowError(f"{decision!r} is not a decision node", node=node, field=field)
+        unknown = allowed - set(target.option_ids)
+        if unknown:
+            raise FlowError(f"{decision!r} has no option {sorted(unknown)[0]!r}", node=node,
+                            field=f"{field}.{decision}")
+
+
 def _route(raw: Any, node: str, field: str, decisions: Mapping[str, Any] | None = None) -> Route:
     if isinstance(raw, str):
         return Route((Rule(to=raw, when=MappingProxyType({})),))
@@ -560,18 +583,7 @@ def _route(raw: Any, node: str, field: str, decisions: Mapping[str, Any] | None 
         extra = set(item) - {"to", "when"}
         if extra:
             raise FlowError(f"unknown key {sorted(extra)[0]!r} in a rule", node=node, field=where)
-        when_raw = item.get("when", {})
-        if not isinstance(when_raw, Mapping):
-            raise FlowError("'when' must map decision ids to option ids", node=node,
-                            field=f"{where}.when")
-        when = {}
-        for decision, allowed in when_raw.items():
-            allowed = [allowed] if isinstance(allowed, str) else allowed
-            if not isinstance(allowed, list) or not allowed or not all(
-                    isinstance(a, str) for a in allowed):
-                raise FlowError("expects an option id or a list of them", node=node,
-                                field=f"{where}.when.{decision}")
-            when[decision] = frozenset(allowed)
+        when = _when(item.get("when", {}), node, f"{where}.when")
         last = i == len(raw) - 1
         if last and when:
             raise FlowError("the last rule must have no 'when' (the default)", node=node,
@@ -765,15 +777,7 @@ def _check_references(nodes: Mapping[str, Node]) -> None:
                 rule_field = route_field if len(route.rules) == 1 else f"{route_field}[{i}]"
                 if rule.to not in nodes:
                     raise FlowError(f"unknown node {rule.to!r}", node=node.id, field=rule_field)
-                for decision, allowed in rule.when.items():
-                    target = nodes.get(decision)
-                    if target is None or target.kind != "choice":
-                        raise FlowError(f"{decision!r} is not a decision node", node=node.id,
-                                        field=f"{rule_field}.when")
-                    unknown = allowed - set(target.option_ids)
-                    if unknown:
-                        raise FlowError(f"{decision!r} has no option {sorted(unknown)[0]!r}",
-                                        node=node.id, field=f"{rule_field}.when.{decision}")
+                _check_when(rule.when, nodes, node.id, f"{rule_field}.when")
 
 
 def _enumerate_paths(nodes: Mapping[str, Node], start: str,
