@@ -168,8 +168,6 @@ class SessionLogger:
             rate = _env_limit("GUIDE_LOG_RATE", DEFAULT_RATE, integer=False)
         if burst is None:
             burst = _env_limit("GUIDE_LOG_BURST", DEFAULT_BURST, integer=True)  # type: ignore[assignment]
-        if not rate > 0 or not burst >= 1:  # also refuses NaN
-            raise ValueError("rate must be positive and burst at least 1")
         self.session = session_id or uuid.uuid4().hex
         if not _is_id(self.session):
             raise ValueError("session_id is not a valid id")
@@ -187,8 +185,6 @@ class SessionLogger:
         self._limit = buffer_limit
         self.on_status = on_status
         self.retry_after = retry_after
-        self.rate = float(rate)
-        self.burst = float(burst)
         self.slow_after = slow_after
         self.close_timeout = close_timeout
         # _lock: the buffer, the counters, the health, the writer's schedule (held briefly).
@@ -204,7 +200,7 @@ class SessionLogger:
         self._unrecorded_drops = 0
         self._refused = 0
         self._inflight = 0  # buffered events (from the left) being written right now
-        self._bucket = TokenBucket(self.rate, self.burst, self._monotonic)
+        self._bucket = TokenBucket(rate, burst, self._monotonic)  # refuses a bad rate or burst
         self._thread: threading.Thread | None = None  # the writer
         self._kick = False  # the writer writes now
         self._wake_at = math.inf  # time.monotonic() of its next retry (or write of a gap count)
@@ -212,6 +208,16 @@ class SessionLogger:
         self._write_started: float | None = None  # time.monotonic() the store call in progress began
         self._writer: int | None = None  # the thread writing now
         self._closed = False
+
+    @property
+    def rate(self) -> float:
+        """Events per second this session may log, sustained."""
+        return self._bucket.rate
+
+    @property
+    def burst(self) -> float:
+        """Events this session may log at once."""
+        return self._bucket.burst
 
     @property
     def healthy(self) -> bool:
