@@ -28,6 +28,8 @@ from jupyter_server.services.kernels.connection.base import (
 )
 from websockets.sync.client import connect as ws_connect
 
+from widgets.voila_request import client_frame
+
 V1 = "v1.kernel.websocket.jupyter.org"
 _KERNEL_ID = re.compile(r'"kernelId":\s*"([0-9a-f-]{36})"')
 
@@ -190,21 +192,8 @@ class SilentClient:
     def send(self, msg_type: str, content: dict, metadata: dict | None = None,
              buffers: list[bytes] = ()) -> dict:
         """Send one message as a masked binary frame; raises OSError once the server closed."""
-        import os
-        import struct
-
         msg = self.encoder.message(msg_type, content, metadata)
-        payload = self.encoder.encode(msg, buffers=buffers)
-        mask = os.urandom(4)
-        size = len(payload)
-        if size < 126:
-            head = struct.pack("!BB", 0x82, 0x80 | size)
-        elif size < 2**16:
-            head = struct.pack("!BBH", 0x82, 0x80 | 126, size)
-        else:
-            head = struct.pack("!BBQ", 0x82, 0x80 | 127, size)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(head + mask + masked)
+        self.sock.sendall(client_frame(0x2, self.encoder.encode(msg, buffers=buffers)))
         return msg
 
     def close(self) -> None:

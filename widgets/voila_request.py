@@ -247,6 +247,18 @@ class _Connection:
 
     def _send(self, opcode: int, payload: bytes) -> None:
         self.sock.settimeout(self.timeout)
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
+        self.sock.sendall(client_frame(opcode, payload))
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """One final websocket frame as a client sends it: masked, with its length in 7, 16 or
+    64 bits (RFC 6455, section 5.2)."""
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
+    elif size < 2**16:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
