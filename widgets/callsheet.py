@@ -34,12 +34,6 @@ def subject(flow: Flow, choices: Mapping[str, str], lang: str) -> str | None:
     return None
 
 
-def phrases(flow: Flow, choices: Mapping[str, str]) -> list:
-    """The lines to say for the path, in call order (none for a flow without phrases)."""
-    phrases_for = getattr(flow, "phrases_for", None)
-    return list(phrases_for(choices)) if phrases_for is not None else []
-
-
 def sheet_html(flow: Flow, lang: str, choices: Mapping[str, str],
                notes: Iterable[casenotes.Note] = ()) -> str:
     """The call sheet for a path whose answers are ``choices``, in ``lang``."""
@@ -68,7 +62,7 @@ def sheet_html(flow: Flow, lang: str, choices: Mapping[str, str],
             + "</tr>" for n in listed)
         parts.append(f"<h4>{ui('callsheet_notes')}</h4><table class='guide-callsheet-notes'>"
                      f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-    lines = phrases(flow, choices)
+    lines = flow.phrases_for(choices)  # in call order; none for a flow without phrases
     if lines:
         items = []
         for phrase in lines:
