@@ -73,7 +73,7 @@ def test_the_message_gate_bounds_rate_and_size_and_closes_after_the_abuse_limit(
     assert [gate.refused(), gate.worth_logging()] == [False, True]
     assert [gate.refused(), gate.worth_logging()] == [False, False]
     assert gate.refused() is True
-    assert common.MessageGate(TokenBucket(1, 1), abuse_limit=0).refused() is False
+    assert common.MessageGate(TokenBucket(1, 1), abuse_limit=0).refused() is True
 
 
 def test_the_v1_frame_check_refuses_hostile_counts_and_offsets():

@@ -203,7 +203,8 @@ class MessageGate:
     (None: the host's server bounds it already), ``check`` is the host's own check of a message
     (it returns why the message is refused, or None). :meth:`refusal` gives the reason a
     message is refused; :meth:`refused` counts one refusal and tells when the connection must
-    be closed (``abuse_limit`` refusals: a client that keeps sending what is refused).
+    be closed (``abuse_limit`` refusals, at least one: a client that keeps sending what is
+    refused).
     """
 
     __slots__ = ("bucket", "max_size", "abuse_limit", "check", "count")
@@ -234,7 +235,7 @@ class MessageGate:
     def refused(self) -> bool:
         """Count one refused message; True when the connection must now be closed."""
         self.count += 1
-        return self.count >= self.abuse_limit > 0
+        return self.count >= self.abuse_limit
 
     def worth_logging(self) -> bool:
         """True for the refusals worth a line in the server's log (the first, every 100th)."""
