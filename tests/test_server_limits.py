@@ -316,7 +316,7 @@ def test_the_hooks_refuse_to_start_on_an_upstream_they_were_not_made_for(monkeyp
     start, naming what differs, instead of serving without a protection."""
     import voila.static_file_handler as static
 
-    from widgets.hosts import voila as voila_hooks
+    from widgets.hosts import voila as voila_host
     from widgets.hosts.voila import upstream
 
     upstream.check_upstream()  # the installed environment is what the hooks were made for
@@ -325,10 +325,10 @@ def test_the_hooks_refuse_to_start_on_an_upstream_they_were_not_made_for(monkeyp
     assert "voila is 9.9.9" in str(raised.value) and "jupyter_server is 9.9.9" in str(raised.value)
 
     monkeypatch.delattr(static.TemplateStaticFileHandler, "parse_url_path")
-    monkeypatch.setattr(voila_hooks, "_INSTALLED", False)
+    monkeypatch.setattr(voila_host, "_INSTALLED", False)
     with pytest.raises(upstream.UpstreamChanged, match="TemplateStaticFileHandler.parse_url_path"):
-        voila_hooks.install()
-    assert not voila_hooks._INSTALLED
+        voila_host.install()
+    assert not voila_host._INSTALLED
 
 
 def test_the_pinned_upstream_versions_are_the_projects_pins():
