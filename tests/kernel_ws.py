@@ -28,7 +28,7 @@ from jupyter_server.services.kernels.connection.base import (
 )
 from websockets.sync.client import connect as ws_connect
 
-from widgets.voila_request import client_frame
+from widgets.hosts.voila.request import client_frame
 
 V1 = "v1.kernel.websocket.jupyter.org"
 _KERNEL_ID = re.compile(r'"kernelId":\s*"([0-9a-f-]{36})"')

@@ -131,7 +131,7 @@ def server_settings() -> dict[str, str]:
             if trait == "tornado_settings":
                 for key in value:
                     found[key] = "voila.json"
-    for path in (ROOT / "widgets").glob("*.py"):
+    for path in (ROOT / "widgets").rglob("*.py"):
         for cls in ast.walk(ast.parse(path.read_text())):
             if not isinstance(cls, ast.ClassDef):
                 continue

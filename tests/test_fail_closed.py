@@ -1,5 +1,5 @@
 """The guide is served with its template and every protection, or not at all, whatever folder
-Voilà starts in and however it is started (see widgets/server_check.py).
+Voilà starts in and however it is started (see widgets/hosts/voila/settings_check.py).
 
 * Installing the project puts ``voila.json`` into ``<environment>/etc/jupyter``: a Voilà
   started in a temporary folder (not the project root), with the guide's notebook by its
@@ -94,7 +94,7 @@ def test_the_environment_holds_the_guide_configuration():
     from jupyter_core.paths import ENV_CONFIG_PATH, jupyter_config_path
     from voila.app import Voila
 
-    from widgets.server_check import installed_config_path
+    from widgets.hosts.voila.settings_check import installed_config_path
 
     installed = installed_config_path()
     assert installed == Path(ENV_CONFIG_PATH[0]) / "voila.json"
@@ -108,26 +108,26 @@ def test_the_environment_holds_the_guide_configuration():
 def test_the_self_check_asks_for_what_voila_json_sets():
     """The settings the self-check requires are the ones voila.json sets, and the classes it
     requires are the ones voila.json names."""
-    from widgets import server_check, voila_hooks
+    from widgets.hosts.voila import kernels, settings_check
 
     config = load_config()
-    for setting, needed in server_check.REQUIRED.items():
+    for setting, needed in settings_check.REQUIRED.items():
         section, _, name = setting.partition(".")
         assert config[section][name] == needed, setting
     assert config["Voila"]["identity_provider_class"] == \
-        "widgets.voila_hooks.GuideIdentityProvider"
+        "widgets.hosts.voila.admission.GuideIdentityProvider"
     assert config["Voila"]["kernel_websocket_connection_class"] == \
-        "widgets.voila_hooks.GuideKernelWebsocketConnection"
+        "widgets.hosts.voila.websocket.GuideKernelWebsocketConnection"
     assert config["VoilaConfiguration"]["multi_kernel_manager_class"] == \
-        "widgets.voila_hooks.GuideKernelManager"
-    assert voila_hooks.GuideKernelManager.__module__ == "widgets.voila_hooks"
+        "widgets.hosts.voila.kernels.GuideKernelManager"
+    assert kernels.GuideKernelManager.__module__ == "widgets.hosts.voila.kernels"
     headers = config["Voila"]["tornado_settings"]["headers"]
-    assert set(server_check.TORNADO_HEADERS) <= set(headers)
+    assert set(settings_check.TORNADO_HEADERS) <= set(headers)
 
 
 def test_outside_a_kernel_the_guide_is_not_refused():
     """Called in a plain Python process (a script, these tests), the guide runs."""
-    from widgets.server_check import kernel_refusal, unavailable_notice
+    from widgets.hosts.voila.settings_check import kernel_refusal, unavailable_notice
 
     assert kernel_refusal() is None
     assert unavailable_notice() is None
@@ -271,7 +271,7 @@ def test_without_the_hooks_the_kernel_shows_a_notice_not_the_guide(without_hooks
     assert "이 안내서는 여기에서 제공되지 않습니다." in shown
     assert "<script" not in shown.lower()
     log = without_hooks.log()
-    assert "[guide] ERROR widgets.server_check: guide: not shown in this kernel: this kernel " \
+    assert "[guide] ERROR widgets.hosts.voila.settings_check: guide: not shown in this kernel: this kernel " \
            "was started by a Voilà server that did not run or did not pass" in log, log[-3000:]
     assert "guide: server settings checked" not in log
 

@@ -1,7 +1,7 @@
 """Visitors' kernels are reclaimed after their pages close (headless Chromium, Playwright).
 
 Every page view takes a kernel process (about 100 MB RSS for the guide). Two
-mechanisms give it back, both set up by ``voila.json`` (see widgets/voila_hooks.py):
+mechanisms give it back, both set up by ``voila.json`` (see widgets/hosts/voila/):
 
 * closing a tab: Voilà's page-close beacon shuts the kernel down at once (it
   works because the page now sets the ``_xsrf`` cookie the beacon echoes), so

@@ -1,4 +1,4 @@
-"""The public app under hostile requests and websocket messages (see widgets/voila_hooks.py).
+"""The public app under hostile requests and websocket messages (see widgets/hosts/voila/).
 
 Each test sends what an attacker sent, to a real Voilà server started with the project's
 ``voila.json``, and checks that the server refuses it and stays responsive: a static file
@@ -231,7 +231,8 @@ def test_a_hostile_v1_frame_does_not_freeze_the_server(guide):
 
 
 def test_v1_frame_check_and_voila_header_reader_are_bounded():
-    from widgets.voila_hooks import check_v1_frame, read_header_from_binary_message
+    from widgets.hosts.common import check_v1_frame
+    from widgets.hosts.voila.websocket import read_header_from_binary_message
 
     good = KernelClient(None, V1).encode(KernelClient(None, V1).message("kernel_info_request", {}))
     assert len(check_v1_frame(good)) == 6
@@ -450,7 +451,8 @@ def test_the_kernel_manager_tells_the_pool_from_visitors():
     """In-process, with real kernels: a kernel started while a page is served without a kernel
     is that page's; any other start (the pool's fill, or a refill started from a page that
     already has its kernel) is the pool's, until a page takes it. Each visitor counts once."""
-    from widgets.voila_hooks import _PAGE, GuideKernelManager, _Page
+    from widgets.hosts.voila.admission import _PAGE, _Page
+    from widgets.hosts.voila.kernels import GuideKernelManager
 
     async def scenario() -> None:
         manager = GuideKernelManager()
@@ -514,7 +516,8 @@ def test_a_visitors_request_is_handed_to_its_kernel_once_and_forgotten_with_it()
     sent it to every later connection for that kernel and never dropped it."""
     from voila.request_info_handler import RequestInfoSocketHandler as handler
 
-    from widgets.voila_hooks import _forget_request_info, install
+    from widgets.hosts.voila import install
+    from widgets.hosts.voila.query import forget_request_info
 
     install()
     kernel, ended = str(uuid.uuid4()), str(uuid.uuid4())
@@ -530,7 +533,7 @@ def test_a_visitors_request_is_handed_to_its_kernel_once_and_forgotten_with_it()
         handler.on_close(later)
         # a request kept for a kernel that ends before connecting goes with it
         handler.send_updates({"kernel_id": ended, "payload": request})
-        _forget_request_info(ended)
+        forget_request_info(ended)
         assert ended not in handler._cache
     finally:
         for kernel_id in (kernel, ended):

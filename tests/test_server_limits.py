@@ -1,5 +1,5 @@
 """What one anonymous client can make a Voilà server of the guide spend, and how the server
-gives it back (see widgets/voila_hooks.py): websockets per kernel and per client, unsent data
+gives it back (see widgets/hosts/voila/): websockets per kernel and per client, unsent data
 per websocket, messages per kernel, a visit's idleness and length, and what the server says
 about itself (no tracebacks, no banner, no 500 for a crafted static path).
 
@@ -291,7 +291,7 @@ def test_the_kernel_manager_culls_by_guide_actions_and_visit_length(tmp_path):
     """``cull_reason`` with a visit's start and its last action set by hand."""
     import os
 
-    from widgets.voila_hooks import GuideKernelManager
+    from widgets.hosts.voila.kernels import GuideKernelManager
 
     manager = GuideKernelManager(cull_connected_after=300, max_visit=3600)
     manager._kernels["k"] = object()
@@ -316,18 +316,19 @@ def test_the_hooks_refuse_to_start_on_an_upstream_they_were_not_made_for(monkeyp
     start, naming what differs, instead of serving without a protection."""
     import voila.static_file_handler as static
 
-    from widgets import voila_hooks
+    from widgets.hosts import voila as voila_host
+    from widgets.hosts.voila import upstream
 
-    voila_hooks.check_upstream()  # the installed environment is what the hooks were made for
-    with pytest.raises(voila_hooks.UpstreamChanged) as raised:
-        voila_hooks.check_upstream(version=lambda package: "9.9.9")
+    upstream.check_upstream()  # the installed environment is what the hooks were made for
+    with pytest.raises(upstream.UpstreamChanged) as raised:
+        upstream.check_upstream(version=lambda package: "9.9.9")
     assert "voila is 9.9.9" in str(raised.value) and "jupyter_server is 9.9.9" in str(raised.value)
 
     monkeypatch.delattr(static.TemplateStaticFileHandler, "parse_url_path")
-    monkeypatch.setattr(voila_hooks, "_INSTALLED", False)
-    with pytest.raises(voila_hooks.UpstreamChanged, match="TemplateStaticFileHandler.parse_url_path"):
-        voila_hooks.install()
-    assert not voila_hooks._INSTALLED
+    monkeypatch.setattr(voila_host, "_INSTALLED", False)
+    with pytest.raises(upstream.UpstreamChanged, match="TemplateStaticFileHandler.parse_url_path"):
+        voila_host.install()
+    assert not voila_host._INSTALLED
 
 
 def test_the_pinned_upstream_versions_are_the_projects_pins():
@@ -335,7 +336,7 @@ def test_the_pinned_upstream_versions_are_the_projects_pins():
 
     from packaging.requirements import Requirement
 
-    from widgets.voila_hooks import PINNED
+    from widgets.hosts.voila.upstream import PINNED
 
     pins = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     declared = {}
@@ -349,7 +350,7 @@ def test_the_pinned_upstream_versions_are_the_projects_pins():
 def test_the_client_address_is_the_forwarded_one_only_from_this_machine():
     from types import SimpleNamespace
 
-    from widgets.voila_hooks import client_address
+    from widgets.hosts.voila.websocket import client_address
 
     def request(peer, **headers):
         return SimpleNamespace(remote_ip=peer, headers=headers)
@@ -364,7 +365,7 @@ def test_the_client_address_is_the_forwarded_one_only_from_this_machine():
 def test_one_token_bucket_limits_both_the_log_and_the_websockets():
     from widgets.log.session import SessionLogger
     from widgets.ratelimit import TokenBucket
-    from widgets.voila_hooks import GuideKernelWebsocketConnection
+    from widgets.hosts.voila.websocket import GuideKernelWebsocketConnection
 
     now = [0.0]
     bucket = TokenBucket(rate=2, burst=3, monotonic=lambda: now[0])
@@ -374,5 +375,5 @@ def test_one_token_bucket_limits_both_the_log_and_the_websockets():
     assert TokenBucket(rate=float("inf"), burst=1).take()
     with pytest.raises(ValueError):
         TokenBucket(rate=0, burst=1)
-    assert "TokenBucket" in GuideKernelWebsocketConnection._take_token.__code__.co_names
+    assert "TokenBucket" in GuideKernelWebsocketConnection._kernel_bucket.__code__.co_names
     assert isinstance(SessionLogger(lambda: None, rate=2, burst=3)._bucket, TokenBucket)

@@ -1,7 +1,7 @@
-"""A preheated kernel receives its visitor's request without Voilà (widgets/voila_request.py).
+"""A preheated kernel receives its visitor's request without Voilà (widgets/hosts/voila/request.py).
 
 The client is tested against Voilà's own ``/voila/query`` handler (``RequestInfoSocketHandler``
-with the guide's hooks, widgets/voila_hooks.py, on a tornado server in this process), from a
+with the guide's hooks, widgets/hosts/voila/query.py, on a tornado server in this process), from a
 fresh interpreter that must not load Voilà's server side, and in a guide kernel that Voilà
 preheated and a visitor's link then took.
 """
@@ -28,8 +28,8 @@ from tornado.ioloop import IOLoop
 from voila.request_info_handler import RequestInfoSocketHandler
 from voila_server import PROJECT_ROOT, VoilaServer, beacon, visit, voila_fixture
 
-from widgets import voila_request
-from widgets.voila_hooks import _request_info_open, _request_info_prepare
+from widgets.hosts.voila import request as voila_request
+from widgets.hosts.voila.query import request_info_open, request_info_prepare
 
 #: Top-level packages of Voilà's server side, none of which a visitor's kernel needs.
 SERVER_SIDE = ("voila", "jupyter_server", "jupyterlab_server", "websockets", "nbconvert",
@@ -41,8 +41,8 @@ class _QueryHandler(RequestInfoSocketHandler):
     """Voilà's handler as the guide's server runs it (its checks and its one-time hand-over),
     noting each handshake's headers."""
 
-    prepare = _request_info_prepare
-    open = _request_info_open
+    prepare = request_info_prepare
+    open = request_info_open
     headers_seen: list[dict[str, str]] = []
 
     def get(self, *args, **kwargs):
@@ -343,7 +343,7 @@ def test_a_pool_kernel_given_to_a_visitor_is_not_culled_for_its_wait_in_the_pool
 
     from jupyter_server._tz import utcnow
 
-    from widgets.voila_hooks import GuideKernelManager
+    from widgets.hosts.voila.kernels import GuideKernelManager
 
     async def scenario() -> None:
         manager = GuideKernelManager(cull_idle_timeout=60)

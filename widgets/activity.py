@@ -1,6 +1,6 @@
 """The visitor's last action in the guide, for the server that decides when a visit is idle.
 
-A Voilà server running the guide's kernel manager (``widgets.voila_hooks.GuideKernelManager``)
+A Voilà server running the guide's kernel manager (``widgets.hosts.voila.kernels.GuideKernelManager``)
 gives each kernel a file in ``$GUIDE_ACTIVITY_FILE``; the guide touches it on every action of
 its visitor (a step, an answer, a button: each of the view's callbacks), and the server culls
 a kernel whose file has not changed for ``cull_connected_after`` seconds. Widget messages that

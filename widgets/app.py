@@ -17,7 +17,7 @@ import os
 import sys
 from urllib.parse import parse_qs
 
-from . import server_check
+from .hosts.voila import settings_check as server_check
 from .flow import LANGUAGES
 from .followup import PARAM as FOLLOWUP_PARAM
 from .view import GuideView
@@ -80,15 +80,15 @@ def keep_diagnostics_off_the_page() -> None:
 def wait_for_request() -> None:
     """With a preheated Voilà kernel, block until a visitor's request arrives (no-op elsewhere).
 
-    The request comes through :mod:`widgets.voila_request`, not Voilà's own helper, which
+    The request comes through :mod:`widgets.hosts.voila.request`, not Voilà's own helper, which
     would load Voilà's server side into every visitor's kernel. When it cannot be received,
     the server's log says why and the guide starts as for a link without parameters (Voilà's
     helper, too, only warns).
     """
     if os.environ.get("VOILA_PREHEAT", "False") == "False":
         return
-    from .voila_request import RequestInfoError
-    from .voila_request import wait_for_request as receive_request
+    from .hosts.voila.request import RequestInfoError
+    from .hosts.voila.request import wait_for_request as receive_request
 
     try:
         receive_request()

@@ -1,6 +1,6 @@
 """One token bucket, for every rate limit of the guide: the events a visit may log
 (``widgets/log/session.py``) and the messages a visitor's kernel may receive
-(``widgets/voila_hooks.py``). Only the standard library is imported here."""
+(``widgets/hosts/voila/websocket.py``). Only the standard library is imported here."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ The address is Voilà's: ``VOILA_WS_PROTOCOL`` (``ws``; ``wss`` with the ``ssl``
 (default ``VOILA_SERVER_URL``, default ``/``) ``voila/query/VOILA_KERNEL_ID``; Voilà sets the
 port, server URL and kernel id in the environment of the kernels it preheats. The handshake
 sends no ``Origin`` and no proxy header (the server's ``/voila/query`` accepts only a direct
-connection from its own kernels, see ``widgets/voila_hooks.py``), asks for no extension, and
+connection from its own kernels, see ``widgets/hosts/voila/query.py``), asks for no extension, and
 the message may not exceed :data:`MAX_MESSAGE` bytes. Connecting, the handshake and reading
 a message once its first byte has arrived are bounded by ``timeout``; the wait for the
 visitor is not (a kernel may wait in the pool for hours). Pings are answered.

@@ -34,12 +34,14 @@ server's own fresh temporary folder, so a value inherited from the shell never m
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import weakref
 from pathlib import Path
 from typing import Any
+
+from .. import common
+from ..common import installed_config_path
 
 __all__ = [
     "MARK_ENV",
@@ -69,8 +71,9 @@ REQUIRED = {
     "VoilaConfiguration.show_tracebacks": False,
     "VoilaConfiguration.strip_sources": True,
 }
-#: Tornado settings whose value must be the installed voila.json's.
-TORNADO_HEADERS = ("Content-Security-Policy", "Referrer-Policy", "X-Frame-Options")
+#: Tornado settings whose value must be the installed voila.json's (every host's security
+#: headers, read from that one file by widgets.hosts.common).
+TORNADO_HEADERS = common.SECURITY_HEADER_NAMES
 
 #: What a server that failed the self-check answers to a page request (HTTP 503).
 UNAVAILABLE_PAGE = """<!DOCTYPE html>
@@ -115,13 +118,6 @@ _VERDICTS: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary
 # --------------------------------------------------------------------------- the server
 
 
-def installed_config_path() -> Path:
-    """The guide's ``voila.json`` as installed in this environment (``etc/jupyter``)."""
-    from jupyter_core.paths import ENV_CONFIG_PATH
-
-    return Path(ENV_CONFIG_PATH[0]) / "voila.json"
-
-
 def _name(cls: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}" if isinstance(cls, type) else repr(cls)
 
@@ -130,11 +126,9 @@ def problems(app: Any, provider: Any = None) -> list[str]:
     """What is wrong with the Voilà ``app``'s settings for serving the guide: one sentence per
     setting, naming it, its value and the value the guide needs. Empty: all is well.
     ``provider``: the identity provider being created (the app does not hold it yet)."""
-    from .voila_hooks import (
-        GuideIdentityProvider,
-        GuideKernelManager,
-        GuideKernelWebsocketConnection,
-    )
+    from .admission import GuideIdentityProvider
+    from .kernels import GuideKernelManager
+    from .websocket import GuideKernelWebsocketConnection
 
     found: list[str] = []
     conf = getattr(app, "voila_configuration", None)
@@ -181,10 +175,9 @@ def _tornado_problems(settings: dict) -> list[str]:
     """The security headers and websocket message size against the installed voila.json."""
     path = installed_config_path()
     try:
-        expected = json.loads(path.read_text(encoding="utf-8"))["Voila"]["tornado_settings"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        return [f"the guide's server configuration {path} cannot be read ({error}); the guide "
-                "needs it for its security headers (pip install the project)"]
+        expected = common.server_settings(path)
+    except common.ConfigurationError as error:
+        return [str(error)]
     found = []
     headers = settings.get("headers") or {}
     for name in TORNADO_HEADERS:
