@@ -23,7 +23,7 @@ import pytest
 from conftest import FLOW_2024
 from widgets import casenotes, engine as engine_module, messages
 from widgets.engine import Engine
-from widgets.flow import Flow, FlowError, default_flow, load_flow
+from widgets.flow import Flow, FlowError, default_flow, load_flow, section_texts
 from widgets.style import LABEL, SAY, VOICE, Finding, check
 
 FLOW = default_flow()
@@ -137,23 +137,32 @@ def test_the_2024_checklists_missed_the_number():
 
 
 def extra_texts():
-    """The texts the guide shows from Python: the message, its builder, the case notes and
-    the outcome question."""
-    for key in ("OPENING", "FAIR", "ESCALATE", "THANKS"):
-        yield None, f"messages.{key}", getattr(messages, key), SAY
-    for key, text in messages.WANT.items():
-        yield None, f"messages.WANT.{key}", text, SAY
-    for key, text in messages.WANTS.items():
-        yield None, f"messages.WANTS.{key}", text, LABEL
-    for key, text in messages.LABELS.items():
-        yield None, f"messages.LABELS.{key}", text, VOICE
-    for table in ("LABELS", "HEADERS", "REASONS", "CHANNELS"):
-        for key, text in getattr(casenotes, table).items():
-            yield None, f"casenotes.{table}.{key}", text, VOICE
+    """The texts the guide shows besides the steps': the message, its builder and the case
+    notes (flow.yaml's messages: and casenotes:), and the outcome question (widgets/engine.py)."""
+    yield from section_texts(FLOW)
     yield None, "engine.OUTCOME_QUESTION", engine_module.OUTCOME_QUESTION, VOICE
     yield None, "engine.OUTCOME_THANKS", engine_module.OUTCOME_THANKS, VOICE
     for key, text in engine_module.OUTCOMES.items():
         yield None, f"engine.OUTCOMES.{key}", text, LABEL
+
+
+def test_the_checks_read_every_text_of_the_message_and_the_case_notes():
+    """Every text the message builder and the case notes show is among the checked texts."""
+    checked = {text for _, _, text, _ in extra_texts()}
+    shown = [*messages.WANTS.values(), *messages.WANT.values(), *messages.LABELS.values(),
+             messages.OPENING, messages.FAIR, messages.ESCALATE, messages.THANKS,
+             messages.GREETING, casenotes.TITLE, *casenotes.HEADERS.values(),
+             *casenotes.CHANNELS.values(), *casenotes.REASONS.values(),
+             *(text for key, text in casenotes.LABELS.items() if key != "full")]
+    assert shown and all(text in checked for text in shown)
+    fields = {field for _, field, _, _ in extra_texts()}
+    assert {"messages.lines.order_line", "casenotes.labels.full", "casenotes.channels.chat"} <= fields
+
+
+def test_the_sections_are_read_as_the_checks_name_their_readings():
+    from widgets.flow import texts
+
+    assert (texts.VOICE, texts.SAY, texts.LABEL) == (VOICE, SAY, LABEL)
 
 
 def test_one_voice_and_the_glossary_everywhere():

@@ -464,8 +464,8 @@ def test_kpis_and_downloads_fail_on_their_own(demo_url: str, monkeypatch: pytest
     def boom(*_args):
         raise ValueError("cannot")
 
-    monkeypatch.setattr(dashboard, "kpis", boom)
-    monkeypatch.setattr(dashboard, "csv_links", boom)
+    monkeypatch.setattr(dashboard.widget, "kpis", boom)
+    monkeypatch.setattr(dashboard.widget, "csv_links", boom)
     board = dashboard.Dashboard(demo_url)
     board.refresh()
     assert "cannot be shown" in board.kpis.value and "cannot be shown" in board.downloads.value

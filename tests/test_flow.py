@@ -15,8 +15,8 @@ import yaml
 
 from conftest import FLOW_2024
 from widgets import style
-from widgets.flow import (DEFAULT_PATH, STAGES, WANTS, FlowError, build_flow, default_flow,
-                          load_flow, parse_flow)
+from widgets.flow import (DEFAULT_PATH, STAGES, FlowError, build_flow, default_flow, load_flow,
+                          parse_flow)
 
 ROOT = Path(__file__).resolve().parents[1]
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
@@ -258,7 +258,7 @@ def test_every_answer_to_the_subject_opens_the_message():
     flow = default_flow()
     (subject,) = flow.role_nodes("subject")
     for option in flow[subject].options:
-        assert option.opening is not None and option.want in WANTS, option.id
+        assert option.opening is not None and option.want in flow.messages.wants, option.id
 
 
 def test_opening_and_want_belong_to_the_subject(data):

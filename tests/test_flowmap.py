@@ -307,7 +307,7 @@ def test_dashboard_map_fails_alone(sqlite_url: str, monkeypatch: pytest.MonkeyPa
     assert "<b>7</b>" in board.kpis.value and "<table" in board.tables.children[0].value
     monkeypatch.undo()
     # the transitions cannot be read: the map part's message, the rest is drawn
-    monkeypatch.setattr(dashboard, "transitions", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(dashboard.widget, "transitions", lambda *a, **k: 1 / 0)
     board = dashboard.Dashboard(sqlite_url)
     board.refresh()
     assert "dash-failed" in board.flowmap.value and "flow map" in board.flowmap.value
@@ -357,10 +357,40 @@ def test_review_shows_the_current_flow_s_small_print_and_message_openings(
 def test_review_lists_the_content_checks_findings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "No findings" in review.review_html() or style.check(FLOW)
     finding = style.Finding("order", "title", "ko", "uses the word <b>\"주문\"</b> & more")
-    monkeypatch.setattr(style, "check", lambda flow: [finding])
+    monkeypatch.setattr(style, "check", lambda flow, extra=(): [finding])
     page = review.review_html()
     assert "1 findings." in page and html.escape(finding.message) in page
     assert "<td>order</td><td>title</td><td>ko</td>" in page
+
+
+def test_review_shows_the_message_and_case_notes_texts_side_by_side() -> None:
+    from widgets import messages
+    from widgets.flow import section_texts
+
+    page = review.review_html()
+    part = page[page.index("메시지와 문의 기록"):]
+    texts = list(section_texts(FLOW))
+    assert len(texts) > 60
+    for _, field, text, _ in texts:
+        row = re.search(rf"<tr><td><code>{re.escape(field)}</code></td>(.*?)</tr>", part, re.S)
+        assert row, field
+        assert (f"<td lang='ko'>{html.escape(text.ko)}</td><td lang='en'>"
+                f"{html.escape(text.en)}</td>") == row[1], field
+    example = messages.build(messages.MessageInput(escalate=True, **review.EXAMPLE), "en")
+    assert html.escape(example) in part and html.escape(messages.ESCALATE("ko")) in part
+
+
+def test_review_names_the_section_and_key_of_a_broken_text(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    data = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
+    data["casenotes"]["labels"]["loaded"]["en"] = "Notes loaded: {number}."
+    path = tmp_path / "flow.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv(FLOW_ENV, str(path))
+    page = review.review_html()
+    assert "review-error" in page and "<section" not in page
+    assert "<code>casenotes.labels.loaded.en</code>" in page
+    assert html.escape("takes the fields {count}, not {number}") in page
 
 
 def broken_flow(tmp_path: Path) -> tuple[Path, str]:

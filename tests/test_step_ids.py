@@ -1,7 +1,7 @@
 """No step of flow.yaml is named in code: a step's id appears only in flow.yaml and the tests.
 
 What the code needs to know about a step is declared on it in flow.yaml (roles, escalate,
-weight, drop_off; see widgets/flow.py), so renaming, splitting or moving a step is an edit of
+weight, drop_off; see widgets/flow/), so renaming, splitting or moving a step is an edit of
 flow.yaml alone. This test looks for string literals equal to a step id: in Python through the
 ``ast`` module (docstrings aside: they explain, they do not decide), in the page script through
 its quoted strings (comments aside). Several ids are ordinary words ("order", "channel",
@@ -40,19 +40,19 @@ SCRIPTS = sorted((ROOT / "share").rglob("*.js"))
 
 #: (file, literal, where): why that literal there is not a step's id.
 ALLOWED: dict[tuple[str, str, str], str] = {
-    ("widgets/flow.py", "kind", "_node"): "the flow file's node field `kind`",
-    ("widgets/flow.py", "escalate", "_node"): "the flow file's option field `escalate`",
+    ("widgets/flow/nodes.py", "kind", "read_node"): "the flow file's node field `kind`",
+    ("widgets/flow/nodes.py", "escalate", "read_node"): "the flow file's option field `escalate`",
     ("widgets/casenotes.py", "channel", "CHANNEL"):
         "the case-notes column `channel`, a header of the visitor's saved files",
-    ("widgets/casenotes.py", "phone", "CHANNELS"):
-        "the case-notes channel id `phone`, a value in the visitor's saved files",
+    ("widgets/flow/texts.py", "channel", "NOTE_COLUMNS"):
+        "the case-notes column `channel`, whose header flow.yaml's casenotes: gives",
     ("widgets/demo.py", "phone", "OUTCOME_WEIGHTS"):
         "an option id of a contact decision (the answer `phone`), not the step `phone`",
     ("widgets/summary.py", "kind", "_COLUMNS"): "the summary's column `kind` (of a table row)",
     ("widgets/summary.py", "kind", "summarize"): "the summary's column `kind` (of a table row)",
     ("widgets/summary.py", "channel", "_COLUMNS"): "the outcomes table's column `channel`",
     ("widgets/summary.py", "channel", "summarize"): "the outcomes table's column `channel`",
-    ("widgets/dashboard.py", "channel", "labelled"): "the outcomes table's column `channel`",
+    ("widgets/dashboard/words.py", "channel", "labelled"): "the outcomes table's column `channel`",
 }
 
 #: Files still being moved to the flow's roles (strict xfail: once they name no step, the test

@@ -11,6 +11,12 @@ Excel shows Korean), and a value that a spreadsheet would run as a formula (one 
 
 A file that cannot be loaded raises :class:`CaseNotesError`, whose reason is given in each
 language of the guide (:meth:`CaseNotesError.explain`).
+
+Every text (the files' title, the column headers, the ways of contact, the form's labels, the
+reasons a file cannot be loaded) is in flow.yaml's ``casenotes:``
+(:class:`widgets.flow.CaseNotesTexts`), read from the guide's flow when asked for under the names
+the view uses: :data:`TITLE`, :data:`HEADERS`, :data:`CHANNELS` (channel id → its name, in the
+order offered), :data:`LABELS` (``full`` with :data:`MAX_ROWS` filled in) and :data:`REASONS`.
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ import csv
 import io
 import re
 from dataclasses import astuple, dataclass, fields
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
-from .flow import LANGUAGES, Text
+from .flow import LANGUAGES, CaseNotesTexts, Flow, Text, default_flow
 
 MAX_ROWS = 200
 MAX_FIELD = 200
@@ -29,39 +37,39 @@ MAX_FIELD = 200
 #: before sending it (see GuideView._render_notes_panel and the guide template's guide.js).
 MAX_BYTES = 256 * 1024
 
-TITLE = Text(ko="아마존 문의 기록", en="Amazon case notes")
+
+def texts(flow: Flow | None = None) -> CaseNotesTexts:
+    """The case notes' texts of ``flow`` (the guide's flow by default)."""
+    return (flow if flow is not None else default_flow()).casenotes
+
+
+def reason(key: str) -> Text:
+    """Why a file cannot be loaded (a key of flow.yaml's ``casenotes.reasons``), with its
+    ``{fields}`` still to fill in (see :class:`CaseNotesError`)."""
+    return texts().reasons[key]
+
+
+#: The module's names for the case notes' texts, each read from :func:`texts` when asked for.
+_TABLES: Mapping[str, Callable[[CaseNotesTexts], Any]] = MappingProxyType({
+    "TITLE": lambda t: t.title,
+    "HEADERS": lambda t: t.headers,
+    "CHANNELS": lambda t: t.channels,
+    "LABELS": lambda t: MappingProxyType({**t.labels,
+                                          "full": t.labels["full"].format(limit=MAX_ROWS)}),
+    "REASONS": lambda t: t.reasons,
+})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TABLES:
+        return _TABLES[name](texts())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: The byte order mark at the start of a CSV file: spreadsheets then read it as UTF-8.
 BOM = "\ufeff"
 #: First characters that make a spreadsheet read a cell as a formula (OWASP's list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-#: Why a file cannot be loaded, in each language; ``{...}`` are filled in by CaseNotesError.
-REASONS = {
-    "too_large": Text(ko="파일이 너무 커요 (문의 기록 파일은 {limit} KB까지)",
-                      en="the file is too large (case notes files are at most {limit} KB)"),
-    "not_text": Text(ko="UTF-8 텍스트 파일이 아니에요", en="the file is not UTF-8 text"),
-    "unreadable": Text(ko="문의 기록 파일로 읽을 수 없어요",
-                       en="it cannot be read as a case notes file"),
-    "bad_csv": Text(ko="{line}번째 줄을 CSV로 읽을 수 없어요 (따옴표나 줄바꿈이 잘못되었을 수 있어요)",
-                    en="line {line} cannot be read as CSV (a quote mark or a line break may be "
-                       "out of place)"),
-    "too_long": Text(ko="{line}번째 줄의 값이 너무 길어요",
-                     en="line {line}: a value is too long"),
-    "columns": Text(ko="첫 줄에 다음 열이 있어야 해요: {columns}",
-                    en="line 1: expected the columns {columns}"),
-    "values": Text(ko="{line}번째 줄: 값이 {expected}개여야 하는데 {got}개예요",
-                   en="line {line}: expected {expected} values, got {got}"),
-    "no_table": Text(ko="{count}개 열({columns})로 된 표가 없어요",
-                     en="no table with {count} columns ({columns})"),
-    "not_row": Text(ko="{line}번째 줄이 표의 행이 아니에요", en="line {line}: not a table row"),
-    "cells": Text(ko="{line}번째 줄: 칸이 {expected}개여야 하는데 {got}개예요",
-                  en="line {line}: expected {expected} cells, got {got}"),
-    "too_many": Text(ko="기록이 {limit}개를 넘어요", en="more than {limit} notes"),
-    "unknown_field": Text(ko="알 수 없는 항목 {field}", en="unknown field {field}"),
-    "empty_note": Text(ko="빈 기록", en="an empty note"),
-}
-
 
 class CaseNotesError(ValueError):
     """A file (or form) that cannot be read as case notes. ``reason`` (one of :data:`REASONS`)
@@ -80,7 +88,7 @@ class CaseNotesError(ValueError):
 
 def too_large() -> CaseNotesError:
     """The error of a file over :data:`MAX_BYTES`."""
-    return CaseNotesError(REASONS["too_large"], limit=MAX_BYTES // 1024)
+    return CaseNotesError(reason("too_large"), limit=MAX_BYTES // 1024)
 
 
 def check_size(size: int) -> None:
@@ -102,13 +110,6 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Note))
 #: The column of the way of contact (its values are ids from :data:`CHANNELS`).
 CHANNEL = "channel"
 
-HEADERS = {
-    "when": Text(ko="날짜·시간", en="Date/time"),
-    CHANNEL: Text(ko="연락 방법", en="Channel"),
-    "agent": Text(ko="상담원 이름", en="Agent"),
-    "reference": Text(ko="접수 번호", en="Reference number"),
-    "promised": Text(ko="약속받은 내용", en="What was promised"),
-}
 _SPACE = re.compile(r"\s+")
 
 
@@ -122,10 +123,10 @@ def make_note(**values: object) -> Note:
     """A note from form values; every field is cleaned. Refuses an entirely empty note."""
     unknown = set(values) - set(COLUMNS)
     if unknown:
-        raise CaseNotesError(REASONS["unknown_field"], field=repr(sorted(unknown)[0]))
+        raise CaseNotesError(reason("unknown_field"), field=repr(sorted(unknown)[0]))
     note = Note(**{key: clean(value) for key, value in values.items()})
     if not any(astuple(note)):
-        raise CaseNotesError(REASONS["empty_note"])
+        raise CaseNotesError(reason("empty_note"))
     return note
 
 
@@ -167,8 +168,9 @@ def to_markdown(notes: list[Note], lang: str = "en", followup: str | None = None
     ``followup``: the return link's value (ids only, widgets/followup.py), written after the
     table as ``<followup_label>: ?followup=<value>``; loading the file back in the guide
     (:func:`followup_in`) then asks how it went."""
-    lines = [f"# {TITLE(lang)}", "",
-             "| " + " | ".join(HEADERS[c](lang) for c in COLUMNS) + " |",
+    words = texts()
+    lines = [f"# {words.title(lang)}", "",
+             "| " + " | ".join(words.headers[c](lang) for c in COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
     for note in notes:
         cells = [channel_name(v, lang) if c == CHANNEL else v
@@ -203,12 +205,13 @@ def cell(note: Note, column: str, lang: str) -> str:
 
 def channel_name(channel: str, lang: str) -> str:
     """A channel id's name in ``lang`` (an unknown value as it is)."""
-    return CHANNELS[channel](lang) if channel in CHANNELS else channel
+    channels = texts().channels
+    return channels[channel](lang) if channel in channels else channel
 
 
 def _channel_id(cell: str) -> str:
     """A channel cell of a Markdown file (a name in either language, or an id) → its id."""
-    for key, name in CHANNELS.items():
+    for key, name in texts().channels.items():
         if cell.casefold() in {name("ko").casefold(), name("en").casefold()}:
             return key
     return cell
@@ -244,7 +247,7 @@ def parse(data: bytes | str) -> list[Note]:
         try:
             text = bytes(data).decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise CaseNotesError(REASONS["not_text"]) from None
+            raise CaseNotesError(reason("not_text")) from None
     else:
         check_size(len(data.encode("utf-8", "surrogatepass")))
         text = data.removeprefix(BOM)
@@ -255,9 +258,9 @@ def parse(data: bytes | str) -> list[Note]:
     except CaseNotesError:
         raise
     except (ValueError, UnicodeError, TypeError):
-        raise CaseNotesError(REASONS["unreadable"]) from None
+        raise CaseNotesError(reason("unreadable")) from None
     if len(notes) > MAX_ROWS:
-        raise CaseNotesError(REASONS["too_many"], limit=MAX_ROWS)
+        raise CaseNotesError(reason("too_many"), limit=MAX_ROWS)
     return notes
 
 
@@ -270,18 +273,18 @@ def _parse_csv(text: str) -> list[Note]:
         # seen in unquoted field", "line contains NUL"...
         line = max(reader.line_num, 1)
         if "field limit" in str(exc):
-            raise CaseNotesError(REASONS["too_long"], line=line) from None
+            raise CaseNotesError(reason("too_long"), line=line) from None
         if "NUL" in str(exc):
-            raise CaseNotesError(REASONS["not_text"]) from None
-        raise CaseNotesError(REASONS["bad_csv"], line=line) from None
+            raise CaseNotesError(reason("not_text")) from None
+        raise CaseNotesError(reason("bad_csv"), line=line) from None
     if not rows or tuple(c.strip() for c in rows[0]) != COLUMNS:
-        raise CaseNotesError(REASONS["columns"], columns=", ".join(COLUMNS))
+        raise CaseNotesError(reason("columns"), columns=", ".join(COLUMNS))
     notes = []
     for number, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(COLUMNS):
-            raise CaseNotesError(REASONS["values"], line=number, expected=len(COLUMNS),
+            raise CaseNotesError(reason("values"), line=number, expected=len(COLUMNS),
                                  got=len(row))
         notes.append(Note(*(clean(read_csv_cell(cell)) for cell in row)))
     return notes
@@ -303,7 +306,7 @@ def _parse_markdown(lines: list[str]) -> list[Note]:
             start = number + 2
             break
     if start is None:
-        raise CaseNotesError(REASONS["no_table"], count=len(COLUMNS), columns=", ".join(COLUMNS))
+        raise CaseNotesError(reason("no_table"), count=len(COLUMNS), columns=", ".join(COLUMNS))
     notes = []
     for number, line in enumerate(lines[start:], start=start + 1):
         if not line.strip():
@@ -311,51 +314,24 @@ def _parse_markdown(lines: list[str]) -> list[Note]:
         try:
             cells = _split_md_row(line)
         except ValueError:
-            raise CaseNotesError(REASONS["not_row"], line=number) from None
+            raise CaseNotesError(reason("not_row"), line=number) from None
         if len(cells) != len(COLUMNS):
-            raise CaseNotesError(REASONS["cells"], line=number, expected=len(COLUMNS),
+            raise CaseNotesError(reason("cells"), line=number, expected=len(COLUMNS),
                                  got=len(cells))
         values = dict(zip(COLUMNS, (clean(cell) for cell in cells)))
         values[CHANNEL] = _channel_id(values[CHANNEL])
         notes.append(Note(**values))
     return notes
 
-CHANNELS = {
-    "chat": Text(ko="채팅", en="Chat"),
-    "phone": Text(ko="전화", en="Phone"),
-    "email": Text(ko="이메일", en="E-mail"),
-}
-
-#: Labels of the case-notes form.
-LABELS = {
-    "toggle": Text(ko="문의 기록 열기", en="Open case notes"),
-    "toggle_close": Text(ko="문의 기록 닫기", en="Close case notes"),
-    "intro": Text(ko="연락할 때마다 상담원 이름과 접수 번호를 적어 두세요. 다시 연락해야 할 때 시간을 "
-                     "크게 아낄 수 있어요. 기록은 이 화면과 내려받은 파일에만 남아요.",
-                  en="Each time you get in touch, note the agent’s name and the reference number. "
-                     "If you have to contact Amazon again, it saves a lot of time. Your notes are "
-                     "kept only on this screen and in any files you download."),
-    "when_hint": Text(ko="예: 11월 26일 오후 3시", en="e.g. Nov 26, 3 pm"),
-    "add": Text(ko="기록 추가", en="Add note"),
-    "empty": Text(ko="아직 기록이 없어요.", en="No notes yet."),
-    "download_md": Text(ko="Markdown으로 저장", en="Download as Markdown"),
-    "download_csv": Text(ko="CSV로 저장", en="Download as CSV"),
-    "load": Text(ko="저장한 기록 불러오기", en="Load saved notes"),
-    "loaded": Text(ko="기록 {count}개를 불러왔어요.", en="Notes loaded: {count}."),
-    "error": Text(ko="이 파일은 불러올 수 없어요: {reason}", en="This file can’t be loaded: {reason}"),
-    "need_something": Text(ko="적어도 한 칸은 채워 주세요.", en="Please fill in at least one field."),
-    "full": Text(ko=f"기록은 {MAX_ROWS}개까지 적을 수 있어요.",
-                 en=f"You can keep up to {MAX_ROWS} notes."),
-}
-
 
 def error_message(error: CaseNotesError) -> Text:
     """The line the guide shows for a file it cannot load: LABELS["error"] with the error's
     reason, in each language (so it follows a language switch)."""
-    return Text(**{lang: LABELS["error"](lang).format(reason=error.explain(lang))
+    label = texts().labels["error"]
+    return Text(**{lang: label(lang).format(reason=error.explain(lang))
                    for lang in LANGUAGES})
 
 
 def loaded_message(count: int) -> Text:
     """The line the guide shows after loading ``count`` notes, in each language."""
-    return Text(**{lang: LABELS["loaded"](lang).format(count=count) for lang in LANGUAGES})
+    return texts().labels["loaded"].format(count=count)

@@ -12,8 +12,11 @@ after an edit shows the edit. It shows, as one HTML output:
   the guide's own markup rendering), the question and its answers, the Next button, the
   checklist lines a screen and its answers add, the panels its roles open;
 - every path from the first screen to the last, with its number of screens;
+- the texts of the ready-to-send message and of the case notes (the file's ``messages:`` and
+  ``casenotes:``), Korean and English side by side by section and key, with an example message
+  in both languages;
 - the content checks' findings (:func:`widgets.style.check`: missing translations, glossary,
-  speech level), each naming step, field and language.
+  speech level), each naming step (or section and key), field and language.
 
 Every text of the file is escaped before it is shown. This module imports the guide's view
 (for its body rendering) but not pandas; the guide never imports it.
@@ -27,16 +30,17 @@ import logging
 import os
 from pathlib import Path
 
-from . import style
+from . import messages, style
 from .engine import OUTCOME_QUESTION, OUTCOMES
-from .flow import DEFAULT_PATH, FLOW_ENV, LANGUAGES, Flow, FlowError, Node, load_flow
+from .flow import (DEFAULT_PATH, FLOW_ENV, LANGUAGES, Flow, FlowError, Node, load_flow,
+                   section_texts)
 from .flowmap import DotFailed, DotMissing, flow_map, svg_for_html
 from .view import render_body
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["review", "review_html", "flow_path", "load", "error_html", "screens_html",
-           "screen_html", "paths_html", "findings_html", "map_html"]
+           "screen_html", "paths_html", "texts_html", "findings_html", "map_html"]
 
 LANGUAGE_NAMES = {"ko": "한국어", "en": "English"}
 
@@ -200,12 +204,39 @@ def paths_html(flow: Flow) -> str:
             f"<th>screens</th>{head}</tr></thead><tbody>{rows}</tbody></table></details>")
 
 
+# --------------------------------------------------------------------------- the message, the notes
+
+
+#: What the example message is written from (as a visitor might type it).
+EXAMPLE = {"order_number": "123-4567890-1234567", "date": "Nov 20",
+           "detail": "I was charged the same amount twice"}
+
+
+def texts_html(flow: Flow) -> str:
+    """The texts of the message builder and the case notes, by section and key, Korean and
+    English side by side; then an example message (the flow's default want, every typed field,
+    the supervisor request) in both languages."""
+    rows = "".join(
+        f"<tr><td><code>{_e(field)}</code></td>"
+        + "".join(f"<td lang='{lang}'>{_e(text(lang))}</td>" for lang in LANGUAGES) + "</tr>"
+        for _, field, text, _ in section_texts(flow))
+    head = "".join(f"<th>{LANGUAGE_NAMES[lang]}</th>" for lang in LANGUAGES)
+    example = messages.build_both(messages.MessageInput(
+        want=flow.messages.default_want, escalate=True, **EXAMPLE), flow=flow)
+    columns = "".join(f"<div lang='{lang}'><pre style='white-space: pre-wrap'>{_e(example[lang])}"
+                      "</pre></div>" for lang in LANGUAGES)
+    return (f"<table><thead><tr><th>section.key</th>{head}</tr></thead><tbody>{rows}</tbody>"
+            "</table><p class='review-note'>An example message (what a visitor would send, "
+            f"with every field filled in and the supervisor request ticked):</p>"
+            f"<div class='review-pair'>{columns}</div>")
+
+
 # --------------------------------------------------------------------------- the findings
 
 
 def findings_html(flow: Flow) -> str:
     """The content checks' findings (widgets.style.check), one row each, or that there are none."""
-    findings = style.check(flow)
+    findings = style.check(flow, extra=section_texts(flow))
     if not findings:
         return "<p>No findings: the content checks found nothing to fix. · 고칠 내용이 없습니다.</p>"
     columns = [f.name for f in dataclasses.fields(findings[0])]
@@ -241,6 +272,8 @@ def review_html(path: str | Path | None = None) -> str:
         "<h2>Findings · 점검 결과</h2>", _part("the findings", findings_html, flow),
         "<h2>Every screen · 모든 화면</h2>", _part("the screens", screens_html, flow),
         "<h2>Every path · 모든 경로</h2>", _part("the paths", paths_html, flow),
+        "<h2>The message and the case notes · 메시지와 문의 기록</h2>",
+        _part("the texts of the message and the case notes", texts_html, flow),
     ]
     return f"{CSS}<div class='guide-review'>{''.join(parts)}</div>"
 

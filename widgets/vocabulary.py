@@ -1,7 +1,7 @@
 """The guide's vocabulary, in one place: the actions the guide reports, its languages, the answers
 of the how-did-it-go question, and what an id looks like.
 
-The flow (``flow.py``), the engine, the interaction log (``log/events.py``), the demo data and the
+The flow (``widgets/flow/``), the engine, the interaction log (``log/events.py``), the demo data and the
 summary all read these tuples; none keeps a copy. Only the standard library is imported here, so
 any module may import it (the guide's kernel, the log's stores, the dashboard).
 """
