@@ -1,22 +1,24 @@
 """Where a visitor is in the guide: the path taken, what is shown now, what may be chosen.
 
-Pure Python: no ipywidgets, no I/O. The view asks the engine what to show and tells it what the
-visitor did; the engine reports every interaction to an optional ``on_event`` callback (the
-interaction log), as ids only — never text.
+Pure Python: no ipywidgets, no I/O, nothing of the interaction log. The view asks the engine
+what to show and tells it what the visitor did; the engine reports every interaction as a plain
+:class:`Transition` (what happened, at which node, which option, in which language: ids only,
+never text) to an optional ``on_transition`` callback. ``widgets/eventlog.py`` turns transitions
+into the log's events.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from . import followup
 from .flow import LANGUAGES, Flow, Node, Text, default_flow
-from .log.events import Event, SessionEvents
-from .vocabulary import ACTIONS, OUTCOMES as OUTCOME_IDS, UNSOLVED
+from .vocabulary import ACTIONS, OUTCOMES as OUTCOME_IDS, UNSOLVED, is_id
 
 __all__ = ["ACTIONS", "OUTCOMES", "OUTCOME_QUESTION", "OUTCOME_THANKS", "Engine", "EngineError",
-           "Event", "Interaction", "Progress", "Step"]
+           "Interaction", "Progress", "Step", "Transition"]
 
 #: How it went, asked with one click (no text) on a visit that came back with the return link
 #: (:meth:`Engine.recall`), after the visitor contacted Amazon: option id (``widgets.vocabulary.OUTCOMES``, in that order) → label.
@@ -30,8 +32,20 @@ OUTCOME_QUESTION = Text(ko="어떻게 되었나요? 아래에서 하나만 눌�
                         en="How did it go? Please tell us with one click.")
 OUTCOME_THANKS = Text(ko="알려 주셔서 고마워요.", en="Thank you for letting us know.")
 
-#: What the engine reports: the log's Event, made when the visitor acts (the former name).
-Interaction = Event
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What the visitor did (or was shown): an action of :data:`ACTIONS` at ``node``, with the
+    ``option`` it took (an option or outcome id, or None), in the language ``lang``. Ids only."""
+
+    action: str
+    node: str
+    option: str | None
+    lang: str
+
+
+#: What the engine reports (the former name).
+Interaction = Transition
 
 
 class EngineError(ValueError):
@@ -69,15 +83,22 @@ class Engine:
     """
 
     def __init__(self, flow: Flow | None = None, lang: str = "ko",
-                 on_event: Callable[[Event], None] | None = None, *, session: str | None = None,
-                 clock: Callable[[], Any] | None = None):
+                 on_event: Callable[[Any], None] | None = None, *, session: str | None = None,
+                 clock: Callable[[], Any] | None = None,
+                 on_transition: Callable[[Transition], None] | None = None):
         self.flow = flow if flow is not None else default_flow()
         self._check_lang(lang)
         self.lang = lang
-        #: Receives every interaction as the log's Event, made (and validated) here: stamped
-        #: with the visit's session id, ``clock``'s UTC time and the time since the previous one.
+        if session is not None and not is_id(session):
+            raise ValueError("session is not a valid id")
+        self._session = session
+        #: Receives every interaction as a :class:`Transition`.
+        self.on_transition = on_transition
+        # For callers that want the log's events straight from the engine (``on_event``):
+        # widgets/eventlog.py stamps each transition with the session id and ``clock``'s time.
+        self._clock = clock
+        self._stamp: Callable[[Transition], Any] | None = None
         self.on_event = on_event
-        self.events = SessionEvents(session, clock)
         # Until the first screen is reported (start, go_to) nothing has been shown: a language
         # set then is the one the visit starts in, not a switch.
         self._shown = False
@@ -96,8 +117,11 @@ class Engine:
 
     @property
     def session(self) -> str:
-        """The visit's anonymous session id (random unless given; drawn when first needed)."""
-        return self.events.session
+        """The visit's anonymous session id (random unless given; drawn when first needed, so a
+        guide built ahead of its visit, in a preheated kernel, draws it when the visit begins)."""
+        if self._session is None:
+            self._session = uuid.uuid4().hex
+        return self._session
 
     @property
     def node(self) -> Node:
@@ -340,8 +364,17 @@ class Engine:
             self._emit(self.node.id, "finish", None)
 
     def _emit(self, node: str, action: str, option: str | None) -> None:
+        if self.on_transition is None and self.on_event is None:
+            return
+        transition = Transition(action, node, option, self.lang)
+        if self.on_transition is not None:
+            self.on_transition(transition)
         if self.on_event is not None:
-            self.on_event(self.events(node, action, option, self.lang))
+            if self._stamp is None:
+                from .eventlog import EventStamper  # only for callers that asked for events
+
+                self._stamp = EventStamper(lambda: self.session, self._clock)
+            self.on_event(self._stamp(transition))
 
     @staticmethod
     def _check_lang(lang: str) -> None:
