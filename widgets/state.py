@@ -59,14 +59,19 @@ class VisitState:
     log_ok: bool = True
     notes_open: bool = False
     callsheet_open: bool = False
-    #: the dropdown's selection not yet confirmed, and the step (number, node) it was made at
+    #: the dropdown's selection not yet confirmed ("" for none; None: nothing picked at this
+    #: step, the one chosen there last time is shown); a step change forgets it
     pending: str | None = None
-    pending_at: tuple[int, str] | None = None
     #: what happened since the view last handed it to the log
     transitions: list[Transition] = field(default_factory=list)
 
     def __post_init__(self, flow: Flow | None, lang: str) -> None:
-        self.engine = Engine(flow, lang=lang, on_transition=self.transitions.append)
+        self.engine = Engine(flow, lang=lang, on_transition=self._happened)
+
+    def _happened(self, transition: Transition) -> None:
+        self.transitions.append(transition)
+        if transition.action == "enter":
+            self.pending = None
 
     # ---------------------------------------------------------------- what is shown
 
@@ -79,8 +84,8 @@ class VisitState:
     def selected(self) -> str | None:
         """The option to show selected at the current decision: one picked and not yet
         confirmed at this step, else the one chosen there last time."""
-        if self.pending is not None and self.pending_at == self.step:
-            return self.pending
+        if self.pending is not None:
+            return self.pending or None
         return self.engine.selected
 
     @property
@@ -150,8 +155,8 @@ class VisitState:
         self.engine.choose(option_id)
 
     def pick(self, option_id: str | None) -> None:
-        """Select an option in the dropdown, not yet confirmed (None: nothing selected)."""
-        self.pending, self.pending_at = option_id, self.step
+        """Select an option in the dropdown, not yet confirmed (None or "": nothing)."""
+        self.pending = option_id or ""
 
     def confirm(self) -> bool:
         """Continue with the dropdown's selection; False when nothing is selected."""
