@@ -9,28 +9,55 @@ into the log's events.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from . import followup
-from .flow import LANGUAGES, Flow, Node, Text, default_flow
+from .flow import DEFAULT_PATH, LANGUAGES, Flow, Node, Text, default_flow, load_flow
 from .vocabulary import ACTIONS, OUTCOMES as OUTCOME_IDS, UNSOLVED, is_id
 
-__all__ = ["ACTIONS", "OUTCOMES", "OUTCOME_QUESTION", "OUTCOME_THANKS", "Engine", "EngineError",
-           "Interaction", "Progress", "Step", "Transition"]
+__all__ = ["ACTIONS", "OUTCOMES", "OUTCOME_KEYS", "Engine", "EngineError", "Interaction",
+           "Progress", "Step", "Transition", "packaged_ui"]
+
+#: The key of each outcome's label among the flow's interface texts (``ui:`` in flow.yaml).
+OUTCOME_KEYS: Mapping[str, str] = {key: "outcome_" + key.replace("-", "_") for key in OUTCOME_IDS}
+
+
+@functools.cache
+def packaged_ui() -> Mapping[str, Text]:
+    """The interface texts of the packaged flow.yaml (read when first asked for)."""
+    return load_flow(DEFAULT_PATH).ui
+
+
+class _OutcomeLabels(Mapping[str, Text]):
+    """Outcome id → its label: the packaged flow's ``outcome_*`` texts, read when first used."""
+
+    def __getitem__(self, key: str) -> Text:
+        return packaged_ui()[OUTCOME_KEYS[key]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(OUTCOME_IDS)
+
+    def __len__(self) -> int:
+        return len(OUTCOME_IDS)
+
 
 #: How it went, asked with one click (no text) on a visit that came back with the return link
-#: (:meth:`Engine.recall`), after the visitor contacted Amazon: option id (``widgets.vocabulary.OUTCOMES``, in that order) → label.
-OUTCOMES: Mapping[str, Text] = {key: {
-    "solved": Text(ko="해결됐어요", en="Solved"),
-    "partly": Text(ko="일부 해결됐어요", en="Partly solved"),
-    "not-yet": Text(ko="아직 해결되지 않았어요", en="Not yet solved"),
-    "escalated": Text(ko="관리자에게 연결됐어요", en="Passed on to a supervisor"),
-}[key] for key in OUTCOME_IDS}
-OUTCOME_QUESTION = Text(ko="어떻게 되었나요? 아래에서 하나만 눌러 알려 주세요.",
-                        en="How did it go? Please tell us with one click.")
-OUTCOME_THANKS = Text(ko="알려 주셔서 고마워요.", en="Thank you for letting us know.")
+#: (:meth:`Engine.recall`), after the visitor contacted Amazon: option id
+#: (``widgets.vocabulary.OUTCOMES``, in that order) → label. The texts are the packaged flow's
+#: (a visit's own flow has them too: :meth:`Engine.outcome_label`).
+OUTCOMES: Mapping[str, Text] = _OutcomeLabels()
+
+
+def __getattr__(name: str) -> Text:
+    # How it went, asked on a step (older flows), and the thanks: the packaged flow's texts.
+    if name == "OUTCOME_QUESTION":
+        return packaged_ui()["outcome_question"]
+    if name == "OUTCOME_THANKS":
+        return packaged_ui()["followup_thanks"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +191,11 @@ class Engine:
         value = self.flow.ui[key](self.lang)
         return value.format(**fields) if fields else value
 
+    def outcome_label(self, outcome: str) -> str:
+        """How it went (an id of :data:`OUTCOMES`), in the flow's words and the current
+        language."""
+        return self.ui(OUTCOME_KEYS[outcome])
+
     def options(self) -> list[tuple[str, str]]:
         """(option id, label) pairs for the current node, in the current language."""
         return [(option.id, option.label(self.lang)) for option in self.node.options]
@@ -277,8 +309,8 @@ class Engine:
         ``outcome`` (in the packaged flow: the end); the last answer counts."""
         if "outcome" not in self.node.roles:
             raise EngineError(f"how it went is not asked at {self.node.id!r} (no 'outcome' role)")
-        if outcome not in OUTCOMES:
-            raise EngineError(f"unknown outcome {outcome!r}; expected one of {list(OUTCOMES)}")
+        if outcome not in OUTCOME_IDS:
+            raise EngineError(f"unknown outcome {outcome!r}; expected one of {list(OUTCOME_IDS)}")
         self.outcome = outcome
         self._emit(self.node.id, "outcome", outcome)
 
@@ -304,8 +336,8 @@ class Engine:
         ``escalation``), on the earlier visit's path."""
         if self.recalled is None:
             raise EngineError("how it went is asked only on a visit that came back after contact")
-        if outcome not in OUTCOMES:
-            raise EngineError(f"unknown outcome {outcome!r}; expected one of {list(OUTCOMES)}")
+        if outcome not in OUTCOME_IDS:
+            raise EngineError(f"unknown outcome {outcome!r}; expected one of {list(OUTCOME_IDS)}")
         self.outcome = outcome
         self._emit(self.node.id, "followup", outcome)
         self.unsolved = outcome in UNSOLVED

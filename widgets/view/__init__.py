@@ -15,12 +15,12 @@ from __future__ import annotations
 from ..eventlog import EventSink
 from ..markup import COPY_JS, CSS, CSS_PATH, offline_markup, phrases_markup, render_body
 from .base import OptionButton, OutcomeButton, Panel
-from .guide import LANGUAGE_NAMES, GuideView
+from .guide import GuideView, language_names, language_tooltips
 from .panels import (CallSheetPanel, MessagePanel, NoticeLine, NotesPanel, OutcomePanel,
                      ReturnPanel)
 from .steps import NOTHING, PAGE_TEXTS, StepView
 
-__all__ = ["COPY_JS", "CSS", "CSS_PATH", "LANGUAGE_NAMES", "NOTHING", "PAGE_TEXTS",
+__all__ = ["COPY_JS", "CSS", "CSS_PATH", "NOTHING", "PAGE_TEXTS",
            "CallSheetPanel", "EventSink", "GuideView", "MessagePanel", "NoticeLine",
            "NotesPanel", "OptionButton", "OutcomeButton", "OutcomePanel", "Panel", "ReturnPanel",
-           "StepView", "offline_markup", "phrases_markup", "render_body"]
+           "StepView", "language_names", "language_tooltips", "offline_markup", "phrases_markup", "render_body"]

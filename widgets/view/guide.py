@@ -22,9 +22,9 @@ from typing import Any
 import ipywidgets as w
 
 from .. import messages
-from ..engine import Engine
+from ..engine import Engine, packaged_ui
 from ..eventlog import EventRelay, EventSink
-from ..flow import Flow, Text
+from ..flow import LANGUAGES, Flow, Text
 from ..markup import CSS, offline_markup
 from ..state import VisitState
 from .base import action_button, guarded
@@ -32,7 +32,19 @@ from .panels import (CallSheetPanel, MessagePanel, NoticeLine, NotesPanel, Outco
                      ReturnPanel)
 from .steps import StepView
 
-LANGUAGE_NAMES = (("한국어", "ko"), ("English", "en"))
+
+
+def language_names(flow: Flow) -> tuple[tuple[str, str], ...]:
+    """The language switch's (name, code) pairs: each language's name in that language (the
+    flow's ``language_name`` text; the packaged flow's when a flow has none)."""
+    text = flow.ui.get("language_name") or packaged_ui()["language_name"]
+    return tuple((text(code), code) for code in LANGUAGES)
+
+
+def language_tooltips(flow: Flow) -> list[str]:
+    """The language switch's tooltips, each in its own language (``language_show``)."""
+    text = flow.ui.get("language_show") or packaged_ui()["language_show"]
+    return [text(code) for code in LANGUAGES]
 
 
 class Interaction:
@@ -69,8 +81,8 @@ class GuideView(w.VBox):
         self.interaction = Interaction(self)
 
         self.heading = w.HTML()
-        self.language = w.ToggleButtons(options=LANGUAGE_NAMES, value=lang,
-                                        tooltips=["한국어로 보기", "Show in English"],
+        self.language = w.ToggleButtons(options=language_names(engine.flow), value=lang,
+                                        tooltips=language_tooltips(engine.flow),
                                         style={"button_width": "auto"})
         self.back_button = action_button()
         self.restart_button = action_button()

@@ -25,7 +25,7 @@ from urllib.parse import quote
 import ipywidgets as w
 
 from .. import callsheet, casenotes, followup, messages
-from ..engine import OUTCOMES
+from ..vocabulary import OUTCOMES
 from ..markup import COPY_JS
 from .base import (OutcomeButton, Panel, Part, action_button, action_toggle, guarded, muted, show,
                    visible)
@@ -323,7 +323,7 @@ class OutcomePanel(Panel):
                             f"<p>{html.escape(engine.ui('followup_earlier'))}: {earlier}</p>"
                             f"{thanks}</div>")
         for button in self.buttons:
-            button.description = self.t(OUTCOMES[button.outcome])
+            button.description = engine.outcome_label(button.outcome)
             button.button_style = "info" if button.outcome == engine.outcome else ""
 
 
