@@ -130,6 +130,8 @@ class Engine:
         # set then is the one the visit starts in, not a switch.
         self._shown = False
         self._steps: list[Step] = [Step(self.flow.start)]
+        #: The node shown now (kept in step with the path: see :meth:`_entered`).
+        self.node: Node = self.flow[self.flow.start]
         # The option last chosen at each node, so Back and revisits show it preselected.
         self._remembered: dict[str, str] = {}
         self.outcome: str | None = None
@@ -150,10 +152,6 @@ class Engine:
             self._session = uuid.uuid4().hex
         return self._session
 
-    @property
-    def node(self) -> Node:
-        """The node shown now."""
-        return self.flow[self._steps[-1].node]
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -390,6 +388,7 @@ class Engine:
             for o in node.options)
 
     def _entered(self) -> None:
+        self.node = self.flow[self._steps[-1].node]
         self._shown = True
         self._emit(self.node.id, "enter", None)
         if self.finished:

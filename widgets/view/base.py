@@ -82,18 +82,16 @@ class OutcomeButton(w.Button):
 
 
 class Part:
-    """A part of the guide that is not a widget itself: it owns widgets the guide lays out."""
+    """A part of the guide that is not a widget itself: it owns widgets the guide lays out.
+    :attr:`state` is the visit's (widgets/state.py)."""
 
     def __init__(self, guide: GuideView) -> None:
         self.guide = guide
-
-    @property
-    def state(self) -> VisitState:
-        return self.guide.state
+        self.state: VisitState = guide.state
 
     @property
     def engine(self):
-        return self.guide.state.engine
+        return self.state.engine
 
 
 class Panel(w.VBox):
@@ -106,15 +104,12 @@ class Panel(w.VBox):
         super().__init__([], layout=w.Layout(display="none"))
         self.add_class("guide-panel")
         self.guide = guide
+        self.state: VisitState = guide.state
         self.built = False
 
     @property
-    def state(self) -> VisitState:
-        return self.guide.state
-
-    @property
     def engine(self):
-        return self.guide.state.engine
+        return self.state.engine
 
     @property
     def shown(self) -> bool:
@@ -136,8 +131,14 @@ class Panel(w.VBox):
 
     def render(self) -> None:
         """Show the panel when the state wants it, and draw it (nothing while hidden)."""
-        self.show(self.wanted())
-        if self.shown:
+        wanted = self.wanted()
+        if wanted and not self.built:
+            self.built = True
+            self.build()
+        display = None if wanted else "none"
+        if self.layout.display != display:
+            self.layout.display = display
+        if wanted:
             self.draw()
 
     def wanted(self) -> bool:

@@ -215,6 +215,8 @@ class GuideView(w.VBox):
 
     def deliver(self) -> None:
         """Hand what happened since the last delivery to the log, together (never raises)."""
+        if not self.state.transitions:
+            return
         for transition in self.state.take_transitions():
             self.relay(transition)
         self.relay.flush()

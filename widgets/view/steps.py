@@ -35,12 +35,14 @@ PAGE_TEXTS: tuple[str, ...] = ("language", "site_title")
 
 
 class StepRenderer(Part):
-    """The controls of one kind of step: :attr:`box` is shown while the step is of that kind."""
+    """The controls of one kind of step: :attr:`box` is shown while the step is of that kind
+    (:attr:`kind`: a node's kind, and for a decision the widget it is shown with)."""
 
     box: w.DOMWidget
+    kind: tuple[str, str | None]
 
     def applies(self, node: Node) -> bool:
-        raise NotImplementedError
+        return kind_of(node) == self.kind
 
     def draw(self) -> None:
         raise NotImplementedError
@@ -49,6 +51,8 @@ class StepRenderer(Part):
 class DropdownChoice(StepRenderer):
     """A decision as a dropdown, confirmed with Continue. A selection not yet confirmed stays
     through a language switch (the visit's state keeps it until the step changes)."""
+
+    kind = ("choice", "dropdown")
 
     def __init__(self, guide: GuideView) -> None:
         super().__init__(guide)
@@ -59,9 +63,6 @@ class DropdownChoice(StepRenderer):
         self.continue_button.on_click(self.on_continue_click)
         self.dropdown.observe(self.on_dropdown_change, names="value")
         self.box = w.VBox([self.dropdown, self.continue_button])
-
-    def applies(self, node: Node) -> bool:
-        return node.kind == "choice" and node.widget == "dropdown"
 
     @guarded
     def on_dropdown_change(self, change: dict) -> None:
@@ -93,6 +94,8 @@ class ButtonsChoice(StepRenderer):
     """A decision as one button per option; the option chosen there last time is highlighted.
     As many buttons as the flow's largest such decision, each carrying its option's id."""
 
+    kind = ("choice", "buttons")
+
     def __init__(self, guide: GuideView) -> None:
         super().__init__(guide)
         most_options = max((len(node.options) for node in guide.state.engine.flow
@@ -103,9 +106,6 @@ class ButtonsChoice(StepRenderer):
             button.add_class("guide-option")
             button.on_click(self.on_option_click)
         self.box = w.VBox(self.option_buttons, layout=w.Layout(width="100%"))
-
-    def applies(self, node: Node) -> bool:
-        return node.kind == "choice" and node.widget == "buttons"
 
     @guarded
     def on_option_click(self, button: OptionButton) -> None:
@@ -132,14 +132,13 @@ class ButtonsChoice(StepRenderer):
 class InfoNext(StepRenderer):
     """Advice: Next goes on."""
 
+    kind = ("info", None)
+
     def __init__(self, guide: GuideView) -> None:
         super().__init__(guide)
         self.next_button = action_button(button_style="primary")
         self.next_button.on_click(self.on_next_click)
         self.box = self.next_button
-
-    def applies(self, node: Node) -> bool:
-        return node.kind == "info"
 
     @guarded
     def on_next_click(self, _button: w.Button | None = None) -> None:
@@ -154,14 +153,13 @@ class InfoNext(StepRenderer):
 class EndRecap(StepRenderer):
     """The last screen: the checklist of the path taken, then the phrases to say."""
 
+    kind = ("end", None)
+
     def __init__(self, guide: GuideView) -> None:
         super().__init__(guide)
         self.recap = w.HTML()
         self.recap.add_class("guide-recap")
         self.box = self.recap
-
-    def applies(self, node: Node) -> bool:
-        return node.kind == "end"
 
     def draw(self) -> None:
         engine = self.engine
@@ -197,6 +195,11 @@ def step_markup(engine) -> str:
             f"{fine_print}</div>")
 
 
+def kind_of(node: Node) -> tuple[str, str | None]:
+    """What a step's controls depend on: its kind, and for a decision its widget."""
+    return node.kind, node.widget if node.kind == "choice" else None
+
+
 class StepView(Part):
     """The current step: :attr:`text` (progress, title and text), then the controls of its
     kind (:attr:`renderers`). Its widgets (:attr:`widgets`) take their place in the guide's
@@ -220,18 +223,18 @@ class StepView(Part):
         self.buttons_box = self.buttons_choice.box
         self.next_button = self.info_next.next_button
         self.recap = self.end_recap.recap
+        self._by_kind = {renderer.kind: renderer for renderer in self.renderers}
         #: the guide's layout slots this part fills, in order
         self.widgets: tuple[w.DOMWidget, ...] = (self.text,) + tuple(
             renderer.box for renderer in self.renderers)
 
     def render(self) -> None:
-        node = self.engine.node
-        self.text.value = step_markup(self.engine)
-        active = [renderer.applies(node) for renderer in self.renderers]
-        for renderer, on in zip(self.renderers, active):
-            if on:
-                renderer.draw()
+        engine = self.engine
+        self.text.value = step_markup(engine)
+        active = self._by_kind.get(kind_of(engine.node))
+        if active is not None:
+            active.draw()
         # Containers are shown after their contents are up to date, so the page never flashes
         # the previous step's (or empty) controls.
-        for renderer, on in zip(self.renderers, active):
-            show(renderer.box, on)
+        for renderer in self.renderers:
+            show(renderer.box, renderer is active)
