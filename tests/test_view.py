@@ -171,6 +171,31 @@ def test_every_interaction_reaches_the_sink(view):
     ]
 
 
+def test_the_events_of_one_interaction_reach_the_sink_together():
+    """A sink with ``record_many`` gets each interaction's events in one call, as Events of
+    one visit, in order; the view holds nothing back between interactions."""
+    batches = []
+
+    class Many:
+        def record_many(self, events):
+            batches.append([(e.node, e.action, e.option) for e in events])
+            assert all(type(e) is Event for e in events)
+            return True
+
+    view = GuideView(lang="en", sink=Many()).start()
+    view.step_view.dropdown.value = "return"
+    view.step_view.continue_button.click()
+    view.step_view.next_button.click()
+    view.language.value = "ko"
+    assert batches == [
+        [("problem", "enter", None)],
+        [("problem", "choose", "return"), ("ready", "enter", None)],
+        [("ready", "next", None), ("reach", "enter", None)],
+        [("reach", "language", None)],
+    ]
+    assert view.state.transitions == []
+
+
 def test_the_page_is_updated_before_the_interaction_is_logged():
     """A click's log write (a disk write) must not delay what the visitor sees."""
     seen = []
