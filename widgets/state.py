@@ -136,12 +136,15 @@ class VisitState:
         return bool(self.engine.flow.escalates(self.engine.choices) or self.engine.unsolved)
 
     def message_input(self) -> messages.MessageInput:
-        """What the message is built from: the path plus the fields."""
+        """What the message is built from: the path plus the fields (the outcome and the
+        supervisor request as :meth:`message_want` and :meth:`message_escalate` say)."""
         fields = self.message
+        escalate = fields.escalate
+        if escalate is None and self.engine.unsolved:
+            escalate = True
         return messages.from_choices(
-            self.engine.choices, flow=self.engine.flow, want=self.message_want(),
-            order_number=fields.order_number, date=fields.date, detail=fields.detail,
-            escalate=self.message_escalate())
+            self.engine.choices, flow=self.engine.flow, want=fields.want, escalate=escalate,
+            order_number=fields.order_number, date=fields.date, detail=fields.detail)
 
     # ---------------------------------------------------------------- the visitor's actions
 

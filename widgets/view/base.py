@@ -83,15 +83,12 @@ class OutcomeButton(w.Button):
 
 class Part:
     """A part of the guide that is not a widget itself: it owns widgets the guide lays out.
-    :attr:`state` is the visit's (widgets/state.py)."""
+    :attr:`state` is the visit's (widgets/state.py), :attr:`engine` its engine."""
 
     def __init__(self, guide: GuideView) -> None:
         self.guide = guide
         self.state: VisitState = guide.state
-
-    @property
-    def engine(self):
-        return self.state.engine
+        self.engine = guide.state.engine
 
 
 class Panel(w.VBox):
@@ -105,11 +102,8 @@ class Panel(w.VBox):
         self.add_class("guide-panel")
         self.guide = guide
         self.state: VisitState = guide.state
+        self.engine = guide.state.engine
         self.built = False
-
-    @property
-    def engine(self):
-        return self.state.engine
 
     @property
     def shown(self) -> bool:

@@ -76,7 +76,9 @@ class GuideView(w.VBox):
     def __init__(self, flow: Flow | None = None, lang: str = "ko", sink: EventSink | None = None,
                  **kwargs: Any):
         self.state = VisitState(flow, lang)
-        engine = self.state.engine
+        #: the visit's engine (the state's)
+        self.engine: Engine = self.state.engine
+        engine = self.engine
         self.relay = EventRelay(lambda: engine.session, sink)
         self.interaction = Interaction(self)
 
@@ -122,10 +124,6 @@ class GuideView(w.VBox):
     @property
     def guide(self) -> GuideView:
         return self
-
-    @property
-    def engine(self) -> Engine:
-        return self.state.engine
 
     @property
     def sink(self) -> EventSink | None:

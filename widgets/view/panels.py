@@ -79,13 +79,11 @@ class MessagePanel(Panel):
 
     @guarded
     def on_field_change(self, change: dict | None = None) -> None:
-        """A message field changed: rebuild the message (nothing is logged). A value the path
-        suggests (set when the panel is drawn) does not count as the visitor's."""
+        """A message field changed: rebuild the message (nothing is logged). Drawing the panel
+        does not call it (the values the path suggests are not the visitor's)."""
         fields = self.state.message
-        owner = None if change is None else change.get("owner")
-        if owner is self.escalate:
-            if change["new"] != self.state.message_escalate():
-                fields.escalate = bool(change["new"])
+        if change is not None and change.get("owner") is self.escalate:
+            fields.escalate = bool(change["new"])
         else:
             fields.order_number = self.order_number.value
             fields.date = self.date.value
@@ -94,8 +92,8 @@ class MessagePanel(Panel):
 
     @guarded
     def on_outcome_change(self, change: dict) -> None:
-        if change["new"] != self.state.message_want():
-            self.state.message.want = change["new"]
+        """The visitor chose what the message asks for (drawing the panel does not call it)."""
+        self.state.message.want = change["new"]
         self.draw_output()
 
     def message_input(self) -> messages.MessageInput:
@@ -110,24 +108,25 @@ class MessagePanel(Panel):
                               f"<p>{html.escape(t(L['intro']))}</p>"
                               f"<p class='guide-message-which'>{html.escape(t(L['which']))}</p>")
         options = [(t(label), key) for key, label in messages.WANTS.items()]
-        want = state.message_want()
+        data = state.message_input()
         with muted(self.outcome, self.on_outcome_change):
             if list(self.outcome.options) != options:
                 self.outcome.options = options
-            self.outcome.value = want
-        self.escalate.value = state.message_escalate()
+            self.outcome.value = data.want
+        with muted(self.escalate, self.on_field_change):
+            self.escalate.value = data.escalate
         self.outcome.description = t(L["outcome"])
         for field, key in ((self.order_number, "order_number"), (self.date, "date"),
                            (self.detail, "detail")):
             field.description = t(L[key])
             field.placeholder = t(L[f"{key}_hint"])
         self.escalate.description = t(L["supervisor"])
-        self.draw_output()
+        self.draw_output(data)
 
-    def draw_output(self) -> None:
+    def draw_output(self, data: messages.MessageInput | None = None) -> None:
         t = self.t
         L = messages.LABELS
-        texts = messages.build_both(self.state.message_input())
+        texts = messages.build_both(data if data is not None else self.state.message_input())
         columns = []
         for lang in ("ko", "en"):
             body = texts[lang]
@@ -376,8 +375,11 @@ class ReturnPanel(Panel):
     ``followup`` (once the path has what the link carries: ids only, widgets/followup.py).
     The link is relative (the page's own address, with its query string replaced)."""
 
+    _code: str | None = None
+
     def wanted(self) -> bool:
-        return self.state.return_code is not None
+        self._code = self.state.return_code
+        return self._code is not None
 
     def build(self) -> None:
         self.text = w.HTML()
@@ -388,7 +390,7 @@ class ReturnPanel(Panel):
 
     def draw(self) -> None:
         engine = self.engine
-        code = self.state.return_code
+        code = self._code
         href = html.escape(f"?{quote(followup.PARAM)}={quote(code, safe=':,')}"
                            f"&lang={engine.lang}", quote=True)
         self.text.value = (f"<div class='guide-return'><p>{html.escape(engine.ui('followup_intro'))}"
