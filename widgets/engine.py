@@ -104,9 +104,15 @@ class Engine:
     >>> engine.node.id
     'problem'
     >>> engine.choose("refund").id
-    'order'
+    'ready'
     >>> engine.back().id, engine.selected
     ('problem', 'refund')
+
+    ``on_transition`` receives every interaction as a :class:`Transition`. ``on_event``
+    receives it as the interaction log's Event instead (stamped by widgets/eventlog.py with
+    the visit's ``session`` id and ``clock``'s UTC time; that module, and the log's events, are
+    imported only then): for tools that drive a bare engine and want its events (the demo data,
+    the tests). The guide's view takes transitions and hands them to the log itself.
     """
 
     def __init__(self, flow: Flow | None = None, lang: str = "ko",
