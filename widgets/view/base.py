@@ -113,16 +113,6 @@ class Panel(w.VBox):
         """``text`` in the guide's language."""
         return text(self.engine.lang)
 
-    def ensure_built(self) -> None:
-        if not self.built:
-            self.built = True
-            self.build()
-
-    def show(self, shown: bool) -> None:
-        if shown:
-            self.ensure_built()
-        show(self, shown)
-
     def render(self) -> None:
         """Show the panel when the state wants it, and draw it (nothing while hidden)."""
         wanted = self.wanted()
