@@ -144,7 +144,7 @@ def _widgets(root):
 def test_not_solved_leads_to_the_escalation_advice_with_the_supervisor_ticked(monkeypatch):
     monkeypatch.setenv("QUERY_STRING", "lang=ko&followup=problem:late,reach:call")
     view = guide(log=False)
-    next(b for b in view.outcome_panel.buttons if b._outcome == "not-yet").click()
+    next(b for b in view.outcome_panel.buttons if b.outcome == "not-yet").click()
     escalation = FLOW.role_nodes("escalation")
     assert view.engine.node.id == escalation[0]
     assert "m2.escalate" in FLOW[escalation[0]].covers

@@ -225,7 +225,7 @@ def test_view_shows_the_case_notes_error_not_the_generic_one(name: str, lang: st
     view.notes_panel.add_button.click()
     upload(view, BAD_FILES[name])
     assert len(view.notes_panel.notes) == 1  # nothing lost
-    assert view.notice.layout.display == "none" and not view._error, view.notice.value
+    assert view.notice.layout.display == "none" and not view.state.error, view.notice.value
     shown = status_text(view)
     prefix = casenotes.LABELS["error"](lang).split("{reason}")[0]
     assert shown.startswith(prefix), shown
@@ -260,7 +260,7 @@ def test_upload_over_the_limit_gets_the_size_message(lang: str, size: int) -> No
     view.notes_panel.agent.value = "Lee"
     view.notes_panel.add_button.click()
     upload(view, padded_csv(size))
-    assert len(view.notes_panel.notes) == 1 and not view._error
+    assert len(view.notes_panel.notes) == 1 and not view.state.error
     expected = casenotes.error_message(casenotes.too_large())(lang)
     assert status_text(view) == expected
     assert ("파일이 너무 커요" in expected) if lang == "ko" else ("too large" in expected)

@@ -262,3 +262,20 @@ def test_two_engines_are_independent():
     a, b = Engine(), Engine(lang="en")
     a.choose("refund")
     assert b.path == ("problem",) and b.lang == "en" and a.lang == "ko"
+
+
+def test_the_outcome_texts_are_the_flows():
+    """How it went is asked in the flow's words (ui: outcome_*), in the visit's language."""
+    from widgets import engine as engine_module
+    from widgets.vocabulary import OUTCOMES as IDS
+
+    flow = default_flow()
+    engine = Engine(lang="en")
+    for key in IDS:
+        text = flow.ui[engine_module.OUTCOME_KEYS[key]]
+        assert engine_module.OUTCOMES[key] == text
+        assert engine.outcome_label(key) == text("en")
+    assert engine_module.OUTCOME_QUESTION == flow.ui["outcome_question"]
+    assert engine_module.OUTCOME_THANKS == flow.ui["followup_thanks"]
+    with pytest.raises(AttributeError):
+        engine_module.NO_SUCH_TEXT  # noqa: B018

@@ -171,6 +171,31 @@ def test_every_interaction_reaches_the_sink(view):
     ]
 
 
+def test_the_events_of_one_interaction_reach_the_sink_together():
+    """A sink with ``record_many`` gets each interaction's events in one call, as Events of
+    one visit, in order; the view holds nothing back between interactions."""
+    batches = []
+
+    class Many:
+        def record_many(self, events):
+            batches.append([(e.node, e.action, e.option) for e in events])
+            assert all(type(e) is Event for e in events)
+            return True
+
+    view = GuideView(lang="en", sink=Many()).start()
+    view.step_view.dropdown.value = "return"
+    view.step_view.continue_button.click()
+    view.step_view.next_button.click()
+    view.language.value = "ko"
+    assert batches == [
+        [("problem", "enter", None)],
+        [("problem", "choose", "return"), ("ready", "enter", None)],
+        [("ready", "next", None), ("reach", "enter", None)],
+        [("reach", "language", None)],
+    ]
+    assert view.state.transitions == []
+
+
 def test_the_page_is_updated_before_the_interaction_is_logged():
     """A click's log write (a disk write) must not delay what the visitor sees."""
     seen = []
@@ -407,3 +432,25 @@ def test_the_notice_of_a_stopped_guide_is_on_the_page_ready_for_its_script():
     assert template.count("<strong>Need more help?</strong>") == 2
     assert "888" not in first and "href='" not in template.replace("href='tel", "")
     assert first == GuideView(lang="en").children[0].value  # the same for every visitor
+
+
+def test_the_message_follows_the_path_until_the_visitor_sets_it():
+    """The outcome the message asks for is the path's suggestion (a language switch and a new
+    answer keep it so) until the visitor picks one; then the visitor's stays."""
+    view = GuideView(lang="en").start()
+    along = {"problem": "damaged", "reach": "online"}
+    view.engine.go_to("channel", along=along)
+    view.render()
+    panel = view.message_panel
+    suggested = panel.outcome.value
+    assert view.state.message.want is None and suggested == view.state.message_want()
+    view.language.value = "ko"  # new labels, the same suggestion, still the path's
+    assert panel.outcome.value == suggested and view.state.message.want is None
+    other = next(key for key, _ in [(v, k) for k, v in panel.outcome.options] if key != suggested)
+    panel.outcome.value = other
+    assert view.state.message.want == other
+    view.language.value = "en"
+    assert panel.outcome.value == other
+    assert panel.escalate.value is view.state.message_escalate()
+    panel.escalate.value = not panel.escalate.value
+    assert view.state.message.escalate is panel.escalate.value

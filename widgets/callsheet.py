@@ -18,6 +18,7 @@ from typing import Iterable, Mapping
 
 from . import casenotes
 from .flow import Flow
+from .markup import render_body  # the guide's body markup (escaped; tel: links)
 
 #: The case-notes columns the sheet lists (the ones a caller needs at hand).
 NOTE_COLUMNS: tuple[str, ...] = ("when", casenotes.CHANNEL, "agent", "reference")
@@ -37,8 +38,6 @@ def subject(flow: Flow, choices: Mapping[str, str], lang: str) -> str | None:
 def sheet_html(flow: Flow, lang: str, choices: Mapping[str, str],
                notes: Iterable[casenotes.Note] = ()) -> str:
     """The call sheet for a path whose answers are ``choices``, in ``lang``."""
-    from .view import render_body  # the guide's body markup (escaped; tel: links)
-
     def ui(key: str) -> str:
         return html.escape(flow.ui[key](lang))
 

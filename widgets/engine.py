@@ -1,37 +1,78 @@
 """Where a visitor is in the guide: the path taken, what is shown now, what may be chosen.
 
-Pure Python: no ipywidgets, no I/O. The view asks the engine what to show and tells it what the
-visitor did; the engine reports every interaction to an optional ``on_event`` callback (the
-interaction log), as ids only — never text.
+Pure Python: no ipywidgets, no I/O, nothing of the interaction log. The view asks the engine
+what to show and tells it what the visitor did; the engine reports every interaction as a plain
+:class:`Transition` (what happened, at which node, which option, in which language: ids only,
+never text) to an optional ``on_transition`` callback. ``widgets/eventlog.py`` turns transitions
+into the log's events.
 """
 
 from __future__ import annotations
 
+import functools
+import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from . import followup
-from .flow import LANGUAGES, Flow, Node, Text, default_flow
-from .log.events import Event, SessionEvents
-from .vocabulary import ACTIONS, OUTCOMES as OUTCOME_IDS, UNSOLVED
+from .flow import DEFAULT_PATH, LANGUAGES, Flow, Node, Text, default_flow, load_flow
+from .vocabulary import ACTIONS, OUTCOMES as OUTCOME_IDS, UNSOLVED, is_id
 
-__all__ = ["ACTIONS", "OUTCOMES", "OUTCOME_QUESTION", "OUTCOME_THANKS", "Engine", "EngineError",
-           "Event", "Interaction", "Progress", "Step"]
+__all__ = ["ACTIONS", "OUTCOMES", "OUTCOME_KEYS", "Engine", "EngineError", "Interaction",
+           "Progress", "Step", "Transition", "packaged_ui"]
+
+#: The key of each outcome's label among the flow's interface texts (``ui:`` in flow.yaml).
+OUTCOME_KEYS: Mapping[str, str] = {key: "outcome_" + key.replace("-", "_") for key in OUTCOME_IDS}
+
+
+@functools.cache
+def packaged_ui() -> Mapping[str, Text]:
+    """The interface texts of the packaged flow.yaml (read when first asked for)."""
+    return load_flow(DEFAULT_PATH).ui
+
+
+class _OutcomeLabels(Mapping[str, Text]):
+    """Outcome id → its label: the packaged flow's ``outcome_*`` texts, read when first used."""
+
+    def __getitem__(self, key: str) -> Text:
+        return packaged_ui()[OUTCOME_KEYS[key]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(OUTCOME_IDS)
+
+    def __len__(self) -> int:
+        return len(OUTCOME_IDS)
+
 
 #: How it went, asked with one click (no text) on a visit that came back with the return link
-#: (:meth:`Engine.recall`), after the visitor contacted Amazon: option id (``widgets.vocabulary.OUTCOMES``, in that order) → label.
-OUTCOMES: Mapping[str, Text] = {key: {
-    "solved": Text(ko="해결됐어요", en="Solved"),
-    "partly": Text(ko="일부 해결됐어요", en="Partly solved"),
-    "not-yet": Text(ko="아직 해결되지 않았어요", en="Not yet solved"),
-    "escalated": Text(ko="관리자에게 연결됐어요", en="Passed on to a supervisor"),
-}[key] for key in OUTCOME_IDS}
-OUTCOME_QUESTION = Text(ko="어떻게 되었나요? 아래에서 하나만 눌러 알려 주세요.",
-                        en="How did it go? Please tell us with one click.")
-OUTCOME_THANKS = Text(ko="알려 주셔서 고마워요.", en="Thank you for letting us know.")
+#: (:meth:`Engine.recall`), after the visitor contacted Amazon: option id
+#: (``widgets.vocabulary.OUTCOMES``, in that order) → label. The texts are the packaged flow's
+#: (a visit's own flow has them too: :meth:`Engine.outcome_label`).
+OUTCOMES: Mapping[str, Text] = _OutcomeLabels()
 
-#: What the engine reports: the log's Event, made when the visitor acts (the former name).
-Interaction = Event
+
+def __getattr__(name: str) -> Text:
+    # How it went, asked on a step (older flows), and the thanks: the packaged flow's texts.
+    if name == "OUTCOME_QUESTION":
+        return packaged_ui()["outcome_question"]
+    if name == "OUTCOME_THANKS":
+        return packaged_ui()["followup_thanks"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What the visitor did (or was shown): an action of :data:`ACTIONS` at ``node``, with the
+    ``option`` it took (an option or outcome id, or None), in the language ``lang``. Ids only."""
+
+    action: str
+    node: str
+    option: str | None
+    lang: str
+
+
+#: What the engine reports (the former name).
+Interaction = Transition
 
 
 class EngineError(ValueError):
@@ -63,25 +104,40 @@ class Engine:
     >>> engine.node.id
     'problem'
     >>> engine.choose("refund").id
-    'order'
+    'ready'
     >>> engine.back().id, engine.selected
     ('problem', 'refund')
+
+    ``on_transition`` receives every interaction as a :class:`Transition`. ``on_event``
+    receives it as the interaction log's Event instead (stamped by widgets/eventlog.py with
+    the visit's ``session`` id and ``clock``'s UTC time; that module, and the log's events, are
+    imported only then): for tools that drive a bare engine and want its events (the demo data,
+    the tests). The guide's view takes transitions and hands them to the log itself.
     """
 
     def __init__(self, flow: Flow | None = None, lang: str = "ko",
-                 on_event: Callable[[Event], None] | None = None, *, session: str | None = None,
-                 clock: Callable[[], Any] | None = None):
+                 on_event: Callable[[Any], None] | None = None, *, session: str | None = None,
+                 clock: Callable[[], Any] | None = None,
+                 on_transition: Callable[[Transition], None] | None = None):
         self.flow = flow if flow is not None else default_flow()
         self._check_lang(lang)
         self.lang = lang
-        #: Receives every interaction as the log's Event, made (and validated) here: stamped
-        #: with the visit's session id, ``clock``'s UTC time and the time since the previous one.
+        if session is not None and not is_id(session):
+            raise ValueError("session is not a valid id")
+        self._session = session
+        #: Receives every interaction as a :class:`Transition`.
+        self.on_transition = on_transition
+        # For callers that want the log's events straight from the engine (``on_event``):
+        # widgets/eventlog.py stamps each transition with the session id and ``clock``'s time.
+        self._clock = clock
+        self._stamp: Callable[[Transition], Any] | None = None
         self.on_event = on_event
-        self.events = SessionEvents(session, clock)
         # Until the first screen is reported (start, go_to) nothing has been shown: a language
         # set then is the one the visit starts in, not a switch.
         self._shown = False
         self._steps: list[Step] = [Step(self.flow.start)]
+        #: The node shown now (kept in step with the path: see :meth:`_entered`).
+        self.node: Node = self.flow[self.flow.start]
         # The option last chosen at each node, so Back and revisits show it preselected.
         self._remembered: dict[str, str] = {}
         self.outcome: str | None = None
@@ -96,13 +152,12 @@ class Engine:
 
     @property
     def session(self) -> str:
-        """The visit's anonymous session id (random unless given; drawn when first needed)."""
-        return self.events.session
+        """The visit's anonymous session id (random unless given; drawn when first needed, so a
+        guide built ahead of its visit, in a preheated kernel, draws it when the visit begins)."""
+        if self._session is None:
+            self._session = uuid.uuid4().hex
+        return self._session
 
-    @property
-    def node(self) -> Node:
-        """The node shown now."""
-        return self.flow[self._steps[-1].node]
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -139,6 +194,11 @@ class Engine:
         """An interface text (button label, notice…) in the current language."""
         value = self.flow.ui[key](self.lang)
         return value.format(**fields) if fields else value
+
+    def outcome_label(self, outcome: str) -> str:
+        """How it went (an id of :data:`OUTCOMES`), in the flow's words and the current
+        language."""
+        return self.ui(OUTCOME_KEYS[outcome])
 
     def options(self) -> list[tuple[str, str]]:
         """(option id, label) pairs for the current node, in the current language."""
@@ -253,8 +313,8 @@ class Engine:
         ``outcome`` (in the packaged flow: the end); the last answer counts."""
         if "outcome" not in self.node.roles:
             raise EngineError(f"how it went is not asked at {self.node.id!r} (no 'outcome' role)")
-        if outcome not in OUTCOMES:
-            raise EngineError(f"unknown outcome {outcome!r}; expected one of {list(OUTCOMES)}")
+        if outcome not in OUTCOME_IDS:
+            raise EngineError(f"unknown outcome {outcome!r}; expected one of {list(OUTCOME_IDS)}")
         self.outcome = outcome
         self._emit(self.node.id, "outcome", outcome)
 
@@ -280,8 +340,8 @@ class Engine:
         ``escalation``), on the earlier visit's path."""
         if self.recalled is None:
             raise EngineError("how it went is asked only on a visit that came back after contact")
-        if outcome not in OUTCOMES:
-            raise EngineError(f"unknown outcome {outcome!r}; expected one of {list(OUTCOMES)}")
+        if outcome not in OUTCOME_IDS:
+            raise EngineError(f"unknown outcome {outcome!r}; expected one of {list(OUTCOME_IDS)}")
         self.outcome = outcome
         self._emit(self.node.id, "followup", outcome)
         self.unsolved = outcome in UNSOLVED
@@ -334,14 +394,24 @@ class Engine:
             for o in node.options)
 
     def _entered(self) -> None:
+        self.node = self.flow[self._steps[-1].node]
         self._shown = True
         self._emit(self.node.id, "enter", None)
         if self.finished:
             self._emit(self.node.id, "finish", None)
 
     def _emit(self, node: str, action: str, option: str | None) -> None:
+        if self.on_transition is None and self.on_event is None:
+            return
+        transition = Transition(action, node, option, self.lang)
+        if self.on_transition is not None:
+            self.on_transition(transition)
         if self.on_event is not None:
-            self.on_event(self.events(node, action, option, self.lang))
+            if self._stamp is None:
+                from .eventlog import EventStamper  # only for callers that asked for events
+
+                self._stamp = EventStamper(lambda: self.session, self._clock)
+            self.on_event(self._stamp(transition))
 
     @staticmethod
     def _check_lang(lang: str) -> None:

@@ -37,6 +37,9 @@ UI_KEYS: tuple[str, ...] = (
 )
 #: Interface texts a flow may leave out (the view then shows no such heading):
 #:   say_title  the heading over the phrases to say (a node's ``say:``)
+#:   outcome_question  how did it go, asked on a step (older flows, the role ``outcome``)
+#:   language_name, language_show  the language switch: each language's name and tooltip,
+#:              each in its own language (the packaged flow's when a flow has none)
 #: Interface texts a flow needs once a node has a role (older flow files, without the role,
 #: may leave them out):
 #:   callsheet  the call sheet's toggle, headings, the number and the way online, print button
@@ -46,9 +49,11 @@ ROLE_UI_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
                   "callsheet_reach", "callsheet_want", "callsheet_notes", "callsheet_say",
                   "callsheet_print"),
     "followup": ("followup_intro", "followup_link", "followup_file", "followup_question",
-                 "followup_earlier", "followup_thanks", "followup_unsolved", "link_followup"),
+                 "followup_earlier", "followup_thanks", "followup_unsolved", "link_followup",
+                 "outcome_solved", "outcome_partly", "outcome_not_yet", "outcome_escalated"),
 })
-OPTIONAL_UI_KEYS: tuple[str, ...] = ("say_title",) + tuple(
+OPTIONAL_UI_KEYS: tuple[str, ...] = ("say_title", "outcome_question", "language_name",
+                                     "language_show") + tuple(
     key for keys in ROLE_UI_KEYS.values() for key in keys)
 
 
