@@ -50,7 +50,8 @@ from playwright.sync_api import expect
 from voila_server import GUIDE_NOTEBOOK, PROJECT_ROOT, VoilaServer, voila_fixture
 
 from widgets import casenotes
-from widgets.engine import OUTCOMES, Engine
+from widgets.engine import OUTCOME_KEYS, Engine
+from widgets.flow import default_flow
 
 pytestmark = pytest.mark.browser
 
@@ -250,7 +251,7 @@ def test_the_visit_that_comes_back_at_phone_width(phone_tab: GuideTab):
         ui("followup_question", "ko"))
     problems = check_screen(tab, "return visit ko 375px", "ko", layout=True)
     assert not problems, "\n".join(problems)
-    tab.button(OUTCOMES["not-yet"]("ko")).click()
+    tab.button(default_flow().ui[OUTCOME_KEYS["not-yet"]]("ko")).click()
     escalation = FLOW.role_nodes("escalation")[0]
     tab.expect_step(escalation, "ko")
     expect(tab.page.locator(".guide .widget-checkbox input")).to_be_checked()
@@ -301,7 +302,7 @@ def test_screens_at_desktop_width_by_mouse(desktop_tab: GuideTab):
                 problems.append(f"[{engine.node.id} {lang}] after the click the focus is on "
                                 f"{wrong}, not on the new step heading")
         # the end: no outcome question (before contact); the call sheet, then the case notes
-        expect(tab.page.locator(".guide").get_by_text(OUTCOMES["solved"](lang),
+        expect(tab.page.locator(".guide").get_by_text(default_flow().ui[OUTCOME_KEYS["solved"]](lang),
                                                       exact=True)).to_have_count(0)
         tab.button(ui("callsheet_open", lang)).click()
         expect(tab.page.locator(".guide .guide-callsheet")).to_be_visible()

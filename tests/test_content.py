@@ -21,7 +21,7 @@ import statistics
 import pytest
 
 from conftest import FLOW_2024
-from widgets import casenotes, engine as engine_module, messages
+from widgets import casenotes, messages
 from widgets.engine import Engine
 from widgets.flow import Flow, FlowError, default_flow, load_flow, section_texts
 from widgets.style import LABEL, SAY, VOICE, Finding, check
@@ -138,12 +138,8 @@ def test_the_2024_checklists_missed_the_number():
 
 def extra_texts():
     """The texts the guide shows besides the steps': the message, its builder and the case
-    notes (flow.yaml's messages: and casenotes:), and the outcome question (widgets/engine.py)."""
+    notes (flow.yaml's messages: and casenotes:); the outcome texts are ui: texts."""
     yield from section_texts(FLOW)
-    yield None, "engine.OUTCOME_QUESTION", engine_module.OUTCOME_QUESTION, VOICE
-    yield None, "engine.OUTCOME_THANKS", engine_module.OUTCOME_THANKS, VOICE
-    for key, text in engine_module.OUTCOMES.items():
-        yield None, f"engine.OUTCOMES.{key}", text, LABEL
 
 
 def test_the_checks_read_every_text_of_the_message_and_the_case_notes():

@@ -36,7 +36,8 @@ from pathlib import Path
 
 import pytest
 
-from widgets.engine import OUTCOMES, Engine
+from widgets.engine import Engine
+from widgets.vocabulary import OUTCOMES
 from widgets.log import (
     DEFAULT_BURST,
     DEFAULT_RATE,

@@ -12,13 +12,13 @@ from __future__ import annotations
 import functools
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 from . import followup
 from .flow import DEFAULT_PATH, LANGUAGES, Flow, Node, Text, default_flow, load_flow
 from .vocabulary import ACTIONS, OUTCOMES as OUTCOME_IDS, UNSOLVED, is_id
 
-__all__ = ["ACTIONS", "OUTCOMES", "OUTCOME_KEYS", "Engine", "EngineError", "Interaction",
+__all__ = ["ACTIONS", "OUTCOME_KEYS", "Engine", "EngineError", "Interaction",
            "Progress", "Step", "Transition", "packaged_ui"]
 
 #: The key of each outcome's label among the flow's interface texts (``ui:`` in flow.yaml).
@@ -29,35 +29,6 @@ OUTCOME_KEYS: Mapping[str, str] = {key: "outcome_" + key.replace("-", "_") for k
 def packaged_ui() -> Mapping[str, Text]:
     """The interface texts of the packaged flow.yaml (read when first asked for)."""
     return load_flow(DEFAULT_PATH).ui
-
-
-class _OutcomeLabels(Mapping[str, Text]):
-    """Outcome id → its label: the packaged flow's ``outcome_*`` texts, read when first used."""
-
-    def __getitem__(self, key: str) -> Text:
-        return packaged_ui()[OUTCOME_KEYS[key]]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(OUTCOME_IDS)
-
-    def __len__(self) -> int:
-        return len(OUTCOME_IDS)
-
-
-#: How it went, asked with one click (no text) on a visit that came back with the return link
-#: (:meth:`Engine.recall`), after the visitor contacted Amazon: option id
-#: (``widgets.vocabulary.OUTCOMES``, in that order) → label. The texts are the packaged flow's
-#: (a visit's own flow has them too: :meth:`Engine.outcome_label`).
-OUTCOMES: Mapping[str, Text] = _OutcomeLabels()
-
-
-def __getattr__(name: str) -> Text:
-    # How it went, asked on a step (older flows), and the thanks: the packaged flow's texts.
-    if name == "OUTCOME_QUESTION":
-        return packaged_ui()["outcome_question"]
-    if name == "OUTCOME_THANKS":
-        return packaged_ui()["followup_thanks"]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +167,7 @@ class Engine:
         return value.format(**fields) if fields else value
 
     def outcome_label(self, outcome: str) -> str:
-        """How it went (an id of :data:`OUTCOMES`), in the flow's words and the current
+        """How it went (an id of ``vocabulary.OUTCOMES``), in the flow's words and the current
         language."""
         return self.ui(OUTCOME_KEYS[outcome])
 
@@ -309,7 +280,7 @@ class Engine:
             self._emit(self.node.id, "language", None)
 
     def record_outcome(self, outcome: str) -> None:
-        """Say how it went (one of :data:`OUTCOMES`), at a step whose node has the role
+        """Say how it went (one of ``vocabulary.OUTCOMES``), at a step whose node has the role
         ``outcome`` (in the packaged flow: the end); the last answer counts."""
         if "outcome" not in self.node.roles:
             raise EngineError(f"how it went is not asked at {self.node.id!r} (no 'outcome' role)")
@@ -334,7 +305,7 @@ class Engine:
             self._emit(node, "recall", option)
 
     def record_followup(self, outcome: str) -> None:
-        """Say how it went (one of :data:`OUTCOMES`), on a visit that came back with the
+        """Say how it went (one of ``vocabulary.OUTCOMES``), on a visit that came back with the
         return link; logged as a ``followup`` event. An answer in :data:`UNSOLVED` leads
         straight to the advice for when the agent could not help (the node with the role
         ``escalation``), on the earlier visit's path."""

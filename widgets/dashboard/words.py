@@ -8,7 +8,7 @@ import dataclasses
 
 import pandas as pd
 
-from ..engine import OUTCOMES as OUTCOME_LABELS
+from ..engine import OUTCOME_KEYS, packaged_ui
 from ..flow import Flow
 from ..summary import NO_ANSWER, NO_CHANNEL, OTHER, Summary, flow_roles
 
@@ -54,8 +54,12 @@ class Labels:
 
     def outcome(self, outcome_id: object) -> str:
         text = str(outcome_id)
-        label = OUTCOME_LABELS.get(text)
-        return label(self.lang) if label is not None else text
+        key = OUTCOME_KEYS.get(text)
+        if key is None:
+            return text
+        # the flow's words; a flow file older than the outcome texts: the packaged flow's
+        label = self.flow.ui.get(key) or packaged_ui()[key]
+        return label(self.lang)
 
 
 def _path_words(table: pd.DataFrame, words: Labels) -> pd.DataFrame:
