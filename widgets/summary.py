@@ -41,7 +41,7 @@ time per node
     ``choose``, ``next``, ``back`` or ``restart`` at the node — which is the time since the
     session's previous event, i.e. since the visitor entered that screen (or since they
     switched language on it). ``median_ms`` is the exact median of those values per node (the
-    mean of the two middle values for an even count; PostgreSQL's ``percentile_cont(0.5)``),
+    mean of the two middle values for an even count),
     over every leaving event, so a screen seen twice counts twice. ``leaves`` is their number.
     Listed for the nodes of the funnel (a session can only leave a node it entered).
 outcomes
@@ -65,29 +65,27 @@ followups, followup_paths
     (``followup_paths``). ``outcomes`` and ``paths`` above count the ``outcome`` events the
     guide logged until then, when it asked on its last screen, before the visitor had
     contacted Amazon: they are kept apart, never added up with these. Read from the events
-    (the few ``recall``/``followup`` rows, one statement), not from the rollup.
+    (the few ``recall``/``followup`` rows, one statement, through their index).
 
 Without filters, node, choice and time tables count every event, including those of a session
 whose first event was lost; with filters, only the events of the selected sessions.
 
-SQL: the same statements run on SQLite and PostgreSQL, except the median and the day of a
-timestamp. PostgreSQL has ``percentile_cont(0.5)``; SQLite has no percentile function, so there
-each node's values are counted and the middle one or two read with ``ORDER BY elapsed_ms LIMIT 1
-or 2 OFFSET (n-1)/2`` when an index gives them in order, else numbered once with
-``row_number()`` over the node's values in order.
+SQL: the same statements run on SQLite and PostgreSQL, except the day of a timestamp. The median
+is read the same way on both: each node's leaving events are counted, then the middle one or two
+read with ``ORDER BY elapsed_ms LIMIT 1 or 2 OFFSET (n-1)/2`` through the index that holds them in
+that order.
 
-Where the numbers come from: the store's rollup at log schema version 5 (see widgets/log/migrations),
-kept with the events by triggers: ``sessions``, one row per session, with ``answers``, its last
-answer at each step in the order they were given, plus the indexes in :data:`INDEXES`. Sessions,
-days, languages, completion, switches, views and exits are counted from ``sessions``; contact
-channels, outcomes and paths from one GROUP BY over ``sessions`` by (answers, outcome) — a few
-thousand groups, read here at the steps the flow gives those roles, so renaming, adding or moving
-a step changes ``flow.yaml`` only, and no statement joins another table; choices and times from
-the events, through those indexes. A store at an older schema version is migrated when it is opened for
-writing; opened read-only, the summary raises StoreOutdated with what to do. A store holding a
-session with more than one first event (which the logger never writes) has its session counts
-computed from the events alone, with the same definitions and the same results, only more slowly
-on a large log.
+Where the numbers come from (log schema version 6, see widgets/log/migrations and
+widgets/log/derive.py): sessions, their days and languages from the first events (an index holds
+them); finishes, switches and exits from ``sessions`` (one row per session, with its number of
+first events, so a session whose first event was written twice counts twice, as the definitions
+say); views from ``session_steps`` (one row per session and step); contact channels, outcomes
+and paths from one statement grouping the answers in ``session_steps`` at the steps the flow gives
+those roles, with each session's last outcome, so renaming, adding or moving a step changes
+``flow.yaml`` only; choices and times from the events, through the indexes in :data:`INDEXES`.
+The derived tables are brought up to date by every write (in its transaction). A store at an
+older schema version is migrated when it is opened for writing; opened read-only, the summary
+raises StoreOutdated with what to do.
 """
 
 from __future__ import annotations
@@ -124,8 +122,6 @@ _LEAVING = "action IN ('choose', 'next', 'back', 'restart')"
 #: Nodes per statement with one arm per node (SQLite takes at most 500 arms in a compound
 #: SELECT; at five parameters an arm, 100 arms also stay within 999 parameters).
 _ARM_BATCH = 100
-#: Nodes per ``node IN (...)`` list.
-_IN_BATCH = 500
 
 #: The indexes that serve summarize()'s statements on the events: the choose events by
 #: (node, option) and the events leaving each node in elapsed_ms order. Every store has them
@@ -247,21 +243,12 @@ def node_order(flow: Flow) -> dict[str, int]:
 class _SessionNumbers(NamedTuple):
     """What summarize() counts per session, for the selected sessions (see _Query)."""
 
-    daily: list[tuple[Any, ...]]  # (day, start language, sessions)
+    daily: list[tuple[Any, ...]]  # (day, start language, first events)
     finished: int  # sessions with a finish event
     switches: int  # language events
     switched: int  # sessions with a language event
     views: list[tuple[Any, ...]]  # (node, sessions that entered it)
-    exits: list[tuple[Any, ...]]  # (node, unfinished sessions whose last event is there)
-
-
-def _code(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
-    """SQL giving the position of ``column``'s value in ``values`` (from 1), 63 for anything else
-    (NULL included), and its parameters."""
-    if not values:
-        return str(_OTHER_CODE), []
-    arms = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(values, 1))
-    return f"CASE {column} {arms} ELSE {_OTHER_CODE} END", list(values)
+    exits: list[tuple[Any, ...]]  # (node, first events of unfinished sessions whose last event is there)
 
 
 def _positions(values: Sequence[Any]) -> dict[Any, int]:
@@ -272,25 +259,24 @@ def _positions(values: Sequence[Any]) -> dict[Any, int]:
     return positions
 
 
-def _answers(value: Any) -> list[tuple[str, str | None]]:
-    """``sessions.answers`` ('|node=option|node=|') as (node, option or None) in its order."""
-    text = _as_text(value).strip("|")
-    if not text:
-        return []
-    pairs = []
-    for entry in text.split("|"):
-        node, _, option = entry.partition("=")
-        pairs.append((node, option or None))
-    return pairs
+class _AnswerGroup(NamedTuple):
+    """Sessions with the same final contact choice, answers at the path steps and last outcome."""
+
+    contact: tuple[str, str | None] | None  # (step, option) of the final contact choice, or None
+    path: tuple[tuple[bool, str | None], ...]  # per path step: (answered, option)
+    outcome: str | None
+    has_outcome: bool
+    sessions: int
 
 
 class _Query:
     """Builds and runs the summary's statements against one store, with its filters.
 
     The store must be at the current log schema version (a store opened for writing is
-    migrated when opened; an older one opened read-only raises StoreOutdated). ``rollup``
-    tells whether the session-level numbers come from the store's ``sessions`` table (see the
-    module docstring); the statements of both ways give the same results.
+    migrated when opened; an older one opened read-only raises StoreOutdated). One way for every
+    store: sessions and their start from the first events (an index holds them), the rest per
+    session from the derived tables (``sessions``, ``session_steps``), choices and times from the
+    events through the indexes that give them in order.
     """
 
     def __init__(self, store: Any, start: dt.datetime | None, end: dt.datetime | None,
@@ -301,24 +287,18 @@ class _Query:
             raise ValueError(f"unsupported SQL dialect {self.dialect!r}")
         self.placeholder = getattr(store, "placeholder", "?")
         first = ["elapsed_ms IS NULL"]
-        rolled = ["firsts > 0"]
         self.first_params: list[Any] = []
         if start is not None:
             first.append("ts >= ?")
-            rolled.append("first_ts >= ?")
             self.first_params.append(self._ts(start))
         if end is not None:
             first.append("ts < ?")
-            rolled.append("first_ts < ?")
             self.first_params.append(self._ts(end))
         if lang is not None:
             first.append("lang = ?")
-            rolled.append("first_lang = ?")
             self.first_params.append(lang)
         #: WHERE terms selecting the first events of the selected sessions.
         self.first_where = " AND ".join(first)
-        #: The same selection as WHERE terms on the ``sessions`` table.
-        self.sessions_where = " AND ".join(rolled)
         self.filtered = bool(self.first_params)
         self.version = self._schema_version()
         if self.version != SCHEMA_VERSION:
@@ -327,8 +307,7 @@ class _Query:
                 f"{SCHEMA_VERSION}. It is migrated in place, keeping every row, when it is next "
                 "opened for writing: by the guide on its next visit, or now with "
                 "'python -m widgets.log migrate [URL]'. Nothing was changed.")
-        self.rollup = self._has_rollup()
-        self._answer_rows: list[tuple[Any, ...]] | None = None
+        self._answer_rows: list[_AnswerGroup] | None = None
 
     def _ts(self, value: dt.datetime) -> Any:
         if self.dialect == "sqlite":
@@ -344,11 +323,6 @@ class _Query:
             return 0
         return int(rows[0][0]) if rows and str(rows[0][0]).isdigit() else 0
 
-    def _has_rollup(self) -> bool:
-        """True when every session in ``sessions`` has at most one first event, so that its
-        first_ts and first_lang are those of the session's only first event."""
-        return not self.run("SELECT 1 FROM sessions WHERE firsts > 1 LIMIT 1")
-
     def day(self, column: str = "ts") -> str:
         if self.dialect == "sqlite":
             return f"substr({column}, 1, 10)"
@@ -361,14 +335,12 @@ class _Query:
         return " AND session IN (SELECT session FROM sel)" if self.filtered else ""
 
     def run(self, sql: str, params: Sequence[Any] = (), select: bool = False) -> list[tuple[Any, ...]]:
-        """Run ``sql``; with ``select``, the selected sessions are the table ``sel`` (computed
-        once per statement, however many times it is used)."""
+        """Run ``sql``; with ``select``, the first events of the selected sessions are the table
+        ``sel`` (computed once per statement, however many times it is used)."""
         if select and self.filtered:
-            source = (f"sessions WHERE {self.sessions_where}" if self.rollup
-                      else f"events WHERE {self.first_where}")
             # A statement with a WITH clause of its own gets sel as its first table.
             own = sql.startswith("WITH ")
-            sql = (f"WITH sel AS MATERIALIZED (SELECT session FROM {source})"
+            sql = (f"WITH sel AS MATERIALIZED (SELECT session FROM events WHERE {self.first_where})"
                    + (", " + sql[len("WITH "):] if own else " " + sql))
             params = [*self.first_params, *params]
         if self.placeholder != "?":
@@ -379,100 +351,114 @@ class _Query:
     # -- the session-level numbers
 
     def numbers(self) -> _SessionNumbers:
-        """Days, finishes and switches, views and exits of the selected sessions."""
-        if self.rollup:
-            return self._rolled_numbers()
-        finished = switches = switched = 0
-        for action, events, distinct in self._subsets():
-            if action == "finish":
-                finished = int(distinct)
-            elif action == "language":
-                switches, switched = int(events), int(distinct)
-        return _SessionNumbers(self._daily(), finished, switches, switched, self._views(), self._exits())
-
-    def _rolled_numbers(self) -> _SessionNumbers:
-        """From ``sessions``: two statements, each grouping its rows into few groups.
-
-        Without filters, every row counts for finishes, switches and views, but only those
-        with a first event (firsts > 0) are sessions, by day, and exits; with filters, every
-        selected row has one.
-        """
-        where, params = (f" WHERE {self.sessions_where}", self.first_params) if self.filtered else ("", [])
-        totals = self.run(
-            f"SELECT {self.day('first_ts')}, first_lang, sum(CASE WHEN firsts > 0 THEN 1 ELSE 0 END), "
-            "sum(CASE WHEN finishes > 0 THEN 1 ELSE 0 END), sum(switches), "
-            f"sum(CASE WHEN switches > 0 THEN 1 ELSE 0 END) FROM sessions{where} GROUP BY 1, 2", params)
-        # Per set of entered nodes (a few thousand at most) and exit node: the node of the last
-        # event of an unfinished session.
-        views: dict[str, int] = {}
-        exits: dict[str, int] = {}
-        for entered, exit_node, n in self.run(
-                "SELECT entered, CASE WHEN firsts > 0 AND finishes = 0 THEN last_node END, count(*) "
-                f"FROM sessions{where} GROUP BY 1, 2", params):
-            for node in str(entered).split("|"):
-                if node:
-                    views[node] = views.get(node, 0) + int(n)
-            if exit_node is not None:
-                exits[exit_node] = exits.get(exit_node, 0) + int(n)
-        return _SessionNumbers(
-            daily=[(day, first_lang, n) for day, first_lang, n, *_ in totals if n],
-            finished=sum(int(row[3]) for row in totals),
-            switches=sum(int(row[4]) for row in totals),
-            switched=sum(int(row[5]) for row in totals),
-            views=list(views.items()), exits=list(exits.items()))
-
-    def _session_rows(self, condition: str) -> tuple[str, list[Any]]:
-        """WHERE terms on ``sessions AS s``: ``condition`` and, when filtering, the selection
-        (its parameters first), for statements run with ``select=True``."""
-        if not self.filtered:
-            return condition, []
-        if self.rollup:  # the same terms, on the rollup directly
-            terms = " AND ".join(f"s.{term}" for term in self.sessions_where.split(" AND "))
-            return f"{condition} AND {terms}", list(self.first_params)
-        return f"{condition} AND s.session IN (SELECT session FROM sel)", []
-
-    def answer_groups(self) -> list[tuple[Any, ...]]:
-        """(answers as (node, option) pairs, outcome option, has an outcome, sessions) of the
-        selected sessions with an answer or an outcome, grouped by ``sessions.answers`` (each session's last answer at each
-        step, in the order given) and its last outcome; run once, read by contacts() and paths()."""
-        if self._answer_rows is None:
-            where, params = self._session_rows("(s.answers <> '|' OR s.outcome_id IS NOT NULL)")
+        """Days, finishes and switches, views and exits of the selected sessions: the days from
+        the first events, the rest from ``sessions`` and ``session_steps``."""
+        daily = self.run(
+            f"SELECT {self.day()}, lang, count(*) FROM events WHERE {self.first_where} GROUP BY 1, 2",
+            self.first_params)
+        views = self.run(
+            f"SELECT node, count(*) FROM session_steps WHERE entered = 1{self.selected} GROUP BY node",
+            select=True)
+        finishing = "sum(CASE WHEN finishes > 0 THEN 1 ELSE 0 END)"
+        switching = "sum(switches), sum(CASE WHEN switches > 0 THEN 1 ELSE 0 END)"
+        if self.filtered:
+            (finished, switches, switched), = self.run(
+                f"SELECT {finishing}, {switching} FROM sessions WHERE 1 = 1{self.selected}", select=True)
+            # One exit per first event of an unfinished session, by the node of its last event.
+            exits = self.run("SELECT s.last_node, count(*) FROM sel JOIN sessions AS s "
+                             "ON s.session = sel.session WHERE s.finishes = 0 GROUP BY s.last_node",
+                             select=True)
+        else:
+            # Every row counts for finishes and switches; exits once per first event.
             rows = self.run(
-                "SELECT s.answers, s.outcome_option, CASE WHEN s.outcome_id IS NULL THEN 0 ELSE 1 END, "
-                f"count(*) FROM sessions AS s WHERE {where} GROUP BY 1, 2, 3", params,
-                select=self.filtered and not self.rollup)
-            parsed: dict[Any, list[tuple[str, str | None]]] = {}
-            self._answer_rows = [
-                (parsed[answers] if answers in parsed else parsed.setdefault(answers, _answers(answers)),
-                 outcome, has_outcome, n)
-                for answers, outcome, has_outcome, n in rows]
-        return self._answer_rows
+                "SELECT CASE WHEN finishes = 0 AND firsts > 0 THEN last_node END, sum(firsts), "
+                f"{finishing}, {switching} FROM sessions GROUP BY 1")
+            finished, switches, switched = (sum(int(row[k] or 0) for row in rows) for k in (2, 3, 4))
+            exits = [(node, n) for node, n, *_ in rows if node is not None]
+        return _SessionNumbers(daily, int(finished or 0), int(switches or 0), int(switched or 0),
+                               views, exits)
+
+    def answer_groups(self, contact_nodes: Sequence[str], path_nodes: Sequence[str],
+                      outcomes: Sequence[str] = OUTCOMES) -> list[_AnswerGroup]:
+        """The selected sessions with an answer at a contact or path step or an outcome, grouped
+        by their final contact choice (the last answer at any of ``contact_nodes``), their last
+        answer at each of ``path_nodes`` (for every step after the first, only an answer given
+        after the one at the first step) and their last outcome (one of ``outcomes``, else
+        None); run once, read by contacts() and paths().
+
+        One pass over ``session_steps`` in session order: per session, the id and option of the
+        last answer at each of those steps and the id of the last outcome of each kind; then the
+        latest of them is picked by comparing ids, and the sessions are counted per group."""
+        if self._answer_rows is not None:
+            return self._answer_rows
+        roles = list(dict.fromkeys([*contact_nodes, *path_nodes]))
+        kinds = list(dict.fromkeys(outcomes))
+        marks = ", ".join("?" for _ in roles) or "NULL"
+        inner = [f"max(CASE WHEN node = ? THEN answer_id END) AS i{k}, "
+                 f"max(CASE WHEN node = ? THEN answer END) AS a{k}" for k in range(len(roles))]
+        inner += [f"max(CASE WHEN outcome = ? THEN outcome_id END) AS o{k}" for k in range(len(kinds))]
+        known = ", ".join("?" for _ in kinds) or "NULL"
+        inner.append(f"max(CASE WHEN outcome IN ({known}) THEN NULL ELSE outcome_id END) AS o_other")
+        inner_params = [*(node for node in roles for _ in (0, 1)), *kinds, *kinds, *roles]
+        ids = {node: f"i{k}" for k, node in enumerate(roles)}
+        outer: list[str] = []
+        outer_params: list[Any] = []
+        contacts = list(dict.fromkeys(contact_nodes))
+        sql, params = _latest([(ids[node], "?", [node]) for node in contacts])
+        outer.append(sql)
+        outer_params += params
+        sql, params = _latest([(ids[node], f"a{roles.index(node)}", []) for node in contacts])
+        outer.append(sql)
+        outer_params += params
+        for k, node in enumerate(path_nodes):
+            answered = f"{ids[node]} IS NOT NULL"
+            if k:
+                answered += f" AND {ids[node]} > coalesce({ids[path_nodes[0]]}, 0)"
+            outer += [f"CASE WHEN {answered} THEN 1 ELSE 0 END",
+                      f"CASE WHEN {answered} THEN a{roles.index(node)} END"]
+        sql, params = _latest([(f"o{k}", "?", [kind]) for k, kind in enumerate(kinds)] + [("o_other", "NULL", [])])
+        outer.append(sql)
+        outer_params += params
+        outer.append("CASE WHEN " + " AND ".join(f"o{k} IS NULL" for k in range(len(kinds)))
+                     + (" AND " if kinds else "") + "o_other IS NULL THEN 0 ELSE 1 END")
+        rows = self.run(
+            f"SELECT {', '.join(outer)}, count(*) FROM (SELECT session, {', '.join(inner)} "
+            f"FROM session_steps WHERE (answer_id IS NOT NULL AND node IN ({marks}) "
+            f"OR outcome_id IS NOT NULL){self.selected} GROUP BY session) AS per_session "
+            f"GROUP BY {', '.join(str(i) for i in range(1, len(outer) + 1))}",
+            [*outer_params, *inner_params], select=True)
+        groups = []
+        for row in rows:
+            contact_node, contact_option, *path, outcome, has_outcome, n = row
+            if contact_node is None and not has_outcome:
+                continue  # answers at path steps only
+            groups.append(_AnswerGroup(
+                None if contact_node is None else (_as_text(contact_node), _text_or_none(contact_option)),
+                tuple((bool(path[i]), _text_or_none(path[i + 1])) for i in range(0, len(path), 2)),
+                _text_or_none(outcome), bool(has_outcome), int(n)))
+        self._answer_rows = groups
+        return groups
 
     def contacts(self, contact_nodes: Sequence[str], contact_options: Sequence[tuple[str, str]],
-                 outcomes: Sequence[str]) -> list[tuple[Any, ...]]:
+                 outcomes: Sequence[str], path_nodes: Sequence[str] = ()) -> list[tuple[Any, ...]]:
         """(contact code, outcome code, sessions) of the sessions with a contact choice or an
-        outcome: the session's last answer at any of ``contact_nodes`` (the last of them in
-        ``sessions.answers``) and its last outcome. Codes: the position in ``contact_options`` /
-        ``outcomes`` from 1, 63 for anything else (a choice without an option included); None:
-        none."""
+        outcome: the session's last answer at any of ``contact_nodes`` and its last outcome.
+        Codes: the position in ``contact_options`` / ``outcomes`` from 1, 63 for anything else (a
+        choice without an option included); None: none."""
         if max(len(contact_options), len(outcomes)) >= _OTHER_CODE:
             raise ValueError("too many contact options or outcomes for six-bit codes")
         contact_codes = _positions(contact_options)
         outcome_codes = _positions(outcomes)
-        wanted = set(contact_nodes)
         counts: dict[tuple[int | None, int | None], int] = {}
-        for answers, outcome, has_outcome, n in self.answer_groups():
-            contact = None
-            for node, option in answers:
-                if node in wanted:
-                    contact = contact_codes.get((node, option), _OTHER_CODE)
-            code = outcome_codes.get(outcome, _OTHER_CODE) if has_outcome else None
+        for group in self.answer_groups(contact_nodes, path_nodes, outcomes):
+            contact = None if group.contact is None else contact_codes.get(group.contact, _OTHER_CODE)
+            code = outcome_codes.get(group.outcome, _OTHER_CODE) if group.has_outcome else None
             if contact is not None or code is not None:
-                counts[contact, code] = counts.get((contact, code), 0) + int(n)
+                counts[contact, code] = counts.get((contact, code), 0) + group.sessions
         return [(*key, n) for key, n in counts.items()]
 
-    def paths(self, path_nodes: Sequence[str], path_options: Sequence[Sequence[str]]
-              ) -> list[tuple[Any, ...]]:
+    def paths(self, path_nodes: Sequence[str], path_options: Sequence[Sequence[str]],
+              contact_nodes: Sequence[str] = ()) -> list[tuple[Any, ...]]:
         """(code per path step..., outcome, sessions) of the sessions with an outcome.
 
         ``outcome`` is the option of the session's last outcome event; the codes are those of
@@ -484,19 +470,13 @@ class _Query:
             raise ValueError("too many options at the path decisions for six-bit codes")
         codes = [_positions(options) for options in path_options]
         counts: dict[tuple[Any, ...], int] = {}
-        for answers, outcome, has_outcome, n in self.answer_groups():
-            if not has_outcome:
+        for group in self.answer_groups(contact_nodes, path_nodes):
+            if not group.has_outcome:
                 continue
-            given = {node: (i, option) for i, (node, option) in enumerate(answers)}
-            first = given[path_nodes[0]][0] if path_nodes and path_nodes[0] in given else -1
-            key = []
-            for k, node in enumerate(path_nodes):
-                if node in given and (k == 0 or given[node][0] > first):
-                    key.append(codes[k].get(given[node][1], _OTHER_CODE))
-                else:
-                    key.append(None)
-            key.append(None if outcome is None else _as_text(outcome))
-            counts[tuple(key)] = counts.get(tuple(key), 0) + int(n)
+            key: list[Any] = [codes[k].get(option, _OTHER_CODE) if answered else None
+                              for k, (answered, option) in enumerate(group.path)]
+            key.append(group.outcome)
+            counts[tuple(key)] = counts.get(tuple(key), 0) + group.sessions
         return [(*key, n) for key, n in counts.items()]
 
     def followup_events(self) -> list[tuple[Any, ...]]:
@@ -505,45 +485,6 @@ class _Query:
         return self.run(
             "SELECT session, id, node, action, option FROM events "
             f"WHERE action IN ('recall', 'followup'){self.selected}", select=True)
-
-    def _daily(self) -> list[tuple[Any, ...]]:
-        return self.run(
-            f"SELECT {self.day()} AS day, lang, count(*) FROM events WHERE {self.first_where} "
-            "GROUP BY 1, 2", self.first_params)
-
-    def _views(self) -> list[tuple[Any, ...]]:
-        """(node, sessions that entered it), counted per (node, option), which an index on
-        (action, node, option, session) would serve in order; enter events carry no option, so
-        each node has one group. Should some carry one, those nodes are counted again as a
-        whole, so that no session counts twice."""
-        rows = self.run(
-            "SELECT node, option, count(DISTINCT session) FROM events "
-            f"WHERE action = 'enter'{self.selected} GROUP BY node, option", select=True)
-        mixed = sorted({node for node, option, _ in rows if option is not None})
-        views = [(node, n) for node, _, n in rows if node not in mixed]
-        for part in _batches(mixed, _IN_BATCH):
-            marks = ", ".join("?" for _ in part)
-            views += self.run(
-                "SELECT node, count(DISTINCT session) FROM events "
-                f"WHERE action = 'enter' AND node IN ({marks}){self.selected} GROUP BY node",
-                part, select=True)
-        return views
-
-    def _subsets(self) -> list[tuple[Any, ...]]:
-        """(action, events, sessions) for the finish and language (switch) events."""
-        return self.run(
-            "SELECT action, count(*), count(DISTINCT session) FROM events "
-            f"WHERE action IN ('finish', 'language'){self.selected} GROUP BY action", select=True)
-
-    def _exits(self) -> list[tuple[Any, ...]]:
-        """(node, sessions) of the unfinished selected sessions, by the node of their last event,
-        looked up per session, newest id first (the index on (session, id) serves it)."""
-        return self.run(
-            "WITH last AS MATERIALIZED (SELECT (SELECT e.node FROM events e "
-            "WHERE e.session = f.session ORDER BY e.id DESC LIMIT 1) AS node "
-            f"FROM events f WHERE {self.first_where} "
-            "AND f.session NOT IN (SELECT session FROM events WHERE action = 'finish')) "
-            "SELECT node, count(*) FROM last GROUP BY node", self.first_params)
 
     # -- from the events, whatever the store
 
@@ -567,50 +508,22 @@ class _Query:
     def medians(self, nodes: Sequence[str]) -> list[tuple[Any, ...]]:
         """(node, leaves, median elapsed_ms) of the events leaving each of ``nodes``.
 
-        Statements with one arm per node take the nodes :data:`_ARM_BATCH` at a time, and lists
-        of nodes :data:`_IN_BATCH` at a time, so that a log with any number of distinct nodes
-        stays within SQLite's limits (500 arms in a compound SELECT, 999 parameters in older
-        builds); a flow's usual few dozen nodes take one statement each."""
+        One way on both dialects: the leaving events are counted per node, then the middle one
+        (odd count) or two (even count) of each node's values are read in order, ``LIMIT 1 or 2
+        OFFSET (n - 1) / 2``, through the index that holds them by (node, elapsed_ms). Nodes
+        take :data:`_ARM_BATCH` arms per statement, so that a log with any number of distinct
+        nodes stays within SQLite's limits (500 arms in a compound SELECT, 999 parameters)."""
         where = f"{_LEAVING} AND elapsed_ms IS NOT NULL{self.selected}"
-        if not nodes:
-            return []
-        if self.dialect == "postgresql":
-            # One arm per node: each an index range, faster than one scan of them all.
-            rows = self._arms(
-                "SELECT ?, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY elapsed_ms) "
-                f"FROM events WHERE node = ? AND {where}", [(node, node) for node in nodes])
-            return [row for row in rows if row[1]]
-        # SQLite has no percentile function. When an index serves each node's values in order
-        # (see the module docstring), count them per node, then read only the middle one (odd
-        # count) or two (even count); one arm per node, so that each arm is an index range.
-        # Otherwise sort all values once, numbering them per node with a window function.
-        ordered = f"FROM events WHERE node = ? AND {_LEAVING} AND elapsed_ms IS NOT NULL ORDER BY elapsed_ms"
-        plan = self.run(f"EXPLAIN QUERY PLAN SELECT elapsed_ms {ordered}", [nodes[0]])
-        arm = f"SELECT elapsed_ms FROM events WHERE node = ? AND {where} ORDER BY elapsed_ms"
-        if any("TEMP B-TREE FOR ORDER BY" in str(row[-1]).upper() for row in plan):
-            medians = []
-            for part in _batches(nodes, _IN_BATCH):
-                marks = ", ".join("?" for _ in part)
-                medians += self.run(
-                    "SELECT node, max(n), avg(elapsed_ms) FROM (SELECT node, elapsed_ms, "
-                    "row_number() OVER (PARTITION BY node ORDER BY elapsed_ms) AS rn, "
-                    "count(*) OVER (PARTITION BY node) AS n "
-                    f"FROM events WHERE node IN ({marks}) AND {where}) AS numbered "
-                    "WHERE 2 * rn IN (n, n + 1, n + 2) GROUP BY node", part, select=True)
-            return medians
-        counts = self._arms(f"SELECT ?, count(*) FROM events WHERE node = ? AND {where}",
-                            [(node, node) for node in nodes])
-        counts = [(node, n) for node, n in counts if n]
+        wanted = set(nodes)
+        counts = [(node, int(n)) for node, n in self.run(
+            f"SELECT node, count(*) FROM events WHERE {where} GROUP BY node", select=True)
+            if node in wanted and n]
         if not counts:
             return []
-        return self._arms(f"SELECT ?, ?, avg(elapsed_ms) FROM ({arm} LIMIT ? OFFSET ?)",
-                          [(node, n, node, 2 - n % 2, (n - 1) // 2) for node, n in counts])
-
-    def _arms(self, arm: str, params: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-        """``arm`` once per item of ``params`` (its parameters), joined with UNION ALL,
-        :data:`_ARM_BATCH` arms per statement; the rows of all of them."""
+        arm = (f"SELECT ?, ?, avg(elapsed_ms) FROM (SELECT elapsed_ms FROM events WHERE node = ? AND {where} "
+               "ORDER BY elapsed_ms LIMIT ? OFFSET ?) AS middle")
         rows: list[tuple[Any, ...]] = []
-        for part in _batches(params, _ARM_BATCH):
+        for part in _batches([(node, n, node, 2 - n % 2, (n - 1) // 2) for node, n in counts], _ARM_BATCH):
             rows += self.run(" UNION ALL ".join(arm for _ in part),
                              [value for values in part for value in values], select=True)
         return rows
@@ -620,6 +533,24 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """``items`` in consecutive slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else _as_text(value)
+
+
+def _latest(arms: Sequence[tuple[str, str, list[Any]]]) -> tuple[str, list[Any]]:
+    """SQL giving the value of the arm whose id column is the greatest (ids are distinct event
+    ids; NULL: none has one), for arms (id column, value SQL, the value's parameters); and its
+    parameters."""
+    if not arms:
+        return "NULL", []
+    whens, params = [], []
+    for column, value, value_params in arms:
+        later = "".join(f" AND {column} > coalesce({other}, 0)" for other, _, _ in arms if other != column)
+        whens.append(f"WHEN {column} IS NOT NULL{later} THEN {value}")
+        params += value_params
+    return f"CASE {' '.join(whens)} END", params
 
 
 # --------------------------------------------------------------------------- summarize
@@ -762,7 +693,7 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
     # Contact channels and outcomes.
     by_contact: dict[int | None, int] = {}
     by_outcome: dict[tuple[int | None, int], int] = {}
-    for contact, outcome, n in q.contacts(contact_nodes, contact_options, OUTCOMES):
+    for contact, outcome, n in q.contacts(contact_nodes, contact_options, OUTCOMES, path_nodes):
         contact = None if contact is None else int(contact)
         if contact is not None:
             by_contact[contact] = by_contact.get(contact, 0) + int(n)
@@ -798,7 +729,7 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
     # Outcomes by path: the answers at each path step in flow order, then (other), then (none).
     outcome_codes = {key: i for i, key in reversed(list(enumerate(OUTCOMES, 1)))}
     by_path: dict[tuple[Any, ...], int] = {}
-    for *codes, outcome, n in q.paths(path_nodes, path_options):
+    for *codes, outcome, n in q.paths(path_nodes, path_options, contact_nodes):
         key = (*(None if c is None else int(c) for c in codes), outcome_codes.get(outcome, _OTHER_CODE))
         by_path[key] = by_path.get(key, 0) + int(n)
 
