@@ -114,6 +114,8 @@ NO_ANSWER = "(none)"
 #: A contact option or outcome that the flow (or OUTCOMES) does not know (e.g. from an old flow).
 OTHER = "(other)"
 _OTHER_CODE = 63
+# Codes are packed under event ids (id * _SHIFT + code) so that the greatest is the latest.
+_SHIFT = 64
 
 # The SQL text of the leaving-event condition: SQLite uses the partial index events_leave only
 # when a query states its WHERE in the same terms.
@@ -259,16 +261,6 @@ def _positions(values: Sequence[Any]) -> dict[Any, int]:
     return positions
 
 
-class _AnswerGroup(NamedTuple):
-    """Sessions with the same final contact choice, answers at the path steps and last outcome."""
-
-    contact: tuple[str, str | None] | None  # (step, option) of the final contact choice, or None
-    path: tuple[tuple[bool, str | None], ...]  # per path step: (answered, option)
-    outcome: str | None
-    has_outcome: bool
-    sessions: int
-
-
 class _Query:
     """Builds and runs the summary's statements against one store, with its filters.
 
@@ -307,7 +299,7 @@ class _Query:
                 f"{SCHEMA_VERSION}. It is migrated in place, keeping every row, when it is next "
                 "opened for writing: by the guide on its next visit, or now with "
                 "'python -m widgets.log migrate [URL]'. Nothing was changed.")
-        self._answer_rows: list[_AnswerGroup] | None = None
+        self._answer_rows: list[tuple[Any, ...]] | None = None
 
     def _ts(self, value: dt.datetime) -> Any:
         if self.dialect == "sqlite":
@@ -378,113 +370,114 @@ class _Query:
         return _SessionNumbers(daily, int(finished or 0), int(switches or 0), int(switched or 0),
                                views, exits)
 
-    def answer_groups(self, contact_nodes: Sequence[str], path_nodes: Sequence[str],
-                      outcomes: Sequence[str] = OUTCOMES) -> list[_AnswerGroup]:
-        """The selected sessions with an answer at a contact or path step or an outcome, grouped
-        by their final contact choice (the last answer at any of ``contact_nodes``), their last
-        answer at each of ``path_nodes`` (for every step after the first, only an answer given
-        after the one at the first step) and their last outcome (one of ``outcomes``, else
-        None); run once, read by contacts() and paths().
+    def answer_groups(self, contact_options: Sequence[tuple[str, str]], path_nodes: Sequence[str],
+                      path_options: Sequence[Sequence[str]], outcomes: Sequence[str],
+                      contact_nodes: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(contact code, code per path step..., outcome code, sessions) of the selected sessions
+        with an answer at a contact or path step or an outcome, in one pass over the answers and
+        outcomes in ``session_steps``; run once, read by contacts() and paths().
 
-        One pass over ``session_steps`` in session order: per session, the id and option of the
-        last answer at each of those steps and the id of the last outcome of each kind; then the
-        latest of them is picked by comparing ids, and the sessions are counted per group."""
+        Codes are positions from 1 (63 for anything else, a choice without an option included;
+        None: none): the contact code is that of the session's final contact choice (its last
+        answer at any of ``contact_nodes``) in ``contact_options``; each path code that of its
+        last answer at that step in its ``path_options`` (for every step after the first, only
+        an answer given after the one at the first step); the outcome code that of its last
+        outcome in ``outcomes``. Each is read per session as ``max(event id * 64 + code)``, so
+        the latest answer wins and its code is the remainder: the same SQL on both dialects."""
         if self._answer_rows is not None:
             return self._answer_rows
-        roles = list(dict.fromkeys([*contact_nodes, *path_nodes]))
-        kinds = list(dict.fromkeys(outcomes))
-        marks = ", ".join("?" for _ in roles) or "NULL"
-        inner = [f"max(CASE WHEN node = ? THEN answer_id END) AS i{k}, "
-                 f"max(CASE WHEN node = ? THEN answer END) AS a{k}" for k in range(len(roles))]
-        inner += [f"max(CASE WHEN outcome = ? THEN outcome_id END) AS o{k}" for k in range(len(kinds))]
-        known = ", ".join("?" for _ in kinds) or "NULL"
-        inner.append(f"max(CASE WHEN outcome IN ({known}) THEN NULL ELSE outcome_id END) AS o_other")
-        inner_params = [*(node for node in roles for _ in (0, 1)), *kinds, *kinds, *roles]
-        ids = {node: f"i{k}" for k, node in enumerate(roles)}
-        outer: list[str] = []
-        outer_params: list[Any] = []
+        if max(len(contact_options), len(outcomes), *(len(o) for o in path_options), 0) >= _OTHER_CODE:
+            raise ValueError("too many options or outcomes for six-bit codes")
+        inner: list[str] = []
+        params: list[Any] = []
+
+        def latest(condition: str, condition_params: list[Any], id_column: str, code: str,
+                   code_params: list[Any]) -> str:
+            params.extend(condition_params + code_params)
+            return f"max(CASE WHEN {condition} THEN {id_column} * {_SHIFT} + {code} END)"
+
         contacts = list(dict.fromkeys(contact_nodes))
-        sql, params = _latest([(ids[node], "?", [node]) for node in contacts])
-        outer.append(sql)
-        outer_params += params
-        sql, params = _latest([(ids[node], f"a{roles.index(node)}", []) for node in contacts])
-        outer.append(sql)
-        outer_params += params
-        for k, node in enumerate(path_nodes):
-            answered = f"{ids[node]} IS NOT NULL"
-            if k:
-                answered += f" AND {ids[node]} > coalesce({ids[path_nodes[0]]}, 0)"
-            outer += [f"CASE WHEN {answered} THEN 1 ELSE 0 END",
-                      f"CASE WHEN {answered} THEN a{roles.index(node)} END"]
-        sql, params = _latest([(f"o{k}", "?", [kind]) for k, kind in enumerate(kinds)] + [("o_other", "NULL", [])])
-        outer.append(sql)
-        outer_params += params
-        outer.append("CASE WHEN " + " AND ".join(f"o{k} IS NULL" for k in range(len(kinds)))
-                     + (" AND " if kinds else "") + "o_other IS NULL THEN 0 ELSE 1 END")
-        rows = self.run(
-            f"SELECT {', '.join(outer)}, count(*) FROM (SELECT session, {', '.join(inner)} "
-            f"FROM session_steps WHERE (answer_id IS NOT NULL AND node IN ({marks}) "
-            f"OR outcome_id IS NOT NULL){self.selected} GROUP BY session) AS per_session "
-            f"GROUP BY {', '.join(str(i) for i in range(1, len(outer) + 1))}",
-            [*outer_params, *inner_params], select=True)
-        groups = []
-        for row in rows:
-            contact_node, contact_option, *path, outcome, has_outcome, n = row
-            if contact_node is None and not has_outcome:
-                continue  # answers at path steps only
-            groups.append(_AnswerGroup(
-                None if contact_node is None else (_as_text(contact_node), _text_or_none(contact_option)),
-                tuple((bool(path[i]), _text_or_none(path[i + 1])) for i in range(0, len(path), 2)),
-                _text_or_none(outcome), bool(has_outcome), int(n)))
-        self._answer_rows = groups
-        return groups
+        arms = " ".join(f"WHEN node = ? AND answer = ? THEN {i}" for i, _ in enumerate(contact_options, 1))
+        inner.append(latest(f"node IN ({', '.join('?' for _ in contacts) or 'NULL'})", contacts, "answer_id",
+                            f"CASE {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE),
+                            [v for pair in contact_options for v in pair]) + " AS c")
+        for k, (node, options) in enumerate(zip(path_nodes, path_options)):
+            arms = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(options, 1))
+            inner.append(latest("node = ?", [node], "answer_id",
+                                f"CASE answer {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE),
+                                list(options)) + f" AS p{k}")
+        arms = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(outcomes, 1))
+        inner.append(latest("outcome_id IS NOT NULL", [], "outcome_id",
+                            f"CASE outcome {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE),
+                            list(outcomes)) + " AS o")
+        steps = list(dict.fromkeys([*contacts, *path_nodes]))
+        params += steps
+        outer = [f"c % {_SHIFT}"]
+        for k in range(len(path_nodes)):
+            later = f" AND p{k} > coalesce(p0, 0)" if k else ""
+            outer.append(f"CASE WHEN p{k} IS NOT NULL{later} THEN p{k} % {_SHIFT} END")
+        outer.append(f"o % {_SHIFT}")
+        self._answer_rows = self.run(
+            f"SELECT {', '.join(outer)}, count(*) FROM (SELECT {', '.join(inner)} FROM session_steps "
+            "WHERE (answer_id IS NOT NULL OR outcome_id IS NOT NULL) "
+            f"AND (node IN ({', '.join('?' for _ in steps) or 'NULL'}) OR outcome_id IS NOT NULL)"
+            f"{self.selected} GROUP BY session) AS per_session "
+            f"GROUP BY {', '.join(str(i) for i in range(1, len(outer) + 1))}", params, select=True)
+        return self._answer_rows
 
     def contacts(self, contact_nodes: Sequence[str], contact_options: Sequence[tuple[str, str]],
-                 outcomes: Sequence[str], path_nodes: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+                 outcomes: Sequence[str], path_nodes: Sequence[str] = (),
+                 path_options: Sequence[Sequence[str]] = ()) -> list[tuple[Any, ...]]:
         """(contact code, outcome code, sessions) of the sessions with a contact choice or an
-        outcome: the session's last answer at any of ``contact_nodes`` and its last outcome.
-        Codes: the position in ``contact_options`` / ``outcomes`` from 1, 63 for anything else (a
-        choice without an option included); None: none."""
-        if max(len(contact_options), len(outcomes)) >= _OTHER_CODE:
-            raise ValueError("too many contact options or outcomes for six-bit codes")
-        contact_codes = _positions(contact_options)
-        outcome_codes = _positions(outcomes)
+        outcome (see answer_groups)."""
         counts: dict[tuple[int | None, int | None], int] = {}
-        for group in self.answer_groups(contact_nodes, path_nodes, outcomes):
-            contact = None if group.contact is None else contact_codes.get(group.contact, _OTHER_CODE)
-            code = outcome_codes.get(group.outcome, _OTHER_CODE) if group.has_outcome else None
-            if contact is not None or code is not None:
-                counts[contact, code] = counts.get((contact, code), 0) + group.sessions
+        for contact, *_, outcome, n in self.answer_groups(contact_options, path_nodes, path_options,
+                                                          outcomes, contact_nodes):
+            key = (None if contact is None else int(contact), None if outcome is None else int(outcome))
+            if key != (None, None):
+                counts[key] = counts.get(key, 0) + int(n)
         return [(*key, n) for key, n in counts.items()]
 
     def paths(self, path_nodes: Sequence[str], path_options: Sequence[Sequence[str]],
-              contact_nodes: Sequence[str] = ()) -> list[tuple[Any, ...]]:
-        """(code per path step..., outcome, sessions) of the sessions with an outcome.
-
-        ``outcome`` is the option of the session's last outcome event; the codes are those of
-        its last answer at each of ``path_nodes`` (position in that step's ``path_options``
-        from 1, 63 for anything else; None: no answer, or, for every step after the first, an
-        answer given before the answer at the first step).
-        """
-        if any(len(options) >= _OTHER_CODE for options in path_options):
-            raise ValueError("too many options at the path decisions for six-bit codes")
-        codes = [_positions(options) for options in path_options]
+              contact_nodes: Sequence[str] = (), contact_options: Sequence[tuple[str, str]] = (),
+              outcomes: Sequence[str] = OUTCOMES) -> list[tuple[Any, ...]]:
+        """(code per path step..., outcome code, sessions) of the sessions with an outcome (see
+        answer_groups)."""
         counts: dict[tuple[Any, ...], int] = {}
-        for group in self.answer_groups(contact_nodes, path_nodes):
-            if not group.has_outcome:
-                continue
-            key: list[Any] = [codes[k].get(option, _OTHER_CODE) if answered else None
-                              for k, (answered, option) in enumerate(group.path)]
-            key.append(group.outcome)
-            counts[tuple(key)] = counts.get(tuple(key), 0) + group.sessions
+        for _, *codes, outcome, n in self.answer_groups(contact_options, path_nodes, path_options,
+                                                        outcomes, contact_nodes):
+            if outcome is not None:
+                key = (*(None if c is None else int(c) for c in codes), int(outcome))
+                counts[key] = counts.get(key, 0) + int(n)
         return [(*key, n) for key, n in counts.items()]
 
-    def followup_events(self) -> list[tuple[Any, ...]]:
-        """(session, id, node, action, option) of the ``recall`` and ``followup`` events of the
-        selected sessions (visits that came back with the return link)."""
+    def followup_groups(self, contact_nodes: Sequence[str], contact_options: Sequence[Sequence[str]],
+                        path_nodes: Sequence[str], path_options: Sequence[Sequence[str]]
+                        ) -> list[tuple[Any, ...]]:
+        """(outcome code, code per contact step..., code per path step..., sessions) of the
+        selected sessions with a ``followup`` event (visits that came back with the return
+        link): the code of its last followup outcome in OUTCOMES and of its last recalled
+        answer (with an option) at each step in that step's options (position from 1, 63 for
+        anything else, None: none), read per session as ``max(event id * 64 + code)`` from the
+        few ``recall``/``followup`` events, through their index."""
+        params: list[Any] = []
+
+        def latest(condition: str, condition_params: list[Any], options: Sequence[str]) -> str:
+            arms = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(options, 1))
+            params.extend([*condition_params, *options])
+            code = f"CASE option {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE)
+            return f"max(CASE WHEN {condition} THEN id * {_SHIFT} + {code} END)"
+
+        inner = [latest("action = 'followup'", [], OUTCOMES) + " AS f"]
+        steps = [*zip(contact_nodes, contact_options), *zip(path_nodes, path_options)]
+        inner += [latest("action = 'recall' AND option IS NOT NULL AND node = ?", [node], options) + f" AS r{k}"
+                  for k, (node, options) in enumerate(steps)]
+        outer = [f"f % {_SHIFT}", *(f"r{k} % {_SHIFT}" for k in range(len(steps)))]
         return self.run(
-            "SELECT session, id, node, action, option FROM events "
-            f"WHERE action IN ('recall', 'followup'){self.selected}", select=True)
+            f"SELECT {', '.join(outer)}, count(*) FROM (SELECT {', '.join(inner)} FROM events "
+            f"WHERE action IN ('recall', 'followup'){self.selected} GROUP BY session) AS per_session "
+            f"WHERE f IS NOT NULL GROUP BY {', '.join(str(i) for i in range(1, len(outer) + 1))}",
+            params, select=True)
 
     # -- from the events, whatever the store
 
@@ -534,23 +527,6 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
-
-def _text_or_none(value: Any) -> str | None:
-    return None if value is None else _as_text(value)
-
-
-def _latest(arms: Sequence[tuple[str, str, list[Any]]]) -> tuple[str, list[Any]]:
-    """SQL giving the value of the arm whose id column is the greatest (ids are distinct event
-    ids; NULL: none has one), for arms (id column, value SQL, the value's parameters); and its
-    parameters."""
-    if not arms:
-        return "NULL", []
-    whens, params = [], []
-    for column, value, value_params in arms:
-        later = "".join(f" AND {column} > coalesce({other}, 0)" for other, _, _ in arms if other != column)
-        whens.append(f"WHEN {column} IS NOT NULL{later} THEN {value}")
-        params += value_params
-    return f"CASE {' '.join(whens)} END", params
 
 
 # --------------------------------------------------------------------------- summarize
@@ -693,7 +669,7 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
     # Contact channels and outcomes.
     by_contact: dict[int | None, int] = {}
     by_outcome: dict[tuple[int | None, int], int] = {}
-    for contact, outcome, n in q.contacts(contact_nodes, contact_options, OUTCOMES, path_nodes):
+    for contact, outcome, n in q.contacts(contact_nodes, contact_options, OUTCOMES, path_nodes, path_options):
         contact = None if contact is None else int(contact)
         if contact is not None:
             by_contact[contact] = by_contact.get(contact, 0) + int(n)
@@ -727,10 +703,9 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
                                outcomes.groupby("channel")["sessions"].transform("sum"))
 
     # Outcomes by path: the answers at each path step in flow order, then (other), then (none).
-    outcome_codes = {key: i for i, key in reversed(list(enumerate(OUTCOMES, 1)))}
     by_path: dict[tuple[Any, ...], int] = {}
-    for *codes, outcome, n in q.paths(path_nodes, path_options, contact_nodes):
-        key = (*(None if c is None else int(c) for c in codes), outcome_codes.get(outcome, _OTHER_CODE))
+    for *codes, outcome, n in q.paths(path_nodes, path_options, contact_nodes, contact_options, OUTCOMES):
+        key = (*(None if c is None else int(c) for c in codes), int(outcome))
         by_path[key] = by_path.get(key, 0) + int(n)
 
     def answer_name(options: Sequence[str], code: int | None) -> str:
@@ -749,8 +724,10 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
         else int(paths["sessions"].sum())
     paths["share"] = _share(paths["sessions"], within)
 
-    followups, followup_paths = _followups(q.followup_events(), contact_options, path_nodes,
-                                           path_options)
+    contact_steps = _contact_steps(contact_options)
+    followups, followup_paths = _followups(
+        q.followup_groups([node for node, _ in contact_steps], [options for _, options in contact_steps],
+                          path_nodes, path_options), contact_options, path_nodes, path_options)
 
     # Median time per node (the nodes of the funnel: a session leaves only nodes it entered).
     medians = {node: (int(n), float(m)) for node, n, m in q.medians(nodes)}
@@ -766,45 +743,46 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
                    start=start_utc, end=end_utc, lang=lang)
 
 
-def _followups(rows: Sequence[tuple[Any, ...]], contact_options: Sequence[tuple[str, str]],
+def _contact_steps(contact_options: Sequence[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """The contact steps of ``contact_options`` in order, each with its options."""
+    steps: dict[str, list[str]] = {}
+    for node, option in contact_options:
+        steps.setdefault(node, []).append(option)
+    return list(steps.items())
+
+
+def _followups(groups: Sequence[tuple[Any, ...]], contact_options: Sequence[tuple[str, str]],
                path_nodes: Sequence[str], path_options: Sequence[Sequence[str]]
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The ``followups`` and ``followup_paths`` tables from the recall and followup events
-    (module docstring): per session, the last recalled answer at each decision and the last
-    followup outcome; sessions without a followup are not counted."""
-    recalled: dict[str, dict[str, tuple[int, str]]] = {}
-    last: dict[str, tuple[int, str]] = {}
-    for session, id_, node, action, option in rows:
-        session, id_ = _as_text(session), int(id_)
-        option = None if option is None else _as_text(option)
-        if action == "recall" and option is not None:
-            answers = recalled.setdefault(session, {})
-            if id_ > answers.get(_as_text(node), (-1, ""))[0]:
-                answers[_as_text(node)] = (id_, option)
-        elif action == "followup" and id_ > last.get(session, (-1, ""))[0]:
-            last[session] = (id_, option if option is not None else OTHER)
-    contact_order = list(dict.fromkeys(node for node, _ in contact_options))
+    """The ``followups`` and ``followup_paths`` tables (module docstring) from
+    ``_Query.followup_groups`` for the contact steps in ``_contact_steps(contact_options)``:
+    per session, the last recalled answer at each decision and the last followup outcome;
+    sessions without a followup are not counted."""
+    contact_steps = _contact_steps(contact_options)
     known_contacts = set(contact_options)
     by_channel: dict[tuple[int, str, int], int] = {}
     by_path: dict[tuple[Any, ...], int] = {}
     rank = {key: i for i, key in enumerate(OUTCOMES)}
-    for session, (_, outcome) in last.items():
-        outcome = outcome if outcome in rank else OTHER
-        answers = {node: option for node, (_, option) in recalled.get(session, {}).items()}
+
+    def name(options: Sequence[str], code: Any) -> str:
+        if code is None:
+            return NO_ANSWER
+        return options[int(code) - 1] if int(code) != _OTHER_CODE else OTHER
+
+    for outcome_code, *codes, n in groups:
+        outcome = name(OUTCOMES, outcome_code)
         channel = NO_CHANNEL
-        for node in contact_order:  # the final contact choice: the last contact step answered
-            if node in answers:
-                channel = answers[node] if (node, answers[node]) in known_contacts else OTHER
+        for (node, options), code in zip(contact_steps, codes):  # the last contact step answered
+            if code is not None:
+                channel = name(options, code)
+                channel = channel if (node, channel) in known_contacts else OTHER
         order = (0, [o for _, o in contact_options].index(channel)) if channel not in (
             OTHER, NO_CHANNEL) else ((1, 0) if channel == OTHER else (2, 0))
         key = (*order, channel, rank.get(outcome, len(rank)), outcome)
-        by_channel[key] = by_channel.get(key, 0) + 1
-        path = []
-        for node, options in zip(path_nodes, path_options):
-            answer = answers.get(node)
-            path.append(NO_ANSWER if answer is None else answer if answer in options else OTHER)
+        by_channel[key] = by_channel.get(key, 0) + int(n)
+        path = tuple(name(options, code) for options, code in zip(path_options, codes[len(contact_steps):]))
         pkey = (*path, outcome)
-        by_path[pkey] = by_path.get(pkey, 0) + 1
+        by_path[pkey] = by_path.get(pkey, 0) + int(n)
     keys = sorted(by_channel)
     by, outcome_column, sessions = _COLUMNS["followups"][:3]  # the channel, like ``outcomes``
     channels = pd.DataFrame({

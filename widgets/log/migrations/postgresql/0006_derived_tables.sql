@@ -7,7 +7,7 @@
 -- answer_id/answer, outcome_id/outcome): the plain shape of what sessions.entered and
 -- sessions.answers held as text. session_answers (read by nothing), the trigger and its function go.
 -- New indexes serve the summary: the first events (each session's start), the few
--- recall/followup events, the entered steps. The derived tables are dropped and made again;
+-- recall/followup events, the entered steps, the answers and outcomes per session. The derived tables are dropped and made again;
 -- right after these statements the store fills them from every stored event (watermark 0).
 -- Every event and log_gaps row is kept.
 -- Part of the schema's history: never edit; change the schema with a new file. One statement
@@ -45,6 +45,9 @@ CREATE INDEX events_first ON events (ts, lang, session) WHERE elapsed_ms IS NULL
 
 CREATE INDEX events_followup ON events (session, id, node, action, option) WHERE action IN ('recall', 'followup')
 
-CREATE INDEX session_steps_entered ON session_steps (node) WHERE entered = 1
+CREATE INDEX session_steps_entered ON session_steps (node, entered) WHERE entered = 1
+
+CREATE INDEX session_steps_given ON session_steps (session, node, answer_id, answer, outcome_id, outcome)
+ WHERE answer_id IS NOT NULL OR outcome_id IS NOT NULL
 
 DELETE FROM meta WHERE key = 'derived_through'
