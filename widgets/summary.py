@@ -335,8 +335,8 @@ class _Query:
             sql = (f"WITH sel AS MATERIALIZED (SELECT session FROM events WHERE {self.first_where})"
                    + (", " + sql[len("WITH "):] if own else " " + sql))
             params = [*self.first_params, *params]
-        if self.placeholder != "?":
-            sql = sql.replace("?", self.placeholder)
+        if self.placeholder != "?":  # '%s': a literal '%' (modulo) is written '%%'
+            sql = sql.replace("%", "%%").replace("?", self.placeholder)
         _, rows = self.store.query(sql, list(params))
         return rows
 
