@@ -269,8 +269,10 @@ def expected_sessions(store: EventStore) -> list[tuple]:
     rollup: dict[str, dict] = {}
     answers: dict[tuple[str, str], tuple] = {}
     for id_, ts, session, node, action, option, lang, elapsed_ms in result:
-        r = rollup.setdefault(session, {"firsts": 0, "finishes": 0, "switches": 0,
+        r = rollup.setdefault(session, {"firsts": 0, "finishes": 0, "switches": 0, "leaves": {},
                                         "outcome": (None, None), "entered": set(), "answers": {}})
+        if action in ("choose", "next", "back", "restart") and elapsed_ms is not None:
+            r["leaves"][node] = r["leaves"].get(node, 0) + 1
         if elapsed_ms is None:
             r["firsts"] += 1
         r["last"] = (id_, node)
@@ -286,7 +288,8 @@ def expected_sessions(store: EventStore) -> list[tuple]:
             r["entered"].add(node)
     return [sorted((s, r["firsts"], *r["last"], r["finishes"], r["switches"],
                     *r["outcome"], frozenset(r["entered"]),
-                    "|" + "".join(f"{n}={o or ''}|" for n, o in r["answers"].items()))
+                    "|" + "".join(f"{n}={o or ''}|" for n, o in r["answers"].items()),
+                    frozenset(r["leaves"].items()))
                    for s, r in rollup.items()),
             sorted(answers.values())]
 
@@ -297,13 +300,17 @@ def stored_sessions(store: EventStore) -> list[tuple]:
     answers there in the order given, and the answers as (session, node, option, event id):
     (sorted session rows, sorted answer rows)."""
     _, result = store.query(f"SELECT {SESSION_COLUMNS} FROM sessions")
-    _, steps = store.query("SELECT session, node, entered, answer_id, answer, outcome_id, outcome "
+    _, steps = store.query("SELECT session, node, entered, leaves, answer_id, answer, outcome_id, outcome "
                            "FROM session_steps")
     entered: dict[str, set[str]] = {}
+    left: dict[str, set[tuple[str, int]]] = {}
     answers: dict[str, list[tuple[int, str, str | None]]] = {}
     outcomes: dict[str, tuple[int, str | None]] = {}
-    for session, node, was_entered, answer_id, answer, outcome_id, outcome in steps:
-        assert was_entered in (0, 1) and (was_entered or answer_id is not None or outcome_id is not None)
+    for session, node, was_entered, leaves, answer_id, answer, outcome_id, outcome in steps:
+        assert was_entered in (0, 1) and leaves >= 0
+        assert was_entered or leaves or answer_id is not None or outcome_id is not None
+        if leaves:
+            left.setdefault(session, set()).add((node, leaves))
         if was_entered:
             entered.setdefault(session, set()).add(node)
         if answer_id is not None:
@@ -315,8 +322,9 @@ def stored_sessions(store: EventStore) -> list[tuple]:
         assert all(ID.fullmatch(v) for v in (row[0], row[3]) if v is not None)
         given = sorted(answers.get(row[0], []))
         stored.append((*row, *outcomes.get(row[0], (None, None)), frozenset(entered.get(row[0], ())),
-                       "|" + "".join(f"{n}={o or ''}|" for _, n, o in given)))
-    assert set(entered) | set(answers) | set(outcomes) <= {row[0] for row in result}
+                       "|" + "".join(f"{n}={o or ''}|" for _, n, o in given),
+                       frozenset(left.get(row[0], ()))))
+    assert set(entered) | set(answers) | set(outcomes) | set(left) <= {row[0] for row in result}
     return [sorted(stored), sorted((s, n, o, i) for s, items in answers.items() for i, n, o in items)]
 
 

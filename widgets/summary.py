@@ -79,7 +79,8 @@ Where the numbers come from (log schema version 6, see widgets/log/migrations an
 widgets/log/derive.py): sessions, their days and languages from the first events (an index holds
 them); finishes, switches and exits from ``sessions`` (one row per session, with its number of
 first events, so a session whose first event was written twice counts twice, as the definitions
-say); views from ``session_steps`` (one row per session and step); contact channels, outcomes
+say); views and the number of leaving events per node from ``session_steps`` (one row per
+session and step); contact channels, outcomes
 and paths from one statement grouping the answers in ``session_steps`` at the steps the flow gives
 those roles, with each session's last outcome, so renaming, adding or moving a step changes
 ``flow.yaml`` only; choices and times from the events, through the indexes in :data:`INDEXES`.
@@ -100,13 +101,12 @@ import pandas as pd
 
 from .flow import Flow, default_flow
 from .log import SCHEMA_VERSION, SUMMARY_INDEXES, StoreOutdated
+from .log.derive import LEAVE_ACTIONS
 from .log.events import LANGUAGES, OUTCOMES
 
 __all__ = ["Summary", "summarize", "transitions", "node_order", "flow_roles", "INDEXES", "LEAVE_ACTIONS",
            "OUTCOMES", "NO_CHANNEL", "NO_ANSWER", "OTHER"]
 
-#: Actions that leave the node they are logged at.
-LEAVE_ACTIONS: tuple[str, ...] = ("choose", "next", "back", "restart")
 #: The channel of sessions that made no contact choice (in ``outcomes``).
 NO_CHANNEL = "(none)"
 #: The answer of a session that did not answer a path decision (in ``paths``).
@@ -300,6 +300,8 @@ class _Query:
                 "opened for writing: by the guide on its next visit, or now with "
                 "'python -m widgets.log migrate [URL]'. Nothing was changed.")
         self._answer_rows: list[tuple[Any, ...]] | None = None
+        #: (node, leaving events with a time) of the selected sessions, read by numbers()
+        self.leaves: list[tuple[Any, ...]] | None = None
 
     def _ts(self, value: dt.datetime) -> Any:
         if self.dialect == "sqlite":
@@ -348,9 +350,11 @@ class _Query:
         daily = self.run(
             f"SELECT {self.day()}, lang, count(*) FROM events WHERE {self.first_where} GROUP BY 1, 2",
             self.first_params)
-        views = self.run(
-            f"SELECT node, count(*) FROM session_steps WHERE entered = 1{self.selected} GROUP BY node",
-            select=True)
+        steps = self.run(
+            f"SELECT node, sum(entered), sum(leaves) FROM session_steps WHERE 1 = 1{self.selected} "
+            "GROUP BY node", select=True)
+        views = [(node, n) for node, n, _ in steps if n]
+        self.leaves = [(node, n) for node, _, n in steps if n]
         finishing = "sum(CASE WHEN finishes > 0 THEN 1 ELSE 0 END)"
         switching = "sum(switches), sum(CASE WHEN switches > 0 THEN 1 ELSE 0 END)"
         if self.filtered:
@@ -501,16 +505,18 @@ class _Query:
     def medians(self, nodes: Sequence[str]) -> list[tuple[Any, ...]]:
         """(node, leaves, median elapsed_ms) of the events leaving each of ``nodes``.
 
-        One way on both dialects: the leaving events are counted per node, then the middle one
+        One way on both dialects: the leaving events counted per node (``session_steps.leaves``,
+        read by numbers()), then the middle one
         (odd count) or two (even count) of each node's values are read in order, ``LIMIT 1 or 2
         OFFSET (n - 1) / 2``, through the index that holds them by (node, elapsed_ms). Nodes
         take :data:`_ARM_BATCH` arms per statement, so that a log with any number of distinct
         nodes stays within SQLite's limits (500 arms in a compound SELECT, 999 parameters)."""
         where = f"{_LEAVING} AND elapsed_ms IS NOT NULL{self.selected}"
         wanted = set(nodes)
-        counts = [(node, int(n)) for node, n in self.run(
-            f"SELECT node, count(*) FROM events WHERE {where} GROUP BY node", select=True)
-            if node in wanted and n]
+        if self.leaves is None:
+            self.numbers()
+        assert self.leaves is not None
+        counts = [(node, int(n)) for node, n in self.leaves if node in wanted]
         if not counts:
             return []
         arm = (f"SELECT ?, ?, avg(elapsed_ms) FROM (SELECT elapsed_ms FROM events WHERE node = ? AND {where} "

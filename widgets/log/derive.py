@@ -2,8 +2,9 @@
 
 ``sessions``       one row per session: how many first events it has (``firsts``), its last
                    event (id and node), its ``finish`` and ``language`` events
-``session_steps``  one row per session and step where it entered, answered or gave an outcome:
-                   whether it entered the step, its last answer there and its last outcome there
+``session_steps``  one row per session and step where it entered, left, answered or gave an
+                   outcome: whether it entered the step, how often it left it (events of
+                   LEAVE_ACTIONS with a time), its last answer there and its last outcome there
                    (event id and option of each; the session's last outcome is the one with the
                    highest id)
 
@@ -25,7 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["refresh", "WATERMARK", "SINCE"]
+__all__ = ["refresh", "WATERMARK", "SINCE", "LEAVE_ACTIONS"]
+
+#: Actions that leave the step they are logged at (``session_steps.leaves`` counts them).
+LEAVE_ACTIONS: tuple[str, ...] = ("choose", "next", "back", "restart")
 
 #: The schema version that made the derived tables as :func:`refresh` keeps them.
 SINCE = 6
@@ -56,13 +60,16 @@ ON CONFLICT (session) DO UPDATE SET
  switches = sessions.switches + excluded.switches"""
 
 _STEPS = """\
-INSERT INTO session_steps (session, node, entered, answer_id, answer, outcome_id, outcome)
-SELECT g.session, g.node, g.entered, g.answer_id, a.option, g.outcome_id, o.option
+INSERT INTO session_steps (session, node, entered, leaves, answer_id, answer, outcome_id, outcome)
+SELECT g.session, g.node, g.entered, g.leaves, g.answer_id, a.option, g.outcome_id, o.option
 FROM (SELECT session, node,
   max(CASE WHEN action = 'enter' THEN 1 ELSE 0 END) AS entered,
+  sum(CASE WHEN action IN ('choose', 'next', 'back', 'restart') AND elapsed_ms IS NOT NULL
+   THEN 1 ELSE 0 END) AS leaves,
   max(CASE WHEN action = 'choose' THEN id END) AS answer_id,
   max(CASE WHEN action = 'outcome' THEN id END) AS outcome_id
- FROM events WHERE id > ? AND id <= ? AND action IN ('enter', 'choose', 'outcome')
+ FROM events WHERE id > ? AND id <= ? AND (action IN ('enter', 'choose', 'outcome')
+  OR action IN ('next', 'back', 'restart') AND elapsed_ms IS NOT NULL)
  GROUP BY session, node) AS g
 LEFT JOIN events AS a ON a.id = g.answer_id
 LEFT JOIN events AS o ON o.id = g.outcome_id
@@ -70,6 +77,7 @@ WHERE true
 ON CONFLICT (session, node) DO UPDATE SET
  entered = CASE WHEN excluded.entered > session_steps.entered THEN excluded.entered
   ELSE session_steps.entered END,
+ leaves = session_steps.leaves + excluded.leaves,
  answer_id = CASE WHEN excluded.answer_id IS NULL THEN session_steps.answer_id ELSE excluded.answer_id END,
  answer = CASE WHEN excluded.answer_id IS NULL THEN session_steps.answer ELSE excluded.answer END,
  outcome_id = CASE WHEN excluded.outcome_id IS NULL THEN session_steps.outcome_id ELSE excluded.outcome_id END,
