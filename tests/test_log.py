@@ -142,7 +142,8 @@ def test_round_trip_and_elapsed(store_url: str) -> None:
         Event(T0 + 2 * step, s, "q.order-status", "language", None, "ko", 1500),
         Event(T0 + 3 * step, s, "end", "finish", None, "ko", 1500),
     ]
-    assert rows(store_url, "SELECT key, value FROM meta") == [("schema_version", str(log.SCHEMA_VERSION))]
+    assert sorted(rows(store_url, "SELECT key, value FROM meta")) == [
+        ("derived_through", "4"), ("schema_version", str(log.SCHEMA_VERSION))]
     assert rows(store_url, "SELECT count(*) FROM log_gaps") == [(0,)]
 
 
@@ -159,7 +160,7 @@ def test_store_reports_dialect_and_columns(store_url: str) -> None:
 def test_query_is_read_only(store_url: str) -> None:
     with open_store(store_url) as store, pytest.raises(StoreUnavailable):
         store.query("DELETE FROM meta RETURNING key")
-    assert rows(store_url, "SELECT value FROM meta") == [(str(log.SCHEMA_VERSION),)]
+    assert rows(store_url, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(log.SCHEMA_VERSION),)]
 
 
 def test_sessions_get_distinct_random_ids(db: Path) -> None:
@@ -209,7 +210,7 @@ def test_newer_schema_is_refused_untouched_postgres(pg_store_url: str) -> None:
     with pytest.raises(SchemaVersionError, match=f"version {NEWER}"):
         open_store(pg_store_url)
     with psycopg.connect(pg_store_url, autocommit=True) as conn:
-        assert conn.execute("SELECT value FROM meta").fetchall() == [(str(NEWER),)]
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(str(NEWER),)]
         assert conn.execute("SELECT node FROM events").fetchall() == [("n1",)]
 
 
@@ -222,15 +223,14 @@ def test_migration_adds_a_column_and_keeps_old_rows(store_url: str, monkeypatch:
     monkeypatch.setattr(log.migrations, "MIGRATIONS", (*log.MIGRATIONS, later))
     with open_store(store_url) as store:
         assert store.read_events() == [old]
-        assert store.query("SELECT value FROM meta")[1] == [(str(NEWER),)]
+        assert store.query("SELECT value FROM meta WHERE key = 'schema_version'")[1] == [(str(NEWER),)]
         columns, _ = store.query("SELECT * FROM events")
         assert columns[-1] == "variant"
 
 
 # --------------------------------------------------------------------------- schema version 2: the sessions rollup
 
-SESSION_COLUMNS = ("session, firsts, first_ts, first_lang, last_id, last_node, finishes, switches, "
-                   "outcome_id, outcome_option, entered, answers")
+SESSION_COLUMNS = "session, firsts, last_id, last_node, finishes, switches"
 
 
 def mixed_events(seed: int = 5, sessions: int = 24, per: int = 30) -> list[Event]:
@@ -261,18 +261,20 @@ def write_in_batches(store: EventStore, events: list[Event], seed: int = 1) -> N
 
 
 def expected_sessions(store: EventStore) -> list[tuple]:
-    """The sessions rollup and the session_answers table, computed here from the stored events
-    (in id order): (sorted session rows, sorted answer rows)."""
+    """The derived tables' contents, computed here from the stored events (in id order): each
+    session's row with the steps it entered and its last answer at each step in the order given,
+    and each last answer as (session, node, option, event id): (sorted session rows, sorted answer
+    rows)."""
     _, result = store.query("SELECT id, ts, session, node, action, option, lang, elapsed_ms FROM events ORDER BY id")
     rollup: dict[str, dict] = {}
     answers: dict[tuple[str, str], tuple] = {}
     for id_, ts, session, node, action, option, lang, elapsed_ms in result:
-        r = rollup.setdefault(session, {"firsts": 0, "first": (None, None), "finishes": 0, "switches": 0,
+        r = rollup.setdefault(session, {"firsts": 0, "finishes": 0, "switches": 0, "leaves": {},
                                         "outcome": (None, None), "entered": set(), "answers": {}})
+        if action in ("choose", "next", "back", "restart") and elapsed_ms is not None:
+            r["leaves"][node] = r["leaves"].get(node, 0) + 1
         if elapsed_ms is None:
             r["firsts"] += 1
-            if r["first"] == (None, None):
-                r["first"] = (log._as_utc(ts), lang)
         r["last"] = (id_, node)
         r["finishes"] += action == "finish"
         r["switches"] += action == "language"
@@ -284,26 +286,46 @@ def expected_sessions(store: EventStore) -> list[tuple]:
             r["answers"][node] = option
         if action == "enter":
             r["entered"].add(node)
-    return [sorted((s, r["firsts"], *r["first"], *r["last"], r["finishes"], r["switches"],
+    return [sorted((s, r["firsts"], *r["last"], r["finishes"], r["switches"],
                     *r["outcome"], frozenset(r["entered"]),
-                    "|" + "".join(f"{n}={o or ''}|" for n, o in r["answers"].items()))
+                    "|" + "".join(f"{n}={o or ''}|" for n, o in r["answers"].items()),
+                    frozenset(r["leaves"].items()))
                    for s, r in rollup.items()),
             sorted(answers.values())]
 
 
 def stored_sessions(store: EventStore) -> list[tuple]:
-    """The store's sessions table, first_ts as a UTC datetime and entered as a set, and its
-    session_answers table: (sorted session rows, sorted answer rows)."""
+    """The store's derived tables in the shape of expected_sessions: each ``sessions`` row with its
+    last outcome (the one of highest id in ``session_steps``), the steps it entered and its
+    answers there in the order given, and the answers as (session, node, option, event id):
+    (sorted session rows, sorted answer rows)."""
     _, result = store.query(f"SELECT {SESSION_COLUMNS} FROM sessions")
+    _, steps = store.query("SELECT session, node, entered, leaves, answer_id, answer, outcome_id, outcome "
+                           "FROM session_steps")
+    entered: dict[str, set[str]] = {}
+    left: dict[str, set[tuple[str, int]]] = {}
+    answers: dict[str, list[tuple[int, str, str | None]]] = {}
+    outcomes: dict[str, tuple[int, str | None]] = {}
+    for session, node, was_entered, leaves, answer_id, answer, outcome_id, outcome in steps:
+        assert was_entered in (0, 1) and leaves >= 0
+        assert was_entered or leaves or answer_id is not None or outcome_id is not None
+        if leaves:
+            left.setdefault(session, set()).add((node, leaves))
+        if was_entered:
+            entered.setdefault(session, set()).add(node)
+        if answer_id is not None:
+            answers.setdefault(session, []).append((answer_id, node, answer))
+        if outcome_id is not None and outcome_id > outcomes.get(session, (0, None))[0]:
+            outcomes[session] = (outcome_id, outcome)
     stored = []
     for row in result:
-        entered = row[-2].split("|")
-        assert row[-2].startswith("|") and row[-2].endswith("|") and len(set(entered)) == len(entered) - 1
-        assert all(ID.fullmatch(v) for v in (row[0], row[3], row[5], row[9], *entered[1:-1]) if v is not None)
-        stored.append((*row[:2], None if row[2] is None else log._as_utc(row[2]), *row[3:-2],
-                       frozenset(entered[1:-1]), row[-1]))
-    _, answers = store.query("SELECT session, node, option, event_id FROM session_answers")
-    return [sorted(stored), sorted(tuple(a) for a in answers)]
+        assert all(ID.fullmatch(v) for v in (row[0], row[3]) if v is not None)
+        given = sorted(answers.get(row[0], []))
+        stored.append((*row, *outcomes.get(row[0], (None, None)), frozenset(entered.get(row[0], ())),
+                       "|" + "".join(f"{n}={o or ''}|" for _, n, o in given),
+                       frozenset(left.get(row[0], ()))))
+    assert set(entered) | set(answers) | set(outcomes) | set(left) <= {row[0] for row in result}
+    return [sorted(stored), sorted((s, n, o, i) for s, items in answers.items() for i, n, o in items)]
 
 
 def index_names(store: EventStore) -> set[str]:
@@ -322,7 +344,7 @@ def make_old_store(url: str, events: list[Event], monkeypatch: pytest.MonkeyPatc
         m.setattr(log.migrations, "MIGRATIONS", log.MIGRATIONS[:version])
         with open_store(url) as store:
             write_in_batches(store, events)
-            assert store.query("SELECT value FROM meta")[1] == [(str(version),)]
+            assert store.query("SELECT value FROM meta WHERE key = 'schema_version'")[1] == [(str(version),)]
             if version == 1:
                 assert "events_sessions" not in index_names(store)
 
@@ -341,7 +363,8 @@ def test_rollup_follows_every_write(store_url: str) -> None:
 
 def test_rollup_is_kept_by_writers_that_do_not_know_it(store_url: str) -> None:
     """Rows inserted by other code (e.g. a kernel still running the previous version during an
-    upgrade, which inserts one row per statement) are rolled up too."""
+    upgrade, which inserts one row per statement) are rolled up too: by the next write, or by
+    ``refresh()``."""
     events = mixed_events(seed=8, sessions=6)
     with open_store(store_url) as store:
         store.write(events[:20])
@@ -356,6 +379,19 @@ def test_rollup_is_kept_by_writers_that_do_not_know_it(store_url: str) -> None:
             with psycopg.connect(store_url, autocommit=True) as conn:
                 conn.cursor().executemany(sql, [tuple(e) for e in events[20:]])
         assert store.read_events() == events
+        assert stored_sessions(store) != expected_sessions(store)  # not yet
+        store.refresh()
+        assert stored_sessions(store) == expected_sessions(store)
+        more = mixed_events(seed=9, sessions=4)
+        if store.dialect == "sqlite":
+            with sqlite3.connect(store.path) as conn:
+                conn.executemany(sql, [(log._sqlite_ts(e.ts), *e[1:]) for e in more[:-1]])
+            conn.close()
+        else:
+            with psycopg.connect(store_url, autocommit=True) as conn:
+                conn.cursor().executemany(sql, [tuple(e) for e in more[:-1]])
+        store.write(more[-1:])  # the next write folds in what came before it
+        assert store.read_events() == events + more
         assert stored_sessions(store) == expected_sessions(store)
 
 
@@ -363,9 +399,10 @@ def test_v1_store_migrates_in_place(store_url: str, monkeypatch: pytest.MonkeyPa
     events = mixed_events(seed=6)
     make_old_store(store_url, events, monkeypatch)
     with open_store(store_url) as store:
-        assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
+        assert store.query("SELECT value FROM meta WHERE key = 'schema_version'")[1] == [(str(log.SCHEMA_VERSION),)]
         assert store.read_events() == events  # every row kept, in order
-        assert {"events_choose", "events_leave", "events_sessions"} <= index_names(store)
+        assert {"events_choose", "events_leave"} <= index_names(store)
+        assert not {"events_sessions", "events_session_answers"} & index_names(store)  # no trigger
         assert stored_sessions(store) == expected_sessions(store)  # filled from the old rows
         more = mixed_events(seed=7)
         write_in_batches(store, more)  # sessions s0... continue, and the rollup follows
@@ -382,7 +419,7 @@ def test_v2_v3_and_v4_stores_migrate_in_place(store_url: str, monkeypatch: pytes
     events = mixed_events(seed=9)
     make_old_store(store_url, events, monkeypatch, version=version)
     with open_store(store_url) as store:
-        assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
+        assert store.query("SELECT value FROM meta WHERE key = 'schema_version'")[1] == [(str(log.SCHEMA_VERSION),)]
         assert store.read_events() == events
         expected = expected_sessions(store)
         assert stored_sessions(store) == expected
@@ -407,7 +444,7 @@ def _without_ids(rollup: list) -> list:
     """A rollup without its event ids (the fresh store numbers the same events from 1 too, but
     an old store may have gaps in its ids)."""
     sessions, answers = rollup
-    return [sorted((*row[:4], row[5], *row[6:8], row[9], row[10], row[11]) for row in sessions),
+    return [sorted((*row[:2], *row[3:6], *row[7:]) for row in sessions),
             sorted((s, n, o) for s, n, o, _ in answers)]
 
 
@@ -421,7 +458,7 @@ def test_real_old_sqlite_files_migrate_in_place(tmp_path: Path, version: int) ->
     with sqlite3.connect(db) as conn:
         before = conn.execute("SELECT * FROM events ORDER BY id").fetchall()
         gaps = conn.execute("SELECT * FROM log_gaps ORDER BY id").fetchall()
-        assert conn.execute("SELECT value FROM meta").fetchall() == [(str(version),)]
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(str(version),)]
     conn.close()
     with open_store(db) as store:
         assert store.schema_version() == log.SCHEMA_VERSION
@@ -478,7 +515,7 @@ def test_v1_store_opened_by_many_processes_at_once_migrates_once_sqlite(
     make_old_store(url, mixed_events(), monkeypatch)
     assert open_at_once(url) == []
     with open_store(url) as store:
-        assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
+        assert store.query("SELECT value FROM meta WHERE key = 'schema_version'")[1] == [(str(log.SCHEMA_VERSION),)]
         assert stored_sessions(store) == expected_sessions(store)
 
 
@@ -488,7 +525,7 @@ def test_v1_store_opened_by_many_processes_at_once_migrates_once_postgres(
     make_old_store(pg_store_url, mixed_events(), monkeypatch)
     assert open_at_once(pg_store_url) == []
     with open_store(pg_store_url) as store:
-        assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
+        assert store.query("SELECT value FROM meta WHERE key = 'schema_version'")[1] == [(str(log.SCHEMA_VERSION),)]
         assert stored_sessions(store) == expected_sessions(store)
 
 
@@ -496,7 +533,7 @@ def test_read_only_v1_store_is_not_migrated(db: Path, monkeypatch: pytest.Monkey
     make_old_store(str(db), mixed_events(sessions=3), monkeypatch)
     before = sha256(db)
     with open_store(f"sqlite://{db}?mode=ro") as store:
-        assert store.query("SELECT value FROM meta")[1] == [("1",)]
+        assert store.query("SELECT value FROM meta WHERE key = 'schema_version'")[1] == [("1",)]
     assert sha256(db) == before
 
 
@@ -676,20 +713,20 @@ def test_open_waits_for_a_concurrent_creator(db: Path) -> None:
     holder.close()
     thread.join(60)
     assert outcome == ["ok"]
-    assert rows(str(db), "SELECT value FROM meta") == [(str(log.SCHEMA_VERSION),)]
+    assert rows(str(db), "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(log.SCHEMA_VERSION),)]
 
 
 def test_many_processes_create_the_store_at_once_sqlite(tmp_path: Path) -> None:
     for round_ in range(10):
         url = f"sqlite://{tmp_path / str(round_) / 'events.sqlite3'}"
         assert open_at_once(url) == []
-        assert rows(url, "SELECT value FROM meta") == [(str(log.SCHEMA_VERSION),)]
+        assert rows(url, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(log.SCHEMA_VERSION),)]
 
 
 @pytest.mark.postgres
 def test_many_processes_create_the_store_at_once_postgres(pg_store_url: str) -> None:
     assert open_at_once(pg_store_url) == []
-    assert rows(pg_store_url, "SELECT value FROM meta") == [(str(log.SCHEMA_VERSION),)]
+    assert rows(pg_store_url, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(log.SCHEMA_VERSION),)]
 
 
 # --------------------------------------------------------------------------- store unavailable
@@ -984,7 +1021,7 @@ def test_actions_vocabulary() -> None:
     assert ACTIONS == ("enter", "choose", "next", "back", "restart", "language", "finish", "outcome",
                        "recall", "followup")
     assert LANGS == ("ko", "en")
-    assert log.SCHEMA_VERSION == 5
+    assert log.SCHEMA_VERSION == 6
 
 
 def test_migration_files_keep_the_history() -> None:
@@ -995,7 +1032,7 @@ def test_migration_files_keep_the_history() -> None:
     for migration in log.MIGRATIONS[:3]:
         assert list(migration.sqlite) == old[str(migration.version)]["sqlite"]
         assert list(migration.postgresql) == old[str(migration.version)]["postgresql"]
-    assert [m.version for m in log.MIGRATIONS] == [1, 2, 3, 4, 5]
+    assert [m.version for m in log.MIGRATIONS] == [1, 2, 3, 4, 5, 6]
     creating = " ".join(s for m in log.MIGRATIONS[3:] for s in m.sqlite + m.postgresql
                         if not s.startswith(("ALTER TABLE sessions DROP", "DROP TRIGGER")))
     assert not re.search(r"'(channel|phone|problem|order)'|\b(contact|problem|order)_(id|option)\b", creating)

@@ -489,7 +489,7 @@ def test_outcome_by_path_follows_the_filters(path_store: EventStore) -> None:
     assert none.paths.empty and list(none.paths.columns) == ["problem", "order", *summary._COLUMNS["paths"]]
 
 
-def test_sqlite_median_reads_the_middle_through_the_index_when_there_is_one(tmp_path: Path) -> None:
+def test_median_reads_the_middle_in_one_way_with_or_without_the_index(tmp_path: Path) -> None:
     statements: dict[str, list[str]] = {}
     for name, indexed in (("plain", False), ("indexed", True)):
         path = tmp_path / f"{name}.sqlite3"
@@ -503,9 +503,10 @@ def test_sqlite_median_reads_the_middle_through_the_index_when_there_is_one(tmp_
             store.query = lambda sql, params=(): (seen.append(sql), query(sql, params))[1]  # type: ignore[method-assign]
             medians = rows(summarize(store).time, "node", "median_ms")
         assert medians["order"] == 1500 and medians["channel"] == 4000
-    assert any("row_number()" in sql for sql in statements["plain"])
-    assert not any("row_number()" in sql for sql in statements["indexed"])
-    assert any("OFFSET" in sql for sql in statements["indexed"])
+    for seen in statements.values():
+        assert not any("row_number()" in sql or "EXPLAIN" in sql for sql in seen)
+        assert sum("OFFSET" in sql for sql in seen) == 1
+    assert [sql for sql in statements["plain"]] == statements["indexed"]
 
 
 def test_filters_select_sessions_by_their_first_event(hand_store: EventStore) -> None:
@@ -679,10 +680,16 @@ def v2_url(request: pytest.FixtureRequest) -> str:
 
 
 def summarize_from_events(store: EventStore, monkeypatch: pytest.MonkeyPatch, **filters) -> Summary:
-    """summarize() as on a store without the sessions rollup."""
-    with monkeypatch.context() as m:
-        m.setattr(summary._Query, "_has_rollup", lambda self: False)
-        return summarize(store, **filters)
+    """summarize() of the same events written at once to a new SQLite store: its derived tables
+    made from every event in one pass (from watermark 0), not write by write, and in SQLite
+    whatever the store's dialect."""
+    import tempfile
+
+    events = store.read_events()
+    with tempfile.TemporaryDirectory() as folder, open_store(Path(folder) / "copy.sqlite3") as copy:
+        copy.write(events)
+        assert copy.read_events() == events
+        return summarize(copy, **filters)
 
 
 def assert_same_summary(a: Summary, b: Summary) -> None:
@@ -721,17 +728,20 @@ def test_rollup_store_reads_the_events_only_for_choices_and_times(v2_url: str) -
         for filters in FILTERS[:2]:
             statements = spied(store)
             assert summarize(store, **filters).sessions == (7 if not filters else 0)
-            on_events = [sql for sql in statements if "FROM events" in sql]
-            # (and the return visits' few recall/followup events, outcomes after contact)
-            assert on_events and all("action = 'choose'" in sql or summary._LEAVING in sql
-                                     or "action IN ('recall', 'followup')" in sql
+            on_events = [sql for sql in statements if "FROM events" in sql and "FROM sessions" not in sql
+                         and "FROM session_steps" not in sql]
+            # The first events (days and languages), the choices and the leaving events (times),
+            # and the return visits' few recall/followup events (outcomes after contact).
+            assert on_events and all(sql.startswith("SELECT value FROM meta")
+                                     or "elapsed_ms IS NULL" in sql or "action = 'choose'" in sql
+                                     or summary._LEAVING in sql or "action IN ('recall', 'followup')" in sql
                                      for sql in on_events)
-            # The check for sessions with several first events, days, entered nodes, and one
-            # statement for contact choices, outcomes and paths (each session's answers in order,
-            # from its row alone: no join).
-            assert sum("FROM sessions" in sql for sql in statements if sql not in on_events) == 4
-            assert sum("s.answers" in sql for sql in statements) == 1
-            assert not any("session_answers" in sql or " JOIN " in sql for sql in statements)
+            # From the derived tables: entered steps, finishes, switches and exits, and one
+            # statement for contact choices, outcomes and paths.
+            derived = [sql for sql in statements if sql not in on_events]
+            assert sum("FROM session_steps" in sql for sql in derived) == 2
+            assert sum("FROM sessions" in sql for sql in derived) == 1
+            assert not any("session_answers" in sql or "EXPLAIN" in sql for sql in statements)
 
 
 def test_a_session_with_two_first_events_is_summarized_from_the_events(
@@ -747,10 +757,7 @@ def test_a_session_with_two_first_events_is_summarized_from_the_events(
     with open_store(v2_url) as store:
         store.write(hand_events())
         store.write(twice)
-        statements = spied(store)
         s = summarize(store)
-        # Only the last answers and outcomes come from the rollup (they do not depend on first events).
-        assert all("s.answers" in sql for sql in statements[2:] if "FROM sessions" in sql)
         assert_same_summary(s, summarize_from_events(store, monkeypatch))
         assert s.sessions == 9 and s.daily["en"].tolist() == [1, 1, 2]
         assert rows(s.funnel, "node", "exits")["problem"] == 3  # once per first event
@@ -776,7 +783,7 @@ def test_an_older_store_opened_read_only_is_refused_with_a_clear_message(
         with open_store(path) as store:
             store.write(hand_events())
     with open_store(f"sqlite://{path}?mode=ro") as store:
-        with pytest.raises(log.StoreOutdated, match=r"version 1; the summary reads version 5\. It is "
+        with pytest.raises(log.StoreOutdated, match=rf"version 1; the summary reads version {log.SCHEMA_VERSION}\. It is "
                            r"migrated in place.*python -m widgets\.log migrate"):
             summarize(store)
     before = sha256_of(path)
@@ -808,12 +815,12 @@ def test_older_stores_give_the_same_summary_after_migration(
         with open_store(v2_url) as store:
             store.write(path_events())
     with open_store(v2_url) as store:  # migrates
-        assert store.query("SELECT value FROM meta")[1] == [(str(log.SCHEMA_VERSION),)]
+        assert store.query("SELECT value FROM meta WHERE key = 'schema_version'")[1] == [(str(log.SCHEMA_VERSION),)]
         statements = spied(store)
         before = summarize(store)
         assert_same_summary(before, summarize_from_events(store, monkeypatch))
         assert_same_summary(summarize(store, lang="ko"), summarize_from_events(store, monkeypatch, lang="ko"))
-        assert any("s.answers" in sql for sql in statements)
+        assert any("FROM session_steps" in sql for sql in statements)
         store.write(hand_events())
         both = summarize(store)
         assert_same_summary(both, summarize_from_events(store, monkeypatch))

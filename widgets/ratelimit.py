@@ -30,14 +30,15 @@ class TokenBucket:
         self._tokens = self.burst
         self._refilled = self._monotonic()
 
-    def take(self) -> bool:
-        """True, using one token, if one more is within the limit; else False."""
+    def take(self, count: int = 1) -> bool:
+        """True, using ``count`` tokens, if ``count`` more are within the limit (a full bucket
+        always takes them, even more than ``burst``, owing the rest); else False, using none."""
         if math.isinf(self.rate):
             return True
         now = self._monotonic()
         self._tokens = min(self.burst, self._tokens + max(0.0, now - self._refilled) * self.rate)
         self._refilled = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= min(float(count), self.burst):
+            self._tokens -= count
             return True
         return False

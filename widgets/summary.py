@@ -41,7 +41,7 @@ time per node
     ``choose``, ``next``, ``back`` or ``restart`` at the node — which is the time since the
     session's previous event, i.e. since the visitor entered that screen (or since they
     switched language on it). ``median_ms`` is the exact median of those values per node (the
-    mean of the two middle values for an even count; PostgreSQL's ``percentile_cont(0.5)``),
+    mean of the two middle values for an even count),
     over every leaving event, so a screen seen twice counts twice. ``leaves`` is their number.
     Listed for the nodes of the funnel (a session can only leave a node it entered).
 outcomes
@@ -65,29 +65,28 @@ followups, followup_paths
     (``followup_paths``). ``outcomes`` and ``paths`` above count the ``outcome`` events the
     guide logged until then, when it asked on its last screen, before the visitor had
     contacted Amazon: they are kept apart, never added up with these. Read from the events
-    (the few ``recall``/``followup`` rows, one statement), not from the rollup.
+    (the few ``recall``/``followup`` rows, one statement, through their index).
 
 Without filters, node, choice and time tables count every event, including those of a session
 whose first event was lost; with filters, only the events of the selected sessions.
 
-SQL: the same statements run on SQLite and PostgreSQL, except the median and the day of a
-timestamp. PostgreSQL has ``percentile_cont(0.5)``; SQLite has no percentile function, so there
-each node's values are counted and the middle one or two read with ``ORDER BY elapsed_ms LIMIT 1
-or 2 OFFSET (n-1)/2`` when an index gives them in order, else numbered once with
-``row_number()`` over the node's values in order.
+SQL: the same statements run on SQLite and PostgreSQL, except the day of a timestamp. The median
+is read the same way on both: each node's leaving events are counted, then the middle one or two
+read with ``ORDER BY elapsed_ms LIMIT 1 or 2 OFFSET (n-1)/2`` through the index that holds them in
+that order.
 
-Where the numbers come from: the store's rollup at log schema version 5 (see widgets/log/migrations),
-kept with the events by triggers: ``sessions``, one row per session, with ``answers``, its last
-answer at each step in the order they were given, plus the indexes in :data:`INDEXES`. Sessions,
-days, languages, completion, switches, views and exits are counted from ``sessions``; contact
-channels, outcomes and paths from one GROUP BY over ``sessions`` by (answers, outcome) — a few
-thousand groups, read here at the steps the flow gives those roles, so renaming, adding or moving
-a step changes ``flow.yaml`` only, and no statement joins another table; choices and times from
-the events, through those indexes. A store at an older schema version is migrated when it is opened for
-writing; opened read-only, the summary raises StoreOutdated with what to do. A store holding a
-session with more than one first event (which the logger never writes) has its session counts
-computed from the events alone, with the same definitions and the same results, only more slowly
-on a large log.
+Where the numbers come from (log schema version 6, see widgets/log/migrations and
+widgets/log/derive.py): sessions, their days and languages from the first events (an index holds
+them); finishes, switches and exits from ``sessions`` (one row per session, with its number of
+first events, so a session whose first event was written twice counts twice, as the definitions
+say); views and the number of leaving events per node from ``session_steps`` (one row per
+session and step); contact channels, outcomes
+and paths from one statement grouping the answers in ``session_steps`` at the steps the flow gives
+those roles, with each session's last outcome, so renaming, adding or moving a step changes
+``flow.yaml`` only; choices and times from the events, through the indexes in :data:`INDEXES`.
+The derived tables are brought up to date by every write (in its transaction). A store at an
+older schema version is migrated when it is opened for writing; opened read-only, the summary
+raises StoreOutdated with what to do.
 """
 
 from __future__ import annotations
@@ -102,13 +101,12 @@ import pandas as pd
 
 from .flow import Flow, default_flow
 from .log import SCHEMA_VERSION, SUMMARY_INDEXES, StoreOutdated
+from .log.derive import LEAVE_ACTIONS
 from .log.events import LANGUAGES, OUTCOMES
 
 __all__ = ["Summary", "summarize", "transitions", "node_order", "flow_roles", "INDEXES", "LEAVE_ACTIONS",
            "OUTCOMES", "NO_CHANNEL", "NO_ANSWER", "OTHER"]
 
-#: Actions that leave the node they are logged at.
-LEAVE_ACTIONS: tuple[str, ...] = ("choose", "next", "back", "restart")
 #: The channel of sessions that made no contact choice (in ``outcomes``).
 NO_CHANNEL = "(none)"
 #: The answer of a session that did not answer a path decision (in ``paths``).
@@ -116,6 +114,8 @@ NO_ANSWER = "(none)"
 #: A contact option or outcome that the flow (or OUTCOMES) does not know (e.g. from an old flow).
 OTHER = "(other)"
 _OTHER_CODE = 63
+# Codes are packed under event ids (id * _SHIFT + code) so that the greatest is the latest.
+_SHIFT = 64
 
 # The SQL text of the leaving-event condition: SQLite uses the partial index events_leave only
 # when a query states its WHERE in the same terms.
@@ -124,8 +124,6 @@ _LEAVING = "action IN ('choose', 'next', 'back', 'restart')"
 #: Nodes per statement with one arm per node (SQLite takes at most 500 arms in a compound
 #: SELECT; at five parameters an arm, 100 arms also stay within 999 parameters).
 _ARM_BATCH = 100
-#: Nodes per ``node IN (...)`` list.
-_IN_BATCH = 500
 
 #: The indexes that serve summarize()'s statements on the events: the choose events by
 #: (node, option) and the events leaving each node in elapsed_ms order. Every store has them
@@ -247,21 +245,12 @@ def node_order(flow: Flow) -> dict[str, int]:
 class _SessionNumbers(NamedTuple):
     """What summarize() counts per session, for the selected sessions (see _Query)."""
 
-    daily: list[tuple[Any, ...]]  # (day, start language, sessions)
+    daily: list[tuple[Any, ...]]  # (day, start language, first events)
     finished: int  # sessions with a finish event
     switches: int  # language events
     switched: int  # sessions with a language event
     views: list[tuple[Any, ...]]  # (node, sessions that entered it)
-    exits: list[tuple[Any, ...]]  # (node, unfinished sessions whose last event is there)
-
-
-def _code(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
-    """SQL giving the position of ``column``'s value in ``values`` (from 1), 63 for anything else
-    (NULL included), and its parameters."""
-    if not values:
-        return str(_OTHER_CODE), []
-    arms = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(values, 1))
-    return f"CASE {column} {arms} ELSE {_OTHER_CODE} END", list(values)
+    exits: list[tuple[Any, ...]]  # (node, first events of unfinished sessions whose last event is there)
 
 
 def _positions(values: Sequence[Any]) -> dict[Any, int]:
@@ -272,25 +261,14 @@ def _positions(values: Sequence[Any]) -> dict[Any, int]:
     return positions
 
 
-def _answers(value: Any) -> list[tuple[str, str | None]]:
-    """``sessions.answers`` ('|node=option|node=|') as (node, option or None) in its order."""
-    text = _as_text(value).strip("|")
-    if not text:
-        return []
-    pairs = []
-    for entry in text.split("|"):
-        node, _, option = entry.partition("=")
-        pairs.append((node, option or None))
-    return pairs
-
-
 class _Query:
     """Builds and runs the summary's statements against one store, with its filters.
 
     The store must be at the current log schema version (a store opened for writing is
-    migrated when opened; an older one opened read-only raises StoreOutdated). ``rollup``
-    tells whether the session-level numbers come from the store's ``sessions`` table (see the
-    module docstring); the statements of both ways give the same results.
+    migrated when opened; an older one opened read-only raises StoreOutdated). One way for every
+    store: sessions and their start from the first events (an index holds them), the rest per
+    session from the derived tables (``sessions``, ``session_steps``), choices and times from the
+    events through the indexes that give them in order.
     """
 
     def __init__(self, store: Any, start: dt.datetime | None, end: dt.datetime | None,
@@ -301,24 +279,18 @@ class _Query:
             raise ValueError(f"unsupported SQL dialect {self.dialect!r}")
         self.placeholder = getattr(store, "placeholder", "?")
         first = ["elapsed_ms IS NULL"]
-        rolled = ["firsts > 0"]
         self.first_params: list[Any] = []
         if start is not None:
             first.append("ts >= ?")
-            rolled.append("first_ts >= ?")
             self.first_params.append(self._ts(start))
         if end is not None:
             first.append("ts < ?")
-            rolled.append("first_ts < ?")
             self.first_params.append(self._ts(end))
         if lang is not None:
             first.append("lang = ?")
-            rolled.append("first_lang = ?")
             self.first_params.append(lang)
         #: WHERE terms selecting the first events of the selected sessions.
         self.first_where = " AND ".join(first)
-        #: The same selection as WHERE terms on the ``sessions`` table.
-        self.sessions_where = " AND ".join(rolled)
         self.filtered = bool(self.first_params)
         self.version = self._schema_version()
         if self.version != SCHEMA_VERSION:
@@ -327,8 +299,9 @@ class _Query:
                 f"{SCHEMA_VERSION}. It is migrated in place, keeping every row, when it is next "
                 "opened for writing: by the guide on its next visit, or now with "
                 "'python -m widgets.log migrate [URL]'. Nothing was changed.")
-        self.rollup = self._has_rollup()
         self._answer_rows: list[tuple[Any, ...]] | None = None
+        #: (node, leaving events with a time) of the selected sessions, read by numbers()
+        self.leaves: list[tuple[Any, ...]] | None = None
 
     def _ts(self, value: dt.datetime) -> Any:
         if self.dialect == "sqlite":
@@ -344,11 +317,6 @@ class _Query:
             return 0
         return int(rows[0][0]) if rows and str(rows[0][0]).isdigit() else 0
 
-    def _has_rollup(self) -> bool:
-        """True when every session in ``sessions`` has at most one first event, so that its
-        first_ts and first_lang are those of the session's only first event."""
-        return not self.run("SELECT 1 FROM sessions WHERE firsts > 1 LIMIT 1")
-
     def day(self, column: str = "ts") -> str:
         if self.dialect == "sqlite":
             return f"substr({column}, 1, 10)"
@@ -361,189 +329,159 @@ class _Query:
         return " AND session IN (SELECT session FROM sel)" if self.filtered else ""
 
     def run(self, sql: str, params: Sequence[Any] = (), select: bool = False) -> list[tuple[Any, ...]]:
-        """Run ``sql``; with ``select``, the selected sessions are the table ``sel`` (computed
-        once per statement, however many times it is used)."""
+        """Run ``sql``; with ``select``, the first events of the selected sessions are the table
+        ``sel`` (computed once per statement, however many times it is used)."""
         if select and self.filtered:
-            source = (f"sessions WHERE {self.sessions_where}" if self.rollup
-                      else f"events WHERE {self.first_where}")
             # A statement with a WITH clause of its own gets sel as its first table.
             own = sql.startswith("WITH ")
-            sql = (f"WITH sel AS MATERIALIZED (SELECT session FROM {source})"
+            sql = (f"WITH sel AS MATERIALIZED (SELECT session FROM events WHERE {self.first_where})"
                    + (", " + sql[len("WITH "):] if own else " " + sql))
             params = [*self.first_params, *params]
-        if self.placeholder != "?":
-            sql = sql.replace("?", self.placeholder)
+        if self.placeholder != "?":  # '%s': a literal '%' (modulo) is written '%%'
+            sql = sql.replace("%", "%%").replace("?", self.placeholder)
         _, rows = self.store.query(sql, list(params))
         return rows
 
     # -- the session-level numbers
 
     def numbers(self) -> _SessionNumbers:
-        """Days, finishes and switches, views and exits of the selected sessions."""
-        if self.rollup:
-            return self._rolled_numbers()
-        finished = switches = switched = 0
-        for action, events, distinct in self._subsets():
-            if action == "finish":
-                finished = int(distinct)
-            elif action == "language":
-                switches, switched = int(events), int(distinct)
-        return _SessionNumbers(self._daily(), finished, switches, switched, self._views(), self._exits())
-
-    def _rolled_numbers(self) -> _SessionNumbers:
-        """From ``sessions``: two statements, each grouping its rows into few groups.
-
-        Without filters, every row counts for finishes, switches and views, but only those
-        with a first event (firsts > 0) are sessions, by day, and exits; with filters, every
-        selected row has one.
-        """
-        where, params = (f" WHERE {self.sessions_where}", self.first_params) if self.filtered else ("", [])
-        totals = self.run(
-            f"SELECT {self.day('first_ts')}, first_lang, sum(CASE WHEN firsts > 0 THEN 1 ELSE 0 END), "
-            "sum(CASE WHEN finishes > 0 THEN 1 ELSE 0 END), sum(switches), "
-            f"sum(CASE WHEN switches > 0 THEN 1 ELSE 0 END) FROM sessions{where} GROUP BY 1, 2", params)
-        # Per set of entered nodes (a few thousand at most) and exit node: the node of the last
-        # event of an unfinished session.
-        views: dict[str, int] = {}
-        exits: dict[str, int] = {}
-        for entered, exit_node, n in self.run(
-                "SELECT entered, CASE WHEN firsts > 0 AND finishes = 0 THEN last_node END, count(*) "
-                f"FROM sessions{where} GROUP BY 1, 2", params):
-            for node in str(entered).split("|"):
-                if node:
-                    views[node] = views.get(node, 0) + int(n)
-            if exit_node is not None:
-                exits[exit_node] = exits.get(exit_node, 0) + int(n)
-        return _SessionNumbers(
-            daily=[(day, first_lang, n) for day, first_lang, n, *_ in totals if n],
-            finished=sum(int(row[3]) for row in totals),
-            switches=sum(int(row[4]) for row in totals),
-            switched=sum(int(row[5]) for row in totals),
-            views=list(views.items()), exits=list(exits.items()))
-
-    def _session_rows(self, condition: str) -> tuple[str, list[Any]]:
-        """WHERE terms on ``sessions AS s``: ``condition`` and, when filtering, the selection
-        (its parameters first), for statements run with ``select=True``."""
-        if not self.filtered:
-            return condition, []
-        if self.rollup:  # the same terms, on the rollup directly
-            terms = " AND ".join(f"s.{term}" for term in self.sessions_where.split(" AND "))
-            return f"{condition} AND {terms}", list(self.first_params)
-        return f"{condition} AND s.session IN (SELECT session FROM sel)", []
-
-    def answer_groups(self) -> list[tuple[Any, ...]]:
-        """(answers as (node, option) pairs, outcome option, has an outcome, sessions) of the
-        selected sessions with an answer or an outcome, grouped by ``sessions.answers`` (each session's last answer at each
-        step, in the order given) and its last outcome; run once, read by contacts() and paths()."""
-        if self._answer_rows is None:
-            where, params = self._session_rows("(s.answers <> '|' OR s.outcome_id IS NOT NULL)")
+        """Days, finishes and switches, views and exits of the selected sessions: the days from
+        the first events, the rest from ``sessions`` and ``session_steps``."""
+        daily = self.run(
+            f"SELECT {self.day()}, lang, count(*) FROM events WHERE {self.first_where} GROUP BY 1, 2",
+            self.first_params)
+        steps = self.run(
+            f"SELECT node, sum(entered), sum(leaves) FROM session_steps WHERE 1 = 1{self.selected} "
+            "GROUP BY node", select=True)
+        views = [(node, n) for node, n, _ in steps if n]
+        self.leaves = [(node, n) for node, _, n in steps if n]
+        finishing = "sum(CASE WHEN finishes > 0 THEN 1 ELSE 0 END)"
+        switching = "sum(switches), sum(CASE WHEN switches > 0 THEN 1 ELSE 0 END)"
+        if self.filtered:
+            (finished, switches, switched), = self.run(
+                f"SELECT {finishing}, {switching} FROM sessions WHERE 1 = 1{self.selected}", select=True)
+            # One exit per first event of an unfinished session, by the node of its last event.
+            exits = self.run("SELECT s.last_node, count(*) FROM sel JOIN sessions AS s "
+                             "ON s.session = sel.session WHERE s.finishes = 0 GROUP BY s.last_node",
+                             select=True)
+        else:
+            # Every row counts for finishes and switches; exits once per first event.
             rows = self.run(
-                "SELECT s.answers, s.outcome_option, CASE WHEN s.outcome_id IS NULL THEN 0 ELSE 1 END, "
-                f"count(*) FROM sessions AS s WHERE {where} GROUP BY 1, 2, 3", params,
-                select=self.filtered and not self.rollup)
-            parsed: dict[Any, list[tuple[str, str | None]]] = {}
-            self._answer_rows = [
-                (parsed[answers] if answers in parsed else parsed.setdefault(answers, _answers(answers)),
-                 outcome, has_outcome, n)
-                for answers, outcome, has_outcome, n in rows]
+                "SELECT CASE WHEN finishes = 0 AND firsts > 0 THEN last_node END, sum(firsts), "
+                f"{finishing}, {switching} FROM sessions GROUP BY 1")
+            finished, switches, switched = (sum(int(row[k] or 0) for row in rows) for k in (2, 3, 4))
+            exits = [(node, n) for node, n, *_ in rows if node is not None]
+        return _SessionNumbers(daily, int(finished or 0), int(switches or 0), int(switched or 0),
+                               views, exits)
+
+    def answer_groups(self, contact_options: Sequence[tuple[str, str]], path_nodes: Sequence[str],
+                      path_options: Sequence[Sequence[str]], outcomes: Sequence[str],
+                      contact_nodes: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(contact code, code per path step..., outcome code, sessions) of the selected sessions
+        with an answer at a contact or path step or an outcome, in one pass over the answers and
+        outcomes in ``session_steps``; run once, read by contacts() and paths().
+
+        Codes are positions from 1 (63 for anything else, a choice without an option included;
+        None: none): the contact code is that of the session's final contact choice (its last
+        answer at any of ``contact_nodes``) in ``contact_options``; each path code that of its
+        last answer at that step in its ``path_options`` (for every step after the first, only
+        an answer given after the one at the first step); the outcome code that of its last
+        outcome in ``outcomes``. Each is read per session as ``max(event id * 64 + code)``, so
+        the latest answer wins and its code is the remainder: the same SQL on both dialects."""
+        if self._answer_rows is not None:
+            return self._answer_rows
+        if max(len(contact_options), len(outcomes), *(len(o) for o in path_options), 0) >= _OTHER_CODE:
+            raise ValueError("too many options or outcomes for six-bit codes")
+        inner: list[str] = []
+        params: list[Any] = []
+
+        def latest(condition: str, condition_params: list[Any], id_column: str, code: str,
+                   code_params: list[Any]) -> str:
+            params.extend(condition_params + code_params)
+            return f"max(CASE WHEN {condition} THEN {id_column} * {_SHIFT} + {code} END)"
+
+        contacts = list(dict.fromkeys(contact_nodes))
+        arms = " ".join(f"WHEN node = ? AND answer = ? THEN {i}" for i, _ in enumerate(contact_options, 1))
+        inner.append(latest(f"node IN ({', '.join('?' for _ in contacts) or 'NULL'})", contacts, "answer_id",
+                            f"CASE {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE),
+                            [v for pair in contact_options for v in pair]) + " AS c")
+        for k, (node, options) in enumerate(zip(path_nodes, path_options)):
+            arms = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(options, 1))
+            inner.append(latest("node = ?", [node], "answer_id",
+                                f"CASE answer {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE),
+                                list(options)) + f" AS p{k}")
+        arms = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(outcomes, 1))
+        inner.append(latest("outcome_id IS NOT NULL", [], "outcome_id",
+                            f"CASE outcome {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE),
+                            list(outcomes)) + " AS o")
+        steps = list(dict.fromkeys([*contacts, *path_nodes]))
+        params += steps
+        outer = [f"c % {_SHIFT}"]
+        for k in range(len(path_nodes)):
+            later = f" AND p{k} > coalesce(p0, 0)" if k else ""
+            outer.append(f"CASE WHEN p{k} IS NOT NULL{later} THEN p{k} % {_SHIFT} END")
+        outer.append(f"o % {_SHIFT}")
+        self._answer_rows = self.run(
+            f"SELECT {', '.join(outer)}, count(*) FROM (SELECT {', '.join(inner)} FROM session_steps "
+            "WHERE (answer_id IS NOT NULL OR outcome_id IS NOT NULL) "
+            f"AND (node IN ({', '.join('?' for _ in steps) or 'NULL'}) OR outcome_id IS NOT NULL)"
+            f"{self.selected} GROUP BY session) AS per_session "
+            f"GROUP BY {', '.join(str(i) for i in range(1, len(outer) + 1))}", params, select=True)
         return self._answer_rows
 
     def contacts(self, contact_nodes: Sequence[str], contact_options: Sequence[tuple[str, str]],
-                 outcomes: Sequence[str]) -> list[tuple[Any, ...]]:
+                 outcomes: Sequence[str], path_nodes: Sequence[str] = (),
+                 path_options: Sequence[Sequence[str]] = ()) -> list[tuple[Any, ...]]:
         """(contact code, outcome code, sessions) of the sessions with a contact choice or an
-        outcome: the session's last answer at any of ``contact_nodes`` (the last of them in
-        ``sessions.answers``) and its last outcome. Codes: the position in ``contact_options`` /
-        ``outcomes`` from 1, 63 for anything else (a choice without an option included); None:
-        none."""
-        if max(len(contact_options), len(outcomes)) >= _OTHER_CODE:
-            raise ValueError("too many contact options or outcomes for six-bit codes")
-        contact_codes = _positions(contact_options)
-        outcome_codes = _positions(outcomes)
-        wanted = set(contact_nodes)
+        outcome (see answer_groups)."""
         counts: dict[tuple[int | None, int | None], int] = {}
-        for answers, outcome, has_outcome, n in self.answer_groups():
-            contact = None
-            for node, option in answers:
-                if node in wanted:
-                    contact = contact_codes.get((node, option), _OTHER_CODE)
-            code = outcome_codes.get(outcome, _OTHER_CODE) if has_outcome else None
-            if contact is not None or code is not None:
-                counts[contact, code] = counts.get((contact, code), 0) + int(n)
+        for contact, *_, outcome, n in self.answer_groups(contact_options, path_nodes, path_options,
+                                                          outcomes, contact_nodes):
+            key = (None if contact is None else int(contact), None if outcome is None else int(outcome))
+            if key != (None, None):
+                counts[key] = counts.get(key, 0) + int(n)
         return [(*key, n) for key, n in counts.items()]
 
-    def paths(self, path_nodes: Sequence[str], path_options: Sequence[Sequence[str]]
-              ) -> list[tuple[Any, ...]]:
-        """(code per path step..., outcome, sessions) of the sessions with an outcome.
-
-        ``outcome`` is the option of the session's last outcome event; the codes are those of
-        its last answer at each of ``path_nodes`` (position in that step's ``path_options``
-        from 1, 63 for anything else; None: no answer, or, for every step after the first, an
-        answer given before the answer at the first step).
-        """
-        if any(len(options) >= _OTHER_CODE for options in path_options):
-            raise ValueError("too many options at the path decisions for six-bit codes")
-        codes = [_positions(options) for options in path_options]
+    def paths(self, path_nodes: Sequence[str], path_options: Sequence[Sequence[str]],
+              contact_nodes: Sequence[str] = (), contact_options: Sequence[tuple[str, str]] = (),
+              outcomes: Sequence[str] = OUTCOMES) -> list[tuple[Any, ...]]:
+        """(code per path step..., outcome code, sessions) of the sessions with an outcome (see
+        answer_groups)."""
         counts: dict[tuple[Any, ...], int] = {}
-        for answers, outcome, has_outcome, n in self.answer_groups():
-            if not has_outcome:
-                continue
-            given = {node: (i, option) for i, (node, option) in enumerate(answers)}
-            first = given[path_nodes[0]][0] if path_nodes and path_nodes[0] in given else -1
-            key = []
-            for k, node in enumerate(path_nodes):
-                if node in given and (k == 0 or given[node][0] > first):
-                    key.append(codes[k].get(given[node][1], _OTHER_CODE))
-                else:
-                    key.append(None)
-            key.append(None if outcome is None else _as_text(outcome))
-            counts[tuple(key)] = counts.get(tuple(key), 0) + int(n)
+        for _, *codes, outcome, n in self.answer_groups(contact_options, path_nodes, path_options,
+                                                        outcomes, contact_nodes):
+            if outcome is not None:
+                key = (*(None if c is None else int(c) for c in codes), int(outcome))
+                counts[key] = counts.get(key, 0) + int(n)
         return [(*key, n) for key, n in counts.items()]
 
-    def followup_events(self) -> list[tuple[Any, ...]]:
-        """(session, id, node, action, option) of the ``recall`` and ``followup`` events of the
-        selected sessions (visits that came back with the return link)."""
-        return self.run(
-            "SELECT session, id, node, action, option FROM events "
-            f"WHERE action IN ('recall', 'followup'){self.selected}", select=True)
+    def followup_groups(self, contact_nodes: Sequence[str], contact_options: Sequence[Sequence[str]],
+                        path_nodes: Sequence[str], path_options: Sequence[Sequence[str]]
+                        ) -> list[tuple[Any, ...]]:
+        """(outcome code, code per contact step..., code per path step..., sessions) of the
+        selected sessions with a ``followup`` event (visits that came back with the return
+        link): the code of its last followup outcome in OUTCOMES and of its last recalled
+        answer (with an option) at each step in that step's options (position from 1, 63 for
+        anything else, None: none), read per session as ``max(event id * 64 + code)`` from the
+        few ``recall``/``followup`` events, through their index."""
+        params: list[Any] = []
 
-    def _daily(self) -> list[tuple[Any, ...]]:
-        return self.run(
-            f"SELECT {self.day()} AS day, lang, count(*) FROM events WHERE {self.first_where} "
-            "GROUP BY 1, 2", self.first_params)
+        def latest(condition: str, condition_params: list[Any], options: Sequence[str]) -> str:
+            arms = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(options, 1))
+            params.extend([*condition_params, *options])
+            code = f"CASE option {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE)
+            return f"max(CASE WHEN {condition} THEN id * {_SHIFT} + {code} END)"
 
-    def _views(self) -> list[tuple[Any, ...]]:
-        """(node, sessions that entered it), counted per (node, option), which an index on
-        (action, node, option, session) would serve in order; enter events carry no option, so
-        each node has one group. Should some carry one, those nodes are counted again as a
-        whole, so that no session counts twice."""
-        rows = self.run(
-            "SELECT node, option, count(DISTINCT session) FROM events "
-            f"WHERE action = 'enter'{self.selected} GROUP BY node, option", select=True)
-        mixed = sorted({node for node, option, _ in rows if option is not None})
-        views = [(node, n) for node, _, n in rows if node not in mixed]
-        for part in _batches(mixed, _IN_BATCH):
-            marks = ", ".join("?" for _ in part)
-            views += self.run(
-                "SELECT node, count(DISTINCT session) FROM events "
-                f"WHERE action = 'enter' AND node IN ({marks}){self.selected} GROUP BY node",
-                part, select=True)
-        return views
-
-    def _subsets(self) -> list[tuple[Any, ...]]:
-        """(action, events, sessions) for the finish and language (switch) events."""
+        inner = [latest("action = 'followup'", [], OUTCOMES) + " AS f"]
+        steps = [*zip(contact_nodes, contact_options), *zip(path_nodes, path_options)]
+        inner += [latest("action = 'recall' AND option IS NOT NULL AND node = ?", [node], options) + f" AS r{k}"
+                  for k, (node, options) in enumerate(steps)]
+        outer = [f"f % {_SHIFT}", *(f"r{k} % {_SHIFT}" for k in range(len(steps)))]
         return self.run(
-            "SELECT action, count(*), count(DISTINCT session) FROM events "
-            f"WHERE action IN ('finish', 'language'){self.selected} GROUP BY action", select=True)
-
-    def _exits(self) -> list[tuple[Any, ...]]:
-        """(node, sessions) of the unfinished selected sessions, by the node of their last event,
-        looked up per session, newest id first (the index on (session, id) serves it)."""
-        return self.run(
-            "WITH last AS MATERIALIZED (SELECT (SELECT e.node FROM events e "
-            "WHERE e.session = f.session ORDER BY e.id DESC LIMIT 1) AS node "
-            f"FROM events f WHERE {self.first_where} "
-            "AND f.session NOT IN (SELECT session FROM events WHERE action = 'finish')) "
-            "SELECT node, count(*) FROM last GROUP BY node", self.first_params)
+            f"SELECT {', '.join(outer)}, count(*) FROM (SELECT {', '.join(inner)} FROM events "
+            f"WHERE action IN ('recall', 'followup'){self.selected} GROUP BY session) AS per_session "
+            f"WHERE f IS NOT NULL GROUP BY {', '.join(str(i) for i in range(1, len(outer) + 1))}",
+            params, select=True)
 
     # -- from the events, whatever the store
 
@@ -567,59 +505,36 @@ class _Query:
     def medians(self, nodes: Sequence[str]) -> list[tuple[Any, ...]]:
         """(node, leaves, median elapsed_ms) of the events leaving each of ``nodes``.
 
-        Statements with one arm per node take the nodes :data:`_ARM_BATCH` at a time, and lists
-        of nodes :data:`_IN_BATCH` at a time, so that a log with any number of distinct nodes
-        stays within SQLite's limits (500 arms in a compound SELECT, 999 parameters in older
-        builds); a flow's usual few dozen nodes take one statement each."""
+        One way on both dialects: the leaving events counted per node (``session_steps.leaves``,
+        read by numbers()), then the middle one
+        (odd count) or two (even count) of each node's values are read in order, ``LIMIT 1 or 2
+        OFFSET (n - 1) / 2``, through the index that holds them by (node, elapsed_ms). Nodes
+        take :data:`_ARM_BATCH` arms per statement, so that a log with any number of distinct
+        nodes stays within SQLite's limits (500 arms in a compound SELECT, 999 parameters)."""
         where = f"{_LEAVING} AND elapsed_ms IS NOT NULL{self.selected}"
-        if not nodes:
-            return []
-        if self.dialect == "postgresql":
-            # One arm per node: each an index range, faster than one scan of them all.
-            rows = self._arms(
-                "SELECT ?, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY elapsed_ms) "
-                f"FROM events WHERE node = ? AND {where}", [(node, node) for node in nodes])
-            return [row for row in rows if row[1]]
-        # SQLite has no percentile function. When an index serves each node's values in order
-        # (see the module docstring), count them per node, then read only the middle one (odd
-        # count) or two (even count); one arm per node, so that each arm is an index range.
-        # Otherwise sort all values once, numbering them per node with a window function.
-        ordered = f"FROM events WHERE node = ? AND {_LEAVING} AND elapsed_ms IS NOT NULL ORDER BY elapsed_ms"
-        plan = self.run(f"EXPLAIN QUERY PLAN SELECT elapsed_ms {ordered}", [nodes[0]])
-        arm = f"SELECT elapsed_ms FROM events WHERE node = ? AND {where} ORDER BY elapsed_ms"
-        if any("TEMP B-TREE FOR ORDER BY" in str(row[-1]).upper() for row in plan):
-            medians = []
-            for part in _batches(nodes, _IN_BATCH):
-                marks = ", ".join("?" for _ in part)
-                medians += self.run(
-                    "SELECT node, max(n), avg(elapsed_ms) FROM (SELECT node, elapsed_ms, "
-                    "row_number() OVER (PARTITION BY node ORDER BY elapsed_ms) AS rn, "
-                    "count(*) OVER (PARTITION BY node) AS n "
-                    f"FROM events WHERE node IN ({marks}) AND {where}) AS numbered "
-                    "WHERE 2 * rn IN (n, n + 1, n + 2) GROUP BY node", part, select=True)
-            return medians
-        counts = self._arms(f"SELECT ?, count(*) FROM events WHERE node = ? AND {where}",
-                            [(node, node) for node in nodes])
-        counts = [(node, n) for node, n in counts if n]
+        wanted = set(nodes)
+        if self.leaves is None:
+            self.numbers()
+        assert self.leaves is not None
+        counts = [(node, int(n)) for node, n in self.leaves if node in wanted]
         if not counts:
             return []
-        return self._arms(f"SELECT ?, ?, avg(elapsed_ms) FROM ({arm} LIMIT ? OFFSET ?)",
-                          [(node, n, node, 2 - n % 2, (n - 1) // 2) for node, n in counts])
-
-    def _arms(self, arm: str, params: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-        """``arm`` once per item of ``params`` (its parameters), joined with UNION ALL,
-        :data:`_ARM_BATCH` arms per statement; the rows of all of them."""
+        arm = (f"SELECT ?, ?, avg(elapsed_ms) FROM (SELECT elapsed_ms FROM events WHERE node = ? AND {where} "
+               "ORDER BY elapsed_ms LIMIT ? OFFSET ?) AS middle")
         rows: list[tuple[Any, ...]] = []
-        for part in _batches(params, _ARM_BATCH):
+        for part in _batches([(node, n, node, 2 - n % 2, (n - 1) // 2) for node, n in counts], _ARM_BATCH):
             rows += self.run(" UNION ALL ".join(arm for _ in part),
                              [value for values in part for value in values], select=True)
-        return rows
+        # None: fewer events than counted (events deleted without their session's derived rows,
+        # which the retention procedure in docs/operators.md does not do): no median then.
+        return [row for row in rows if row[2] is not None]
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """``items`` in consecutive slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
 
 
 # --------------------------------------------------------------------------- summarize
@@ -762,7 +677,7 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
     # Contact channels and outcomes.
     by_contact: dict[int | None, int] = {}
     by_outcome: dict[tuple[int | None, int], int] = {}
-    for contact, outcome, n in q.contacts(contact_nodes, contact_options, OUTCOMES):
+    for contact, outcome, n in q.contacts(contact_nodes, contact_options, OUTCOMES, path_nodes, path_options):
         contact = None if contact is None else int(contact)
         if contact is not None:
             by_contact[contact] = by_contact.get(contact, 0) + int(n)
@@ -796,10 +711,9 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
                                outcomes.groupby("channel")["sessions"].transform("sum"))
 
     # Outcomes by path: the answers at each path step in flow order, then (other), then (none).
-    outcome_codes = {key: i for i, key in reversed(list(enumerate(OUTCOMES, 1)))}
     by_path: dict[tuple[Any, ...], int] = {}
-    for *codes, outcome, n in q.paths(path_nodes, path_options):
-        key = (*(None if c is None else int(c) for c in codes), outcome_codes.get(outcome, _OTHER_CODE))
+    for *codes, outcome, n in q.paths(path_nodes, path_options, contact_nodes, contact_options, OUTCOMES):
+        key = (*(None if c is None else int(c) for c in codes), int(outcome))
         by_path[key] = by_path.get(key, 0) + int(n)
 
     def answer_name(options: Sequence[str], code: int | None) -> str:
@@ -818,8 +732,10 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
         else int(paths["sessions"].sum())
     paths["share"] = _share(paths["sessions"], within)
 
-    followups, followup_paths = _followups(q.followup_events(), contact_options, path_nodes,
-                                           path_options)
+    contact_steps = _contact_steps(contact_options)
+    followups, followup_paths = _followups(
+        q.followup_groups([node for node, _ in contact_steps], [options for _, options in contact_steps],
+                          path_nodes, path_options), contact_options, path_nodes, path_options)
 
     # Median time per node (the nodes of the funnel: a session leaves only nodes it entered).
     medians = {node: (int(n), float(m)) for node, n, m in q.medians(nodes)}
@@ -835,45 +751,46 @@ def summarize(store: Any, start: dt.date | dt.datetime | str | None = None,
                    start=start_utc, end=end_utc, lang=lang)
 
 
-def _followups(rows: Sequence[tuple[Any, ...]], contact_options: Sequence[tuple[str, str]],
+def _contact_steps(contact_options: Sequence[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """The contact steps of ``contact_options`` in order, each with its options."""
+    steps: dict[str, list[str]] = {}
+    for node, option in contact_options:
+        steps.setdefault(node, []).append(option)
+    return list(steps.items())
+
+
+def _followups(groups: Sequence[tuple[Any, ...]], contact_options: Sequence[tuple[str, str]],
                path_nodes: Sequence[str], path_options: Sequence[Sequence[str]]
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The ``followups`` and ``followup_paths`` tables from the recall and followup events
-    (module docstring): per session, the last recalled answer at each decision and the last
-    followup outcome; sessions without a followup are not counted."""
-    recalled: dict[str, dict[str, tuple[int, str]]] = {}
-    last: dict[str, tuple[int, str]] = {}
-    for session, id_, node, action, option in rows:
-        session, id_ = _as_text(session), int(id_)
-        option = None if option is None else _as_text(option)
-        if action == "recall" and option is not None:
-            answers = recalled.setdefault(session, {})
-            if id_ > answers.get(_as_text(node), (-1, ""))[0]:
-                answers[_as_text(node)] = (id_, option)
-        elif action == "followup" and id_ > last.get(session, (-1, ""))[0]:
-            last[session] = (id_, option if option is not None else OTHER)
-    contact_order = list(dict.fromkeys(node for node, _ in contact_options))
+    """The ``followups`` and ``followup_paths`` tables (module docstring) from
+    ``_Query.followup_groups`` for the contact steps in ``_contact_steps(contact_options)``:
+    per session, the last recalled answer at each decision and the last followup outcome;
+    sessions without a followup are not counted."""
+    contact_steps = _contact_steps(contact_options)
     known_contacts = set(contact_options)
     by_channel: dict[tuple[int, str, int], int] = {}
     by_path: dict[tuple[Any, ...], int] = {}
     rank = {key: i for i, key in enumerate(OUTCOMES)}
-    for session, (_, outcome) in last.items():
-        outcome = outcome if outcome in rank else OTHER
-        answers = {node: option for node, (_, option) in recalled.get(session, {}).items()}
+
+    def name(options: Sequence[str], code: Any) -> str:
+        if code is None:
+            return NO_ANSWER
+        return options[int(code) - 1] if int(code) != _OTHER_CODE else OTHER
+
+    for outcome_code, *codes, n in groups:
+        outcome = name(OUTCOMES, outcome_code)
         channel = NO_CHANNEL
-        for node in contact_order:  # the final contact choice: the last contact step answered
-            if node in answers:
-                channel = answers[node] if (node, answers[node]) in known_contacts else OTHER
+        for (node, options), code in zip(contact_steps, codes):  # the last contact step answered
+            if code is not None:
+                channel = name(options, code)
+                channel = channel if (node, channel) in known_contacts else OTHER
         order = (0, [o for _, o in contact_options].index(channel)) if channel not in (
             OTHER, NO_CHANNEL) else ((1, 0) if channel == OTHER else (2, 0))
         key = (*order, channel, rank.get(outcome, len(rank)), outcome)
-        by_channel[key] = by_channel.get(key, 0) + 1
-        path = []
-        for node, options in zip(path_nodes, path_options):
-            answer = answers.get(node)
-            path.append(NO_ANSWER if answer is None else answer if answer in options else OTHER)
+        by_channel[key] = by_channel.get(key, 0) + int(n)
+        path = tuple(name(options, code) for options, code in zip(path_options, codes[len(contact_steps):]))
         pkey = (*path, outcome)
-        by_path[pkey] = by_path.get(pkey, 0) + 1
+        by_path[pkey] = by_path.get(pkey, 0) + int(n)
     keys = sorted(by_channel)
     by, outcome_column, sessions = _COLUMNS["followups"][:3]  # the channel, like ``outcomes``
     channels = pd.DataFrame({

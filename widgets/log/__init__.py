@@ -12,6 +12,8 @@ One job per module:
                 vocabulary (ACTIONS, LANGUAGES, OUTCOMES) comes from widgets/vocabulary.py
     store       the EventStore interface and its errors
     migrations  the schema, as named plain-SQL migrations per dialect, and their runner
+    derive      the derived tables (sessions, session_steps), brought up to date from the events
+                past a watermark by the same statements on both dialects
     sqlite      SQLiteStore: the embedded default, ``$GUIDE_DATA_DIR/events.sqlite3`` (WAL mode,
                 one short ``BEGIN IMMEDIATE`` transaction per write, many kernel processes)
     postgres    PostgresStore, when ``GUIDE_LOG_URL`` is a ``postgresql://`` URL (psycopg is
@@ -20,12 +22,12 @@ One job per module:
                 and buffered while the store is away
     urls        the configured log URL, its parser, ``open_store``
 
-Tables (schema version 5, see ``migrations``): ``events`` (those rows), ``log_gaps`` (how many
-events of a session were not written), ``meta`` (the schema version), and the rollup kept by
-triggers as events are inserted: ``sessions`` (one row per session: first event, last node,
-finishes, language switches, last outcome, entered nodes, and its last answer at each step in the
-order given, ``answers``) and ``session_answers`` (per session and step, the last answer chosen
-there, with its event id). No table or column is named after a step of the flow:
+Tables (schema version 6, see ``migrations``): ``events`` (those rows), ``log_gaps`` (how many
+events of a session were not written), ``meta`` (the schema version, and the derived tables'
+watermark), and the tables derived from the events by ``derive`` in every write's transaction:
+``sessions`` (one row per session: first event, last node, finishes, language switches, last
+outcome) and ``session_steps`` (one row per session and step: entered or not, last answer there).
+No table or column is named after a step of the flow:
 which steps are the contact decision or the path dimensions is read from the flow when the
 summary runs.
 

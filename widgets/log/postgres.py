@@ -131,12 +131,15 @@ class PostgresStore(EventStore):
             conn = self._connection()
             try:
                 with conn.transaction(), conn.cursor() as cur:
+                    # One write at a time, and none by other code in between (it waits for
+                    # those in progress): the derived tables' watermark then never passes an
+                    # event that commits later (see widgets/log/derive.py).
+                    cur.execute("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
                     yield cur
             except self._psycopg.Error as exc:
                 raise self._fail(exc, "cannot write to") from exc
 
     def _insert_events(self, cursor: Any, events: Sequence[Event]) -> None:
-        # One statement per call, so that the sessions trigger runs once.
         if len(events) == 1:
             cursor.execute(_PG_INSERT_EVENT, tuple(events[0]))
         else:

@@ -1,8 +1,9 @@
 """The log of one visit: :class:`SessionLogger`, what the guide's view uses.
 
-``record(event)`` takes the Events the guide's engine makes, as they are (an Event was validated
-when it was made; anything else is refused); ``log(node, action, ...)`` makes one with the
-logger's own clock first. Neither ever raises, nor waits for the store: a visitor's events are
+``record_many(events)`` takes the Events of one interaction the guide's engine makes, as they are
+(an Event was validated when it was made; anything else is refused), together: they are accepted
+or refused as one and written in one store transaction; ``record(event)`` takes one, and
+``log(node, action, ...)`` makes one with the logger's own clock first. Neither ever raises, nor waits for the store: a visitor's events are
 rate-limited and put in a bounded buffer, which one background thread per session writes, in order
 (a store that hangs, e.g. a PostgreSQL server that stopped answering or an SQLite file locked by
 another process, holds up that thread, never the visitor's click). The thread retries while the
@@ -24,7 +25,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..ratelimit import TokenBucket
 from .events import Event, Gap, SessionEvents, is_id as _is_id
@@ -254,7 +255,7 @@ class SessionLogger:
         previous event) or the session is over its rate limit (the event is counted in
         ``log_gaps``).
         """
-        return self._take(lambda: self._events(node, action, option, lang))
+        return self._take(lambda: (self._events(node, action, option, lang),))
 
     def record(self, event: Event) -> bool:
         """Record ``event``, an Event of this session as it was made (by the guide's engine);
@@ -263,32 +264,45 @@ class SessionLogger:
         False for anything that is not an Event, or an Event of another session (nothing is
         recorded), or when the session is over its rate limit (counted in ``log_gaps``).
         """
+        return self._take(lambda: self._checked((event,)))
 
-        def checked() -> Event:
+    def record_many(self, events: Sequence[Event]) -> bool:
+        """Record the events of one interaction (e.g. the answer chosen and the step it enters),
+        as they were made; True if they were accepted (buffered for the writer).
+
+        They are taken or refused together: all of them are Events of this session or none is
+        recorded; the rate limit takes them all or counts them all in ``log_gaps``; a closed
+        logger takes none. The writer writes them to the store in one transaction (together with
+        whatever else is waiting then). An empty sequence is accepted (nothing to write).
+        """
+        return self._take(lambda: self._checked(tuple(events)))
+
+    def _checked(self, events: tuple[object, ...]) -> tuple[Event, ...]:
+        for event in events:
             if not isinstance(event, Event):
                 raise ValueError("not an Event")
             if event.session != self.session:
                 raise ValueError("an event of another session")
-            return event
+        return events  # type: ignore[return-value]
 
-        return self._take(checked)
-
-    def _take(self, make: Callable[[], Event]) -> bool:
-        """Accept the event ``make`` returns (called under the lock, so that the events made
-        by :meth:`log` get their times in order; a ValueError refuses it) and wake the writer.
-        Never raises, never touches the store."""
+    def _take(self, make: Callable[[], tuple[Event, ...]]) -> bool:
+        """Accept the events ``make`` returns, all or none (called under the lock, so that the
+        events made by :meth:`log` get their times in order; a ValueError refuses them) and wake
+        the writer. Never raises, never touches the store."""
         try:
             with self._lock:
                 try:
-                    event = make()
+                    events = make()
                 except ValueError as exc:
                     return self._refuse(exc)
                 if self._closed:
                     _log.warning("interaction log: an event of session %s came after it closed; not recorded",
                                  self.session)
                     return False
+                if not events:
+                    return True
                 self._check_slow()
-                accepted = self._accept(event)
+                accepted = self._accept(events)
                 self._start_writer()
                 return accepted
         except Exception:  # noqa: BLE001 - logged; the guide must go on
@@ -358,13 +372,14 @@ class SessionLogger:
         _log.warning("interaction log: refused an event (%s)", exc)
         return False
 
-    def _accept(self, event: Event) -> bool:
-        """Rate-limit and buffer a valid event, and tell the writer when to write it (caller holds
-        _lock); True if accepted."""
-        if not self._take_token():
-            self._limited += 1
-            self._unrecorded_drops += 1
-            if self._limited == 1:
+    def _accept(self, events: tuple[Event, ...]) -> bool:
+        """Rate-limit and buffer valid events, all or none, and tell the writer when to write them
+        (caller holds _lock); True if accepted."""
+        if not self._take_token(len(events)):
+            first = not self._limited
+            self._limited += len(events)
+            self._unrecorded_drops += len(events)
+            if first:
                 _log.warning("interaction log: session %s is over the rate limit (%g events/s, "
                              "burst %g); events over it are counted in log_gaps, not written",
                              self.session, self.rate, self.burst)
@@ -372,9 +387,10 @@ class SessionLogger:
                 self._wake_at = min(self._wake_at, time.monotonic() + _GAP_DELAY)
                 self._wake.notify()
             return False
-        if len(self._buffer) >= self._limit:
-            self._drop_oldest()
-        self._buffer.append(event)
+        for event in events:
+            if len(self._buffer) >= self._limit:
+                self._drop_oldest()
+            self._buffer.append(event)
         if self._healthy or self._monotonic() >= self._next_retry:
             self._kick = True
             self._wake.notify()
@@ -438,9 +454,10 @@ class SessionLogger:
             return False
         return not self._buffer or not (self._kick or time.monotonic() >= self._wake_at)
 
-    def _take_token(self) -> bool:
-        """The token bucket: True if one more event is within the rate limit (caller holds _lock)."""
-        return self._bucket.take()
+    def _take_token(self, count: int = 1) -> bool:
+        """The token bucket: True if ``count`` more events are within the rate limit (caller holds
+        _lock)."""
+        return self._bucket.take(count)
 
     def _drop_oldest(self) -> None:
         """Make room for one event (caller holds _lock): drop the oldest not being written now."""

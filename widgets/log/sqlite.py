@@ -1,8 +1,7 @@
 """The log in one SQLite file (WAL mode), shared by many processes: :class:`SQLiteStore`.
 
-Also the process-wide guards it needs: descriptors of the files in use kept open (closing any
-would drop SQLite's locks), a guard that keeps ``os.fork()`` out of SQLite calls, and connections
-that must never be closed. Only the standard library is imported here.
+The process-wide guards it needs against what the operating system and other processes do to
+its files are in ``widgets/log/sqlite_files.py``. Only the standard library is imported here.
 """
 
 from __future__ import annotations
@@ -12,16 +11,16 @@ import logging
 import os
 import random
 import sqlite3
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from . import migrations
 from .events import Event
+from .sqlite_files import HANDLES, SQLITE_CALLS, SQLITE_HEADER, Held, cannot_write_in_place, keep, read_header
 from .store import (DEFAULT_TIMEOUT, EVENT_COLUMNS, EventStore, StoreCorrupt, StoreUnavailable)
 
 __all__ = ["SQLiteStore"]
@@ -30,7 +29,6 @@ _log = logging.getLogger("widgets.log")
 _T = TypeVar("_T")
 _DEFAULT_TIMEOUT = DEFAULT_TIMEOUT
 _EVENT_COLUMNS = EVENT_COLUMNS
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def _sqlite_ts(ts: dt.datetime) -> str:
@@ -45,168 +43,6 @@ def _sqlite_code(exc: sqlite3.Error) -> int:
 _SQLITE_BUSY = 5
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
-
-# Linux: FS_IOC_GETFLAGS (_IOR('f', 1, long)) and the flags that forbid writing a file in place.
-_FS_IOC_GETFLAGS = (2 << 30) | (struct.calcsize("l") << 16) | (ord("f") << 8) | 1
-_FS_IMMUTABLE_FL = 0x10
-_FS_APPEND_FL = 0x20
-
-
-class _Held(NamedTuple):
-    """A read-only descriptor of one file, and that file's identity (st_dev, st_ino)."""
-
-    key: tuple[int, int]
-    fd: int
-    path: Path
-
-
-class _FileHandles:
-    """Read-only descriptors of the SQLite files this process uses, shared and kept open.
-
-    Closing *any* descriptor of a file releases every POSIX lock the process holds on it,
-    SQLite's included (in WAL mode a connection holds a shared lock on the database file and
-    one on its ``-shm`` file for as long as it is open; losing them lets another process delete
-    the WAL under it, or re-initialise the ``-shm`` it has mapped). So the checks of
-    SQLiteStore never open and close these files while a connection may use them: each file
-    is opened once, and closed only when no store of this process holds it any more (after
-    the stores have closed their connections). A file that must outlive every connection
-    (see ``SQLiteStore._keep``) is never closed.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._files: dict[tuple[int, int], list[int]] = {}  # key -> [references, fd, more fds]
-
-    def hold(self, path: Path) -> _Held | None:
-        """Hold the file at ``path``; None if there is none. Raises OSError if it cannot be read."""
-        with self._lock:
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                return None
-            key = (st.st_dev, st.st_ino)
-            entry = self._files.get(key)
-            if entry is None:
-                fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-                st = os.fstat(fd)
-                key = (st.st_dev, st.st_ino)  # the file may have been replaced meanwhile
-                entry = self._files.get(key)
-                if entry is None:
-                    entry = self._files[key] = [0, fd]
-                else:
-                    entry.append(fd)  # never closed before the others (see above)
-            entry[0] += 1
-            return _Held(key, entry[1], path)
-
-    def release(self, held: _Held) -> None:
-        """Give up one hold; the last one closes the file's descriptors."""
-        with self._lock:
-            entry = self._files.get(held.key)
-            if entry is None:
-                return
-            entry[0] -= 1
-            if entry[0] <= 0:
-                del self._files[held.key]
-                for fd in entry[1:]:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-
-    def after_fork(self) -> None:
-        self._lock = threading.Lock()
-
-
-_HANDLES = _FileHandles()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_HANDLES.after_fork)
-
-
-class _ForkGuard:
-    """Keeps ``os.fork()`` from happening while a thread of this process is inside SQLite.
-
-    A child process gets a copy of every lock as it was at the fork, and the threads holding
-    them do not exist there: had a thread (e.g. a SessionLogger's writer thread) held one of
-    SQLite's process-wide mutexes, the child's first SQLite call would wait forever. Store
-    calls run inside ``with _SQLITE_CALLS:``; before a fork the forking thread waits (up to
-    30 s) until none is running and holds new ones back until the fork is done.
-    """
-
-    _WAIT = 30.0
-
-    def __init__(self) -> None:
-        self._reset()
-
-    def _reset(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._active = 0
-        self._forking = False
-
-    def __enter__(self) -> None:
-        with self._cond:
-            while self._forking:
-                self._cond.wait()
-            self._active += 1
-
-    def __exit__(self, *exc: object) -> None:
-        with self._cond:
-            self._active -= 1
-            if not self._active:
-                self._cond.notify_all()
-
-    def before_fork(self) -> None:
-        self._cond.acquire()  # held through the fork
-        self._forking = True
-        deadline = time.monotonic() + self._WAIT
-        while self._active:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break  # fork anyway rather than hang the caller
-            self._cond.wait(remaining)
-
-    def after_fork_in_parent(self) -> None:
-        self._forking = False
-        self._cond.notify_all()
-        self._cond.release()
-
-    def after_fork_in_child(self) -> None:
-        self._reset()  # no other thread exists here
-
-
-_SQLITE_CALLS = _ForkGuard()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_SQLITE_CALLS.before_fork, after_in_parent=_SQLITE_CALLS.after_fork_in_parent,
-                        after_in_child=_SQLITE_CALLS.after_fork_in_child)
-
-# Connections that must never be used or closed again (see SQLiteStore._keep).
-_KEPT: list[sqlite3.Connection] = []
-
-
-def _read_header(held: _Held) -> bytes:
-    """The first 16 bytes of the held file, read through its descriptor."""
-    return os.pread(held.fd, len(_SQLITE_HEADER), 0)
-
-
-def _cannot_write_in_place(held: _Held) -> bool:
-    """True if the held file is immutable or append-only (``chattr +i`` / ``+a``).
-
-    Such a file cannot be written through a shared memory mapping either: SQLite's
-    ``-shm`` is one, and a write to it then kills the process with SIGBUS (ext4, for
-    one, refuses the page fault). False where the flags cannot be read (not Linux,
-    or a filesystem without them, which then cannot set them either).
-    """
-    try:
-        import fcntl
-    except ImportError:
-        return False
-    buf = bytearray(8)
-    try:
-        fcntl.ioctl(held.fd, _FS_IOC_GETFLAGS, buf, True)
-    except (OSError, OverflowError, ValueError):
-        return False
-    flags = struct.unpack_from("=i", buf)[0]
-    return bool(flags & (_FS_IMMUTABLE_FL | _FS_APPEND_FL))
-
 
 class SQLiteStore(EventStore):
     """The log in one SQLite file (WAL mode), shared by many processes.
@@ -263,9 +99,9 @@ class SQLiteStore(EventStore):
         self.read_only = read_only
         self._lock = threading.Lock()
         self._closed = False
-        #: The files of the open connection, held (see _FileHandles): "db", "wal", "shm".
-        self._held: dict[str, _Held] = {}
-        with _SQLITE_CALLS:
+        #: The files of the open connection, held (see FileHandles): "db", "wal", "shm".
+        self._held: dict[str, Held] = {}
+        with SQLITE_CALLS:
             self._conn: sqlite3.Connection | None = self._open()
 
     # -- opening
@@ -273,17 +109,17 @@ class SQLiteStore(EventStore):
     def _sidecar(self, suffix: str) -> Path:
         return self.path.with_name(self.path.name + suffix)
 
-    def _hold(self, held: dict[str, _Held], name: str, path: Path) -> _Held | None:
+    def _hold(self, held: dict[str, Held], name: str, path: Path) -> Held | None:
         """Hold ``path`` as ``held[name]`` (replacing and releasing what was there)."""
         try:
-            new = _HANDLES.hold(path)
+            new = HANDLES.hold(path)
         except OSError as exc:
             raise StoreUnavailable(f"cannot read {path}: {exc}") from exc
         old = held.pop(name, None)
         if new is not None:
             held[name] = new
         if old is not None:
-            _HANDLES.release(old)
+            HANDLES.release(old)
         return new
 
     def _open(self) -> sqlite3.Connection:
@@ -293,7 +129,7 @@ class SQLiteStore(EventStore):
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreUnavailable(f"cannot create the log folder {path.parent}: {exc}") from exc
-        held: dict[str, _Held] = {}
+        held: dict[str, Held] = {}
         conn: sqlite3.Connection | None = None
         try:
             db = self._hold(held, "db", path)
@@ -324,28 +160,28 @@ class SQLiteStore(EventStore):
             if conn is not None:
                 conn.close()
             for h in held.values():
-                _HANDLES.release(h)
+                HANDLES.release(h)
             raise
         self._held = held
         return conn
 
-    def _check_header(self, db: _Held, allow_empty: bool = False) -> None:
+    def _check_header(self, db: Held, allow_empty: bool = False) -> None:
         """Refuse a file that does not start with the SQLite header (read only).
 
         ``allow_empty``: an empty file is fine (a new store is created in it).
         """
         try:
-            header = _read_header(db)
+            header = read_header(db)
         except OSError as exc:
             raise StoreUnavailable(f"cannot read the log database {self.path}: {exc}") from exc
-        if header != _SQLITE_HEADER and (header or not allow_empty):
+        if header != SQLITE_HEADER and (header or not allow_empty):
             raise StoreCorrupt(
                 f"{self.path} is not an SQLite database; it was left untouched. "
                 "Move it away or point GUIDE_LOG_URL elsewhere."
             )
 
-    def _check_shm(self, shm: _Held) -> None:
-        if _cannot_write_in_place(shm):
+    def _check_shm(self, shm: Held) -> None:
+        if cannot_write_in_place(shm):
             raise StoreUnavailable(
                 f"{shm.path} is immutable or append-only (chattr); the log database is left "
                 "alone until it can be written again")
@@ -437,7 +273,7 @@ class SQLiteStore(EventStore):
         if "shm" not in held:  # SQLite makes it on first use (a read-only store may open first)
             self._hold(held, "shm", self._sidecar("-shm"))
         shm = held.get("shm")
-        if shm is not None and _cannot_write_in_place(shm):
+        if shm is not None and cannot_write_in_place(shm):
             self._keep()
             self._check_shm(shm)
         try:
@@ -471,10 +307,10 @@ class SQLiteStore(EventStore):
             return
         db, shm = held["db"], held.get("shm")
         try:
-            intact = _read_header(db) == _SQLITE_HEADER
+            intact = read_header(db) == SQLITE_HEADER
         except OSError:
             intact = False
-        if not intact or (shm is not None and _cannot_write_in_place(shm)):
+        if not intact or (shm is not None and cannot_write_in_place(shm)):
             self._keep()
             return
         self._conn, self._held = None, {}
@@ -487,9 +323,9 @@ class SQLiteStore(EventStore):
         finally:
             conn.close()
             for h in held.values():
-                _HANDLES.release(h)
+                HANDLES.release(h)
 
-    def _moved_away_alone(self, held: dict[str, _Held]) -> bool:
+    def _moved_away_alone(self, held: dict[str, Held]) -> bool:
         """True if the database was renamed (not deleted) and the WAL this connection uses cannot
         belong to another database: nothing is at the path yet, or its ``-wal`` and ``-shm`` were
         moved (or deleted) too, so the files at their names are not the ones used here."""
@@ -519,20 +355,14 @@ class SQLiteStore(EventStore):
         self._held = {}
         if conn is None:
             return
-        _KEPT.append(conn)
-        try:  # one reference that nothing gives back: not even interpreter shutdown frees it
-            import ctypes
-
-            ctypes.pythonapi.Py_IncRef(ctypes.py_object(conn))
-        except Exception:  # noqa: BLE001 - then _KEPT keeps it until shutdown
-            _log.debug("interaction log: cannot pin a connection", exc_info=True)
+        keep(conn)
 
     # -- use
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE (waiting for the write lock up to ``timeout``) ... COMMIT."""
-        with _SQLITE_CALLS, self._lock:
+        with SQLITE_CALLS, self._lock:
             conn = self._connection()
             try:
                 self._begin(conn)
@@ -554,7 +384,7 @@ class SQLiteStore(EventStore):
         return _sqlite_ts(ts)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
-        with _SQLITE_CALLS, self._lock:
+        with SQLITE_CALLS, self._lock:
             conn = self._connection()
             try:
                 conn.execute("PRAGMA query_only=ON")
@@ -573,7 +403,7 @@ class SQLiteStore(EventStore):
         return columns, cur.fetchall()
 
     def close(self) -> None:
-        with _SQLITE_CALLS, self._lock:
+        with SQLITE_CALLS, self._lock:
             self._closed = True
             self._retire()
 

@@ -72,9 +72,23 @@ class EventStore(abc.ABC):
         with self._transaction() as cursor:
             if events:
                 self._insert_events(cursor, events)
+                self._derive(cursor)
             if gaps:
                 cursor.executemany(INSERT_GAP.format(p=self.placeholder),
                                    [(self._ts(g.ts), g.session, g.dropped) for g in gaps])
+
+    def refresh(self) -> None:
+        """Bring the derived tables up to date with every stored event (see
+        ``widgets/log/derive.py``): each write does, so this is needed only for events inserted
+        by other code. Raises StoreUnavailable like a write."""
+        with self._transaction() as cursor:
+            self._derive(cursor)
+
+    def _derive(self, cursor: Any) -> None:
+        from . import derive, migrations
+
+        if migrations.latest() >= derive.SINCE:  # else a store made for an older schema (tests)
+            derive.refresh(cursor.execute, self.placeholder)
 
     def _transaction(self) -> AbstractContextManager[Any]:
         """One write transaction: a context giving a DB-API cursor (``execute``,

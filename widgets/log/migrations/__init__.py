@@ -20,6 +20,13 @@ Versions:
                           last ``choose``), ``sessions`` without columns named after steps
     5 ``answers_in_order`` ``sessions.answers``: each step's last answer, in the order given, so the
                           summary reads answers and outcomes from one row per session (no join)
+    6 ``derived_tables``  no triggers: ``sessions`` and ``session_steps`` (one row per session
+                          and step: entered, last answer) are kept by ``widgets/log/derive.py``
+                          from the events past a watermark, the same statements for both
+                          dialects; ``session_answers`` goes
+
+After the migrations, the store fills the derived tables from the stored events
+(``derive.refresh``), in the same transaction.
 
 Only the standard library is imported here.
 """
@@ -124,11 +131,16 @@ def pending(version: int) -> list[Migration]:
 def apply(execute: Callable[..., Any], version: int, dialect: str) -> None:
     """Run the migrations a store at ``version`` still needs, in order, recording each version,
     through ``execute(sql[, params])`` inside the caller's transaction (one per store open)."""
+    from .. import derive
+
     placeholder = {"sqlite": "?", "postgresql": "%s"}[dialect]
-    for migration in pending(version):
+    todo = pending(version)
+    for migration in todo:
         for statement in migration.statements(dialect):
             execute(statement)
         execute(SET_VERSION.format(p=placeholder), (str(migration.version),))
+    if todo and todo[-1].version >= derive.SINCE:
+        derive.refresh(execute, placeholder)  # fills derived tables a migration made again
 
 
 def parse_version(value: Any, where: str) -> int:

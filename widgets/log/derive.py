@@ -1,0 +1,108 @@
+"""The tables derived from the events, brought up to date in one place for both SQL dialects.
+
+``sessions``       one row per session: how many first events it has (``firsts``), its last
+                   event (id and node), its ``finish`` and ``language`` events
+``session_steps``  one row per session and step where it entered, left, answered or gave an
+                   outcome: whether it entered the step, how often it left it (events of
+                   LEAVE_ACTIONS with a time), its last answer there and its last outcome there
+                   (event id and option of each; the session's last outcome is the one with the
+                   highest id)
+
+Neither names a step of the flow: which steps are the contact decision or the path dimensions
+is read from the flow when the summary runs.
+
+:func:`refresh` folds the events past a watermark (``meta`` key ``derived_through``: the highest
+event id folded in) into those tables, with the same statements on SQLite and PostgreSQL, and
+moves the watermark. Every store write runs it in the transaction that inserts the events (the
+store serialises its writes: SQLite's write lock, a PostgreSQL table lock taken before
+inserting), so the tables always hold every committed event; rows inserted by other code (an
+older kernel during an upgrade) are folded in by the next write, or by ``EventStore.refresh()``.
+A new schema version fills them from every stored event the same way, from watermark 0. Only the
+standard library is imported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["refresh", "WATERMARK", "SINCE", "LEAVE_ACTIONS"]
+
+#: Actions that leave the step they are logged at (``session_steps.leaves`` counts them).
+LEAVE_ACTIONS: tuple[str, ...] = ("choose", "next", "back", "restart")
+
+#: The schema version that made the derived tables as :func:`refresh` keeps them.
+SINCE = 6
+
+#: The ``meta`` key holding the id of the last event folded into the derived tables.
+WATERMARK = "derived_through"
+
+# The same statements for both dialects; ``?`` is the parameter placeholder (replaced for
+# PostgreSQL). Each groups the new events per session (and step), then merges the groups into the
+# rows already there: counts add up, the last ones are the new ones when present. ``WHERE true``
+# ends the SELECT before ON CONFLICT (SQLite's parser needs it).
+_SESSIONS = """\
+INSERT INTO sessions (session, firsts, last_id, last_node, finishes, switches)
+SELECT g.session, g.firsts, g.last_id, l.node, g.finishes, g.switches
+FROM (SELECT session,
+  sum(CASE WHEN elapsed_ms IS NULL THEN 1 ELSE 0 END) AS firsts,
+  max(id) AS last_id,
+  sum(CASE WHEN action = 'finish' THEN 1 ELSE 0 END) AS finishes,
+  sum(CASE WHEN action = 'language' THEN 1 ELSE 0 END) AS switches
+ FROM events WHERE id > ? AND id <= ? GROUP BY session) AS g
+JOIN events AS l ON l.id = g.last_id
+WHERE true
+ON CONFLICT (session) DO UPDATE SET
+ firsts = sessions.firsts + excluded.firsts,
+ last_id = excluded.last_id,
+ last_node = excluded.last_node,
+ finishes = sessions.finishes + excluded.finishes,
+ switches = sessions.switches + excluded.switches"""
+
+_STEPS = """\
+INSERT INTO session_steps (session, node, entered, leaves, answer_id, answer, outcome_id, outcome)
+SELECT g.session, g.node, g.entered, g.leaves, g.answer_id, a.option, g.outcome_id, o.option
+FROM (SELECT session, node,
+  max(CASE WHEN action = 'enter' THEN 1 ELSE 0 END) AS entered,
+  sum(CASE WHEN action IN ('choose', 'next', 'back', 'restart') AND elapsed_ms IS NOT NULL
+   THEN 1 ELSE 0 END) AS leaves,
+  max(CASE WHEN action = 'choose' THEN id END) AS answer_id,
+  max(CASE WHEN action = 'outcome' THEN id END) AS outcome_id
+ FROM events WHERE id > ? AND id <= ? AND (action IN ('enter', 'choose', 'outcome')
+  OR action IN ('next', 'back', 'restart') AND elapsed_ms IS NOT NULL)
+ GROUP BY session, node) AS g
+LEFT JOIN events AS a ON a.id = g.answer_id
+LEFT JOIN events AS o ON o.id = g.outcome_id
+WHERE true
+ON CONFLICT (session, node) DO UPDATE SET
+ entered = CASE WHEN excluded.entered > session_steps.entered THEN excluded.entered
+  ELSE session_steps.entered END,
+ leaves = session_steps.leaves + excluded.leaves,
+ answer_id = CASE WHEN excluded.answer_id IS NULL THEN session_steps.answer_id ELSE excluded.answer_id END,
+ answer = CASE WHEN excluded.answer_id IS NULL THEN session_steps.answer ELSE excluded.answer END,
+ outcome_id = CASE WHEN excluded.outcome_id IS NULL THEN session_steps.outcome_id ELSE excluded.outcome_id END,
+ outcome = CASE WHEN excluded.outcome_id IS NULL THEN session_steps.outcome ELSE excluded.outcome END"""
+
+_READ_MARK = f"SELECT value FROM meta WHERE key = '{WATERMARK}'"
+_SET_MARK = (f"INSERT INTO meta (key, value) VALUES ('{WATERMARK}', ?) "
+             "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+
+
+def refresh(execute: Callable[..., Any], placeholder: str = "?") -> int:
+    """Fold the events past the watermark into the derived tables and move it, through
+    ``execute(sql[, params])`` (returning a cursor) inside the caller's write transaction;
+    the number of the last event folded in."""
+
+    def run(sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return execute(sql.replace("?", placeholder), params)
+
+    row = run(_READ_MARK).fetchone()
+    mark = int(row[0]) if row is not None and str(row[0]).isdigit() else 0
+    (last,) = run("SELECT max(id) FROM events").fetchone()
+    last = int(last) if last is not None else 0
+    if last > mark:
+        run(_SESSIONS, (mark, last))
+        run(_STEPS, (mark, last))
+    if row is None or last != mark:
+        run(_SET_MARK, (str(last),))
+    return last
