@@ -39,16 +39,10 @@ from pathlib import Path
 import matplotlib as mpl
 import pandas as pd
 import pytest
-from browser import (  # noqa: F401  (fixtures)
-    PageFactory,
-    artifact_path,
-    browser,
-    full_page_screenshot,
-    page_factory,
-    playwright_instance,
-)
+import lanes
+from browser import PageFactory, artifact_path, full_page_screenshot
 from playwright.sync_api import Locator, expect
-from voila_server import GUIDE_NOTEBOOK, PROJECT_ROOT, VoilaServer, free_port, stop_server, voila_fixture
+from voila_server import PROJECT_ROOT, VoilaServer, free_port, stop_server
 
 from widgets import casenotes, dashboard, demo
 from widgets.log import SQLiteStore
@@ -293,7 +287,10 @@ def test_the_page_gets_the_limit_and_message_from_the_guide() -> None:
 
 # The same in Chromium: the page refuses the file before sending it.
 
-hardening_server = voila_fixture(GUIDE_NOTEBOOK, scope="module", name="hardening_server")
+@pytest.fixture(scope="module")
+def hardening_server(voila_servers) -> Iterator[VoilaServer]:
+    with voila_servers.guide() as server:
+        yield server
 
 
 def notes_panel(page, lang: str = "ko") -> Locator:
@@ -310,7 +307,6 @@ def choose_file(panel: Locator, path: Path, lang: str = "ko") -> None:
     chooser.value.set_files(str(path))
 
 
-@pytest.mark.browser
 def test_page_refuses_a_12_mb_file_and_keeps_working(page_factory: PageFactory,
                                                      hardening_server: VoilaServer,
                                                      tmp_path: Path) -> None:
@@ -531,6 +527,7 @@ def manage_env(demo_url: str) -> dict[str, str]:
 
 
 @pytest.fixture()
+@lanes.needs("server")
 def managed(manage_env: dict[str, str], tmp_path: Path) -> Iterator:
     started: list[ManagedDashboard] = []
 

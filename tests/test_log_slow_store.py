@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from pg_server import ServerError, TemporaryServer, fresh_schema
+from pg_server import PostgresServers, fresh_schema
 
 from widgets.log import Event, EventStore, Gap, SessionLogger, StoreUnavailable, open_store
 
@@ -194,18 +194,10 @@ def test_postgres_connection_bounds_its_waits(pg_store_url: str) -> None:
 
 
 @pytest.fixture
-def private_pg() -> Iterator[str]:
+def private_pg(pg_servers: PostgresServers) -> Iterator[str]:
     """A PostgreSQL server of this test alone (its process gets paused)."""
-    server = TemporaryServer()
-    try:
-        server.start()
-    except (ServerError, OSError) as exc:
-        server.stop()
-        pytest.fail(f"cannot start a PostgreSQL server: {exc}")
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with pg_servers.serve() as url:
+        yield url
 
 
 @pytest.mark.postgres
