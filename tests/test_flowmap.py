@@ -387,7 +387,7 @@ def test_review_shows_a_flow_error_plainly(tmp_path: Path, monkeypatch: pytest.M
 def test_dashboard_map_with_odd_ids_in_the_log(tmp_path: Path) -> None:
     """Rows another writer could leave (ids with markup, formulas, TeX) make moves the flow does
     not have: the map draws the flow's steps only, and the CSV of the moves keeps them as text."""
-    from test_csv_dashboard_hardening import ODD_IDS, odd_rows, store_with_rows
+    from test_dashboard_safety import ODD_IDS, odd_rows, store_with_rows
 
     from widgets.dashboard import Dashboard
 

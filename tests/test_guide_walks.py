@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lanes
 import pytest
 from browser import PageFactory, artifact_path, full_page_screenshot
 from playwright.sync_api import Page, expect
@@ -117,7 +118,9 @@ class Journal:
 
 
 @pytest.fixture(scope="module")
+@lanes.needs("browser", "server")
 def journal() -> Journal:
+    """What the walks saw (the module-wide checks read it: they are browser tests too)."""
     return Journal()
 
 

@@ -42,6 +42,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import lanes
 import pytest
 from browser import PageFactory, artifact_path, full_page_screenshot
 from lab_server import LabServer, LabServers
@@ -132,6 +133,7 @@ def external_links(html: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
+@lanes.needs("slow")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's wheel, built as ``pip install .`` builds it."""
     out = tmp_path_factory.mktemp("wheel")
@@ -189,6 +191,7 @@ def test_installing_the_wheel_puts_the_template_in_the_environment(wheel: Path,
         PROJECT_ROOT / "widgets" / "flow.yaml").read_bytes()
 
 
+@pytest.mark.slow
 def test_editable_install_puts_the_template_in_the_environment(tmp_path: Path):
     """``pip install --no-deps -e .``, as after ``conda env create -f environment.yml``: the
     template is copied into the environment, the package is the source tree's."""

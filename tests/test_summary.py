@@ -1063,6 +1063,7 @@ def run_notebook(env_overrides: dict[str, str], tmp_path: Path) -> subprocess.Co
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_summary_notebook_runs_on_demo_data(tmp_path: Path) -> None:
     url = f"sqlite://{tmp_path / 'demo.sqlite3'}"
     with open_store(url) as store:
@@ -1071,6 +1072,7 @@ def test_summary_notebook_runs_on_demo_data(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_summary_notebook_runs_without_data(tmp_path: Path) -> None:
     proc = run_notebook({"GUIDE_LOG_URL": "", "GUIDE_DATA_DIR": str(tmp_path / "nothing")}, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
