@@ -171,7 +171,6 @@ def pg_store_url(pg_url: str) -> Iterator[str]:
         yield url
 
 
-@pytest.mark.postgres
 def test_postgres_connection_bounds_its_waits(pg_store_url: str) -> None:
     """A partitioned network or a dead server used to keep a write waiting for minutes (TCP
     retransmissions); statements had no time limit."""
@@ -200,7 +199,6 @@ def private_pg(pg_servers: PostgresServers) -> Iterator[str]:
         yield url
 
 
-@pytest.mark.postgres
 def test_clicks_return_while_the_postgres_server_is_paused(private_pg: str) -> None:
     """The probe's scenario: the server process serving the session is stopped (SIGSTOP); it still
     acknowledges TCP, so no timeout fires, and the click used to wait until it was resumed."""

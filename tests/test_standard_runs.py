@@ -280,7 +280,6 @@ def voila_as_typed(voila_servers: VoilaServers,
         yield server
 
 
-@pytest.mark.browser
 def test_voila_in_the_project_folder_serves_the_guide(voila_as_typed: VoilaServer,
                                                       page_factory: PageFactory):
     """``voila notebooks/guide.ipynb`` as typed: the page script is the source's, the page is
@@ -358,7 +357,6 @@ def lab(lab_servers: LabServers, lab_log: Path, notebooks_kept: None,
         yield server
 
 
-@pytest.mark.browser
 def test_lab_render_with_voila_shows_the_guide(lab: LabServer, page_factory: PageFactory):
     """The notebook toolbar's "Render with Voilà": the preview panel shows the guide, with the
     guide's template and voila.json's settings, and the guide answers a click."""
@@ -384,7 +382,6 @@ def test_lab_render_with_voila_shows_the_guide(lab: LabServer, page_factory: Pag
         lab.shut_down_sessions()
 
 
-@pytest.mark.browser
 def test_lab_voila_page_of_the_summary(lab: LabServer, lab_log: Path,
                                         page_factory: PageFactory):
     """``/voila/render/notebooks/summary.ipynb``: the dashboard of the log, on the guide's
