@@ -29,11 +29,9 @@ machine to be quiet (at most two minutes).
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,7 +44,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from browser import PageGuard, launch_chromium, start_playwright  # noqa: E402
-from voila_server import _pool_size, free_port, kernel_processes, load_config  # noqa: E402
+from cluster_server import start_cluster  # noqa: E402
+from voila_server import _pool_size, kernel_processes, load_config  # noqa: E402
 
 from benchmarks.voila_bench import (  # noqa: E402
     INIT_SCRIPT,
@@ -276,16 +275,6 @@ def run(visits: int = 6, burst: int = 16, rounds: int = 1, burst_timeout: float 
         progress: Callable[[str], None] = print) -> CapacityRun:
     started = time.monotonic()
     result = CapacityRun(settings={"visits": visits, "burst": burst, "rounds": rounds})
-    runtime = Path(tempfile.mkdtemp(prefix="guide-capacity-"))
-    runtime.chmod(0o755)  # PostgreSQL runs as 'postgres', nginx's workers as www-data
-    ports = set()
-    while len(ports) < 3:
-        ports.add(free_port())
-    proxy, first, second = sorted(ports)
-    # the burst comes from this one address on purpose: nginx's per-address page burst
-    # (below a server's cap in a deployment) would refuse part of it
-    cluster = Cluster(2, port=proxy, backend_ports=[first, second], summary_port=None,
-                      pg_port=0, runtime=runtime, page_burst=(burst + visits) * rounds + 4)
     playwright = start_playwright()
 
     def stop(signum, frame):  # a killed run still stops its servers (finally below)
@@ -293,37 +282,35 @@ def run(visits: int = 6, burst: int = 16, rounds: int = 1, burst_timeout: float 
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        cluster.start(progress=lambda m: progress(f"starting {m}"))
-        result.pool_size = POOL
-        browser = launch_chromium(playwright, offline=True)
-        result.settings["chromium"] = browser.version
-        wait_pools(cluster, timeout=240)
-        for backend in cluster.backends:
-            result.server_rss_mb.append(psutil.Process(backend.process.pid).memory_info().rss
-                                        / 2**20)
-        # warm the browser's cache and both servers once, unmeasured
-        for _ in range(2):
-            context, page, _ = _open(browser, cluster.url)
-            wait_interactive(page)
-            close_page(context, page)
-        progress("warm-up done")
-        measure_visits(browser, cluster, result, visits, progress)
-        order = []
-        for r in range(rounds):
-            order += [1, 2] if r % 2 == 0 else [2, 1]
-        for servers in order:
-            result.bursts.append(measure_burst(browser, cluster, servers, burst, burst_timeout,
-                                               progress))
-        browser.close()
+        # the burst comes from this one address on purpose: nginx's per-address page burst
+        # (below a server's cap in a deployment) would refuse part of it
+        with start_cluster(2, summary=False, pg_fsync=True, wait_pools=False,
+                           progress=lambda m: progress(f"starting {m}"),
+                           page_burst=(burst + visits) * rounds + 4) as cluster:
+            result.pool_size = POOL
+            browser = launch_chromium(playwright, offline=True)
+            result.settings["chromium"] = browser.version
+            wait_pools(cluster, timeout=240)
+            for backend in cluster.backends:
+                result.server_rss_mb.append(psutil.Process(backend.process.pid).memory_info().rss
+                                            / 2**20)
+            # warm the browser's cache and both servers once, unmeasured
+            for _ in range(2):
+                context, page, _ = _open(browser, cluster.url)
+                wait_interactive(page)
+                close_page(context, page)
+            progress("warm-up done")
+            measure_visits(browser, cluster, result, visits, progress)
+            order = []
+            for r in range(rounds):
+                order += [1, 2] if r % 2 == 0 else [2, 1]
+            for servers in order:
+                result.bursts.append(measure_burst(browser, cluster, servers, burst, burst_timeout,
+                                                   progress))
+            browser.close()
     finally:
         signal.signal(signal.SIGTERM, previous)
-        try:
-            cluster.stop()
-        finally:
-            try:
-                playwright.stop()
-            finally:
-                shutil.rmtree(runtime, ignore_errors=True)
+        playwright.stop()
     result.seconds = time.monotonic() - started
     return result
 

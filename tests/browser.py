@@ -18,9 +18,9 @@ Chromium, and pages that cannot reach anything but this machine.
   module-wide check, and closes the pages with ``beforeunload`` so Voilà's page-close beacon
   gives their kernels back.
 
-Import the fixtures into a test module explicitly::
-
-    from browser import browser, page_factory, playwright_instance  # noqa: F401
+The fixtures (``playwright_instance``, ``browser``, ``page_factory``) are registered by
+``conftest.py``: a test asks for them by name, and using one makes it a ``browser`` test
+(see ``lanes.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from lanes import needs, refuse_in_quick_lane
 
 CHROMIUM = Path(os.environ.get("GUIDE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -64,6 +65,7 @@ def is_local(url: str) -> bool:
 
 def start_playwright():
     """A started sync Playwright (call ``.stop()``), or BrowserUnavailable."""
+    refuse_in_quick_lane("Chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as error:  # pragma: no cover - the test extras install it
@@ -79,6 +81,7 @@ OFFLINE_ARG = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLU
 def launch_chromium(playwright, headless: bool = True, offline: bool = False):
     """Debian Chromium through Playwright, headless; BrowserUnavailable if it is missing.
     ``offline``: no host name resolves except localhost (see OFFLINE_ARG)."""
+    refuse_in_quick_lane("Chromium")
     if not CHROMIUM.is_file():
         raise BrowserUnavailable(
             f"{CHROMIUM} not found: install the Debian 'chromium' package (and fonts-noto-cjk); "
@@ -206,6 +209,7 @@ class PageFactory:
 
 
 @pytest.fixture(scope="module")
+@needs("browser")
 def playwright_instance() -> Iterator[object]:
     try:
         playwright = start_playwright()

@@ -6,6 +6,10 @@ project folder), isolated from this machine's per-user Jupyter folders, for brow
         lab.url + "voila/render/notebooks/guide.ipynb"          # Voilà's preview of it
         lab.api("api/sessions")                                  # the REST API, with the token
 
+Tests get it through the fixture factory ``lab_servers`` (registered by ``conftest.py``;
+it marks the test ``server``): ``with lab_servers.serve(env) as lab: ...``, which fails the
+test (never skips it) when the server does not start.
+
 The server is ``python -m jupyter lab`` of the running interpreter, started in the project
 root (Voilà's preview reads ``voila.json`` from there), on a free 127.0.0.1 port, with a
 random token. Its per-user Jupyter folders (configuration, data, runtime, Lab settings and
@@ -50,6 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+import pytest
+from lanes import needs, refuse_in_quick_lane
 from voila_server import PROJECT_ROOT, free_port, kernel_processes, stop_server
 
 START_TIMEOUT = 90.0  # until the server answers (a loaded 2-core machine is slow)
@@ -169,6 +175,7 @@ def _wait_until_answering(server: LabServer, timeout: float) -> None:
 def start_lab(home: Path, env: Mapping[str, str | None]) -> Iterator[LabServer]:
     """JupyterLab on a free 127.0.0.1 port with its per-user folders under ``home``; stopped
     on exit, kernels included."""
+    refuse_in_quick_lane("JupyterLab")
     for folder in ("config", "data", "runtime", "ipython", "checkpoints"):
         (home / folder).mkdir(parents=True, exist_ok=True)
     _write_lab_settings(home / "config" / "lab" / "user-settings")
@@ -207,3 +214,32 @@ def start_lab(home: Path, env: Mapping[str, str | None]) -> Iterator[LabServer]:
     finally:
         server.shut_down_sessions()
         stop_server(server)
+
+
+class LabServers:
+    """The fixture factory of JupyterLab servers (fixture ``lab_servers``)."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp_path_factory = tmp_path_factory
+
+    @contextlib.contextmanager
+    def serve(self, env: Mapping[str, str | None],
+              home: Path | None = None) -> Iterator[LabServer]:
+        """:func:`start_lab` with its per-user folders under ``home`` (default: a new temporary
+        folder); a server that does not start fails the test."""
+        home = home or self.tmp_path_factory.mktemp("lab-home")
+        stack = contextlib.ExitStack()
+        try:
+            server = stack.enter_context(start_lab(home, env))
+        except LabStartError as error:
+            stack.close()
+            pytest.fail(f"cannot start JupyterLab: {error}", pytrace=False)
+        with stack:
+            yield server
+
+
+@pytest.fixture(scope="session")
+@needs("server")
+def lab_servers(tmp_path_factory: pytest.TempPathFactory) -> LabServers:
+    """The factory: ``with lab_servers.serve(env) as lab: ...``."""
+    return LabServers(tmp_path_factory)

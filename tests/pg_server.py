@@ -1,4 +1,7 @@
-"""A throw-away PostgreSQL server for the tests (session-scoped fixture ``pg_url``).
+"""A throw-away PostgreSQL server for the tests: the starter :func:`start_postgres`, the
+session-scoped fixture ``pg_url`` and the fixture factory ``pg_servers`` (a server of one
+test's own: ``with pg_servers.serve() as url: ...``), registered by ``conftest.py``; either
+fixture marks a test ``postgres``.
 
 ``GUIDE_TEST_POSTGRES_URL`` set: that server is used as it is. Otherwise a
 temporary cluster is created with the installed server binaries
@@ -25,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lanes import needs, refuse_in_quick_lane
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
@@ -32,7 +36,7 @@ if str(PROJECT_ROOT) not in sys.path:
 
 from deploy.postgres import LocalPostgres, ServerError  # noqa: E402
 
-__all__ = ["ServerError", "TemporaryServer", "pg_url"]
+__all__ = ["ServerError", "TemporaryServer", "pg_servers", "pg_url", "start_postgres"]
 
 
 class TemporaryServer(LocalPostgres):
@@ -50,26 +54,62 @@ class TemporaryServer(LocalPostgres):
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A postgresql:// URL of an empty database, for the whole test session."""
-    configured = os.environ.get("GUIDE_TEST_POSTGRES_URL")
-    if configured:
-        yield configured
-        return
-    server: TemporaryServer | None = None
+class PostgresStartError(RuntimeError):
+    """The PostgreSQL test server did not start (the message holds its log)."""
+
+
+@contextlib.contextmanager
+def start_postgres() -> Iterator[str]:
+    """A new :class:`TemporaryServer`, started; yields its postgresql:// URL (an empty
+    database) and removes the server on exit."""
+    refuse_in_quick_lane("PostgreSQL")
+    server = TemporaryServer()
     try:
-        server = TemporaryServer()
         server.start()
     except (ServerError, OSError, subprocess.SubprocessError) as exc:
-        log = server.server_log() if server else ""
-        if server:
-            server.stop()
-        pytest.fail(f"cannot start the PostgreSQL test server: {exc}\n--- server log ---\n{log}", pytrace=False)
+        log = server.server_log()
+        server.stop()
+        raise PostgresStartError(f"{exc}\n--- server log ---\n{log}") from exc
     try:
         yield server.url
     finally:
         server.stop()
+
+
+class PostgresServers:
+    """The fixture factory of PostgreSQL servers (fixture ``pg_servers``)."""
+
+    @contextlib.contextmanager
+    def serve(self) -> Iterator[str]:
+        """:func:`start_postgres`; a server that does not start fails the test."""
+        stack = contextlib.ExitStack()
+        try:
+            url = stack.enter_context(start_postgres())
+        except PostgresStartError as error:
+            stack.close()
+            pytest.fail(f"cannot start the PostgreSQL test server: {error}", pytrace=False)
+        with stack:
+            yield url
+
+
+@pytest.fixture(scope="session")
+@needs("postgres")
+def pg_servers() -> PostgresServers:
+    """The factory: a PostgreSQL server of a test's own (e.g. one it pauses)."""
+    return PostgresServers()
+
+
+@pytest.fixture(scope="session")
+@needs("postgres")
+def pg_url(pg_servers: PostgresServers) -> Iterator[str]:
+    """A postgresql:// URL of an empty database, for the whole test session
+    (``GUIDE_TEST_POSTGRES_URL`` when set, else a server of the session's own)."""
+    configured = os.environ.get("GUIDE_TEST_POSTGRES_URL")
+    if configured:
+        yield configured
+        return
+    with pg_servers.serve() as url:
+        yield url
 
 
 def schema_url(pg_url: str, name: str) -> str:

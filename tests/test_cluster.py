@@ -28,33 +28,23 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from browser import (  # noqa: F401  (fixtures)
-    PageFactory,
-    artifact_path,
-    browser,
-    page_factory,
-    playwright_instance,
-)
-from pg_server import PROJECT_ROOT  # noqa: F401  (puts the project root on sys.path)
+from browser import PageFactory, artifact_path
+from cluster_server import ClusterServers
 from playwright.sync_api import expect
-from voila_server import free_port, kernel_processes
+from voila_server import kernel_processes
 
-from deploy.cluster import Cluster, ClusterError, ServerError, site_config, visitor_cap
+from deploy.cluster import Cluster, site_config, visitor_cap
 from widgets.engine import Engine
 from widgets.flow import default_flow
 from widgets.log import PostgresStore
 from widgets.summary import summarize
 
-pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 
 FLOW = default_flow()
 KERNEL_ID_JS = "JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId"
@@ -66,34 +56,10 @@ STEPS = 4  # clicks per visitor
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    # a folder others can traverse: PostgreSQL runs as 'postgres', nginx's workers as www-data
-    runtime = Path(tempfile.mkdtemp(prefix="guide-cluster-"))
-    runtime.chmod(0o755)
-    ports = set()
-    while len(ports) < 4:
-        ports.add(free_port())
-    proxy, first, second, summary = sorted(ports)
-    instance = Cluster(2, port=proxy, backend_ports=[first, second], summary_port=summary,
-                       pg_port=0, runtime=runtime, pg_fsync=False)
-    try:
-        instance.start()
-    except (ClusterError, ServerError, OSError) as error:
-        logs = "\n".join(f"--- {b.log_path.name}\n{b.log()[-3000:]}" for b in instance.backends)
-        instance.stop()
-        shutil.rmtree(runtime, ignore_errors=True)
-        pytest.fail(f"cannot start the cluster: {error}\n{logs}", pytrace=False)
-    try:
-        for backend in instance.backends:  # both preheated pools filled before any visitor
-            deadline = time.monotonic() + 180
-            while "Kernel pool of" not in backend.log():
-                assert backend.alive(), f"{backend!r} exited:\n{backend.log()[-3000:]}"
-                assert time.monotonic() < deadline, f"{backend!r}: no preheated pool"
-                time.sleep(0.5)
+def cluster(cluster_servers: ClusterServers) -> Iterator[Cluster]:
+    """Two Voilà servers, both preheated pools filled before any visitor."""
+    with cluster_servers.serve(2) as instance:
         yield instance
-    finally:
-        instance.stop()
-        shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.fixture(scope="module", autouse=True)

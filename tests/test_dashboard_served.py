@@ -16,25 +16,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from browser import (  # noqa: F401  (fixtures)
-    PageFactory,
-    artifact_path,
-    browser,
-    full_page_screenshot,
-    page_factory,
-    playwright_instance,
-)
+from browser import PageFactory, artifact_path, full_page_screenshot
 from playwright.sync_api import Page, expect
-from voila_server import PROJECT_ROOT, VoilaServer, VoilaStartError, start_voila
+from voila_server import VoilaServer
 
 from widgets import demo
 from widgets.flow import default_flow
 from widgets.log import SQLiteStore
 from widgets.summary import Summary, summarize
 
-pytestmark = pytest.mark.browser
-
-SUMMARY_NOTEBOOK = PROJECT_ROOT / "notebooks" / "summary.ipynb"
 DEMO_EVENTS = 3000
 
 
@@ -47,14 +37,10 @@ def log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def dashboard_server(log_path: Path) -> Iterator[VoilaServer]:
-    env = {"GUIDE_LOG_URL": f"sqlite://{log_path}", "GUIDE_DATA_DIR": str(log_path.parent)}
-    try:
-        with start_voila(SUMMARY_NOTEBOOK, env=env) as server:
-            server.wait_until_preheated(timeout=120)
-            yield server
-    except VoilaStartError as error:
-        pytest.fail(f"cannot start Voilà: {error}", pytrace=False)
+def dashboard_server(voila_servers, log_path: Path) -> Iterator[VoilaServer]:
+    with voila_servers.dashboard(f"sqlite://{log_path}", preheated=True,
+                                 env={"GUIDE_DATA_DIR": str(log_path.parent)}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -14,6 +14,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import lanes
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,7 @@ print(json.dumps({"package": widgets.__file__, "url": log_url()}))
 
 
 @pytest.fixture(scope="module")
+@lanes.needs("slow")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh environment holding the guide's wheel (its dependencies from this one's
     site-packages, after its own); its Python."""

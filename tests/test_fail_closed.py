@@ -32,10 +32,9 @@ from voila_server import (
     GUIDE_NOTEBOOK,
     PROJECT_ROOT,
     VoilaServer,
-    VoilaStartError,
+    VoilaServers,
     isolated_jupyter_env,
     load_config,
-    start_voila,
     visit,
 )
 from websockets.exceptions import InvalidStatus
@@ -55,7 +54,8 @@ def new_user_env(home: Path, data: Path) -> dict[str, str | None]:
             "GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}"}
 
 
-def serve_elsewhere(tmp_path_factory: pytest.TempPathFactory, *, as_typed: bool,
+def serve_elsewhere(voila_servers: VoilaServers, tmp_path_factory: pytest.TempPathFactory, *,
+                    as_typed: bool,
                     extra_args: tuple[str, ...] = (),
                     user_config: dict | None = None) -> Iterator[VoilaServer]:
     """The guide served by a Voilà started in a temporary folder; ``user_config``: a
@@ -68,12 +68,9 @@ def serve_elsewhere(tmp_path_factory: pytest.TempPathFactory, *, as_typed: bool,
     if user_config is not None:
         (tmp / "home" / "config" / "voila.json").write_text(json.dumps(user_config))
         env["JUPYTER_PREFER_ENV_PATH"] = "0"
-    try:
-        with start_voila(GUIDE_NOTEBOOK, env=env, extra_args=extra_args, as_typed=as_typed,
-                         cwd=folder) as server:
-            yield server
-    except VoilaStartError as error:
-        pytest.fail(f"cannot start Voilà: {error}", pytrace=False)
+    with voila_servers.serve(GUIDE_NOTEBOOK, env=env, extra_args=extra_args, as_typed=as_typed,
+                             cwd=folder) as server:
+        yield server
 
 
 def widget_views(outputs: list[dict]) -> list[dict]:
@@ -137,8 +134,8 @@ def test_outside_a_kernel_the_guide_is_not_refused():
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["voila-script", "python-m-voila"])
-def guide_elsewhere(request, tmp_path_factory) -> Iterator[VoilaServer]:
-    yield from serve_elsewhere(tmp_path_factory, as_typed=request.param)
+def guide_elsewhere(request, voila_servers, tmp_path_factory) -> Iterator[VoilaServer]:
+    yield from serve_elsewhere(voila_servers, tmp_path_factory, as_typed=request.param)
 
 
 def test_started_elsewhere_the_guide_has_its_template_and_headers(guide_elsewhere: VoilaServer):
@@ -204,9 +201,9 @@ WEAKENED = {
 
 
 @pytest.fixture(scope="module", params=list(WEAKENED))
-def weakened(request, tmp_path_factory) -> Iterator[tuple[VoilaServer, list[str]]]:
+def weakened(request, voila_servers, tmp_path_factory) -> Iterator[tuple[VoilaServer, list[str]]]:
     case = WEAKENED[request.param]
-    for server in serve_elsewhere(tmp_path_factory, as_typed=False,
+    for server in serve_elsewhere(voila_servers, tmp_path_factory, as_typed=False,
                                   extra_args=case.get("extra_args", ()),
                                   user_config=case.get("user_config")):
         yield server, case["expect"]
@@ -257,8 +254,8 @@ WITHOUT_HOOKS = {
 
 
 @pytest.fixture(scope="module", params=list(WITHOUT_HOOKS))
-def without_hooks(request, tmp_path_factory) -> Iterator[VoilaServer]:
-    yield from serve_elsewhere(tmp_path_factory, as_typed=False,
+def without_hooks(request, voila_servers, tmp_path_factory) -> Iterator[VoilaServer]:
+    yield from serve_elsewhere(voila_servers, tmp_path_factory, as_typed=False,
                                extra_args=WITHOUT_HOOKS[request.param])
 
 
@@ -279,11 +276,11 @@ def test_without_the_hooks_the_kernel_shows_a_notice_not_the_guide(without_hooks
 # --------------------------------------------------------------------------- the project folder
 
 
-def test_the_project_folder_server_passes_its_check(tmp_path_factory):
+def test_the_project_folder_server_passes_its_check(voila_servers, tmp_path_factory):
     """The way the tests, ./manage app and the deployment start it (from the project root)."""
     data = tmp_path_factory.mktemp("root-data")
     env = {"GUIDE_DATA_DIR": str(data), "GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}"}
-    with start_voila(GUIDE_NOTEBOOK, env=env) as server:
+    with voila_servers.serve(GUIDE_NOTEBOOK, env=env) as server:
         page = visit(server)
         assert page.status == 200 and widget_views(page.outputs)
         assert "guide: server settings checked" in server.log()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from test_summary import hand_events, pg_schema_url, sqlite_url, store_url  # noqa: F401  (fixtures)
+from test_summary import hand_events
 
 from widgets import flowmap, review, style
 from conftest import FLOW_2024
@@ -69,7 +69,7 @@ HAND_MOVES = {**HAND_SESSIONS, ("problem", "return", "order"): 2, ("describe", N
 
 
 @pytest.fixture
-def hand_store(store_url: str) -> Iterator[EventStore]:  # noqa: F811
+def hand_store(store_url: str) -> Iterator[EventStore]:
     with open_store(store_url) as store:
         store.write(hand_events())
         yield store
@@ -151,7 +151,7 @@ def test_transitions_follow_the_filters(hand_store: EventStore) -> None:
     assert transitions(hand_store, start=dt.date(2030, 1, 1))["sessions"].sum() == 0
 
 
-def test_moves_the_flow_does_not_have_are_kept(sqlite_url: str) -> None:  # noqa: F811
+def test_moves_the_flow_does_not_have_are_kept(sqlite_url: str) -> None:
     import datetime as dt
 
     from widgets.log import Event
@@ -264,7 +264,7 @@ def test_a_slow_dot_is_stopped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 # --------------------------------------------------------------------------- the dashboard part
 
 
-def test_dashboard_map_follows_the_filters_and_downloads_as_svg(sqlite_url: str) -> None:  # noqa: F811
+def test_dashboard_map_follows_the_filters_and_downloads_as_svg(sqlite_url: str) -> None:
     from widgets.dashboard import Dashboard
 
     with open_store(sqlite_url) as store:
@@ -293,7 +293,7 @@ def test_dashboard_map_follows_the_filters_and_downloads_as_svg(sqlite_url: str)
     assert "2명 봄" in board.flowmap.value
 
 
-def test_dashboard_map_fails_alone(sqlite_url: str, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+def test_dashboard_map_fails_alone(sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
                                    tmp_path: Path) -> None:
     from widgets import dashboard
 
@@ -417,7 +417,7 @@ def test_review_shows_a_flow_error_plainly(tmp_path: Path, monkeypatch: pytest.M
 def test_dashboard_map_with_odd_ids_in_the_log(tmp_path: Path) -> None:
     """Rows another writer could leave (ids with markup, formulas, TeX) make moves the flow does
     not have: the map draws the flow's steps only, and the CSV of the moves keeps them as text."""
-    from test_csv_dashboard_hardening import ODD_IDS, odd_rows, store_with_rows
+    from test_dashboard_safety import ODD_IDS, odd_rows, store_with_rows
 
     from widgets.dashboard import Dashboard
 

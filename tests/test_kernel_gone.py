@@ -19,31 +19,27 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
-from browser import artifact_path, browser, full_page_screenshot, playwright_instance  # noqa: F401
+from browser import artifact_path, full_page_screenshot
 from playwright.sync_api import expect
-from voila_server import GUIDE_NOTEBOOK, VoilaServer, beacon, voila_fixture
+from voila_server import VoilaServer, beacon
 
 from widgets.engine import Engine
 from widgets.flow import default_flow
 
-pytestmark = pytest.mark.browser
 
 FLOW = default_flow()
 PHONE_NUMBER = next(term.en for term in FLOW.glossary if term.id == "phone-number")
 ROUTE = ("Help", "Need more help?", "Contact us")
 PHONE = {"width": 375, "height": 740}
 
-gone_server = voila_fixture(GUIDE_NOTEBOOK, scope="module", name="gone_server")
-
-
 @pytest.fixture(scope="module")
-def server(gone_server: VoilaServer) -> VoilaServer:
-    gone_server.wait_until_preheated(timeout=120)
-    return gone_server
+def server(voila_servers) -> Iterator[VoilaServer]:
+    with voila_servers.guide(preheated=True) as server:
+        yield server
 
 
 @pytest.fixture
-def page(browser) -> Iterator[object]:  # noqa: F811
+def page(browser) -> Iterator[object]:
     context = browser.new_context(viewport=PHONE, locale="ko-KR")
     try:
         page = context.new_page()

@@ -26,34 +26,24 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from voila_server import GUIDE_NOTEBOOK, VoilaServer, load_config, voila_fixture
+from browser import CHROMIUM
+from voila_server import VoilaServer, load_config
 
-pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 PAGES = 10
 RECLAIM_LIMIT = 60.0  # seconds, the requirement
 
-voila_reclaim = voila_fixture(GUIDE_NOTEBOOK, scope="module")
+
+@pytest.fixture(scope="module")
+def voila_reclaim(voila_servers) -> Iterator[VoilaServer]:
+    """This module's own server: the kernel counts are its own."""
+    with voila_servers.guide() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    """Headless Debian Chromium; its absence fails the tests (a skipped browser test has
-    tested nothing)."""
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} not found: install the Debian 'chromium' package "
-                    "(the browser tests need it; they are not skipped)", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+def chromium(browser) -> object:
+    """Headless Debian Chromium (the ``browser`` fixture: its absence fails the tests)."""
+    return browser
 
 
 def test_chromium_is_installed():

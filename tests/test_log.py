@@ -657,6 +657,7 @@ def run_writers(url: str, processes: int = 16, count: int = 50) -> None:
         assert all(e.elapsed_ms is not None for e in session_events_[1:])
 
 
+@pytest.mark.slow
 def test_many_processes_write_at_once_sqlite(tmp_path: Path) -> None:
     run_writers(f"sqlite://{tmp_path / 'new-folder' / 'events.sqlite3'}")
 
@@ -716,6 +717,7 @@ def test_open_waits_for_a_concurrent_creator(db: Path) -> None:
     assert rows(str(db), "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(log.SCHEMA_VERSION),)]
 
 
+@pytest.mark.slow
 def test_many_processes_create_the_store_at_once_sqlite(tmp_path: Path) -> None:
     for round_ in range(10):
         url = f"sqlite://{tmp_path / str(round_) / 'events.sqlite3'}"

@@ -35,6 +35,7 @@ def test_notebook_is_thin_and_committed_without_outputs(path):
         assert cell.get("outputs") == [] and cell.get("execution_count") is None
 
 
+@pytest.mark.slow
 def test_nbval_runs_every_notebook(tmp_path):
     url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
     with open_store(url) as store:
@@ -78,6 +79,7 @@ def run_content_notebook(env: dict[str, str], tmp_path) -> list[dict]:
     return next(c for c in nb.cells if c.cell_type == "code").outputs
 
 
+@pytest.mark.slow
 def test_content_notebook_shows_a_broken_flow_plainly(tmp_path):
     """With a flow file whose answer leads to an unknown step, the notebook's output is the
     loader's message naming the step and field: no traceback, no error output."""

@@ -17,30 +17,30 @@ from collections.abc import Iterator
 
 import pytest
 from kernel_ws import KernelClient, SilentClient, kernel_id_of
-from voila_server import PROJECT_ROOT, VoilaServer, serve_preheated
+from voila_server import PROJECT_ROOT, VoilaServer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 GUIDE = PROJECT_ROOT / "notebooks" / "guide.ipynb"
 
 
-def _serve(tmp_path_factory, name: str, *args: str) -> Iterator[VoilaServer]:
-    data = tmp_path_factory.mktemp(name)
-    yield from serve_preheated(GUIDE, {"GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}",
-                                       "GUIDE_DATA_DIR": str(data)}, extra_args=list(args))
+def _serve(voila_servers, name: str, *args: str) -> Iterator[VoilaServer]:
+    with voila_servers.serve(GUIDE, env=voila_servers.log_env(name), extra_args=list(args),
+                             preheated=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def guide(tmp_path_factory) -> Iterator[VoilaServer]:
+def guide(voila_servers) -> Iterator[VoilaServer]:
     """The project's settings, but for a per-client bound small enough to reach in a test."""
-    yield from _serve(tmp_path_factory, "limits",
+    yield from _serve(voila_servers, "limits",
                       "--GuideKernelWebsocketConnection.max_per_client=3")
 
 
 @pytest.fixture(scope="module")
-def idle_guide(tmp_path_factory) -> Iterator[VoilaServer]:
+def idle_guide(voila_servers) -> Iterator[VoilaServer]:
     """Kernels culled after 5 s without a guide action (connected or not), and after 20 s
     of visit in any case; the culler looks every second; no preheated pool."""
-    yield from _serve(tmp_path_factory, "idle",
+    yield from _serve(voila_servers, "idle",
                       "--VoilaConfiguration.preheat_kernel=False",
                       "--GuideKernelManager.cull_connected_after=5",
                       "--GuideKernelManager.max_visit=20",

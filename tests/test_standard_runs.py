@@ -42,19 +42,13 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import lanes
 import pytest
-from browser import (  # noqa: F401  (fixtures)
-    PageFactory,
-    artifact_path,
-    browser,
-    full_page_screenshot,
-    page_factory,
-    playwright_instance,
-)
-from lab_server import LabServer, LabStartError, start_lab
+from browser import PageFactory, artifact_path, full_page_screenshot
+from lab_server import LabServer, LabServers
 from playwright.sync_api import Frame, Page, expect
 import voila_server
-from voila_server import GUIDE_NOTEBOOK, PROJECT_ROOT, VoilaServer, VoilaStartError, start_voila
+from voila_server import GUIDE_NOTEBOOK, PROJECT_ROOT, VoilaServer, VoilaServers
 
 from widgets import demo
 from widgets.engine import Engine
@@ -139,6 +133,7 @@ def external_links(html: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
+@lanes.needs("slow")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's wheel, built as ``pip install .`` builds it."""
     out = tmp_path_factory.mktemp("wheel")
@@ -196,6 +191,7 @@ def test_installing_the_wheel_puts_the_template_in_the_environment(wheel: Path,
         PROJECT_ROOT / "widgets" / "flow.yaml").read_bytes()
 
 
+@pytest.mark.slow
 def test_editable_install_puts_the_template_in_the_environment(tmp_path: Path):
     """``pip install --no-deps -e .``, as after ``conda env create -f environment.yml``: the
     template is copied into the environment, the package is the source tree's."""
@@ -272,21 +268,18 @@ def expect_guide_template(page: Page | Frame, step: Node) -> None:
 
 
 @pytest.fixture(scope="module")
-def voila_as_typed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoilaServer]:
+def voila_as_typed(voila_servers: VoilaServers,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoilaServer]:
     """``voila --port=N notebooks/guide.ipynb`` in the project folder, with an empty
     temporary interaction log."""
     home = tmp_path_factory.mktemp("voila-home")
     data = tmp_path_factory.mktemp("voila-data")
     env = {**isolated_jupyter_env(home), "GUIDE_DATA_DIR": str(data),
            "GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}"}
-    try:
-        with start_voila(GUIDE_NOTEBOOK, env=env, as_typed=True) as server:
-            yield server
-    except VoilaStartError as error:
-        pytest.fail(f"cannot start Voilà: {error}", pytrace=False)
+    with voila_servers.serve(GUIDE_NOTEBOOK, env=env, as_typed=True) as server:
+        yield server
 
 
-@pytest.mark.browser
 def test_voila_in_the_project_folder_serves_the_guide(voila_as_typed: VoilaServer,
                                                       page_factory: PageFactory):
     """``voila notebooks/guide.ipynb`` as typed: the page script is the source's, the page is
@@ -348,7 +341,7 @@ def notebooks_kept() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def lab(lab_log: Path, notebooks_kept: None,
+def lab(lab_servers: LabServers, lab_log: Path, notebooks_kept: None,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     """``jupyter lab`` in the project folder, no JUPYTER_PATH, after ``jupyter trust`` of the
     notebooks (as ``./manage lab`` does): Lab's preview renders a notebook only once this
@@ -360,14 +353,10 @@ def lab(lab_log: Path, notebooks_kept: None,
     subprocess.run([sys.executable, "-m", "jupyter", "trust", "notebooks/guide.ipynb",
                     SUMMARY_NOTEBOOK], cwd=PROJECT_ROOT, env=trust_env, check=True,
                    capture_output=True, timeout=120)
-    try:
-        with start_lab(home, env) as server:
-            yield server
-    except LabStartError as error:
-        pytest.fail(f"cannot start JupyterLab: {error}", pytrace=False)
+    with lab_servers.serve(env, home=home) as server:
+        yield server
 
 
-@pytest.mark.browser
 def test_lab_render_with_voila_shows_the_guide(lab: LabServer, page_factory: PageFactory):
     """The notebook toolbar's "Render with Voilà": the preview panel shows the guide, with the
     guide's template and voila.json's settings, and the guide answers a click."""
@@ -393,7 +382,6 @@ def test_lab_render_with_voila_shows_the_guide(lab: LabServer, page_factory: Pag
         lab.shut_down_sessions()
 
 
-@pytest.mark.browser
 def test_lab_voila_page_of_the_summary(lab: LabServer, lab_log: Path,
                                         page_factory: PageFactory):
     """``/voila/render/notebooks/summary.ipynb``: the dashboard of the log, on the guide's

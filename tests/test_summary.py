@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pg_server import fresh_schema
 
 import widgets.log as log
 from widgets import demo, summary
@@ -187,33 +186,6 @@ def hand_events() -> list[Event]:
 
 
 # --------------------------------------------------------------------------- stores
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite://{tmp_path / 'events.sqlite3'}"
-
-
-@pytest.fixture
-def pg_schema_url(pg_url: str) -> Iterator[str]:
-    """A fresh schema in the PostgreSQL test database, as a URL whose search_path selects it."""
-    with fresh_schema(pg_url, "summary") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "sqlite-v1", "sqlite-v3",
-                        *(pytest.param(p, marks=pytest.mark.postgres)
-                          for p in ("postgresql", "postgresql-v1", "postgresql-v3"))])
-def store_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The URL of an empty store: SQLite, then PostgreSQL; each as the log creates it, or as
-    log schema version 1 or 3 made it (the test's first open migrates it)."""
-    backend, _, version = request.param.partition("-")
-    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_schema_url")
-    with monkeypatch.context() as m:
-        if version:
-            m.setattr(log.migrations, "MIGRATIONS", log.MIGRATIONS[:int(version.lstrip("v"))])
-        open_store(url).close()  # creates the schema
-    return url
 
 
 def store_execute(store: EventStore, statement: str) -> None:
@@ -1098,6 +1070,7 @@ def run_notebook(env_overrides: dict[str, str], tmp_path: Path) -> subprocess.Co
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_summary_notebook_runs_on_demo_data(tmp_path: Path) -> None:
     url = f"sqlite://{tmp_path / 'demo.sqlite3'}"
     with open_store(url) as store:
@@ -1106,6 +1079,7 @@ def test_summary_notebook_runs_on_demo_data(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_summary_notebook_runs_without_data(tmp_path: Path) -> None:
     proc = run_notebook({"GUIDE_LOG_URL": "", "GUIDE_DATA_DIR": str(tmp_path / "nothing")}, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr

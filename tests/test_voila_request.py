@@ -26,7 +26,7 @@ from tornado import web, websocket
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from voila.request_info_handler import RequestInfoSocketHandler
-from voila_server import PROJECT_ROOT, VoilaServer, beacon, visit, voila_fixture
+from voila_server import PROJECT_ROOT, VoilaServer, beacon, visit
 
 from widgets.hosts.voila import request as voila_request
 from widgets.hosts.voila.query import request_info_open, request_info_prepare
@@ -255,7 +255,11 @@ def test_the_address_is_voilas():
 
 # --------------------------------------------------------------------------- a served kernel
 
-served_guide = voila_fixture("notebooks/guide.ipynb", scope="module", name="served_guide")
+@pytest.fixture(scope="module")
+def served_guide(voila_servers) -> Iterator[VoilaServer]:
+    with voila_servers.guide() as server:
+        yield server
+
 
 KERNEL_PROBE = (
     "json.dumps({'loaded': sorted({n.split('.')[0] for n in sys.modules} & set(%r)),"
@@ -302,7 +306,12 @@ def test_a_preheated_guide_kernel_gets_its_link_and_holds_no_voila(served_guide)
 # --------------------------------------------------------------------------- the benchmark's bare app
 
 BARE_NOTEBOOK = PROJECT_ROOT / "benchmarks" / "bare" / "bare.ipynb"
-served_bare = voila_fixture(BARE_NOTEBOOK, scope="module", name="served_bare")
+
+
+@pytest.fixture(scope="module")
+def served_bare(voila_servers) -> Iterator[VoilaServer]:
+    with voila_servers.serve(BARE_NOTEBOOK, log_store=True) as server:
+        yield server
 
 
 def test_the_bare_app_imports_ipywidgets_and_nothing_else():

@@ -23,12 +23,18 @@ The guide's page template comes from the environment, where installing the proje
 project adds nothing to ``JUPYTER_PATH``. ``start_voila(..., as_typed=True)`` runs the
 environment's ``voila`` script instead, exactly as typed in the project folder.
 
-Fixtures: ``voila_guide`` (session-scoped) serves ``notebooks/guide.ipynb`` with
-an empty temporary log store; ``voila_fixture()`` makes more, e.g. a
-module-scoped server of its own for a test module that counts kernels::
+Fixtures (registered by ``conftest.py``): ``voila_servers``, the one factory of Voilà
+servers for tests (:class:`VoilaServers`: ``.guide()``, ``.dashboard(log_url)``,
+``.serve(notebook)``), e.g. a module-scoped server of its own for a module that counts
+kernels::
 
-    my_server = voila_fixture("benchmarks/bare/bare.ipynb", scope="module")
+    @pytest.fixture(scope="module")
+    def server(voila_servers):
+        with voila_servers.guide(preheated=True) as server:
+            yield server
 
+``voila_guide`` (session-scoped) serves ``notebooks/guide.ipynb`` with an empty temporary
+log store; ``guide_server`` is the same for each host of :data:`GUIDE_HOSTS`.
 A server that cannot be started fails the tests that use it; it never skips them.
 """
 
@@ -54,10 +60,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+from lanes import needs, refuse_in_quick_lane
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = PROJECT_ROOT / "voila.json"
 GUIDE_NOTEBOOK = PROJECT_ROOT / "notebooks" / "guide.ipynb"
+SUMMARY_NOTEBOOK = PROJECT_ROOT / "notebooks" / "summary.ipynb"
 
 START_TIMEOUT = 90.0  # until the server answers HTTP (a loaded 2-core machine is slow)
 STOP_TIMEOUT = 20.0  # for Voilà to shut its kernels down after SIGTERM
@@ -338,6 +346,7 @@ def start_voila(notebook: str | os.PathLike, port: int | None = None,
     ``<environment>/etc/jupyter/voila.json``, any per-user one). ``as_typed`` then chooses the
     ``voila`` script over ``python -m voila``.
     """
+    refuse_in_quick_lane("a Voilà server")
     notebook = Path(notebook)
     if not notebook.is_absolute():
         notebook = PROJECT_ROOT / notebook
@@ -385,46 +394,95 @@ def start_voila(notebook: str | os.PathLike, port: int | None = None,
             stop_server(server)
 
 
-def serve_preheated(notebook: str | os.PathLike, env: Mapping[str, str | None],
-                    extra_args: Sequence[str] = ()) -> Iterator[VoilaServer]:
-    """For a fixture: :func:`start_voila`, yielded once its preheated pool is filled; a server
-    that cannot start fails the tests that use it."""
-    try:
-        with start_voila(notebook, env=env, extra_args=extra_args) as server:
-            server.wait_until_preheated(timeout=120)
-            yield server
-    except VoilaStartError as error:
-        pytest.fail(f"cannot start Voilà: {error}", pytrace=False)
+class VoilaServers:
+    """The fixture factory of Voilà servers (fixture ``voila_servers``): each method is a
+    context manager around :func:`start_voila` that fails the test (never skips it) when the
+    server does not start, and stops the server on exit.
 
-
-def voila_fixture(notebook: str | os.PathLike, *, scope: str = "module",
-                  env: Mapping[str, str | None] | None = None,
-                  extra_args: Sequence[str] = (), log_store: bool = True,
-                  name: str | None = None):
-    """A pytest fixture serving ``notebook`` through :func:`start_voila`.
-
-    With ``log_store`` (the default) the server gets an empty temporary interaction log:
-    ``GUIDE_LOG_URL=sqlite:///<tmp>/events.sqlite3`` and ``GUIDE_DATA_DIR=<tmp>``, so nothing
-    is written to the project's data folder. ``env`` is applied on top.
+    ``log_store`` (the default for the guide): the server gets an empty temporary interaction
+    log, ``GUIDE_LOG_URL=sqlite:///<tmp>/events.sqlite3`` and ``GUIDE_DATA_DIR=<tmp>``, so
+    nothing is written to the project's data folder; ``env`` is applied on top.
+    ``preheated``: yield once the preheated pool is filled.
     """
 
-    def _serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoilaServer]:
-        server_env: dict[str, str | None] = {}
-        if log_store:
-            data_dir = tmp_path_factory.mktemp("guide-data")
-            server_env["GUIDE_DATA_DIR"] = str(data_dir)
-            server_env["GUIDE_LOG_URL"] = f"sqlite://{data_dir / 'events.sqlite3'}"
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp_path_factory = tmp_path_factory
+
+    def log_env(self, name: str = "guide-data") -> dict[str, str | None]:
+        """An empty temporary log: GUIDE_DATA_DIR and GUIDE_LOG_URL for a server."""
+        data_dir = self.tmp_path_factory.mktemp(name)
+        return {"GUIDE_DATA_DIR": str(data_dir),
+                "GUIDE_LOG_URL": f"sqlite://{data_dir / 'events.sqlite3'}"}
+
+    @contextlib.contextmanager
+    def serve(self, notebook: str | os.PathLike, *,
+              env: Mapping[str, str | None] | None = None, log_store: bool = False,
+              preheated: bool = False, **start_args) -> Iterator[VoilaServer]:
+        """``notebook`` served by :func:`start_voila` (``start_args``: its keyword arguments)."""
+        server_env = self.log_env() if log_store else {}
         server_env.update(env or {})
+        stack = contextlib.ExitStack()
         try:
-            with start_voila(notebook, env=server_env, extra_args=extra_args) as server:
-                yield server
-        except VoilaStartError as error:
+            server = stack.enter_context(start_voila(notebook, env=server_env, **start_args))
+            if preheated:
+                server.wait_until_preheated(timeout=120)
+        except (VoilaStartError, AssertionError) as error:
+            stack.close()
             pytest.fail(f"cannot start Voilà: {error}", pytrace=False)
+        with stack:
+            yield server
 
-    if name:
-        return pytest.fixture(scope=scope, name=name)(_serve)
-    return pytest.fixture(scope=scope)(_serve)
+    def guide(self, *, host: str = "voila", log_store: bool = True,
+              **serve_args) -> contextlib.AbstractContextManager[VoilaServer]:
+        """The guide (notebooks/guide.ipynb) on ``host``, one of :data:`GUIDE_HOSTS`."""
+        if host != "voila":
+            raise ValueError(f"no starter for the guide on {host!r} (known: {GUIDE_HOSTS})")
+        return self.serve(GUIDE_NOTEBOOK, log_store=log_store, **serve_args)
+
+    def dashboard(self, log_url: str, *, env: Mapping[str, str | None] | None = None,
+                  **serve_args) -> contextlib.AbstractContextManager[VoilaServer]:
+        """The summary dashboard (notebooks/summary.ipynb) reading the log at ``log_url``."""
+        server_env: dict[str, str | None] = {"GUIDE_LOG_URL": log_url}
+        server_env.update(env or {})
+        return self.serve(SUMMARY_NOTEBOOK, env=server_env, **serve_args)
 
 
-#: Session-scoped Voilà serving notebooks/guide.ipynb with an empty temporary log store.
-voila_guide = voila_fixture(GUIDE_NOTEBOOK, scope="session")
+#: The hosts that serve the guide's notebook. ``guide_server`` runs each test once per host;
+#: a second host (the same guide under another server) is added here and in
+#: :meth:`VoilaServers.guide`.
+GUIDE_HOSTS = ("voila",)
+
+
+# --------------------------------------------------------------------------- pytest fixtures
+
+
+@pytest.fixture(scope="session")
+@needs("server")
+def voila_servers(tmp_path_factory: pytest.TempPathFactory) -> VoilaServers:
+    """The factory: ``with voila_servers.guide(preheated=True) as server: ...`` in a
+    module-scoped fixture of one's own, or in a test."""
+    return VoilaServers(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def voila_guide(voila_servers: VoilaServers) -> Iterator[VoilaServer]:
+    """Voilà serving notebooks/guide.ipynb with an empty temporary log store, for the session
+    (the tests that check Voilà itself: kernels, its paths, its log)."""
+    with voila_servers.guide() as server:
+        yield server
+
+
+@pytest.fixture(scope="session", params=GUIDE_HOSTS)
+def guide_host(request: pytest.FixtureRequest) -> str:
+    """The host serving the guide: each of GUIDE_HOSTS in turn."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+@needs("server")
+def guide_server(guide_host: str, request: pytest.FixtureRequest):
+    """The guide served by ``guide_host`` for the session, with an empty temporary log: for
+    the tests that hold for every host. On Voilà it is ``voila_guide``'s server."""
+    if guide_host == "voila":
+        return request.getfixturevalue("voila_guide")
+    raise ValueError(f"no guide server for host {guide_host!r}")

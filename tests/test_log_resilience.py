@@ -489,6 +489,7 @@ def _open_a_store(path: str) -> None:
     open_store(path, timeout=5).close()
 
 
+@pytest.mark.slow
 def test_forking_while_a_background_retry_uses_sqlite(tmp_path: Path) -> None:
     """A fork while another thread (a logger's background retry) is inside SQLite used to give a
     child that hung in its first SQLite call, on a copy of a mutex held by a thread it does not

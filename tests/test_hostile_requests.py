@@ -24,7 +24,6 @@ from voila_server import (
     VoilaServer,
     beacon,
     load_config,
-    serve_preheated,
 )
 from voila_server import visit as open_page
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -39,27 +38,33 @@ UNAVAILABLE_STORE = "sqlite:////proc/guide-log-cannot-live-here/events.sqlite3"
 RESPONSIVE = 1.0  # seconds a static file may take while the server is under attack
 
 
+def _serve(voila_servers, notebook, env, extra_args=()) -> Iterator[VoilaServer]:
+    """``notebook`` served with ``env``, yielded once its preheated pool is filled."""
+    with voila_servers.serve(notebook, env=env, extra_args=extra_args, preheated=True) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
-def guide(tmp_path_factory) -> Iterator[VoilaServer]:
+def guide(voila_servers, tmp_path_factory) -> Iterator[VoilaServer]:
     data = tmp_path_factory.mktemp("guide-data")
-    yield from serve_preheated(GUIDE, {"GUIDE_LOG_URL": UNAVAILABLE_STORE, "GUIDE_DATA_DIR": str(data)})
+    yield from _serve(voila_servers, GUIDE, {"GUIDE_LOG_URL": UNAVAILABLE_STORE, "GUIDE_DATA_DIR": str(data)})
 
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory) -> Iterator[VoilaServer]:
+def dashboard(voila_servers, tmp_path_factory) -> Iterator[VoilaServer]:
     path = tmp_path_factory.mktemp("dashboard-data") / "events.sqlite3"
     with SQLiteStore(path) as store:
         demo.fill(store, 500, seed=3)
-    yield from serve_preheated(SUMMARY, {"GUIDE_LOG_URL": f"sqlite://{path}",
+    yield from _serve(voila_servers, SUMMARY, {"GUIDE_LOG_URL": f"sqlite://{path}",
                                 "GUIDE_DATA_DIR": str(path.parent)})
 
 
 @pytest.fixture(scope="module")
-def small_guide(tmp_path_factory) -> Iterator[VoilaServer]:
+def small_guide(voila_servers, tmp_path_factory) -> Iterator[VoilaServer]:
     """One visitor at most, no preheated pool; kernels culled after 5 idle seconds without a
     page, 4 with one."""
     data = tmp_path_factory.mktemp("small-data")
-    yield from serve_preheated(GUIDE, {"GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}",
+    yield from _serve(voila_servers, GUIDE, {"GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}",
                               "GUIDE_DATA_DIR": str(data)},
                       extra_args=["--VoilaConfiguration.preheat_kernel=False",
                                   "--GuideIdentityProvider.max_visitors=1",
@@ -73,12 +78,12 @@ CAP = 3  # visitors the capped servers below take at once
 
 
 @pytest.fixture(scope="module", params=[1, 0], ids=["pool-of-1", "no-pool"])
-def capped_guide(request, tmp_path_factory) -> Iterator[VoilaServer]:
+def capped_guide(request, voila_servers, tmp_path_factory) -> Iterator[VoilaServer]:
     """A cap of ``CAP`` visitors, with a preheated pool of one kernel or none."""
     data = tmp_path_factory.mktemp("capped-data")
     pool = (["--VoilaConfiguration.default_pool_size=1"] if request.param
             else ["--VoilaConfiguration.preheat_kernel=False"])
-    yield from serve_preheated(GUIDE, {"GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}",
+    yield from _serve(voila_servers, GUIDE, {"GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}",
                                        "GUIDE_DATA_DIR": str(data)},
                                extra_args=[f"--GuideIdentityProvider.max_visitors={CAP}", *pool])
 

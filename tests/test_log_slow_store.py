@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from pg_server import ServerError, TemporaryServer, fresh_schema
+from pg_server import PostgresServers, fresh_schema
 
 from widgets.log import Event, EventStore, Gap, SessionLogger, StoreUnavailable, open_store
 
@@ -171,7 +171,6 @@ def pg_store_url(pg_url: str) -> Iterator[str]:
         yield url
 
 
-@pytest.mark.postgres
 def test_postgres_connection_bounds_its_waits(pg_store_url: str) -> None:
     """A partitioned network or a dead server used to keep a write waiting for minutes (TCP
     retransmissions); statements had no time limit."""
@@ -194,21 +193,12 @@ def test_postgres_connection_bounds_its_waits(pg_store_url: str) -> None:
 
 
 @pytest.fixture
-def private_pg() -> Iterator[str]:
+def private_pg(pg_servers: PostgresServers) -> Iterator[str]:
     """A PostgreSQL server of this test alone (its process gets paused)."""
-    server = TemporaryServer()
-    try:
-        server.start()
-    except (ServerError, OSError) as exc:
-        server.stop()
-        pytest.fail(f"cannot start a PostgreSQL server: {exc}")
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with pg_servers.serve() as url:
+        yield url
 
 
-@pytest.mark.postgres
 def test_clicks_return_while_the_postgres_server_is_paused(private_pg: str) -> None:
     """The probe's scenario: the server process serving the session is stopped (SIGSTOP); it still
     acknowledges TCP, so no timeout fires, and the click used to wait until it was resumed."""

@@ -24,35 +24,23 @@ from dataclasses import astuple
 from pathlib import Path
 
 import pytest
-from browser import (  # noqa: F401  (fixtures)
-    PageFactory,
-    PageGuard,
-    artifact_path,
-    browser,
-    full_page_screenshot,
-    page_factory,
-    playwright_instance,
-)
+from browser import PageFactory, PageGuard, artifact_path, full_page_screenshot
 from playwright.sync_api import Locator, expect
-from voila_server import GUIDE_NOTEBOOK, VoilaServer, voila_fixture
+from voila_server import VoilaServer
 
 from widgets import casenotes, messages
 from widgets.engine import Engine
 from widgets.flow import default_flow
 
-pytestmark = pytest.mark.browser
 
 FLOW = default_flow()
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
-extras_server = voila_fixture(GUIDE_NOTEBOOK, scope="module", name="extras_server")
-
-
 @pytest.fixture(scope="module")
-def server(extras_server: VoilaServer) -> VoilaServer:
+def server(voila_servers) -> Iterator[VoilaServer]:
     """The guide under Voilà, its preheated kernels ready."""
-    extras_server.wait_until_preheated(timeout=120)
-    return extras_server
+    with voila_servers.guide(preheated=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="module", autouse=True)

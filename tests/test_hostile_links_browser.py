@@ -14,19 +14,11 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
-from browser import (  # noqa: F401  (fixtures)
-    artifact_path,
-    browser,
-    page_factory,
-    playwright_instance,
-)
-from voila_server import PROJECT_ROOT, VoilaServer, serve_preheated
+from browser import artifact_path
+from voila_server import VoilaServer
 
 from widgets.flow import default_flow
 
-pytestmark = pytest.mark.browser
-
-GUIDE = PROJECT_ROOT / "notebooks" / "guide.ipynb"
 
 HOSTILE_LINKS = {
     "theme": '?theme=x"><img src=x onerror=alert(document.cookie)>',
@@ -44,22 +36,19 @@ INJECTED = """() => [
 ].map(e => e.outerHTML.slice(0, 120))"""
 
 
-def _serve(tmp_path_factory, extra_args=()) -> Iterator[VoilaServer]:
-    data = tmp_path_factory.mktemp("guide-data")
-    env = {"GUIDE_LOG_URL": f"sqlite://{data / 'events.sqlite3'}", "GUIDE_DATA_DIR": str(data)}
-    yield from serve_preheated(GUIDE, env, extra_args)
+@pytest.fixture(scope="module")
+def guide(voila_servers) -> Iterator[VoilaServer]:
+    with voila_servers.guide(preheated=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def guide(tmp_path_factory) -> Iterator[VoilaServer]:
-    yield from _serve(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def full_guide(tmp_path_factory) -> Iterator[VoilaServer]:
+def full_guide(voila_servers) -> Iterator[VoilaServer]:
     """A server whose one visitor slot is taken (no preheated pool)."""
-    yield from _serve(tmp_path_factory, ["--VoilaConfiguration.preheat_kernel=False",
-                                         "--GuideIdentityProvider.max_visitors=1"])
+    with voila_servers.guide(preheated=True,
+                             extra_args=["--VoilaConfiguration.preheat_kernel=False",
+                                         "--GuideIdentityProvider.max_visitors=1"]) as server:
+        yield server
 
 
 @pytest.mark.parametrize("name", list(HOSTILE_LINKS))

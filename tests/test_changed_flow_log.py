@@ -196,7 +196,7 @@ def test_content_changes_need_no_code_or_schema_change(store_url: str, tmp_path:
     board.labels.value = "en"
     assert "Is it urgent?" in board.tables.children[titles.index("funnel")].value
     # The CSV files keep the ids.
-    from test_csv_dashboard_hardening import csv_downloads, csv_rows
+    from test_dashboard_safety import csv_downloads, csv_rows
 
     funnel_csv = csv_rows(csv_downloads(board.downloads.value)["funnel"].decode("utf-8"))
     assert {"urgent", "about-order", "order"} <= {row[0] for row in funnel_csv}

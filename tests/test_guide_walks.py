@@ -28,27 +28,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lanes
 import pytest
-from browser import (  # noqa: F401  (fixtures)
-    PageFactory,
-    artifact_path,
-    browser,
-    full_page_screenshot,
-    page_factory,
-    playwright_instance,
-)
+from browser import PageFactory, artifact_path, full_page_screenshot
 from playwright.sync_api import Page, expect
-from voila_server import (
-    GUIDE_NOTEBOOK,
-    VoilaServer,
-    VoilaStartError,
-    start_voila,
-)
+from voila_server import VoilaServer
 
 from widgets.engine import Engine, Interaction
 from widgets.flow import Node, default_flow
 
-pytestmark = pytest.mark.browser
 
 FLOW = default_flow()
 
@@ -108,18 +96,14 @@ class GuideServer:
 
 
 @pytest.fixture(scope="module")
-def guide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuideServer]:
+def guide(voila_servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuideServer]:
     """Voilà serving the guide with the project's configuration and an empty temporary log."""
     data_dir = tmp_path_factory.mktemp("e2e-data")
     db_path = data_dir / "events.sqlite3"
     env = {"GUIDE_DATA_DIR": str(data_dir), "GUIDE_LOG_URL": f"sqlite://{db_path}",
            "GUIDE_LOG": None}
-    try:
-        with start_voila(GUIDE_NOTEBOOK, env=env) as server:
-            server.wait_until_preheated(timeout=120)
-            yield GuideServer(server, LogStore(db_path))
-    except VoilaStartError as error:
-        pytest.fail(f"cannot start Voilà: {error}", pytrace=False)
+    with voila_servers.guide(env=env, preheated=True) as server:
+        yield GuideServer(server, LogStore(db_path))
 
 
 # --------------------------------------------------------------------------- what the walks saw
@@ -134,7 +118,9 @@ class Journal:
 
 
 @pytest.fixture(scope="module")
+@lanes.needs("browser", "server")
 def journal() -> Journal:
+    """What the walks saw (the module-wide checks read it: they are browser tests too)."""
     return Journal()
 
 

@@ -29,9 +29,7 @@ from voila_server import (
     VoilaServer,
     beacon,
     load_config,
-    start_voila,
     visit,
-    voila_guide,  # noqa: F401  (fixture)
 )
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -220,7 +218,7 @@ def test_closing_the_page_shuts_its_kernel_down(voila_guide: VoilaServer):
 # --------------------------------------------------------------------------- errors
 
 
-def test_tracebacks_are_not_shown_to_visitors(tmp_path: Path):
+def test_tracebacks_are_not_shown_to_visitors(voila_servers, tmp_path: Path):
     notebook = tmp_path / "failing.ipynb"
     notebook.write_text(json.dumps({
         "cells": [{"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {},
@@ -229,7 +227,7 @@ def test_tracebacks_are_not_shown_to_visitors(tmp_path: Path):
                                     "name": "python3"}},
         "nbformat": 4, "nbformat_minor": 5,
     }), encoding="utf-8")
-    with start_voila(notebook, extra_args=["--pool_size=1"]) as server:
+    with voila_servers.serve(notebook, extra_args=["--pool_size=1"]) as server:
         page = visit(server)
         assert page.status == 200
         assert "There was an error when executing cell" in page.html  # Voilà's generic note

@@ -1,4 +1,4 @@
-"""Helpers for the accessibility browser tests (``test_a11y.py``).
+"""Helpers for the accessibility browser tests (``test_accessibility.py``).
 
 * :class:`GuideTab` is one visitor's browser context and page on the guide, at a given
   viewport. It opens deep links (``?step=<node>&lang=<ko|en>``), reusing its page: navigating

@@ -1,6 +1,6 @@
 """The notebooks in JupyterLab, as a maintainer uses them (``./manage lab``), in Chromium.
 
-One JupyterLab server runs for the module, started by :func:`lab_server.start_lab` (the
+One JupyterLab server runs for the module, started by the ``lab_servers`` fixture (the
 project root as working directory, a random token, temporary per-user Jupyter folders, no
 news or update checks, no autosave, checkpoints outside the project: see ``lab_server``).
 Its kernels log to a temporary SQLite store filled with demo events (``GUIDE_LOG_URL``).
@@ -34,15 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from browser import (  # noqa: F401  (fixtures)
-    PageFactory,
-    artifact_path,
-    browser,
-    full_page_screenshot,
-    page_factory,
-    playwright_instance,
-)
-from lab_server import LabServer, LabStartError, _tail, start_lab
+from browser import PageFactory, artifact_path, full_page_screenshot
+from lab_server import LabServer, _tail
 from playwright.sync_api import Page, expect
 from voila_server import PROJECT_ROOT
 
@@ -52,7 +45,6 @@ from widgets.flow import default_flow
 from widgets.log import SQLiteStore
 from widgets.summary import summarize
 
-pytestmark = pytest.mark.browser
 
 FLOW = default_flow()
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
@@ -125,16 +117,11 @@ def log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lab(before: Snapshot, log_path: Path,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+def lab(lab_servers, before: Snapshot, log_path: Path) -> Iterator[LabServer]:
     """JupyterLab over the project, its kernels logging to the demo store."""
-    home = tmp_path_factory.mktemp("lab-home")
     env = {"GUIDE_LOG_URL": f"sqlite://{log_path}", "GUIDE_DATA_DIR": str(log_path.parent)}
-    try:
-        with start_lab(home, env) as server:
-            yield server
-    except LabStartError as error:
-        pytest.fail(f"cannot start JupyterLab: {error}", pytrace=False)
+    with lab_servers.serve(env) as server:
+        yield server
 
 
 @pytest.fixture(scope="module", autouse=True)

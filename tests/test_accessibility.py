@@ -34,7 +34,7 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-from a11y_helpers import (
+from accessibility import (
     DESKTOP,
     FLOW,
     HEADING,
@@ -45,17 +45,13 @@ from a11y_helpers import (
     focus_ring_problem,
     format_violations,
 )
-from browser import artifact_path, browser, playwright_instance  # noqa: F401  (fixtures)
+from browser import artifact_path
 from playwright.sync_api import expect
-from voila_server import GUIDE_NOTEBOOK, PROJECT_ROOT, VoilaServer, voila_fixture
+from voila_server import PROJECT_ROOT, VoilaServer
 
 from widgets import casenotes
 from widgets.engine import OUTCOME_KEYS, Engine
 from widgets.flow import default_flow
-
-pytestmark = pytest.mark.browser
-
-a11y_server = voila_fixture(GUIDE_NOTEBOOK, scope="module", name="a11y_server")
 
 NODE_IDS = [node.id for node in FLOW]
 #: Screens photographed at phone width (first screen, a long text, the end recap).
@@ -70,20 +66,20 @@ def ui(key: str, lang: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(a11y_server: VoilaServer) -> VoilaServer:
-    a11y_server.wait_until_preheated(timeout=120)
-    return a11y_server
+def server(voila_servers) -> Iterator[VoilaServer]:
+    with voila_servers.guide(preheated=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def phone_tab(browser, server) -> Iterator[GuideTab]:  # noqa: F811
+def phone_tab(browser, server) -> Iterator[GuideTab]:
     tab = GuideTab(browser, server, PHONE, "phone")
     yield tab
     tab.close()
 
 
 @pytest.fixture
-def desktop_tab(browser, server) -> Iterator[GuideTab]:  # noqa: F811
+def desktop_tab(browser, server) -> Iterator[GuideTab]:
     tab = GuideTab(browser, server, DESKTOP, "desktop")
     yield tab
     tab.close()
@@ -451,7 +447,7 @@ def test_keyboard_only_walk_to_the_recap(desktop_tab: GuideTab, lang: str):
 # --------------------------------------------------------------------------- the guide has stopped
 
 
-def test_the_notice_of_a_stopped_guide_at_phone_width(browser, server):  # noqa: F811
+def test_the_notice_of_a_stopped_guide_at_phone_width(browser, server):
     """The page's notice when its kernel is gone (see test_kernel_gone.py): an alert region
     in both languages, each part marked with its language; the focus moves to it; axe finds
     nothing serious on the page with its controls disabled; the phone layout holds; the link
