@@ -3,7 +3,9 @@ host module exists (``deploy/cluster.py``'s ``SOLARA_APP`` names the one they ru
 
     solara run benchmarks/solara_standin.py --host 127.0.0.1 --port 8876 --production
 
-Solara runs this file once per visitor: each visitor's virtual kernel gets its own guide.
+Each visitor's virtual kernel renders :func:`Page` once: its own guide, built from the page's
+link (``?lang=``, ``?step=``, ``?followup=``, checked by :func:`widgets.app.guide` as under
+Voilà). The log follows the environment (``GUIDE_LOG``, ``GUIDE_LOG_URL``), as under Voilà.
 
 The guide's kernel check imports ``ipykernel.kernelapp``; importing ipykernel's kernel module
 replaces ``comm.create_comm`` and ``comm.get_comm_manager``, which Solara had pointed at the
@@ -12,6 +14,8 @@ global manager: the page would show them, but no click would reach them. So ipyk
 imported first and Solara's two functions are put back.
 """
 
+from urllib.parse import parse_qs
+
 import comm
 
 _create, _manager = comm.create_comm, comm.get_comm_manager
@@ -19,6 +23,18 @@ import ipykernel.kernelapp  # noqa: E402,F401
 
 comm.create_comm, comm.get_comm_manager = _create, _manager
 
+import solara  # noqa: E402
+
 import widgets.app  # noqa: E402
 
-page = widgets.app.guide(log=False)
+
+@solara.component
+def Page():  # noqa: N802 - the name Solara looks for
+    search = solara.use_router().search or ""
+
+    def build():
+        query = {key: values[0] for key, values in parse_qs(search).items()}
+        return widgets.app.guide(lang=query.get("lang"), step=query.get("step"),
+                                 followup=query.get("followup"))
+
+    solara.display(solara.use_memo(build, []))
