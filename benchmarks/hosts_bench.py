@@ -38,6 +38,7 @@ every one of the largest burst's visitors answered within 1 s.
 from __future__ import annotations
 
 import json
+import os
 import random
 import statistics
 import sys
@@ -234,8 +235,6 @@ def solara_server(env: dict[str, str], log_dir: Path):
 
 @contextmanager
 def hosts_running(log_dir: Path):
-    import os
-
     env = {**os.environ, "GUIDE_LOG": "off"}
     with ExitStack() as stack:
         voila = stack.enter_context(start_voila(GUIDE_NOTEBOOK, env={"GUIDE_LOG": "off"}))
@@ -414,7 +413,8 @@ def run(loads: int = 6, clicks: int = 12, visitors: int = 16,
     voila_crowd = min(visitors, VOILA_CROWD_MAX)
     settings = {"loads": loads, "clicks": clicks, "visitors": visitors,
                 "voila_visitors": voila_crowd, "bursts": list(bursts),
-                "click_window": click_window, "solara_app": SOLARA_APP}
+                "click_window": click_window, "solara_app": SOLARA_APP,
+                "load": os.getloadavg()}
     results = {name: HostResult(name) for name in HOSTS}
     run_ = HostsRun(results["voila"], results["solara"], settings)
     with tempfile.TemporaryDirectory(prefix="guide-hosts-") as tmp:

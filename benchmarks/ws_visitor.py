@@ -57,7 +57,7 @@ class SolaraClient(KernelClient):
     def encode(self, msg: dict, channel: str = "shell", buffers: list[bytes] = ()) -> bytes | str:
         if buffers:
             return super().encode(msg, channel, buffers)
-        return json.dumps({**msg, "channel": channel, "buffers": []})
+        return json.dumps(dict(msg, channel=channel, buffers=[]))
 
 
 class VisitError(RuntimeError):
