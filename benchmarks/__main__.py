@@ -5,9 +5,11 @@
     python -m benchmarks --only log,summary    # only the log-store scripts
     python -m benchmarks --sessions 16 --reclaim-wait 60 --loads 10 --clicks 24
     python -m benchmarks --only capacity --burst 16 --capacity-rounds 2
+    python -m benchmarks --only hosts --hosts-visitors 16 --hosts-bursts 100,200
 
 Parts: ``voila`` (benchmarks/voila_bench.py: the guide against the bare app, same Voilà
-settings, same run), ``capacity`` (benchmarks/capacity_bench.py: what a visitor costs, and a
+settings, same run), ``hosts`` (benchmarks/hosts_bench.py: the guide under Voilà and under
+Solara side by side: browser timings, memory and CPU per visitor, bursts), ``capacity`` (benchmarks/capacity_bench.py: what a visitor costs, and a
 burst through nginx with two Voilà servers against one), ``log`` (benchmarks/log_write.py) and ``summary``
 (benchmarks/summary_bench.py); the last two run as they are, when they exist, with
 ``--log-args`` / ``--summary-args`` passed on (and ``--pg-url`` to both).
@@ -32,10 +34,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "RESULTS.md"
-PARTS = ("voila", "capacity", "log", "summary")
+PARTS = ("voila", "hosts", "capacity", "log", "summary")
 SCRIPTS = {"log": HERE / "log_write.py", "summary": HERE / "summary_bench.py"}
 TITLES = {
     "voila": "Guide vs. bare widget app under Voilà (benchmarks/voila_bench.py)",
+    "hosts": "The guide under Voilà and under Solara, side by side (benchmarks/hosts_bench.py)",
     "capacity": "What a visitor costs; two Voilà servers behind nginx against one "
                 "(benchmarks/capacity_bench.py)",
     "log": "Interaction log writes (benchmarks/log_write.py)",
@@ -76,6 +79,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--capacity-rounds", type=int, default=1,
                         help="capacity: bursts per server count, alternating 1, 2, 2, 1, ... "
                              "(default 1)")
+    parser.add_argument("--hosts-visitors", type=int, default=16,
+                        help="hosts: visitors arriving at once at each host, measured while all "
+                             "are connected (Voilà: at most 16; default 16)")
+    parser.add_argument("--hosts-bursts", default="100,200",
+                        help="hosts: bursts of Solara visitors, in order (default 100,200; "
+                             "'' for none)")
+    parser.add_argument("--click-window", type=float, default=10.0,
+                        help="hosts: a burst's visitors click at random moments within this "
+                             "many seconds (default 10)")
     parser.add_argument("--pg-url", help="passed to log_write.py and summary_bench.py")
     parser.add_argument("--log-args", default="", help="more arguments for log_write.py")
     parser.add_argument("--summary-args", default="", help="more arguments for summary_bench.py")
@@ -83,7 +95,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="where to write the results (default benchmarks/RESULTS.md)")
     parser.add_argument("--no-write", action="store_true", help="do not write the results file")
     parser.add_argument("--strict", action="store_true",
-                        help="exit with status 1 when a Voilà target is missed")
+                        help="exit with status 1 when a target of the voila or hosts part "
+                             "is missed")
     args = parser.parse_args(argv)
     parts = []
     for item in args.only or list(PARTS):
@@ -92,6 +105,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 parser.error(f"unknown part {part!r}; expected one of {', '.join(PARTS)}")
             parts.append(part)
     args.parts = list(dict.fromkeys(parts))
+    try:
+        args.hosts_bursts = [int(b) for b in args.hosts_bursts.split(",") if b.strip()]
+    except ValueError:
+        parser.error("--hosts-bursts: comma-separated visitor counts")
     return args
 
 
@@ -132,6 +149,35 @@ def run_voila(args: argparse.Namespace, machine: dict[str, str]) -> tuple[str, s
     ])
     met = all(ok for *_, ok in result.verdicts())
     return text, table, True, met
+
+
+def run_hosts(args: argparse.Namespace, machine: dict[str, str]) -> tuple[str, bool, bool]:
+    """(section text, ran, all targets met)."""
+    from benchmarks import hosts_bench
+
+    result = hosts_bench.run(loads=args.loads, clicks=args.clicks, visitors=args.hosts_visitors,
+                             bursts=args.hosts_bursts, click_window=args.click_window,
+                             progress=log)
+    machine = {**machine, "chromium": result.settings.get("chromium", "?")}
+    settings = result.settings
+    load = " / ".join(f"{x:.1f}" for x in result.settings.get("load", ()))
+    text = "\n".join([
+        stamp(machine), "",
+        f"Settings: {hosts_bench.versions()}; Solara app `{settings['solara_app']}` "
+        f"(`--production`), Voilà with the project's voila.json (preheated pool); the log off "
+        f"for both. Browser: {settings['loads']} loads and {settings['clicks']} clicks per host, "
+        f"alternating. Without a browser: {settings['voila_visitors']} (Voilà) and "
+        f"{settings['visitors']} (Solara) visitors at once, then Solara bursts of "
+        f"{', '.join(str(b) for b in settings['bursts']) or 'none'}, clicking within "
+        f"{settings['click_window']:.0f} s. Load average before the run: {load or '?'} on "
+        f"{machine['nproc']} CPUs. Run time {result.seconds / 60:.1f} min.", "",
+        hosts_bench.table(result), "",
+        "<details><summary>All measurements</summary>", "",
+        hosts_bench.details(result), "",
+        "</details>", "",
+    ])
+    met = all(ok for *_, ok in result.verdicts())
+    return text, bool(result.voila.tti_ms and result.solara.tti_ms), met
 
 
 def run_capacity(args: argparse.Namespace, machine: dict[str, str]) -> tuple[str, bool]:
@@ -212,15 +258,20 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     met = True
     table = ""
-    capacity_table = ""
+    printed: list[str] = []  # the hosts and capacity sections, to stdout at the end
     for part in args.parts:
         log(f"part {part}")
         try:
             if part == "voila":
-                text, table, ran, met = run_voila(args, machine)
+                text, table, ran, voila_met = run_voila(args, machine)
+                met = met and voila_met
+            elif part == "hosts":
+                text, ran, hosts_met = run_hosts(args, machine)
+                met = met and hosts_met
+                printed.append(text)
             elif part == "capacity":
                 text, ran = run_capacity(args, machine)
-                capacity_table = text
+                printed.append(text)
             else:
                 text, ran = run_script(part, args, machine)
         except Exception:  # noqa: BLE001 - report it and go on with the other parts
@@ -233,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"wrote {args.results}")
     if table:
         print(table)
-    if capacity_table:
-        print(capacity_table)
+    for text in printed:
+        print(text)
     if not ok:
         return 1
     return 1 if args.strict and not met else 0

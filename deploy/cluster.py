@@ -1,7 +1,9 @@
-"""The guide past one Voilà server, on this machine: nginx in front of N Voilà servers, all
-writing to one PostgreSQL log, the dashboard reading it. Everything listens on 127.0.0.1.
+"""The guide past one server, on this machine: nginx in front of N workers of the guide (Voilà
+servers, or with ``--solara`` Solara servers), all writing to one PostgreSQL log, the dashboard
+reading it. Everything listens on 127.0.0.1.
 
     python -m deploy.cluster 2            # what `./manage cluster 2` runs; Ctrl+C stops it all
+    python -m deploy.cluster 2 --solara   # the same with Solara workers (`./manage cluster 2 --solara`)
     python -m deploy.cluster 4 --print-nginx --port=80 --server-name=guide.example.org
 
 Started in this order (and stopped in the reverse one):
@@ -10,10 +12,13 @@ Started in this order (and stopped in the reverse one):
    unless ``--log-url`` names a log store already;
 2. N Voilà servers of ``notebooks/guide.ipynb`` on consecutive ports from 8870, each started
    from the project folder (so with its ``voila.json``) with ``GUIDE_LOG_URL`` pointing at
-   the one log, as the systemd unit ``deploy/guide-voila@.service`` starts them;
+   the one log, as the systemd unit ``deploy/guide-voila@.service`` starts them; or, with
+   ``--solara``, N Solara servers of :data:`SOLARA_APP` (production mode), each holding its
+   visitors' virtual kernels in its own process;
 3. the dashboard (``notebooks/summary.ipynb``) on 8867, reading the same log;
 4. nginx on 8866 with ``deploy/nginx/guide.conf.in`` rendered for those N servers: cookie
-   stickiness, websockets, per-IP limits, ``/voila/query/`` refused.
+   stickiness (a visitor's page, websocket and later requests reach one worker), websockets,
+   per-IP limits, only the page's paths published (``deploy/nginx/<host>.locations.in``).
 
 The same :class:`Cluster` is what the tests (``tests/test_cluster.py``) and the capacity
 benchmark (``benchmarks/capacity_bench.py``) start, with free ports and a temporary folder.
@@ -46,6 +51,14 @@ ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 GUIDE_NOTEBOOK = "notebooks/guide.ipynb"
 SUMMARY_NOTEBOOK = "notebooks/summary.ipynb"
+#: The guide as a Solara app: what ``solara run`` is given (a file or a module). The one place
+#: that names it, for the cluster and the benchmarks.
+SOLARA_APP = "benchmarks/solara_standin.py"
+#: The hosts a worker of the guide can be: Voilà servers of the notebook, or Solara servers.
+HOSTS = ("voila", "solara")
+HOST_NAMES = {"voila": "Voilà", "solara": "Solara"}
+#: Log connections allowed per Solara worker: one per visitor's kernel that logged a click.
+SOLARA_CONNECTIONS = 250
 SITE_TEMPLATE = HERE / "nginx" / "guide.conf.in"
 MAIN_TEMPLATE = HERE / "nginx" / "nginx.conf.in"
 
@@ -83,18 +96,23 @@ DEFAULT_PAGE_BURST = 10
 def site_config(backend_ports: Sequence[int], listen: str, access_log: str,
                 server_name: str = "_", secure_cookie: bool = False,
                 max_fails: int = 1, fail_timeout: str = "10s",
-                page_burst: int = DEFAULT_PAGE_BURST) -> str:
-    """The nginx site (``deploy/nginx/guide.conf.in``) for Voilà servers on 127.0.0.1 at
+                page_burst: int = DEFAULT_PAGE_BURST, host: str = "voila") -> str:
+    """The nginx site (``deploy/nginx/guide.conf.in``) for workers of ``host`` (``voila`` or
+    ``solara``: the locations of ``deploy/nginx/<host>.locations.in``) on 127.0.0.1 at
     ``backend_ports``. ``page_burst``: page loads one address may make at once; it must stay
     below a server's visitor cap (:func:`visitor_cap`) in a deployment; the capacity
     benchmark, which sends its whole burst from this machine on purpose, raises it."""
+    if host not in HOSTS:
+        raise ValueError(f"host must be one of {', '.join(HOSTS)}")
     if not backend_ports:
-        raise ValueError("at least one Voilà server")
+        raise ValueError("at least one worker")
     if not 1 <= page_burst:
         raise ValueError("page_burst must be at least 1")
     servers = "\n".join(f"    server 127.0.0.1:{port} max_fails={max_fails} "
                         f"fail_timeout={fail_timeout};" for port in backend_ports)
+    values = {"PAGE_BURST": str(page_burst)}
     return render(SITE_TEMPLATE, {
+        "LOCATIONS": render(HERE / "nginx" / f"{host}.locations.in", values).rstrip("\n"),
         "UPSTREAM_SERVERS": servers,
         "LISTEN": listen,
         "SERVER_NAME": server_name,
@@ -228,6 +246,59 @@ class Voila:
             _terminate(self.process, timeout)
 
 
+class Solara:
+    """One Solara server of the guide (:data:`SOLARA_APP`), production mode, on
+    127.0.0.1:``port``, started from the project folder, its output in ``log_path``. Every
+    visitor's kernel is a virtual kernel inside this one process."""
+
+    def __init__(self, app: str, port: int, log_path: Path, env: Mapping[str, str],
+                 extra_args: Sequence[str] = ()) -> None:
+        self.app = app
+        self.port = port
+        self.log_path = log_path
+        self.env = dict(env)
+        self.extra_args = list(extra_args)
+        self.process: subprocess.Popen | None = None
+
+    url = Voila.url
+    alive = Voila.alive
+    log = Voila.log
+    stop = Voila.stop
+
+    def __repr__(self) -> str:
+        pid = self.process.pid if self.process else None
+        return f"Solara({self.app!r}, port={self.port}, pid={pid})"
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "solara", "run", self.app, "--host", "127.0.0.1",
+                   "--port", str(self.port), "--production", "--no-open", *self.extra_args]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**self.env, "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(ROOT), self.env.get("PYTHONPATH", "")]))}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_answering(self, timeout: float = START_TIMEOUT) -> None:
+        """Until a static file is served (a page would not start a kernel, but costs more)."""
+        deadline = time.monotonic() + timeout
+        while _get(self.url + STATIC_PROBE["solara"]) != 200:
+            if not self.alive():
+                raise ClusterError(f"{self!r} exited:\n{_tail(self.log())}")
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{self!r} did not answer within {timeout:.0f} s:\n"
+                                   f"{_tail(self.log())}")
+            time.sleep(0.25)
+
+    def kernel_pids(self) -> list[int]:
+        return []  # virtual kernels: threads of the server process
+
+
+#: A static file each host serves without starting anything (to see that it answers).
+STATIC_PROBE = {"voila": "voila/static/voila.js", "solara": "static/main-vuetify.js"}
+
+
 def _tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
@@ -270,7 +341,10 @@ class Cluster:
                  runtime: Path = ROOT / "data" / "cluster", pg_fsync: bool = True,
                  env: Mapping[str, str] | None = None,
                  voila_args: Sequence[str] = (),
-                 page_burst: int = DEFAULT_PAGE_BURST) -> None:
+                 page_burst: int = DEFAULT_PAGE_BURST, host: str = "voila") -> None:
+        if host not in HOSTS:
+            raise ValueError(f"host must be one of {', '.join(HOSTS)}")
+        self.host = host
         if backend_ports is None:
             backend_ports = [DEFAULT_BACKEND_PORT + i for i in range(servers)]
         if not backend_ports:
@@ -288,7 +362,7 @@ class Cluster:
         self.page_burst = page_burst
         self.backend_ports = list(backend_ports)
         self.summary_port = summary_port
-        self.backends: list[Voila] = []
+        self.backends: list[Voila | Solara] = []
         self.summary: Voila | None = None
         self.nginx: subprocess.Popen | None = None
         self.upstream_ports = list(backend_ports)
@@ -322,16 +396,22 @@ class Cluster:
         if self.log_url is None:
             progress(f"PostgreSQL on 127.0.0.1:{self.pg_port or '(free port)'}")
             # one connection per visitor's kernel (from its first logged event on)
+            # (a Solara worker has no visitor cap of its own: SOLARA_CONNECTIONS each)
+            per_worker = SOLARA_CONNECTIONS if self.host == "solara" else visitor_cap()
             self.postgres = LocalPostgres(self.runtime / "postgres", port=self.pg_port,
                                           fsync=self.pg_fsync,
                                           max_connections=max(100, len(self.backend_ports)
-                                                              * visitor_cap() + 20))
+                                                              * per_worker + 20))
             self.postgres.start()
             self.log_url = self.postgres.url
         env = voila_env(self.log_url, self.base_env)
-        self.backends = [Voila(GUIDE_NOTEBOOK, port, self.runtime / f"voila-{port}.log", env,
-                               self.voila_args) for port in self.backend_ports]
-        progress(f"{len(self.backends)} Voilà servers of the guide on "
+        if self.host == "solara":
+            self.backends = [Solara(SOLARA_APP, port, self.runtime / f"solara-{port}.log", env)
+                             for port in self.backend_ports]
+        else:
+            self.backends = [Voila(GUIDE_NOTEBOOK, port, self.runtime / f"voila-{port}.log",
+                                   env, self.voila_args) for port in self.backend_ports]
+        progress(f"{len(self.backends)} {HOST_NAMES[self.host]} servers of the guide on "
                  f"{', '.join(str(b.port) for b in self.backends)}")
         for backend in self.backends:
             backend.start()
@@ -363,7 +443,8 @@ class Cluster:
                                    "--runtime elsewhere")
         site = self.nginx_dir / "guide.conf"
         site.write_text(site_config(self.upstream_ports, f"127.0.0.1:{self.port}",
-                                    str(self.access_log), page_burst=self.page_burst),
+                                    str(self.access_log), page_burst=self.page_burst,
+                                    host=self.host),
                         encoding="utf-8")
         main = self.nginx_dir / "nginx.conf"
         main.write_text(render(MAIN_TEMPLATE, {"USER": user, "RUNTIME": str(self.nginx_dir),
@@ -385,7 +466,7 @@ class Cluster:
                                           stdout=out, stderr=subprocess.STDOUT,
                                           start_new_session=True)
         deadline = time.monotonic() + 30
-        while _get(self.url + "voila/static/voila.js") != 200:
+        while _get(self.url + STATIC_PROBE[self.host]) != 200:
             if self.nginx.poll() is not None or time.monotonic() > deadline:
                 raise ClusterError("nginx did not start:\n" + _tail(self.nginx_error_log()))
             time.sleep(0.2)
@@ -455,14 +536,17 @@ _ACCESS = re.compile(
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="./manage cluster",
-        description="nginx + N Voilà servers of the guide + the dashboard + PostgreSQL, all "
+        description="nginx + N Voilà (or Solara) servers of the guide + the dashboard + "
+                    "PostgreSQL, all "
                     "on 127.0.0.1 (Ctrl+C stops everything).")
     parser.add_argument("servers", nargs="?", type=int, default=2,
-                        help="Voilà servers of the guide (default 2)")
+                        help="workers of the guide (default 2)")
+    parser.add_argument("--solara", action="store_const", const="solara", default="voila",
+                        dest="host", help="Solara workers instead of Voilà servers")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"nginx's port, the guide's address (default {DEFAULT_PORT})")
     parser.add_argument("--backend-port", type=int, default=DEFAULT_BACKEND_PORT,
-                        help=f"the first Voilà server's port; the others follow "
+                        help=f"the first worker's port; the others follow "
                              f"(default {DEFAULT_BACKEND_PORT})")
     parser.add_argument("--summary-port", type=int, default=DEFAULT_SUMMARY_PORT,
                         help=f"the dashboard's port (default {DEFAULT_SUMMARY_PORT}; 0: none)")
@@ -482,7 +566,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="with --print-nginx: the route cookie only over HTTPS")
     args = parser.parse_args(argv)
     if args.servers < 1:
-        parser.error("at least one Voilà server")
+        parser.error("at least one worker")
     return args
 
 
@@ -492,7 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_nginx:
         print(site_config(ports, args.listen or f"127.0.0.1:{args.port}",
                           "/var/log/nginx/guide.access.log", server_name=args.server_name,
-                          secure_cookie=args.secure_cookie), end="")
+                          secure_cookie=args.secure_cookie, host=args.host), end="")
         return 0
 
     def say(message: str) -> None:
@@ -506,12 +590,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, terminate)
     cluster = Cluster(args.servers, port=args.port, backend_ports=ports,
                       summary_port=args.summary_port or None, pg_port=args.pg_port,
-                      log_url=args.log_url, runtime=args.runtime)
+                      log_url=args.log_url, runtime=args.runtime, host=args.host)
     status = 0
     try:
         cluster.start(progress=lambda message: say(f"starting {message}"))
         lines = [f"the guide, through nginx:   {cluster.url}"]
-        lines += [f"  Voilà server {i + 1}:            {b.url}  (log {b.log_path})"
+        lines += [f"  {HOST_NAMES[args.host]} server {i + 1}:{' ' * (12 if args.host == 'voila' else 11)}"
+                  f"{b.url}  (log {b.log_path})"
                   for i, b in enumerate(cluster.backends)]
         if cluster.summary:
             lines.append(f"the dashboard:               {cluster.summary.url}")
@@ -538,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C must not cut it short
-        say("stopping nginx, the Voilà servers, the dashboard and PostgreSQL")
+        say(f"stopping nginx, the {HOST_NAMES[args.host]} servers, the dashboard and PostgreSQL")
         cluster.stop()
     return status
 

@@ -1,6 +1,9 @@
-"""The guide past one machine's single server: nginx in front of two Voilà servers, one
-PostgreSQL log, the dashboard reading it — started by ``deploy/cluster.py``, the code
+"""The guide past one machine's single server: nginx in front of two workers of the guide,
+one PostgreSQL log, the dashboard reading it — started by ``deploy/cluster.py``, the code
 ``./manage cluster 2`` runs — with visitors driven through the proxy in headless Chromium.
+Every test runs for both hosts: two Voilà servers (a kernel process per visitor), and two
+Solara servers (``./manage cluster 2 --solara``: a virtual kernel per visitor inside the
+worker, which only that worker can serve).
 
 Each visitor is a fresh browser context (its own cookies: its own route to a server). What
 must hold:
@@ -8,7 +11,7 @@ must hold:
 * nginx gives a visitor without a route a ``guide_route`` cookie, and every request of that
   visitor (page, static files, kernel model, kernel websocket, page-close beacon) reaches
   the server that holds the visitor's kernel (from nginx's access log and each server's
-  kernels);
+  kernels: Voilà's kernel processes; the kernels a Solara worker counts, asked directly);
 * both servers served visitors;
 * every click is logged exactly once in PostgreSQL: each visitor's log session holds exactly
   the events the guide's engine predicts for what was clicked (replayed on
@@ -19,15 +22,18 @@ must hold:
 * with one Voilà server stopped, new visitors — including one whose route leads to the
   stopped server — are served by the other, and their clicks are logged;
 * the proxy publishes only what the page needs: ``/voila/query/`` and the rest of
-  jupyter_server's API answer 404.
+  jupyter_server's API answer 404; for Solara, its health and resource reports, kernel
+  eviction and other pages.
 
 No timing is asserted: waits are generous deadlines for a loaded 2-core machine.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
+import uuid
 import time
 import urllib.error
 import urllib.request
@@ -39,7 +45,7 @@ from cluster_server import ClusterServers
 from playwright.sync_api import expect
 from voila_server import kernel_processes
 
-from deploy.cluster import Cluster, site_config, visitor_cap
+from deploy.cluster import HOSTS, STATIC_PROBE, Cluster, site_config, visitor_cap
 from widgets.engine import Engine
 from widgets.flow import default_flow
 from widgets.log import PostgresStore
@@ -55,10 +61,12 @@ STEPS = 4  # clicks per visitor
 # --------------------------------------------------------------------------- the cluster
 
 
-@pytest.fixture(scope="module")
-def cluster(cluster_servers: ClusterServers) -> Iterator[Cluster]:
-    """Two Voilà servers, both preheated pools filled before any visitor."""
-    with cluster_servers.serve(2) as instance:
+@pytest.fixture(scope="module", params=HOSTS)
+def cluster(request: pytest.FixtureRequest, cluster_servers: ClusterServers) -> Iterator[Cluster]:
+    """Two servers of the guide behind nginx, for each host (Voilà: both preheated pools
+    filled before any visitor; Solara has no pool)."""
+    with cluster_servers.serve(2, host=request.param,
+                               wait_pools=request.param == "voila") as instance:
         yield instance
 
 
@@ -77,6 +85,27 @@ def server_of(cluster: Cluster, kernel_id: str) -> int | None:
     return None
 
 
+def solara_kernels(cluster: Cluster) -> list[int]:
+    """How many virtual kernels each Solara worker holds (its ``/resourcez``, asked directly:
+    nginx does not publish it)."""
+    counts = []
+    for backend in cluster.backends:
+        if not backend.alive():
+            counts.append(0)
+            continue
+        with urllib.request.urlopen(backend.url + "resourcez", timeout=30) as response:
+            counts.append(int(json.load(response)["kernels"]["total"]))
+    return counts
+
+
+def wait_kernels(cluster: Cluster, expected: list[int], timeout: float = 45.0) -> list[int]:
+    """Until the Solara workers hold ``expected`` kernels (returns the last counts)."""
+    deadline = time.monotonic() + timeout
+    while (counts := solara_kernels(cluster)) != expected and time.monotonic() < deadline:
+        time.sleep(0.25)
+    return counts
+
+
 def upstream(cluster: Cluster, index: int) -> str:
     return f"127.0.0.1:{cluster.backends[index].port}"
 
@@ -86,7 +115,7 @@ def route_to(cluster: Cluster, index: int) -> str:
     and the access log says where each went."""
     for _ in range(64):
         route = secrets.token_hex(16)
-        request = urllib.request.Request(cluster.url + "voila/static/voila.js",
+        request = urllib.request.Request(cluster.url + STATIC_PROBE[cluster.host],
                                          headers={"Cookie": f"guide_route={route}"})
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 200
@@ -157,6 +186,8 @@ class Visitor:
         self.engine = Engine(FLOW, lang=lang, on_event=self.events.append)
         self.kernel_id = ""
         self.server: int | None = None
+        self.sockets: list[str] = []  # the page's websocket URLs
+        self.page.on("websocket", lambda ws: self.sockets.append(ws.url))
 
     def _response(self, response) -> None:
         if response.status >= 400:
@@ -167,13 +198,27 @@ class Visitor:
         return self.page.locator(".guide .guide-body h2")
 
     def open(self) -> "Visitor":
+        """Open the page (one visitor at a time: for Solara, the worker whose kernel count
+        grew by one holds this visitor's kernel)."""
         query = "" if self.engine.lang == "ko" else f"?lang={self.engine.lang}"
+        before = solara_kernels(self.cluster) if self.cluster.host == "solara" else []
         self.page.goto(self.cluster.url + query, wait_until="commit", timeout=PAGE_TIMEOUT)
         self.engine.start()
         expect(self.heading).to_have_text(self.engine.node.title(self.engine.lang),
                                           timeout=PAGE_TIMEOUT)
-        self.kernel_id = self.page.evaluate(KERNEL_ID_JS)
-        self.server = server_of(self.cluster, self.kernel_id)
+        if self.cluster.host == "solara":
+            kernels = {m.group(1) for url in self.sockets
+                       if (m := re.search(r"/jupyter/api/kernels/([0-9a-f-]{36})/channels", url))}
+            assert len(kernels) == 1, f"{self.name}: kernel websockets {self.sockets}"
+            self.kernel_id = kernels.pop()
+            after = solara_kernels(self.cluster)
+            grown = [i for i, (a, b) in enumerate(zip(before, after)) if b == a + 1]
+            assert len(grown) == 1 and sum(after) == sum(before) + 1, (
+                f"{self.name}: kernels per worker {before} -> {after}")
+            self.server = grown[0]
+        else:
+            self.kernel_id = self.page.evaluate(KERNEL_ID_JS)
+            self.server = server_of(self.cluster, self.kernel_id)
         assert self.server is not None, f"{self.name}: no server runs kernel {self.kernel_id}"
         return self
 
@@ -263,15 +308,25 @@ def test_one_address_cannot_fill_a_server_in_one_burst() -> None:
 
 
 def test_proxy_publishes_only_what_the_page_needs(cluster: Cluster) -> None:
-    kernel = next(iter(kernel_processes(cluster.backends[0].process.pid)))
-    assert http_status(cluster.url + f"voila/query/{kernel}") == 404
-    for path in ("api/kernels", "api/sessions", "api/contents", "api/status", "tree",
-                 "voila/render/guide.ipynb", "notebooks/guide.ipynb", "logout", "login"):
-        assert http_status(cluster.url + path) == 404, path
-    assert http_status(cluster.url + f"api/kernels/{kernel}", method="DELETE") == 403
-    assert http_status(cluster.url + "voila/static/voila.js") == 200
+    if cluster.host == "voila":
+        kernel = next(iter(kernel_processes(cluster.backends[0].process.pid)))
+        assert http_status(cluster.url + f"voila/query/{kernel}") == 404
+        for path in ("api/kernels", "api/sessions", "api/contents", "api/status", "tree",
+                     "voila/render/guide.ipynb", "notebooks/guide.ipynb", "logout", "login"):
+            assert http_status(cluster.url + path) == 404, path
+        assert http_status(cluster.url + f"api/kernels/{kernel}", method="DELETE") == 403
+    else:
+        kernel = str(uuid.uuid4())
+        for path in ("readyz", "resourcez", f"jupyter/api/kernels/{kernel}", "api/kernels",
+                     "guide", "static/../resourcez", "_solara/auth/login"):
+            assert http_status(cluster.url + path) == 404, path
+        # the worker itself answers them: the proxy is what keeps them private
+        assert http_status(cluster.backends[0].url + "resourcez") == 200
+        assert http_status(cluster.url + f"_solara/api/evict/{kernel}", method="POST") == 404
+        assert http_status(cluster.url + f"_solara/api/close/{kernel}") == 403  # POST only
+    assert http_status(cluster.url + STATIC_PROBE[cluster.host]) == 200
     # a malformed route cookie is replaced by a fresh one
-    request = urllib.request.Request(cluster.url + "voila/static/voila.js",
+    request = urllib.request.Request(cluster.url + STATIC_PROBE[cluster.host],
                                      headers={"Cookie": "guide_route=../../etc"})
     with urllib.request.urlopen(request, timeout=30) as response:
         assert re.match(r"guide_route=[0-9a-f]{32}; Path=/; HttpOnly; SameSite=Lax$",
@@ -327,21 +382,29 @@ def test_visitors_stick_to_their_server_and_every_click_is_logged_once(
 
     # closing a tab: the beacon goes through nginx to the server holding the kernel, which
     # shuts the kernel down at once (not the idle culler)
+    beacon, socket = {"voila": ("/voila/api/shutdown/{}", "/api/kernels/{}/channels"),
+                      "solara": ("/_solara/api/close/{}", "/jupyter/api/kernels/{}/channels")
+                      }[cluster.host]
     for visitor in visitors:
         marks = [len(b.log()) for b in cluster.backends]
+        held = solara_kernels(cluster) if cluster.host == "solara" else []
         visitor.close()
-        wait_gone(cluster, visitor)
-        log = cluster.backends[visitor.server].log()[marks[visitor.server]:]
-        assert f"Kernel shutdown: {visitor.kernel_id}" in log
-        assert "Culling" not in log
+        if cluster.host == "solara":  # the worker holding it has one kernel fewer
+            expected = [n - (i == visitor.server) for i, n in enumerate(held)]
+            assert wait_kernels(cluster, expected) == expected, f"{visitor.name}: not closed"
+        else:
+            wait_gone(cluster, visitor)
+            log = cluster.backends[visitor.server].log()[marks[visitor.server]:]
+            assert f"Kernel shutdown: {visitor.kernel_id}" in log
+            assert "Culling" not in log
         beacons = wait_for_entries(
-            cluster, lambda e, v=visitor: e["uri"] == f"/voila/api/shutdown/{v.kernel_id}")
+            cluster, lambda e, v=visitor: e["uri"] == beacon.format(v.kernel_id))
         assert beacons and beacons[-1]["method"] == "POST", f"{visitor.name}: no beacon via nginx"
         assert beacons[-1]["upstream"] == upstream(cluster, visitor.server)
         # the browser may leave before the answer (nginx logs 499); the server answered
         assert beacons[-1]["upstream_status"].startswith("2"), beacons[-1]
         sockets = wait_for_entries(
-            cluster, lambda e, v=visitor: e["uri"] == f"/api/kernels/{v.kernel_id}/channels")
+            cluster, lambda e, v=visitor: e["uri"] == socket.format(v.kernel_id))
         assert sockets and {e["upstream"] for e in sockets} == {upstream(cluster, visitor.server)}
         assert sockets[-1]["status"] == "101"
     for visitor in visitors:
@@ -371,6 +434,7 @@ def test_a_stopped_server_leaves_new_visitors_to_the_other(
                for e in later), "no request was passed on from the stopped server"
     for visitor in visitors:
         visitor.close()
-        wait_gone(cluster, visitor)
+        if cluster.host == "voila":
+            wait_gone(cluster, visitor)
         assert not visitor.failed, f"{visitor.name}: {visitor.failed}"
         assert visitor.guard.clean, visitor.guard.report()
