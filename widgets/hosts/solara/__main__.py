@@ -61,6 +61,10 @@ def configure(limits: Limits) -> None:
 def build(limits: Limits):
     """The ASGI app: Solara's server behind the gate."""
     configure(limits)
+    # ipykernel's kernel module replaces comm.create_comm and comm.get_comm_manager when it is
+    # first imported (the guide's server check imports it): imported before Solara, Solara's
+    # own replacements, which give each virtual kernel its comms, come last and stay.
+    import ipykernel.ipkernel  # noqa: F401
     from solara.server import cdn_helper
     from solara.server import starlette as solara_starlette
 

@@ -38,6 +38,14 @@ def visit(query: str) -> w.Widget:
         return w.HTML(UNAVAILABLE)
     context = kernel_context.get_current_context()
     sink = getattr(view, "sink", None)
+    comm = getattr(view, "comm", None)
+    if comm is None or context.kernel.comm_manager.comms.get(comm.comm_id) is not comm:
+        # the widgets' messages would not reach this visitor's kernel: the guide would show
+        # but not answer (something replaced Solara's comm functions after it loaded)
+        logger.error("the guide's widgets are not in the visitor's virtual kernel; not shown")
+        if sink is not None and hasattr(sink, "close"):
+            sink.close()
+        return w.HTML(UNAVAILABLE)
 
     def closed() -> None:
         gate.forget_kernel(context.id)

@@ -518,6 +518,15 @@ class Gate:
             logger.info("closing visit %s: %s", kernel_id[:8], reason)
             forget_kernel(kernel_id)
             try:
+                # the page's connection goes first: closing the kernel closes its widgets, and
+                # the page would remove them (the guide with its "stopped" notice) on hearing it
+                sockets = context.kernel.session.websockets
+                for socket in list(sockets):
+                    sockets.discard(socket)
+                    try:
+                        socket.close()
+                    except Exception:  # noqa: BLE001 - already closed
+                        pass
                 context.close(reason="cull")
             except Exception:  # noqa: BLE001 - logged; the others are still culled
                 logger.exception("closing visit %s failed", kernel_id[:8])
