@@ -32,11 +32,13 @@
   }
 
   function watchStopped() {
-    new MutationObserver(function () {
+    var observer = new MutationObserver(function () {
       if (document.querySelector(".guide.guide-stopped")) {
+        observer.disconnect();  // the class below is a mutation too
         document.documentElement.classList.add("guide-host-stopped");
       }
-    }).observe(document.documentElement, { subtree: true, attributes: true,
+    });
+    observer.observe(document.documentElement, { subtree: true, attributes: true,
                                            attributeFilter: ["class"] });
   }
 
