@@ -40,6 +40,7 @@ from widgets.flow import default_flow
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOW = default_flow()
+NEXT = {"ko": "다음 단계로 →", "en": "Next step →"}
 CONTINUE = {"ko": "이 답으로 계속 →", "en": "Continue with this answer →"}
 START_TIMEOUT = 120.0
 
@@ -245,9 +246,12 @@ def test_a_walk_in_korean_at_phone_width_stays_on_this_machine(browser, solara_g
         expect(page.locator(".guide .guide-body h2")).to_have_text(engine.node.title("ko"))
         assert page.evaluate("document.documentElement.lang") == "ko"
         for _ in range(3):
-            if engine.node.kind != "choice":
-                break
-            choose_first(page, engine)
+            if engine.node.kind == "info":
+                page.get_by_role("button", name=NEXT["ko"], exact=True).click()
+                engine.advance()
+                expect(page.locator(".guide .guide-body h2")).to_have_text(engine.node.title("ko"))
+            else:
+                choose_first(page, engine)
             # focus moves to the new step's heading; the title names it
             assert page.evaluate("document.activeElement.tagName") == "H2"
             assert page.title().startswith(engine.node.title("ko"))

@@ -54,8 +54,8 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Limits]:
 
 def configure(limits: Limits) -> None:
     """Solara's settings, before Solara is imported."""
-    os.environ.update(SOLARA_ENVIRONMENT)
-    os.environ["SOLARA_KERNEL_CULL_TIMEOUT"] = f"{limits.disconnected_timeout:g}s"
+    os.environ.update(SOLARA_ENVIRONMENT,
+                      SOLARA_KERNEL_CULL_TIMEOUT=f"{limits.disconnected_timeout:g}s")
 
 
 def build(limits: Limits):
