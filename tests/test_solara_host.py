@@ -253,7 +253,7 @@ def test_a_walk_in_korean_at_phone_width_stays_on_this_machine(browser, solara_g
             else:
                 choose_first(page, engine)
             # focus moves to the new step's heading; the title names it
-            assert page.evaluate("document.activeElement.tagName") == "H2"
+            page.wait_for_function("document.activeElement && document.activeElement.tagName === 'H2'")
             assert page.title().startswith(engine.node.title("ko"))
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
         page.screenshot(path=str(artifact_path("solara-guide-375.png")))
