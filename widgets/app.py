@@ -97,10 +97,13 @@ def wait_for_request() -> None:
 
 
 def guide(lang: str | None = None, step: str | None = None, log: bool | None = None,
-          followup: str | None = None) -> GuideView:
+          followup: str | None = None, query: str | None = None) -> GuideView:
     """The guide for one visitor, ready to display.
 
-    ``lang`` and ``step`` default to the page's query string (``?lang=en&step=channel``);
+    ``query`` is the page's query string (``lang=en&step=channel``, with or without the
+    leading ``?``), as the host read it from the visitor's request; by default the one Voilà
+    gives the kernel (``QUERY_STRING``, taken once the visitor's request has arrived).
+    ``lang`` and ``step`` default to the query string's;
     unknown values are ignored with a visible note that does not repeat them. ``followup``
     (default: the query string's, the return link of widgets/followup.py) marks a visit that
     comes back after contacting Amazon: the guide asks how it went, logged with the earlier
@@ -114,7 +117,9 @@ def guide(lang: str | None = None, step: str | None = None, log: bool | None = N
     view = GuideView(lang=lang if lang in LANGUAGES else "ko")
     wait_for_request()
 
-    query = parse_qs(os.environ.get("QUERY_STRING", ""))
+    if query is None:
+        query = os.environ.get("QUERY_STRING", "")
+    query = parse_qs(query.removeprefix("?"))
     notes = []
     want_lang = lang or (query.get("lang") or [None])[0]
     if want_lang is not None and want_lang not in LANGUAGES:
