@@ -212,21 +212,17 @@ UNSAFE_EVAL = "'unsafe-eval'"
 
 
 def security_headers() -> dict[str, str]:
-    """The headers of the guide's voila.json (``Voila.tornado_settings.headers``), its
-    Content-Security-Policy with :data:`UNSAFE_EVAL` added to ``script-src`` and nothing else
-    changed. RuntimeError when they cannot be read (the host then does not start)."""
-    from widgets import server_check
-
-    path = server_check.installed_config_path()
+    """The headers of the guide's voila.json (:func:`widgets.hosts.common.security_headers`),
+    its Content-Security-Policy with :data:`UNSAFE_EVAL` added to ``script-src`` and nothing
+    else changed. RuntimeError when they cannot be read (the host then does not start)."""
     try:
-        config = json.loads(Path(path).read_text(encoding="utf-8"))
-        headers = dict(config["Voila"]["tornado_settings"]["headers"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RuntimeError(f"cannot read the guide's security headers from {path}: {exc}") from exc
-    policy = headers.get("Content-Security-Policy", "")
+        headers = common.security_headers()
+    except common.ConfigurationError as exc:
+        raise RuntimeError(str(exc)) from exc
+    policy = headers["Content-Security-Policy"]
     directives = [d.strip() for d in policy.split(";") if d.strip()]
     if not any(d.split()[0] == "script-src" for d in directives):
-        raise RuntimeError(f"{path}: its Content-Security-Policy has no script-src")
+        raise RuntimeError("the guide's Content-Security-Policy (voila.json) has no script-src")
     headers["Content-Security-Policy"] = "; ".join(
         d + " " + UNSAFE_EVAL if d.split()[0] == "script-src" and UNSAFE_EVAL not in d.split()
         else d for d in directives)
