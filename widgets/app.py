@@ -149,9 +149,8 @@ def session_logger(view: GuideView):
     try:
         from .log import SessionLogger, open_store
 
-        # The engine makes the visit's events with its session id; the logger takes those only.
-        engine = getattr(view, "engine", None)
-        return SessionLogger(open_store, session_id=engine.session if engine is not None else None,
+        # The view's relay makes the visit's events with its session id; the logger takes those only.
+        return SessionLogger(open_store, session_id=getattr(view, "session", None),
                              on_status=view.set_log_health).close_at_exit()
     except Exception:  # noqa: BLE001 - the guide works without its log
         logger.exception("cannot set up the interaction log; continuing without it")

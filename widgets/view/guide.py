@@ -79,7 +79,8 @@ class GuideView(w.VBox):
         #: the visit's engine (the state's)
         self.engine: Engine = self.state.engine
         engine = self.engine
-        self.relay = EventRelay(lambda: engine.session, sink)
+        #: the visit's events on their way to the log (it draws the visit's session id)
+        self.relay = EventRelay(sink=sink)
         self.interaction = Interaction(self)
 
         self.heading = w.HTML()
@@ -124,6 +125,12 @@ class GuideView(w.VBox):
     @property
     def guide(self) -> GuideView:
         return self
+
+    @property
+    def session(self) -> str:
+        """The visit's anonymous session id (drawn when first asked for or logged: a guide built
+        ahead of its visit, in a preheated kernel, draws it when the visit begins)."""
+        return self.relay.session
 
     @property
     def sink(self) -> EventSink | None:
