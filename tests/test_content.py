@@ -145,11 +145,12 @@ def extra_texts():
 def test_the_checks_read_every_text_of_the_message_and_the_case_notes():
     """Every text the message builder and the case notes show is among the checked texts."""
     checked = {text for _, _, text, _ in extra_texts()}
-    shown = [*messages.WANTS.values(), *messages.WANT.values(), *messages.LABELS.values(),
-             messages.OPENING, messages.FAIR, messages.ESCALATE, messages.THANKS,
-             messages.GREETING, casenotes.TITLE, *casenotes.HEADERS.values(),
-             *casenotes.CHANNELS.values(), *casenotes.REASONS.values(),
-             *(text for key, text in casenotes.LABELS.items() if key != "full")]
+    words, notes = messages.texts(FLOW), casenotes.texts(FLOW)
+    shown = [*(want.label for want in words.wants.values()),
+             *(want.request for want in words.wants.values()), *words.labels.values(),
+             *words.lines.values(), notes.title, *notes.headers.values(),
+             *notes.channels.values(), *notes.reasons.values(),
+             *(text for key, text in casenotes.labels(FLOW).items() if key != "full")]
     assert shown and all(text in checked for text in shown)
     fields = {field for _, field, _, _ in extra_texts()}
     assert {"messages.lines.order_line", "casenotes.labels.full", "casenotes.channels.chat"} <= fields
