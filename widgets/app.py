@@ -17,6 +17,7 @@ import os
 import sys
 from urllib.parse import parse_qs
 
+from . import activity
 from .hosts.voila import settings_check as server_check
 from .flow import LANGUAGES
 from .followup import PARAM as FOLLOWUP_PARAM
@@ -111,7 +112,8 @@ def guide(lang: str | None = None, step: str | None = None, log: bool | None = N
     keep_diagnostics_off_the_page()
     if (notice := server_check.unavailable_notice()) is not None:
         return notice  # a Voilà server without the guide's checked settings: no guide
-    view = GuideView(lang=lang if lang in LANGUAGES else "ko")
+    view = GuideView(lang=lang if lang in LANGUAGES else "ko",
+                     on_activity=activity.from_environment())  # the host's idle culling
     wait_for_request()
 
     query = parse_qs(os.environ.get("QUERY_STRING", ""))
