@@ -186,8 +186,9 @@ def test_message_copied_to_the_clipboard(page_factory: PageFactory, server: Voil
 
     assert sorted(copied) == ["en", "ko"]
     korean, english = copied["ko"], copied["en"]
-    assert messages.ORDER_LINE("ko").format(ORDER_NUMBER) in korean.splitlines()
-    assert messages.ORDER_LINE("en").format(ORDER_NUMBER) in english.splitlines()
+    order_line = messages.texts().lines["order_line"]
+    assert order_line("ko").format(order_number=ORDER_NUMBER) in korean.splitlines()
+    assert order_line("en").format(order_number=ORDER_NUMBER) in english.splitlines()
     assert HANGUL.search(korean) and korean.startswith(messages.texts().lines["greeting"]("ko"))
     opening = visitor.engine.flow[visitor.engine.flow.start].option("refund").opening
     assert opening("ko") in korean and messages.texts().wants["refund"].request("ko") in korean
