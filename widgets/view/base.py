@@ -22,9 +22,9 @@ logger = logging.getLogger("widgets.view")
 
 def guarded(method: Callable) -> Callable:
     """A callback of the visitor's: marks the visit active (the view's ``on_activity`` hook, set
-    by the host), runs ``method`` as one interaction
-    of the guide (its events go to the log together, once the page has its update), and on any
-    error logs it server-side and shows a friendly message instead of a traceback."""
+    by the host), runs ``method`` as one interaction of the guide (its events go to the log
+    together, once the page has its update), and on any error logs it server-side and shows a
+    friendly message instead of a traceback."""
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
