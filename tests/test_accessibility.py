@@ -148,11 +148,11 @@ def test_every_screen_at_phone_width(phone_tab: GuideTab, node_id: str):
                 shutil.copyfile(path, DOCS_SCREENSHOT)
     if node_id == "channel":  # the case notes panel, opened, at phone width
         lang = OTHER[first]
-        phone_tab.button(casenotes.LABELS["toggle"](lang)).click()
+        phone_tab.button(casenotes.labels()["toggle"](lang)).click()
         expect(phone_tab.page.locator(".guide .widget-upload")).to_be_visible()
         # named by its label alone, not "… (0)" with the widget's file counter
         expect(phone_tab.page.get_by_role(
-            "button", name=casenotes.LABELS["load"](lang), exact=True)).to_be_visible()
+            "button", name=casenotes.labels()["load"](lang), exact=True)).to_be_visible()
         problems += check_screen(phone_tab, f"{node_id} {lang} 375px, case notes open", lang,
                                  layout=True)
     assert not problems, "\n".join(problems)
@@ -304,11 +304,11 @@ def test_screens_at_desktop_width_by_mouse(desktop_tab: GuideTab):
         expect(tab.page.locator(".guide .guide-callsheet")).to_be_visible()
         problems += check_screen(tab, f"done {lang} 1280px, call sheet open", lang, layout=False)
         tab.button(ui("callsheet_close", lang)).click()
-        tab.button(casenotes.LABELS["toggle"](lang)).click()
+        tab.button(casenotes.labels()["toggle"](lang)).click()
         expect(tab.page.locator(".guide .widget-upload")).to_be_visible()
         problems += check_screen(tab, f"done {lang} 1280px, case notes open", lang,
                                  layout=False)
-        tab.button(casenotes.LABELS["toggle_close"](lang)).click()
+        tab.button(casenotes.labels()["toggle_close"](lang)).click()
         tab.button(ui("restart", lang)).click()
         tab.expect_step(FLOW.start, lang)
         wrong = focus_on_heading(tab, FLOW[FLOW.start].title(lang))

@@ -15,6 +15,7 @@ import pytest
 from widgets import callsheet, casenotes, dashboard, followup
 from widgets.app import guide
 from widgets.engine import Engine, EngineError
+from widgets.eventlog import EventStamper
 from widgets.flow import default_flow
 from widgets.log import Event, open_store
 from widgets.summary import summarize
@@ -111,7 +112,7 @@ def test_link_round_trip_asks_once_and_logs_the_earlier_problem_and_channel(monk
 
 def test_the_recalled_answers_are_logged_as_ids_before_the_outcome():
     events = []
-    engine = Engine(lang="ko", on_event=events.append)
+    engine = Engine(lang="ko", on_transition=events.append)
     engine.start()
     engine.recall({"problem": "late", "reach": "call"})
     engine.record_followup("partly")
@@ -256,7 +257,8 @@ def _old_and_new_log(url: str) -> None:
     for session, code, outcome in (("new1", "problem:refund,reach:call", "not-yet"),
                                    ("new2", "problem:late,reach:online,channel:chat", "solved"),
                                    ("new3", "problem:late,reach:online,channel:chat", "solved")):
-        engine = Engine(lang="en", session=session, clock=at, on_event=events.append)
+        engine = Engine(lang="en", on_transition=EventStamper(session, clock=at,
+                                                               on_event=events.append))
         engine.start()
         engine.recall(followup.decode(FLOW, code))
         engine.record_followup(outcome)

@@ -166,7 +166,7 @@ def test_view_shows_the_case_notes_error_not_the_generic_one(name: str, lang: st
     assert len(view.notes_panel.notes) == 1  # nothing lost
     assert view.notice.layout.display == "none" and not view.state.error, view.notice.value
     shown = status_text(view)
-    prefix = casenotes.LABELS["error"](lang).split("{reason}")[0]
+    prefix = casenotes.labels()["error"](lang).split("{reason}")[0]
     assert shown.startswith(prefix), shown
     reason = shown[len(prefix):]
     assert reason and (HANGUL.search(reason) if lang == "ko" else not HANGUL.search(reason)), shown
@@ -239,14 +239,14 @@ def hardening_server(voila_servers) -> Iterator[VoilaServer]:
 
 
 def notes_panel(page, lang: str = "ko") -> Locator:
-    page.get_by_role("button", name=casenotes.LABELS["toggle"](lang), exact=True).click()
-    panel = page.locator(".guide .guide-panel").filter(has_text=casenotes.TITLE(lang))
+    page.get_by_role("button", name=casenotes.labels()["toggle"](lang), exact=True).click()
+    panel = page.locator(".guide .guide-panel").filter(has_text=casenotes.texts().title(lang))
     expect(panel).to_be_visible()
     return panel
 
 
 def choose_file(panel: Locator, path: Path, lang: str = "ko") -> None:
-    button = panel.locator("button.widget-upload").filter(has_text=casenotes.LABELS["load"](lang))
+    button = panel.locator("button.widget-upload").filter(has_text=casenotes.labels()["load"](lang))
     with panel.page.expect_file_chooser() as chooser:
         button.click()
     chooser.value.set_files(str(path))
@@ -267,9 +267,9 @@ def test_page_refuses_a_12_mb_file_and_keeps_working(page_factory: PageFactory,
         page.goto(hardening_server.url, wait_until="commit")
         expect(page.locator(".guide")).to_be_visible(timeout=120_000)
         panel = notes_panel(page)
-        headers = casenotes.HEADERS
+        headers = casenotes.texts().headers
         panel.get_by_label(headers["agent"]("ko"), exact=True).fill("김민지")
-        page.get_by_role("button", name=casenotes.LABELS["add"]("ko"), exact=True).click()
+        page.get_by_role("button", name=casenotes.labels()["add"]("ko"), exact=True).click()
         cells = panel.locator(".guide-notes-table tr td")
         expect(cells).to_have_count(len(casenotes.COLUMNS))
 
@@ -281,10 +281,10 @@ def test_page_refuses_a_12_mb_file_and_keeps_working(page_factory: PageFactory,
 
         # the page still talks to its kernel: a click adds a note, a small file loads
         panel.get_by_label(headers["agent"]("ko"), exact=True).fill("Sam")
-        page.get_by_role("button", name=casenotes.LABELS["add"]("ko"), exact=True).click()
+        page.get_by_role("button", name=casenotes.labels()["add"]("ko"), exact=True).click()
         expect(cells).to_have_count(2 * len(casenotes.COLUMNS))
         choose_file(panel, small)
-        expect(panel.get_by_role("status")).to_have_text(casenotes.LABELS["loaded"]("ko").format(count=1))
+        expect(panel.get_by_role("status")).to_have_text(casenotes.labels()["loaded"]("ko").format(count=1))
         expect(cells).to_have_count(3 * len(casenotes.COLUMNS))
         expect(cells.nth(2 * len(casenotes.COLUMNS) + 3)).to_have_text("=1+1")
         assert guard.clean, guard.report()

@@ -92,7 +92,7 @@ def test_the_guide_follows_the_roles_of_the_copy(flow):
     assert visible(view.message_panel) and not visible(view.outcome_panel)
     # `escalate` now marks "not yet": the supervisor request is pre-ticked
     assert view.message_panel.escalate.value is True
-    assert messages.ESCALATE("en") in view.message_panel.output.value.replace("&#x27;", "'")
+    assert messages.texts(flow).lines["supervisor"]("en") in view.message_panel.output.value.replace("&#x27;", "'")
     # events carry the renamed and the added steps' ids, never the old one
     assert (RENAMED, "choose", "chat", "en") in sink.events
     assert (ADDED, "enter", None, "en") in sink.events

@@ -96,7 +96,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def click_through(flow: Flow, logger: SessionLogger, answers: list[str], outcome: str) -> None:
     """One visit of the changed guide through the Engine, logged as the view logs it."""
     engine = Engine(flow, lang="en",
-                    on_event=lambda i: logger.log(i.node, i.action, i.option, i.lang))
+                    on_transition=lambda i: logger.log(i.node, i.action, i.option, i.lang))
     engine.start()
     for answer in answers:
         node = engine.node

@@ -47,6 +47,7 @@ from voila_server import kernel_processes
 
 from deploy.cluster import HOSTS, STATIC_PROBE, Cluster, site_config, visitor_cap
 from widgets.engine import Engine
+from widgets.eventlog import EventStamper
 from widgets.flow import default_flow
 from widgets.log import PostgresStore
 from widgets.summary import summarize
@@ -183,7 +184,8 @@ class Visitor:
         self.failed: list[str] = []
         self.context.on("response", self._response)
         self.events = []
-        self.engine = Engine(FLOW, lang=lang, on_event=self.events.append)
+        self.engine = Engine(FLOW, lang=lang,
+                             on_transition=EventStamper(on_event=self.events.append))
         self.kernel_id = ""
         self.server: int | None = None
         self.sockets: list[str] = []  # the page's websocket URLs

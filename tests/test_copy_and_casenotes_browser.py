@@ -154,7 +154,7 @@ def test_message_copied_to_the_clipboard(page_factory: PageFactory, server: Voil
         assert visitor.engine.node.kind == "info", visitor.engine.node.id
         visitor.next()
 
-    labels = messages.LABELS
+    labels = messages.texts().labels
     panel = page.locator(".guide .guide-panel").filter(has_text=labels["title"]("ko"))
     expect(panel).to_be_visible()
     order_field = panel.get_by_label(labels["order_number"]("ko"), exact=True)
@@ -186,13 +186,14 @@ def test_message_copied_to_the_clipboard(page_factory: PageFactory, server: Voil
 
     assert sorted(copied) == ["en", "ko"]
     korean, english = copied["ko"], copied["en"]
-    assert messages.ORDER_LINE("ko").format(ORDER_NUMBER) in korean.splitlines()
-    assert messages.ORDER_LINE("en").format(ORDER_NUMBER) in english.splitlines()
-    assert HANGUL.search(korean) and korean.startswith(messages.GREETING("ko"))
+    order_line = messages.texts().lines["order_line"]
+    assert order_line("ko").format(order_number=ORDER_NUMBER) in korean.splitlines()
+    assert order_line("en").format(order_number=ORDER_NUMBER) in english.splitlines()
+    assert HANGUL.search(korean) and korean.startswith(messages.texts().lines["greeting"]("ko"))
     opening = visitor.engine.flow[visitor.engine.flow.start].option("refund").opening
-    assert opening("ko") in korean and messages.WANT["refund"]("ko") in korean
-    assert not HANGUL.search(english) and english.startswith(messages.GREETING("en"))
-    assert opening("en") in english and messages.WANT["refund"]("en") in english
+    assert opening("ko") in korean and messages.texts().wants["refund"].request("ko") in korean
+    assert not HANGUL.search(english) and english.startswith(messages.texts().lines["greeting"]("en"))
+    assert opening("en") in english and messages.texts().wants["refund"].request("en") in english
 
     assert_not_logged(server, [ORDER_NUMBER, "4477889"])
     assert_clean(visitor.guard)
@@ -212,8 +213,8 @@ NOTES: list[dict[str, str]] = [
 
 def notes_panel(visitor: Visitor) -> Locator:
     """Open the case notes panel and return it."""
-    visitor.button(casenotes.LABELS["toggle"](visitor.lang)).click()
-    panel = visitor.page.locator(".guide .guide-panel").filter(has_text=casenotes.TITLE(visitor.lang))
+    visitor.button(casenotes.labels()["toggle"](visitor.lang)).click()
+    panel = visitor.page.locator(".guide .guide-panel").filter(has_text=casenotes.texts().title(visitor.lang))
     expect(panel).to_be_visible()
     expect(upload_button(panel, visitor.lang)).to_be_visible()
     return panel
@@ -222,7 +223,7 @@ def notes_panel(visitor: Visitor) -> Locator:
 def upload_button(panel: Locator, lang: str) -> Locator:
     """The panel's FileUpload: a button that opens the file chooser (ipywidgets 8 keeps its
     ``input[type=file]`` out of the document and clicks it from the button)."""
-    return panel.locator("button.widget-upload").filter(has_text=casenotes.LABELS["load"](lang))
+    return panel.locator("button.widget-upload").filter(has_text=casenotes.labels()["load"](lang))
 
 
 def table_rows(panel: Locator) -> list[list[str]]:
@@ -239,7 +240,7 @@ def stored_rows() -> list[list[str]]:
 
 def shown_rows(lang: str = "ko") -> list[list[str]]:
     """NOTES as the table shows them: the channel by its name in the page's language."""
-    return [[casenotes.CHANNELS[n[c]](lang) if c == "channel" else n[c]
+    return [[casenotes.texts().channels[n[c]](lang) if c == "channel" else n[c]
              for c in casenotes.COLUMNS] for n in NOTES]
 
 
@@ -253,13 +254,13 @@ def test_case_notes_downloaded_then_loaded_on_a_later_visit(page_factory: PageFa
                                                             tmp_path: Path) -> None:
     first = Visitor(page_factory, server, "case notes, first visit").open()
     panel = notes_panel(first)
-    headers = casenotes.HEADERS
+    headers = casenotes.texts().headers
     for i, note in enumerate(NOTES, start=1):
         for column in ("when", "agent", "reference", "promised"):
             panel.get_by_label(headers[column]("ko"), exact=True).fill(note[column])
         panel.get_by_label(headers["channel"]("ko"), exact=True).select_option(
-            label=casenotes.CHANNELS[note["channel"]]("ko"))
-        first.button(casenotes.LABELS["add"]("ko")).click()
+            label=casenotes.texts().channels[note["channel"]]("ko"))
+        first.button(casenotes.labels()["add"]("ko")).click()
         expect(panel.locator(".guide-notes-table tr td")).to_have_count(i * len(casenotes.COLUMNS))
         expect(panel.get_by_label(headers["agent"]("ko"), exact=True)).to_have_value("")  # form cleared
     expect_table(panel)
@@ -268,7 +269,7 @@ def test_case_notes_downloaded_then_loaded_on_a_later_visit(page_factory: PageFa
     files: dict[str, Path] = {}
     for kind, label in (("csv", "download_csv"), ("md", "download_md")):
         with first.page.expect_download() as info:
-            panel.get_by_role("link", name=casenotes.LABELS[label]("ko"), exact=True).click()
+            panel.get_by_role("link", name=casenotes.labels()[label]("ko"), exact=True).click()
         download = info.value
         assert download.suggested_filename == f"amazon-contact-notes.{kind}"
         files[kind] = tmp_path / download.suggested_filename
@@ -281,7 +282,7 @@ def test_case_notes_downloaded_then_loaded_on_a_later_visit(page_factory: PageFa
     assert list(csv.reader(io.StringIO(csv_text))) == [list(casenotes.COLUMNS), *stored_rows()]
     md_lines = files["md"].read_text(encoding="utf-8").splitlines()
     header = "| " + " | ".join(headers[c]("ko") for c in casenotes.COLUMNS) + " |"
-    assert md_lines[0] == f"# {casenotes.TITLE('ko')}" and header in md_lines
+    assert md_lines[0] == f"# {casenotes.texts().title('ko')}" and header in md_lines
     body = md_lines[md_lines.index(header) + 2:]
     # the Markdown is for reading: the channel by its name in the page's language
     assert [line[2:-2].split(" | ") for line in body if line] == shown_rows("ko")
@@ -294,12 +295,12 @@ def test_case_notes_downloaded_then_loaded_on_a_later_visit(page_factory: PageFa
     for kind, path in files.items():
         later = Visitor(page_factory, server, f"case notes, later visit ({kind})").open()
         panel = notes_panel(later)
-        expect(panel.locator(".guide-notes-table")).to_have_text(casenotes.LABELS["empty"]("ko"))
+        expect(panel.locator(".guide-notes-table")).to_have_text(casenotes.labels()["empty"]("ko"))
         with later.page.expect_file_chooser() as chooser:
             upload_button(panel, "ko").click()
         chooser.value.set_files(str(path))
         expect(panel.get_by_role("status")).to_have_text(
-            casenotes.LABELS["loaded"]("ko").format(count=len(NOTES)))
+            casenotes.labels()["loaded"]("ko").format(count=len(NOTES)))
         expect_table(panel)
         assert_clean(later.guard)
         later.close()

@@ -178,7 +178,7 @@ def test_every_outline_id_is_shown_on_some_walk():
 
 def test_events_are_ids_only_and_in_order():
     events = []
-    engine = Engine(lang="en", on_event=events.append)
+    engine = Engine(lang="en", on_transition=events.append)
     engine.start()
     engine.choose("return")
     engine.advance()
@@ -202,30 +202,37 @@ def test_events_are_ids_only_and_in_order():
 
 
 def test_events_are_the_logs_events_of_one_visit():
-    """The engine makes the log's own Event (validated when made): one session id, its clock's
-    time, the milliseconds since the previous event (None for the first). A language set before
-    the first screen is the one the visit starts in, not a switch."""
+    """The engine's transitions, stamped by the log's adapter, are the log's own Events
+    (validated when made): one session id, its clock's time, the milliseconds since the
+    previous event (None for the first). A language set before the first screen is the one the
+    visit starts in, not a switch."""
     import datetime as dt
 
+    from widgets.eventlog import EventStamper
     from widgets.log.events import Event
+    from widgets.vocabulary import is_id
 
     t0 = dt.datetime(2025, 3, 1, tzinfo=dt.timezone.utc)
     ticks = iter(t0 + dt.timedelta(seconds=2 * i) for i in range(100))
     events = []
-    engine = Engine(on_event=events.append, session="visit-1", clock=lambda: next(ticks))
+    stamp = EventStamper("visit-1", clock=lambda: next(ticks), on_event=events.append)
+    engine = Engine(on_transition=stamp)
     engine.set_language("en")
     assert events == []
     engine.start()
     engine.choose("return")
-    assert all(type(e) is Event for e in events) and engine.session == "visit-1"
+    assert all(type(e) is Event for e in events) and stamp.session == "visit-1"
     assert [(e.ts, e.session, e.action, e.lang, e.elapsed_ms) for e in events] == [
         (t0, "visit-1", "enter", "en", None),
         (t0 + dt.timedelta(seconds=2), "visit-1", "choose", "en", 2000),
         (t0 + dt.timedelta(seconds=4), "visit-1", "enter", "en", 2000),
     ]
-    assert len({Engine().session, Engine().session}) == 2  # random by default
+    assert len({EventStamper().session, EventStamper().session}) == 2  # random by default
+    assert all(is_id(EventStamper().session) for _ in range(3))
     with pytest.raises(ValueError):
-        Engine(session="Not an id")
+        EventStamper("Not an id")
+    with pytest.raises(ValueError):
+        assert EventStamper(lambda: "Not an id").session
 
 
 def test_vocabulary_has_one_home():
@@ -240,7 +247,7 @@ def test_vocabulary_has_one_home():
 
 def test_reaching_the_end_reports_finish():
     events = []
-    engine = walk(Engine(on_event=events.append), "late", "call")
+    engine = walk(Engine(on_transition=events.append), "late", "call")
     assert engine.finished
     assert [(e.node, e.action) for e in events[-2:]] == [("done", "enter"), ("done", "finish")]
 

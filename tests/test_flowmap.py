@@ -377,7 +377,7 @@ def test_review_shows_the_message_and_case_notes_texts_side_by_side() -> None:
         assert (f"<td lang='ko'>{html.escape(text.ko)}</td><td lang='en'>"
                 f"{html.escape(text.en)}</td>") == row[1], field
     example = messages.build(messages.MessageInput(escalate=True, **review.EXAMPLE), "en")
-    assert html.escape(example) in part and html.escape(messages.ESCALATE("ko")) in part
+    assert html.escape(example) in part and html.escape(messages.texts().lines["supervisor"]("ko")) in part
 
 
 def test_review_names_the_section_and_key_of_a_broken_text(tmp_path: Path,

@@ -6,8 +6,8 @@ so one page is one visitor: one kernel and one log session.
 
 A :class:`Walk` drives a page the way a person does — it picks dropdown entries by their
 visible label, presses buttons by their accessible name — and replays every action on a
-:class:`widgets.engine.Engine` (``start()`` first) whose ``on_event`` collects the
-interactions the page must have logged. After each action the page must show the engine's
+:class:`widgets.engine.Engine` (``start()`` first) whose transitions, stamped as the log's
+events (``widgets.eventlog.EventStamper``), are the interactions the page must have logged. After each action the page must show the engine's
 step: its title as the step heading, the progress line, and on the last screen the checklist.
 At the end of a walk the log session of that page must hold exactly the replayed events, in
 order.
@@ -35,6 +35,7 @@ from playwright.sync_api import Page, expect
 from voila_server import VoilaServer
 
 from widgets.engine import Engine, Interaction
+from widgets.eventlog import EventStamper
 from widgets.flow import Node, default_flow
 
 
@@ -147,7 +148,8 @@ class Walk:
         self.page, self.guard = factory.new_page(name)
         self.factory = factory
         self.events: list[Interaction] = []
-        self.engine = Engine(FLOW, lang=lang, on_event=self.events.append)
+        self.engine = Engine(FLOW, lang=lang,
+                             on_transition=EventStamper(on_event=self.events.append))
         self.sessions_before: set[str] = set()
         self.session: str | None = None
         journal.walks.append(name)

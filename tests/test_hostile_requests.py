@@ -138,7 +138,7 @@ def upload_then_request_state(client: KernelClient) -> tuple[dict, dict]:
     widget's state."""
     control = client.open_widget_control()
     states = client.request_states(control)
-    toggle = find_model(states, "ToggleButtonModel", description=casenotes.LABELS["toggle"].ko)
+    toggle = find_model(states, "ToggleButtonModel", description=casenotes.labels()["toggle"].ko)
     client.comm_msg(toggle, {"method": "update", "state": {"value": True}, "buffer_paths": []})
     opened = client.wait_for(lambda _c, m: m["header"]["msg_type"] == "comm_open"
                              and m["content"]["data"]["state"].get("_model_name")
@@ -438,7 +438,7 @@ def test_log_warnings_go_to_the_server_log_not_the_page(guide):
         control = client.open_widget_control()
         states = client.request_states(control)
         toggle = find_model(states, "ToggleButtonModel",
-                            description=casenotes.LABELS["toggle"].ko)
+                            description=casenotes.labels()["toggle"].ko)
         client.comm_msg(toggle, {"method": "update", "state": {"value": True},
                                  "buffer_paths": []})
         seen = []

@@ -1042,27 +1042,30 @@ def test_migration_files_keep_the_history() -> None:
 
 
 def test_the_engines_events_are_stored_as_they_were_made(store_url: str) -> None:
-    """One shape from the click to the row: the Events the engine makes reach the store unchanged;
-    the logger takes only Events of its own session."""
+    """One shape from the click to the row: the Events made from the engine's transitions
+    (widgets/eventlog.py) reach the store unchanged; the logger takes only Events of its own
+    session."""
     from widgets.engine import Engine
+    from widgets.eventlog import EventStamper
 
     clock = FakeClock()
     made: list[Event] = []
-    engine = Engine(lang="en", on_event=made.append, clock=clock)
+    stamp = EventStamper(clock=clock, on_event=made.append)
+    engine = Engine(lang="en", on_transition=stamp)
     engine.set_language("ko")  # before the first screen: the language the visit starts in
-    logger = SessionLogger(functools.partial(open_store, store_url), session_id=engine.session)
-    engine.on_event = lambda event: (made.append(event), logger.record(event))
+    logger = SessionLogger(functools.partial(open_store, store_url), session_id=stamp.session)
+    stamp.on_event = lambda event: (made.append(event), logger.record(event))
     engine.start()
     engine.choose("return")
     engine.set_language("en")
-    assert made and all(type(e) is Event and e.session == engine.session for e in made)
+    assert made and all(type(e) is Event and e.session == stamp.session for e in made)
     assert made[0].elapsed_ms is None and all(e.elapsed_ms == 1500 for e in made[1:])
     other = Event(T0, "someone-else", "problem", "enter", None, "ko", None)
     assert logger.record(other) is False
     assert logger.record(tuple(made[0])) is False  # type: ignore[arg-type]
     assert logger.refused == 2
     logger.close()
-    assert session_events(store_url, engine.session) == made
+    assert session_events(store_url, stamp.session) == made
     assert [e.action for e in made] == ["enter", "choose", "enter", "language"]
 
 

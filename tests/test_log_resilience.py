@@ -241,7 +241,7 @@ def test_a_fast_human_never_reaches_the_limit(db: Path) -> None:
     clock = Monotonic()
     store = open_store(db)
     logger = SessionLogger(store, monotonic=clock)
-    engine = Engine(on_event=lambda i: logger.log(i.node, i.action, i.option, i.lang))
+    engine = Engine(on_transition=lambda i: logger.log(i.node, i.action, i.option, i.lang))
     path = max(engine.flow.paths, key=len)
 
     def walk(seconds_per_click: float, double_click: bool) -> None:

@@ -41,6 +41,7 @@ from voila_server import PROJECT_ROOT
 
 from widgets import demo
 from widgets.engine import Engine, Interaction
+from widgets.eventlog import EventStamper
 from widgets.flow import default_flow
 from widgets.log import SQLiteStore
 from widgets.summary import summarize
@@ -203,7 +204,7 @@ def test_guide_notebook_runs_and_is_driven_in_lab(page_factory: PageFactory, lab
     """guide.ipynb in Lab: run, choose in the dropdown, Continue, English, Back; every heading
     is the one the engine predicts, and the kernel logged exactly these interactions."""
     events: list[Interaction] = []
-    engine = Engine(FLOW, lang="ko", on_event=events.append)
+    engine = Engine(FLOW, lang="ko", on_transition=EventStamper(on_event=events.append))
     sessions_before = logged_sessions(log_path)
     page, guard = open_and_run(page_factory, lab, "notebooks/guide.ipynb", "lab guide")
     try:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import html
 from datetime import datetime, timezone
 import sqlite3
+from urllib.parse import quote
 
 import pytest
+import yaml
 
 from widgets import casenotes, messages
 from widgets.engine import Engine, EngineError
+from widgets.flow import DEFAULT_PATH, load_flow
 from widgets.view import GuideView
 
 NOW = datetime(2026, 11, 26, tzinfo=timezone.utc)
@@ -80,9 +83,10 @@ def test_damaged_and_wrong_items_open_differently_and_ask_for_a_replacement():
 
 
 def test_the_fair_sentence_fits_every_request():
-    for want in messages.WANTS:
+    words = messages.texts()
+    for want in words.wants:
         en = messages.build(messages.MessageInput(want=want), "en")
-        assert f"{messages.WANT[want]('en')} {messages.FAIR('en')}" in en
+        assert f"{words.wants[want].request('en')} {words.lines['fair_solution']('en')}" in en
         assert "put back" not in en and "as promised" not in en
 
 
@@ -92,6 +96,65 @@ def test_the_message_says_which_version_to_send(view):
     assert "Send the English message" in heading
     view.language.value = "ko"
     assert "영어 메시지를 보내세요" in html.unescape(view.message_panel.heading.value)
+
+
+def test_a_flow_file_with_its_own_texts_shows_them_in_the_view(tmp_path):
+    """A flow file (as ``GUIDE_FLOW`` names one) with its own ``messages:`` and ``casenotes:``
+    texts: the message builder and the case notes show those, in both languages, never the
+    packaged flow's."""
+    data = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
+    words = data["messages"]
+    words["labels"]["title"] = {"ko": "메시지 초안", "en": "Draft your message"}
+    words["labels"]["outcome"] = {"ko": "바라는 해결", "en": "What would fix it"}
+    words["lines"]["greeting"] = {"ko": "안녕하십니까.", "en": "Good day,"}
+    refund = next(want for want in words["wants"] if want["id"] == "refund")
+    refund["label"] = {"ko": "돈 돌려받기", "en": "My money back"}
+    refund["request"] = {"ko": "돈을 돌려받고 싶습니다.", "en": "I would like my money back."}
+    notes = data["casenotes"]
+    notes["title"] = {"ko": "연락 기록", "en": "Contact log"}
+    notes["headers"]["agent"] = {"ko": "담당자", "en": "Person"}
+    notes["channels"]["chat"] = {"ko": "대화창", "en": "Live chat"}
+    notes["labels"]["add"] = {"ko": "적어 두기", "en": "Keep this note"}
+    notes["labels"]["toggle"] = {"ko": "연락 기록 보기", "en": "Show the contact log"}
+    path = tmp_path / "flow.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    flow = load_flow(path)
+    packaged = messages.texts()
+    view = GuideView(flow, lang="en", sink=Sink()).start()
+
+    to_channel(view)
+    panel = view.message_panel
+    assert ("My money back", "refund") in panel.outcome.options
+    assert packaged.wants["refund"].label("en") not in [label for label, _ in panel.outcome.options]
+    assert "Draft your message" in html.unescape(panel.heading.value)
+    assert panel.outcome.description == "What would fix it"
+    panel.outcome.value = "refund"
+    out = html.unescape(panel.output.value)
+    assert "Good day," in out and "I would like my money back." in out
+    assert "안녕하십니까." in out and "돈을 돌려받고 싶습니다." in out
+    assert packaged.lines["greeting"]("en") not in out
+    assert packaged.wants["refund"].request("en") not in out
+
+    assert view.notes_panel.toggle.description == "Show the contact log"
+    view.notes_panel.toggle.value = True
+    notes_panel = view.notes_panel
+    assert "Contact log" in html.unescape(notes_panel.intro.value)
+    assert notes_panel.agent.description == "Person"
+    assert ("Live chat", "chat") in notes_panel.channel.options
+    assert notes_panel.add_button.description == "Keep this note"
+    notes_panel.channel.value = "chat"
+    notes_panel.agent.value = "Kim"
+    notes_panel.add_button.click()
+    table = html.unescape(notes_panel.table.value)
+    assert "Live chat" in table and "Person" in table
+    assert quote("# Contact log") in notes_panel.links.value
+    assert quote("| Live chat | Kim |") in notes_panel.links.value
+
+    view.language.value = "ko"
+    assert "메시지 초안" in html.unescape(panel.heading.value)
+    assert ("돈 돌려받기", "refund") in panel.outcome.options
+    assert "대화창" in html.unescape(notes_panel.table.value)
+    assert "연락 기록" in html.unescape(notes_panel.intro.value)
 
 
 def test_message_fields_are_one_short_line():

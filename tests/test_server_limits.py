@@ -268,23 +268,31 @@ def test_guide_actions_keep_a_kernel_until_the_visit_is_too_long(idle_guide):
 
 
 def test_a_guide_action_marks_the_visitors_activity(tmp_path, monkeypatch):
-    """The kernel marks what the visitor does in the guide, nothing else (widgets/activity.py)."""
+    """The kernel marks what the visitor does in the guide, nothing else (widgets/activity.py):
+    the Voilà entry point sets the view's hook from the file the server gave the kernel; the
+    view itself reads no environment."""
     import os
 
     from widgets import activity
+    from widgets.app import guide
     from widgets.view import GuideView
 
     mark = tmp_path / "activity"
     monkeypatch.setenv(activity.ENV, str(mark))
-    monkeypatch.setattr(activity, "_last", float("-inf"))
-    view = GuideView(lang="en").start()
+    monkeypatch.setattr(activity.FileMark, "every", 0.0)
+    bare = GuideView(lang="en").start()
+    bare.step_view.option_buttons[0].click()
+    assert bare.on_activity is None and not mark.exists(), "the view read the environment"
+    view = guide(lang="en", log=False)
+    assert isinstance(view.on_activity, activity.FileMark)
     assert not mark.exists(), "building the guide is not a visitor's action"
     view.step_view.option_buttons[0].click()
     assert mark.exists(), "a click in the guide was not marked"
     os.utime(mark, (0, 0))  # as if marked long ago
-    monkeypatch.setattr(activity, "_last", float("-inf"))
     view.language.value = "ko" if view.engine.lang == "en" else "en"
     assert mark.stat().st_mtime > 0, "a language switch was not marked"
+    monkeypatch.delenv(activity.ENV)
+    assert activity.from_environment() is None and guide(lang="en", log=False).on_activity is None
 
 
 def test_the_kernel_manager_culls_by_guide_actions_and_visit_length(tmp_path):

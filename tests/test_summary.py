@@ -906,7 +906,7 @@ def check_session(events: list[Event]) -> None:
         previous = event.ts
     emitted: list[tuple] = []
     engine = Engine(FLOW, lang=first.lang,
-                    on_event=lambda i: emitted.append((i.node, i.action, i.option, i.lang)))
+                    on_transition=lambda i: emitted.append((i.node, i.action, i.option, i.lang)))
     engine.start()
     logged = [(e.node, e.action, e.option, e.lang) for e in events]
     path = [FLOW.start]

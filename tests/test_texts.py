@@ -8,6 +8,7 @@ an edit of flow.yaml alone.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import copy
 from pathlib import Path
 
@@ -111,21 +112,35 @@ def test_a_flow_file_without_the_sections_uses_the_packaged_texts():
 
 
 def test_the_columns_of_the_case_notes_are_the_headers_the_loader_asks_for():
-    assert casenotes.COLUMNS == flow_texts.NOTE_COLUMNS == tuple(casenotes.HEADERS)
+    assert casenotes.COLUMNS == flow_texts.NOTE_COLUMNS == tuple(casenotes.texts().headers)
 
 
-def test_the_module_names_are_the_flow_s_texts():
+def test_the_modules_read_the_texts_of_the_flow_they_are_given():
     texts = default_flow().messages
-    assert list(messages.WANTS) == list(texts.wants) and messages.LABELS is texts.labels
-    assert all(messages.WANTS[k] == w.label and messages.WANT[k] == w.request
-               for k, w in texts.wants.items())
-    assert messages.MessageInput().want == texts.default_want
+    assert messages.texts() is texts and messages.MessageInput().want == texts.default_want
     notes = default_flow().casenotes
-    assert casenotes.CHANNELS is notes.channels and casenotes.REASONS is notes.reasons
-    assert casenotes.LABELS["full"] == notes.labels["full"].format(limit=casenotes.MAX_ROWS)
-    assert str(casenotes.MAX_ROWS) in casenotes.LABELS["full"]("ko")
-    with pytest.raises(AttributeError):
-        messages.NOT_A_TABLE  # noqa: B018
+    assert casenotes.texts() is notes
+    labels = casenotes.labels()
+    assert labels["full"] == notes.labels["full"].format(limit=casenotes.MAX_ROWS)
+    assert str(casenotes.MAX_ROWS) in labels["full"]("ko")
+    assert all(labels[key] is text for key, text in notes.labels.items() if key != "full")
+    # no second home of the packaged flow's texts: a flow file's own are read through it
+    for module, name in ((messages, "WANTS"), (messages, "LABELS"), (casenotes, "LABELS"),
+                         (casenotes, "HEADERS")):
+        with pytest.raises(AttributeError):
+            getattr(module, name)
+    flow = dataclasses.replace(default_flow(), casenotes=dataclasses.replace(
+        notes, title=Text(ko="기록", en="Records"),
+        channels={**notes.channels, "chat": Text(ko="대화", en="Talk")},
+        reasons={**notes.reasons, "not_text": Text(ko="글이 아니에요.", en="Not words.")}))
+    assert casenotes.texts(flow) is flow.casenotes
+    note = casenotes.Note(channel="chat")
+    markdown = casenotes.to_markdown([note], "en", flow=flow)
+    assert markdown.startswith("# Records\n") and "| Talk |" in markdown
+    assert casenotes.parse(markdown, flow) == [note]
+    assert casenotes.cell(note, "channel", "ko", flow) == "대화"
+    with pytest.raises(casenotes.CaseNotesError, match="Not words."):
+        casenotes.parse(b"\xff\xfe", flow)
 
 
 def test_a_new_want_and_new_words_need_no_code(data):

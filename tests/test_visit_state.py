@@ -182,7 +182,7 @@ def test_the_message_follows_the_path_until_the_visitor_sets_it():
     state.choose("refund")
     suggested = state.message_want()
     assert state.message_input().want == suggested
-    other = next(key for key in messages.WANTS if key != suggested)
+    other = next(key for key in messages.texts().wants if key != suggested)
     state.message.want = other
     state.message.order_number = "123-456"
     assert state.message_input().want == other and state.message_input().order_number == "123-456"
@@ -194,7 +194,7 @@ def test_the_message_follows_the_path_until_the_visitor_sets_it():
 def test_notes_are_added_and_loaded_with_a_status_line():
     state = VisitState(lang="en")
     assert state.add_note({"agent": "", "reference": ""}) is False
-    assert state.notes_status is casenotes.LABELS["need_something"]
+    assert state.notes_status is casenotes.labels()["need_something"]
     assert state.add_note({"agent": "Kim", "reference": "R-1"}) is True
     assert state.notes_status is None and len(state.notes) == 1
     state.load_notes(casenotes.to_markdown(state.notes, "en").encode())

@@ -17,6 +17,7 @@ import os
 import sys
 from urllib.parse import parse_qs
 
+from . import activity
 from .hosts.voila import settings_check as server_check
 from .flow import LANGUAGES
 from .followup import PARAM as FOLLOWUP_PARAM
@@ -114,7 +115,8 @@ def guide(lang: str | None = None, step: str | None = None, log: bool | None = N
     keep_diagnostics_off_the_page()
     if (notice := server_check.unavailable_notice()) is not None:
         return notice  # a Voilà server without the guide's checked settings: no guide
-    view = GuideView(lang=lang if lang in LANGUAGES else "ko")
+    view = GuideView(lang=lang if lang in LANGUAGES else "ko",
+                     on_activity=activity.from_environment())  # the host's idle culling
     wait_for_request()
 
     if query is None:
@@ -154,9 +156,8 @@ def session_logger(view: GuideView):
     try:
         from .log import SessionLogger, open_store
 
-        # The engine makes the visit's events with its session id; the logger takes those only.
-        engine = getattr(view, "engine", None)
-        return SessionLogger(open_store, session_id=engine.session if engine is not None else None,
+        # The view's relay makes the visit's events with its session id; the logger takes those only.
+        return SessionLogger(open_store, session_id=getattr(view, "session", None),
                              on_status=view.set_log_health).close_at_exit()
     except Exception:  # noqa: BLE001 - the guide works without its log
         logger.exception("cannot set up the interaction log; continuing without it")

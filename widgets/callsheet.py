@@ -54,10 +54,10 @@ def sheet_html(flow: Flow, lang: str, choices: Mapping[str, str],
                      f"{html.escape(about)}</p>")
     listed = [n for n in notes if any(getattr(n, c) for c in _WORTH)]
     if listed:
-        head = "".join(f"<th scope='col'>{html.escape(casenotes.HEADERS[c](lang))}</th>"
+        head = "".join(f"<th scope='col'>{html.escape(casenotes.texts(flow).headers[c](lang))}</th>"
                        for c in NOTE_COLUMNS)
         rows = "".join("<tr>" + "".join(
-            f"<td>{html.escape(casenotes.cell(n, c, lang))}</td>" for c in NOTE_COLUMNS)
+            f"<td>{html.escape(casenotes.cell(n, c, lang, flow))}</td>" for c in NOTE_COLUMNS)
             + "</tr>" for n in listed)
         parts.append(f"<h4>{ui('callsheet_notes')}</h4><table class='guide-callsheet-notes'>"
                      f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")

@@ -14,9 +14,10 @@ language of the guide (:meth:`CaseNotesError.explain`).
 
 Every text (the files' title, the column headers, the ways of contact, the form's labels, the
 reasons a file cannot be loaded) is in flow.yaml's ``casenotes:``
-(:class:`widgets.flow.CaseNotesTexts`), read from the guide's flow when asked for under the names
-the view uses: :data:`TITLE`, :data:`HEADERS`, :data:`CHANNELS` (channel id → its name, in the
-order offered), :data:`LABELS` (``full`` with :data:`MAX_ROWS` filled in) and :data:`REASONS`.
+(:class:`widgets.flow.CaseNotesTexts`): :func:`texts` gives a flow's, :func:`labels` the form's
+labels with :data:`MAX_ROWS` filled in. Every function that shows a text takes the ``flow``
+whose words it uses (the packaged flow by default), so a visit of another flow file
+(``GUIDE_FLOW``) reads its own.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import io
 import re
 from dataclasses import astuple, dataclass, fields
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Mapping
 
 from .flow import LANGUAGES, CaseNotesTexts, Flow, Text, default_flow
 
@@ -34,7 +35,7 @@ MAX_ROWS = 200
 MAX_FIELD = 200
 #: The largest case-notes file loaded, in bytes: far above any real one (a few KB), and far
 #: below what the server accepts in one websocket message. The page refuses a larger file
-#: before sending it (see GuideView._render_notes_panel and the guide template's guide.js).
+#: before sending it (see NotesPanel.draw in widgets/view/panels.py and the guide template's guide.js).
 MAX_BYTES = 256 * 1024
 
 
@@ -43,27 +44,16 @@ def texts(flow: Flow | None = None) -> CaseNotesTexts:
     return (flow if flow is not None else default_flow()).casenotes
 
 
-def reason(key: str) -> Text:
+def labels(flow: Flow | None = None) -> Mapping[str, Text]:
+    """The case notes form's labels of ``flow``, ``full`` with :data:`MAX_ROWS` filled in."""
+    words = texts(flow).labels
+    return MappingProxyType({**words, "full": words["full"].format(limit=MAX_ROWS)})
+
+
+def reason(key: str, flow: Flow | None = None) -> Text:
     """Why a file cannot be loaded (a key of flow.yaml's ``casenotes.reasons``), with its
     ``{fields}`` still to fill in (see :class:`CaseNotesError`)."""
-    return texts().reasons[key]
-
-
-#: The module's names for the case notes' texts, each read from :func:`texts` when asked for.
-_TABLES: Mapping[str, Callable[[CaseNotesTexts], Any]] = MappingProxyType({
-    "TITLE": lambda t: t.title,
-    "HEADERS": lambda t: t.headers,
-    "CHANNELS": lambda t: t.channels,
-    "LABELS": lambda t: MappingProxyType({**t.labels,
-                                          "full": t.labels["full"].format(limit=MAX_ROWS)}),
-    "REASONS": lambda t: t.reasons,
-})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _TABLES:
-        return _TABLES[name](texts())
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return texts(flow).reasons[key]
 
 
 #: The byte order mark at the start of a CSV file: spreadsheets then read it as UTF-8.
@@ -72,7 +62,8 @@ BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 class CaseNotesError(ValueError):
-    """A file (or form) that cannot be read as case notes. ``reason`` (one of :data:`REASONS`)
+    """A file (or form) that cannot be read as case notes. ``reason`` (one of the flow's
+    ``casenotes.reasons``)
     says why in each language, with ``values`` filled in (e.g. which line); ``str()`` of the
     error is the English reason, for the server's log."""
 
@@ -86,15 +77,15 @@ class CaseNotesError(ValueError):
         return self.reason(lang).format(**self.values)
 
 
-def too_large() -> CaseNotesError:
+def too_large(flow: Flow | None = None) -> CaseNotesError:
     """The error of a file over :data:`MAX_BYTES`."""
-    return CaseNotesError(reason("too_large"), limit=MAX_BYTES // 1024)
+    return CaseNotesError(reason("too_large", flow), limit=MAX_BYTES // 1024)
 
 
-def check_size(size: int) -> None:
+def check_size(size: int, flow: Flow | None = None) -> None:
     """Refuse a file of ``size`` bytes over :data:`MAX_BYTES` (before reading it)."""
     if size > MAX_BYTES:
-        raise too_large()
+        raise too_large(flow)
 
 
 @dataclass(frozen=True)
@@ -107,7 +98,7 @@ class Note:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Note))
-#: The column of the way of contact (its values are ids from :data:`CHANNELS`).
+#: The column of the way of contact (its values are ids of the flow's ``casenotes.channels``).
 CHANNEL = "channel"
 
 _SPACE = re.compile(r"\s+")
@@ -119,14 +110,15 @@ def clean(value: object) -> str:
     return text[:MAX_FIELD]
 
 
-def make_note(**values: object) -> Note:
-    """A note from form values; every field is cleaned. Refuses an entirely empty note."""
+def make_note(flow: Flow | None = None, /, **values: object) -> Note:
+    """A note from form values; every field is cleaned. Refuses an entirely empty note (the
+    reasons in ``flow``'s words)."""
     unknown = set(values) - set(COLUMNS)
     if unknown:
-        raise CaseNotesError(reason("unknown_field"), field=repr(sorted(unknown)[0]))
+        raise CaseNotesError(reason("unknown_field", flow), field=repr(sorted(unknown)[0]))
     note = Note(**{key: clean(value) for key, value in values.items()})
     if not any(astuple(note)):
-        raise CaseNotesError(reason("empty_note"))
+        raise CaseNotesError(reason("empty_note", flow))
     return note
 
 
@@ -161,19 +153,19 @@ def _md_cell(value: str) -> str:
 
 
 def to_markdown(notes: list[Note], lang: str = "en", followup: str | None = None,
-                followup_label: str = "") -> str:
+                followup_label: str = "", flow: Flow | None = None) -> str:
     """A Markdown table for people to read: headers and known channels in ``lang``, columns in
     the order of :data:`COLUMNS`. :func:`parse` reads the channel names back to their ids.
 
     ``followup``: the return link's value (ids only, widgets/followup.py), written after the
     table as ``<followup_label>: ?followup=<value>``; loading the file back in the guide
     (:func:`followup_in`) then asks how it went."""
-    words = texts()
+    words = texts(flow)
     lines = [f"# {words.title(lang)}", "",
              "| " + " | ".join(words.headers[c](lang) for c in COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
     for note in notes:
-        cells = [channel_name(v, lang) if c == CHANNEL else v
+        cells = [channel_name(v, lang, flow) if c == CHANNEL else v
                  for c, v in zip(COLUMNS, astuple(note))]
         lines.append("| " + " | ".join(_md_cell(v) for v in cells) + " |")
     if followup:
@@ -196,22 +188,22 @@ def followup_in(data: bytes | str) -> str | None:
     return match.group(1) if match else None
 
 
-def cell(note: Note, column: str, lang: str) -> str:
+def cell(note: Note, column: str, lang: str, flow: Flow | None = None) -> str:
     """A note's cell as people read it: a known channel by its name in ``lang`` (the files keep
     the id, so they load the same in either language)."""
     value = getattr(note, column)
-    return channel_name(value, lang) if column == CHANNEL else value
+    return channel_name(value, lang, flow) if column == CHANNEL else value
 
 
-def channel_name(channel: str, lang: str) -> str:
+def channel_name(channel: str, lang: str, flow: Flow | None = None) -> str:
     """A channel id's name in ``lang`` (an unknown value as it is)."""
-    channels = texts().channels
+    channels = texts(flow).channels
     return channels[channel](lang) if channel in channels else channel
 
 
-def _channel_id(cell: str) -> str:
+def _channel_id(cell: str, flow: Flow | None = None) -> str:
     """A channel cell of a Markdown file (a name in either language, or an id) → its id."""
-    for key, name in texts().channels.items():
+    for key, name in texts(flow).channels.items():
         if cell.casefold() in {name("ko").casefold(), name("en").casefold()}:
             return key
     return cell
@@ -238,33 +230,34 @@ def _split_md_row(line: str) -> list[str]:
     return cells
 
 
-def parse(data: bytes | str) -> list[Note]:
+def parse(data: bytes | str, flow: Flow | None = None) -> list[Note]:
     """Read notes back from a file made by :func:`to_csv` or :func:`to_markdown` (with or
     without a byte order mark). Anything that is not such a file raises CaseNotesError with a
-    reason a visitor can read, never another error."""
+    reason a visitor can read (in ``flow``'s words), never another error."""
     if isinstance(data, (bytes, bytearray, memoryview)):
-        check_size(memoryview(data).nbytes)
+        check_size(memoryview(data).nbytes, flow)
         try:
             text = bytes(data).decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise CaseNotesError(reason("not_text")) from None
+            raise CaseNotesError(reason("not_text", flow)) from None
     else:
-        check_size(len(data.encode("utf-8", "surrogatepass")))
+        check_size(len(data.encode("utf-8", "surrogatepass")), flow)
         text = data.removeprefix(BOM)
     try:
         lines = text.splitlines()
         first = next((line for line in lines if line.strip()), "")
-        notes = _parse_markdown(lines) if first.lstrip().startswith(("#", "|")) else _parse_csv(text)
+        notes = (_parse_markdown(lines, flow) if first.lstrip().startswith(("#", "|"))
+                 else _parse_csv(text, flow))
     except CaseNotesError:
         raise
     except (ValueError, UnicodeError, TypeError):
-        raise CaseNotesError(reason("unreadable")) from None
+        raise CaseNotesError(reason("unreadable", flow)) from None
     if len(notes) > MAX_ROWS:
-        raise CaseNotesError(reason("too_many"), limit=MAX_ROWS)
+        raise CaseNotesError(reason("too_many", flow), limit=MAX_ROWS)
     return notes
 
 
-def _parse_csv(text: str) -> list[Note]:
+def _parse_csv(text: str, flow: Flow | None) -> list[Note]:
     reader = csv.reader(io.StringIO(text))
     try:
         rows = list(reader)
@@ -273,18 +266,18 @@ def _parse_csv(text: str) -> list[Note]:
         # seen in unquoted field", "line contains NUL"...
         line = max(reader.line_num, 1)
         if "field limit" in str(exc):
-            raise CaseNotesError(reason("too_long"), line=line) from None
+            raise CaseNotesError(reason("too_long", flow), line=line) from None
         if "NUL" in str(exc):
-            raise CaseNotesError(reason("not_text")) from None
-        raise CaseNotesError(reason("bad_csv"), line=line) from None
+            raise CaseNotesError(reason("not_text", flow)) from None
+        raise CaseNotesError(reason("bad_csv", flow), line=line) from None
     if not rows or tuple(c.strip() for c in rows[0]) != COLUMNS:
-        raise CaseNotesError(reason("columns"), columns=", ".join(COLUMNS))
+        raise CaseNotesError(reason("columns", flow), columns=", ".join(COLUMNS))
     notes = []
     for number, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(COLUMNS):
-            raise CaseNotesError(reason("values"), line=number, expected=len(COLUMNS),
+            raise CaseNotesError(reason("values", flow), line=number, expected=len(COLUMNS),
                                  got=len(row))
         notes.append(Note(*(clean(read_csv_cell(cell)) for cell in row)))
     return notes
@@ -294,7 +287,7 @@ def _is_separator(cells: list[str]) -> bool:
     return all(cell and set(cell) <= set("-: ") for cell in cells)
 
 
-def _parse_markdown(lines: list[str]) -> list[Note]:
+def _parse_markdown(lines: list[str], flow: Flow | None) -> list[Note]:
     """The first table whose header has one cell per column, in :data:`COLUMNS` order."""
     start = None
     for number in range(len(lines) - 1):
@@ -306,7 +299,7 @@ def _parse_markdown(lines: list[str]) -> list[Note]:
             start = number + 2
             break
     if start is None:
-        raise CaseNotesError(reason("no_table"), count=len(COLUMNS), columns=", ".join(COLUMNS))
+        raise CaseNotesError(reason("no_table", flow), count=len(COLUMNS), columns=", ".join(COLUMNS))
     notes = []
     for number, line in enumerate(lines[start:], start=start + 1):
         if not line.strip():
@@ -314,24 +307,24 @@ def _parse_markdown(lines: list[str]) -> list[Note]:
         try:
             cells = _split_md_row(line)
         except ValueError:
-            raise CaseNotesError(reason("not_row"), line=number) from None
+            raise CaseNotesError(reason("not_row", flow), line=number) from None
         if len(cells) != len(COLUMNS):
-            raise CaseNotesError(reason("cells"), line=number, expected=len(COLUMNS),
+            raise CaseNotesError(reason("cells", flow), line=number, expected=len(COLUMNS),
                                  got=len(cells))
         values = dict(zip(COLUMNS, (clean(cell) for cell in cells)))
-        values[CHANNEL] = _channel_id(values[CHANNEL])
+        values[CHANNEL] = _channel_id(values[CHANNEL], flow)
         notes.append(Note(**values))
     return notes
 
 
-def error_message(error: CaseNotesError) -> Text:
-    """The line the guide shows for a file it cannot load: LABELS["error"] with the error's
+def error_message(error: CaseNotesError, flow: Flow | None = None) -> Text:
+    """The line the guide shows for a file it cannot load: the label ``error`` with the error's
     reason, in each language (so it follows a language switch)."""
-    label = texts().labels["error"]
+    label = texts(flow).labels["error"]
     return Text(**{lang: label(lang).format(reason=error.explain(lang))
                    for lang in LANGUAGES})
 
 
-def loaded_message(count: int) -> Text:
+def loaded_message(count: int, flow: Flow | None = None) -> Text:
     """The line the guide shows after loading ``count`` notes, in each language."""
-    return texts().labels["loaded"].format(count=count)
+    return texts(flow).labels["loaded"].format(count=count)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from . import followup
 from .engine import Engine
+from .eventlog import EventStamper
 from .flow import Flow, default_flow
 from .log import Event, EventStore, open_store
 from .vocabulary import OUTCOMES
@@ -118,8 +119,8 @@ class _Visit:
     def run(self) -> list[Event]:
         rng, config = self.rng, self.config
         lang = "ko" if rng.random() < config.ko_share else "en"
-        engine = Engine(self.flow, lang=lang, on_event=self.record, session=self.session,
-                        clock=lambda: self.now)
+        stamp = EventStamper(self.session, clock=lambda: self.now, on_event=self.record)
+        engine = Engine(self.flow, lang=lang, on_transition=stamp)
         engine.start()
         if self.flow.role_nodes("followup") and rng.random() < config.comes_back:
             self._come_back(engine)

@@ -10,13 +10,12 @@ into the log's events.
 from __future__ import annotations
 
 import functools
-import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 from . import followup
 from .flow import DEFAULT_PATH, LANGUAGES, Flow, Node, Text, default_flow, load_flow
-from .vocabulary import ACTIONS, OUTCOMES as OUTCOME_IDS, UNSOLVED, is_id
+from .vocabulary import ACTIONS, OUTCOMES as OUTCOME_IDS, UNSOLVED
 
 __all__ = ["ACTIONS", "OUTCOME_KEYS", "Engine", "EngineError", "Interaction",
            "Progress", "Step", "Transition", "packaged_ui"]
@@ -79,30 +78,18 @@ class Engine:
     >>> engine.back().id, engine.selected
     ('problem', 'refund')
 
-    ``on_transition`` receives every interaction as a :class:`Transition`. ``on_event``
-    receives it as the interaction log's Event instead (stamped by widgets/eventlog.py with
-    the visit's ``session`` id and ``clock``'s UTC time; that module, and the log's events, are
-    imported only then): for tools that drive a bare engine and want its events (the demo data,
-    the tests). The guide's view takes transitions and hands them to the log itself.
+    ``on_transition`` receives every interaction as a :class:`Transition` (ids only). The
+    engine knows nothing of the visit beyond its walk: widgets/eventlog.py's adapters stamp the
+    transitions with the visit's session id and time, as the log's events.
     """
 
-    def __init__(self, flow: Flow | None = None, lang: str = "ko",
-                 on_event: Callable[[Any], None] | None = None, *, session: str | None = None,
-                 clock: Callable[[], Any] | None = None,
+    def __init__(self, flow: Flow | None = None, lang: str = "ko", *,
                  on_transition: Callable[[Transition], None] | None = None):
         self.flow = flow if flow is not None else default_flow()
         self._check_lang(lang)
         self.lang = lang
-        if session is not None and not is_id(session):
-            raise ValueError("session is not a valid id")
-        self._session = session
         #: Receives every interaction as a :class:`Transition`.
         self.on_transition = on_transition
-        # For callers that want the log's events straight from the engine (``on_event``):
-        # widgets/eventlog.py stamps each transition with the session id and ``clock``'s time.
-        self._clock = clock
-        self._stamp: Callable[[Transition], Any] | None = None
-        self.on_event = on_event
         # Until the first screen is reported (start, go_to) nothing has been shown: a language
         # set then is the one the visit starts in, not a switch.
         self._shown = False
@@ -120,15 +107,6 @@ class Engine:
         self.unsolved = False
 
     # ---------------------------------------------------------------- reading the state
-
-    @property
-    def session(self) -> str:
-        """The visit's anonymous session id (random unless given; drawn when first needed, so a
-        guide built ahead of its visit, in a preheated kernel, draws it when the visit begins)."""
-        if self._session is None:
-            self._session = uuid.uuid4().hex
-        return self._session
-
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -372,17 +350,8 @@ class Engine:
             self._emit(self.node.id, "finish", None)
 
     def _emit(self, node: str, action: str, option: str | None) -> None:
-        if self.on_transition is None and self.on_event is None:
-            return
-        transition = Transition(action, node, option, self.lang)
         if self.on_transition is not None:
-            self.on_transition(transition)
-        if self.on_event is not None:
-            if self._stamp is None:
-                from .eventlog import EventStamper  # only for callers that asked for events
-
-                self._stamp = EventStamper(lambda: self.session, self._clock)
-            self.on_event(self._stamp(transition))
+            self.on_transition(Transition(action, node, option, self.lang))
 
     @staticmethod
     def _check_lang(lang: str) -> None:

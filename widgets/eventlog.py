@@ -2,24 +2,26 @@
 
 The engine (widgets/engine.py) reports what the visitor did as plain :class:`Transition`\\ s.
 :class:`EventStamper` makes each one the log's :class:`~widgets.log.events.Event` of the visit
-(its session id, the clock's UTC time, the milliseconds since the previous one), when it
-happens. :class:`EventRelay` keeps the events of one interaction and hands them to the sink
+(its session id, drawn here, the clock's UTC time, the milliseconds since the previous one),
+when it happens. :class:`EventRelay` keeps the events of one interaction and hands them to the sink
 together, once the page has its update: the sink's ``record_many(events)`` (the session logger
 writes them in one transaction). A sink that has only ``record(event)`` gets them one by one.
 Delivering never raises: the guide never fails because its log did.
 
-Only the standard library and ``widgets.log.events`` (itself standard library only) are
-imported here: it runs in every visitor's kernel.
+Only the standard library, ``widgets.log.events`` (itself standard library only) and the
+shared vocabulary are imported here: it runs in every visitor's kernel.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from typing import Any, Callable, Protocol, Sequence
 
 from .engine import Transition
 from .log.events import Event, SessionEvents
+from .vocabulary import is_id
 
 __all__ = ["EventRelay", "EventSink", "EventStamper", "deliver"]
 
@@ -35,22 +37,44 @@ class EventSink(Protocol):
 
 
 class EventStamper:
-    """Makes the log's Event of each transition of one visit. ``session`` (the id, or a
-    callable giving it) is asked for when the first event is made, so a guide built ahead of
-    its visit (a preheated kernel) takes the id the visit begins with."""
+    """Makes the log's Event of each transition of one visit: call it with each transition (an
+    engine's ``on_transition``); it returns the Event, and hands it to ``on_event`` too when
+    given (for tools driving a bare engine: the demo data, the tests).
 
-    def __init__(self, session: str | Callable[[], str],
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+    ``session`` is the visit's anonymous id (a valid id, or a callable giving one); without it
+    a random one is drawn when first needed (:attr:`session`), so a guide built ahead of its
+    visit (a preheated kernel) draws it when the visit begins."""
+
+    def __init__(self, session: str | Callable[[], str] | None = None,
+                 clock: Callable[[], dt.datetime] | None = None, *,
+                 on_event: Callable[[Event], Any] | None = None) -> None:
+        if isinstance(session, str) and not is_id(session):
+            raise ValueError("session is not a valid id")
         self._session = session
         self._clock = clock
+        self.on_event = on_event
         self._events: SessionEvents | None = None
+
+    @property
+    def session(self) -> str:
+        """The visit's session id (drawn, or asked for, when first needed)."""
+        if self._session is None:
+            self._session = uuid.uuid4().hex
+        elif callable(self._session):
+            session = self._session()
+            if not is_id(session):
+                raise ValueError("session is not a valid id")
+            self._session = session
+        return self._session
 
     def __call__(self, transition: Transition) -> Event:
         if self._events is None:
-            session = self._session() if callable(self._session) else self._session
-            self._events = SessionEvents(session, self._clock)
-        return self._events(transition.node, transition.action, transition.option,
-                            transition.lang)
+            self._events = SessionEvents(self.session, self._clock)
+        event = self._events(transition.node, transition.action, transition.option,
+                             transition.lang)
+        if self.on_event is not None:
+            self.on_event(event)
+        return event
 
 
 def deliver(sink: Any, events: Sequence[Event]) -> bool:
@@ -75,11 +99,16 @@ class EventRelay:
     """The events of one visit on their way to the sink: call it with each transition (the
     engine's ``on_transition``); :meth:`flush` hands what it holds to :attr:`sink` together."""
 
-    def __init__(self, session: str | Callable[[], str], sink: Any = None,
+    def __init__(self, session: str | Callable[[], str] | None = None, sink: Any = None,
                  clock: Callable[[], dt.datetime] | None = None) -> None:
         self.sink = sink
         self._stamp = EventStamper(session, clock)
         self._held: list[Event] = []
+
+    @property
+    def session(self) -> str:
+        """The visit's session id (see :class:`EventStamper`)."""
+        return self._stamp.session
 
     def __call__(self, transition: Transition) -> None:
         self._held.append(self._stamp(transition))

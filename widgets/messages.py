@@ -9,18 +9,16 @@ text (what a person can ask for, the message's own lines, the builder's labels) 
 one-line description) is cleaned to a single short line; it is used only in the message and
 never logged.
 
-The builder's tables are read from the guide's flow when asked for, under the names the view
-uses: :data:`WANTS` (want id → its label), :data:`WANT` (want id → the message's sentence
-asking for it), :data:`LABELS` (the builder's controls), and the lines :data:`OPENING`,
-:data:`GREETING`, :data:`FAIR`, :data:`ESCALATE`, :data:`THANKS`.
+:func:`texts` gives a flow's texts (``wants``: want id → its label and request; ``lines``;
+``labels``: the builder's controls); the builder takes the ``flow`` whose words it uses (the
+packaged flow by default), so a visit of another flow file (``GUIDE_FLOW``) reads its own.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Mapping
 
 from .flow import Flow, MessageTexts, Text, default_flow
 
@@ -28,25 +26,6 @@ from .flow import Flow, MessageTexts, Text, default_flow
 def texts(flow: Flow | None = None) -> MessageTexts:
     """The message's texts of ``flow`` (the guide's flow by default)."""
     return (flow if flow is not None else default_flow()).messages
-
-
-#: The module's names for the builder's texts, each read from :func:`texts` when asked for.
-_TABLES: Mapping[str, Callable[[MessageTexts], Any]] = MappingProxyType({
-    "WANTS": lambda t: MappingProxyType({key: want.label for key, want in t.wants.items()}),
-    "WANT": lambda t: MappingProxyType({key: want.request for key, want in t.wants.items()}),
-    "LABELS": lambda t: t.labels,
-    "OPENING": lambda t: t.lines["opening"],
-    "GREETING": lambda t: t.lines["greeting"],
-    "FAIR": lambda t: t.lines["fair_solution"],
-    "ESCALATE": lambda t: t.lines["supervisor"],
-    "THANKS": lambda t: t.lines["thanks"],
-})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _TABLES:
-        return _TABLES[name](texts())
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 #: The longest each typed field may be (keys: :class:`MessageInput` fields).
@@ -70,8 +49,8 @@ def clean(value: str | None, limit: int) -> str:
 class MessageInput:
     """Everything a message is built from. ``opening``: the sentence the message opens with
     (from the answer to the decision with the role ``subject``; None: a general one); ``want``:
-    one of :data:`WANTS` (by default the flow's ``default: true`` want); the free fields are
-    optional."""
+    one of the flow's ``messages.wants`` (by default its ``default: true`` want); the free
+    fields are optional."""
 
     opening: Text | None = None
     want: str = field(default_factory=lambda: texts().default_want)

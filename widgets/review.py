@@ -35,7 +35,7 @@ from .engine import OUTCOME_KEYS, packaged_ui
 from .flow import (DEFAULT_PATH, FLOW_ENV, LANGUAGES, Flow, FlowError, Node, load_flow,
                    section_texts)
 from .flowmap import DotFailed, DotMissing, flow_map, svg_for_html
-from .view import render_body
+from .markup import render_body
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def texts_html(flow: Flow) -> str:
 
 def findings_html(flow: Flow) -> str:
     """The content checks' findings (widgets.style.check), one row each, or that there are none."""
-    findings = style.check(flow, extra=section_texts(flow))
+    findings = style.check(flow)
     if not findings:
         return "<p>No findings: the content checks found nothing to fix. · 고칠 내용이 없습니다.</p>"
     columns = [f.name for f in dataclasses.fields(findings[0])]

@@ -49,7 +49,7 @@ class VisitState:
     engine: Engine = field(init=False)
     message: MessageFields = field(default_factory=MessageFields)
     notes: list[casenotes.Note] = field(default_factory=list)
-    #: the case notes' status line (a flow-independent text of widgets/casenotes.py), or None
+    #: the case notes' status line (a text of the flow's ``casenotes:``), or None
     notes_status: Text | None = None
     #: notes shown above the step until the next action (only the flow's own texts)
     notices: tuple[Text, ...] = ()
@@ -204,13 +204,14 @@ class VisitState:
     def add_note(self, values: Mapping[str, Any]) -> bool:
         """Add a case note made of the form's ``values``; False (and the status line says why)
         when it holds nothing or the notes are full."""
+        flow = self.engine.flow
         try:
-            note = casenotes.make_note(**values)
+            note = casenotes.make_note(flow, **values)
         except casenotes.CaseNotesError:
-            self.notes_status = casenotes.LABELS["need_something"]
+            self.notes_status = casenotes.labels(flow)["need_something"]
             return False
         if len(self.notes) >= casenotes.MAX_ROWS:
-            self.notes_status = casenotes.LABELS["full"]
+            self.notes_status = casenotes.labels(flow)["full"]
             return False
         self.notes.append(note)
         self.notes_status = None
@@ -222,17 +223,18 @@ class VisitState:
         A file that carries the return link starts the visit that comes back with it (a value
         the flow cannot have produced is ignored)."""
         content = memoryview(content)
+        flow = self.engine.flow
         try:
-            casenotes.check_size(content.nbytes)
-            loaded = casenotes.parse(content.tobytes())
+            casenotes.check_size(content.nbytes, flow)
+            loaded = casenotes.parse(content.tobytes(), flow)
             if len(self.notes) + len(loaded) > casenotes.MAX_ROWS:
-                raise casenotes.CaseNotesError(casenotes.REASONS["too_many"],
+                raise casenotes.CaseNotesError(casenotes.reason("too_many", flow),
                                                limit=casenotes.MAX_ROWS)
         except casenotes.CaseNotesError as exc:
-            self.notes_status = casenotes.error_message(exc)
+            self.notes_status = casenotes.error_message(exc, flow)
             return
         self.notes.extend(loaded)
-        self.notes_status = casenotes.loaded_message(len(loaded))
+        self.notes_status = casenotes.loaded_message(len(loaded), flow)
         carried = casenotes.followup_in(content.tobytes())
         if carried is not None and not self.engine.asks_followup:
             self.follow_up(carried)

@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from .flow import Flow, Node, Term, Text
+from .flow import Flow, Node, Term, Text, section_texts
 
 #: How a text is read: "voice" (the guide's own sentences, 해요체), "say" (said or written to
 #: Amazon, 합쇼체), "item" (a checklist line: a phrase, not a sentence), "label" (a button or
@@ -64,7 +64,9 @@ class Finding:
 
 
 def texts(flow: Flow) -> Iterator[tuple[str | None, str, Text, str]]:
-    """Every text of the flow: (node id or None, field, text, how it is read)."""
+    """Every text of the flow, each once: (node id or None, field, text, how it is read); the
+    interface texts, the steps', then those of the message and the case notes
+    (:func:`widgets.flow.section_texts`)."""
     for key, text in flow.ui.items():
         yield None, f"ui.{key}", text, VOICE
     for node in flow:
@@ -82,6 +84,7 @@ def texts(flow: Flow) -> Iterator[tuple[str | None, str, Text, str]]:
                 yield node.id, f"options[{i}].recap", option.recap, ITEM
             if option.opening is not None:
                 yield node.id, f"options[{i}].opening", option.opening, SAY
+    yield from section_texts(flow)
 
 
 def phrase_texts(flow: Flow) -> Iterator[tuple[str | None, str, Text, str]]:
@@ -100,8 +103,8 @@ def english_line(value: str) -> Iterator[str]:
 
 
 def check(flow: Flow, extra: Iterable[tuple[str | None, str, Text, str]] = ()) -> list[Finding]:
-    """Every finding in the flow's texts (and in ``extra`` texts, given like :func:`texts`
-    yields them), in order."""
+    """Every finding in the flow's texts (:func:`texts` and the phrases; and in ``extra`` texts,
+    given like :func:`texts` yields them), in order."""
     findings: list[Finding] = []
     for phrase in flow.phrases:
         for message in english_line(phrase.en):

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import ipywidgets as w
 import traitlets
 
-from .. import activity
 from ..flow import Text
 
 if TYPE_CHECKING:
@@ -22,14 +21,19 @@ logger = logging.getLogger("widgets.view")
 
 
 def guarded(method: Callable) -> Callable:
-    """A callback of the visitor's: marks the visit active, runs ``method`` as one interaction
-    of the guide (its events go to the log together, once the page has its update), and on any
-    error logs it server-side and shows a friendly message instead of a traceback."""
+    """A callback of the visitor's: marks the visit active (the view's ``on_activity`` hook, set
+    by the host), runs ``method`` as one interaction of the guide (its events go to the log
+    together, once the page has its update), and on any error logs it server-side and shows a
+    friendly message instead of a traceback."""
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
         view: GuideView = self.guide
-        activity.touch()
+        if view.on_activity is not None:
+            try:
+                view.on_activity()
+            except Exception:  # noqa: BLE001 - the host's hook must never break the guide
+                logger.exception("marking the visitor's activity failed")
         with view.interaction:
             try:
                 method(self, *args, **kwargs)

@@ -11,13 +11,14 @@ widgets/guide.css.
 Each of the visitor's actions is one interaction: its transitions go to the interaction log
 together (widgets/eventlog.py), after the page has its update. A failing callback never shows
 a traceback: the visitor sees a short message in the current language, and the details go to
-the server's log. Host-neutral: nothing here reads the environment or knows the server.
+the server's log. Host-neutral: nothing here reads the environment or knows the server; a host
+that wants to know when the visitor acts sets :attr:`GuideView.on_activity`.
 """
 
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import Any, Callable
 
 import ipywidgets as w
 
@@ -66,7 +67,8 @@ class Interaction:
 
 class GuideView(w.VBox):
     """The guide as widgets. ``sink`` receives the events of each interaction together
-    (``record_many``; ids only).
+    (``record_many``; ids only); ``on_activity``, when set (by the host), is called with no
+    argument on every action of the visitor's (the Voilà host culls idle kernels by it).
 
     Its parts: :attr:`step_view` (:class:`~widgets.view.steps.StepView`),
     :attr:`message_panel`, :attr:`notes_panel`, :attr:`outcome_panel`,
@@ -74,12 +76,15 @@ class GuideView(w.VBox):
     Back / Start over are its own."""
 
     def __init__(self, flow: Flow | None = None, lang: str = "ko", sink: EventSink | None = None,
-                 **kwargs: Any):
+                 on_activity: Callable[[], None] | None = None, **kwargs: Any):
+        #: called on every action of the visitor's (None: nothing); it must not block
+        self.on_activity = on_activity
         self.state = VisitState(flow, lang)
         #: the visit's engine (the state's)
         self.engine: Engine = self.state.engine
         engine = self.engine
-        self.relay = EventRelay(lambda: engine.session, sink)
+        #: the visit's events on their way to the log (it draws the visit's session id)
+        self.relay = EventRelay(sink=sink)
         self.interaction = Interaction(self)
 
         self.heading = w.HTML()
@@ -124,6 +129,12 @@ class GuideView(w.VBox):
     @property
     def guide(self) -> GuideView:
         return self
+
+    @property
+    def session(self) -> str:
+        """The visit's anonymous session id (drawn when first asked for or logged: a guide built
+        ahead of its visit, in a preheated kernel, draws it when the visit begins)."""
+        return self.relay.session
 
     @property
     def sink(self) -> EventSink | None:

@@ -63,7 +63,7 @@ class MessagePanel(Panel):
                               style={"description_width": "initial"},
                               layout=w.Layout(width="100%"))
         self.heading = w.HTML()
-        self.outcome = w.Dropdown(options=[(k, k) for k in messages.WANTS],
+        self.outcome = w.Dropdown(options=[(k, k) for k in messages.texts(self.engine.flow).wants],
                                   style={"description_width": "initial"},
                                   layout=w.Layout(width="100%"))
         self.order_number = text()
@@ -102,12 +102,13 @@ class MessagePanel(Panel):
 
     def draw(self) -> None:
         t = self.t
-        L = messages.LABELS
+        words = messages.texts(self.engine.flow)
+        L = words.labels
         state = self.state
         self.heading.value = (f"<h3>{html.escape(t(L['title']))}</h3>"
                               f"<p>{html.escape(t(L['intro']))}</p>"
                               f"<p class='guide-message-which'>{html.escape(t(L['which']))}</p>")
-        options = [(t(label), key) for key, label in messages.WANTS.items()]
+        options = [(t(want.label), key) for key, want in words.wants.items()]
         data = state.message_input()
         with muted(self.outcome, self.on_outcome_change):
             if list(self.outcome.options) != options:
@@ -125,8 +126,10 @@ class MessagePanel(Panel):
 
     def draw_output(self, data: messages.MessageInput | None = None) -> None:
         t = self.t
-        L = messages.LABELS
-        texts = messages.build_both(data if data is not None else self.state.message_input())
+        flow = self.engine.flow
+        L = messages.texts(flow).labels
+        texts = messages.build_both(data if data is not None else self.state.message_input(),
+                                    flow=flow)
         columns = []
         for lang in ("ko", "en"):
             body = texts[lang]
@@ -223,31 +226,34 @@ class NotesPanel(Panel):
     def render(self) -> None:
         opened = self.state.notes_open
         self.toggle.value = opened
-        self.toggle.description = self.t(casenotes.LABELS["toggle_close" if opened else "toggle"])
+        label = casenotes.labels(self.engine.flow)["toggle_close" if opened else "toggle"]
+        self.toggle.description = self.t(label)
         super().render()
 
     def draw(self) -> None:
         t = self.t
-        L = casenotes.LABELS
+        flow = self.engine.flow
+        words = casenotes.texts(flow)
+        L = casenotes.labels(flow)
         # The page's script refuses a file over the size limit before sending it (the server
         # would drop the connection for a message that large) and shows this message in the
         # status line below: both come from here, in the guide's language.
-        too_large = t(casenotes.error_message(casenotes.too_large()))
+        too_large = t(casenotes.error_message(casenotes.too_large(flow), flow))
         self.intro.value = (
             f"<div class='guide-notes-intro' data-upload-limit='{casenotes.MAX_BYTES}' "
             f"data-upload-too-large='{html.escape(too_large, quote=True)}'>"
-            f"<h3>{html.escape(t(casenotes.TITLE))}</h3>"
+            f"<h3>{html.escape(t(words.title))}</h3>"
             f"<p>{html.escape(t(L['intro']))}</p></div>")
         for field, column in ((self.when, "when"), (self.agent, "agent"),
                               (self.reference, "reference"), (self.promised, "promised")):
-            field.description = t(casenotes.HEADERS[column])
+            field.description = t(words.headers[column])
         self.when.placeholder = t(L["when_hint"])
         channel = self.channel.value
-        options = [("—", "")] + [(t(label), key) for key, label in casenotes.CHANNELS.items()]
+        options = [("—", "")] + [(t(label), key) for key, label in words.channels.items()]
         if list(self.channel.options) != options:
             self.channel.options = options
         self.channel.value = channel
-        self.channel.description = t(casenotes.HEADERS[casenotes.CHANNEL])
+        self.channel.description = t(words.headers[casenotes.CHANNEL])
         self.add_button.description = t(L["add"])
         self.upload.description = t(L["load"])
         status = self.state.notes_status
@@ -257,15 +263,15 @@ class NotesPanel(Panel):
         notes = self.state.notes
         if notes:
             lang = self.engine.lang
-            head = "".join(f"<th scope='col'>{html.escape(t(casenotes.HEADERS[c]))}</th>"
+            head = "".join(f"<th scope='col'>{html.escape(t(words.headers[c]))}</th>"
                            for c in casenotes.COLUMNS)
             rows = "".join(
-                "<tr>" + "".join(f"<td>{html.escape(casenotes.cell(n, c, lang))}</td>"
+                "<tr>" + "".join(f"<td>{html.escape(casenotes.cell(n, c, lang, flow))}</td>"
                                  for c in casenotes.COLUMNS) + "</tr>" for n in notes)
             self.table.value = f"<table><tr>{head}</tr>{rows}</table>"
             code = self.engine.followup_code()
             md = casenotes.to_markdown(notes, lang, followup=code,
-                                       followup_label=self.engine.ui("followup_file"))
+                                       followup_label=self.engine.ui("followup_file"), flow=flow)
             csv_text = casenotes.to_csv(notes)
             self.links.value = (
                 "<div class='guide-links'>"
