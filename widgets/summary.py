@@ -347,12 +347,16 @@ class _Query:
     def numbers(self) -> _SessionNumbers:
         """Days, finishes and switches, views and exits of the selected sessions: the days from
         the first events, the rest from ``sessions`` and ``session_steps``."""
-        daily = self.run(
-            f"SELECT {self.day()}, lang, count(*) FROM events WHERE {self.first_where} GROUP BY 1, 2",
-            self.first_params)
-        steps = self.run(
-            f"SELECT node, sum(entered), sum(leaves) FROM session_steps WHERE 1 = 1{self.selected} "
-            "GROUP BY node", select=True)
+        if self.filtered:
+            daily = self.run(
+                f"SELECT {self.day()}, lang, count(*) FROM events WHERE {self.first_where} GROUP BY 1, 2",
+                self.first_params)
+            steps = self.run(
+                f"SELECT node, sum(entered), sum(leaves) FROM session_steps WHERE 1 = 1{self.selected} "
+                "GROUP BY node", select=True)
+        else:  # the whole log: the totals kept per day and per step
+            daily = self.run("SELECT day, lang, firsts FROM session_days")
+            steps = self.run("SELECT node, views, leaves FROM step_totals")
         views = [(node, n) for node, n, _ in steps if n]
         self.leaves = [(node, n) for node, _, n in steps if n]
         finishing = "sum(CASE WHEN finishes > 0 THEN 1 ELSE 0 END)"
@@ -366,11 +370,12 @@ class _Query:
                              select=True)
         else:
             # Every row counts for finishes and switches; exits once per first event.
+            # (through the index sessions_ends, in last_node order)
             rows = self.run(
-                "SELECT CASE WHEN finishes = 0 AND firsts > 0 THEN last_node END, sum(firsts), "
-                f"{finishing}, {switching} FROM sessions GROUP BY 1")
+                "SELECT last_node, sum(CASE WHEN finishes = 0 THEN firsts ELSE 0 END), "
+                f"{finishing}, {switching} FROM sessions GROUP BY last_node")
             finished, switches, switched = (sum(int(row[k] or 0) for row in rows) for k in (2, 3, 4))
-            exits = [(node, n) for node, n, *_ in rows if node is not None]
+            exits = [(node, n) for node, n, *_ in rows if n]
         return _SessionNumbers(daily, int(finished or 0), int(switches or 0), int(switched or 0),
                                views, exits)
 

@@ -7,8 +7,12 @@
                    LEAVE_ACTIONS with a time), its last answer there and its last outcome there
                    (event id and option of each; the session's last outcome is the one with the
                    highest id)
+``session_days``   (from schema 7) the first events per UTC day (``YYYY-MM-DD``) and language
+``step_totals``    (from schema 7) per step, the sessions that entered it and its leaving
+                   events: the sums of ``session_steps.entered`` and ``.leaves``, kept with
+                   them (a session entering a step again adds nothing)
 
-Neither names a step of the flow: which steps are the contact decision or the path dimensions
+None names a step of the flow: which steps are the contact decision or the path dimensions
 is read from the flow when the summary runs.
 
 :func:`refresh` folds the events past a watermark (``meta`` key ``derived_through``: the highest
@@ -26,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["refresh", "WATERMARK", "SINCE", "LEAVE_ACTIONS"]
+__all__ = ["refresh", "WATERMARK", "SINCE", "TOTALS_SINCE", "LEAVE_ACTIONS"]
 
 #: Actions that leave the step they are logged at (``session_steps.leaves`` counts them).
 LEAVE_ACTIONS: tuple[str, ...] = ("choose", "next", "back", "restart")
@@ -34,11 +38,14 @@ LEAVE_ACTIONS: tuple[str, ...] = ("choose", "next", "back", "restart")
 #: The schema version that made the derived tables as :func:`refresh` keeps them.
 SINCE = 6
 
+#: The schema version that added ``session_days`` and ``step_totals``.
+TOTALS_SINCE = 7
+
 #: The ``meta`` key holding the id of the last event folded into the derived tables.
 WATERMARK = "derived_through"
 
-# The same statements for both dialects; ``?`` is the parameter placeholder (replaced for
-# PostgreSQL). Each groups the new events per session (and step), then merges the groups into the
+# The same statements for both dialects (but for the day of a timestamp, see DAY); ``?`` is the
+# parameter placeholder (replaced for PostgreSQL). Each groups the new events per session (and step), then merges the groups into the
 # rows already there: counts add up, the last ones are the new ones when present. ``WHERE true``
 # ends the SELECT before ON CONFLICT (SQLite's parser needs it).
 _SESSIONS = """\
@@ -59,10 +66,9 @@ ON CONFLICT (session) DO UPDATE SET
  finishes = sessions.finishes + excluded.finishes,
  switches = sessions.switches + excluded.switches"""
 
-_STEPS = """\
-INSERT INTO session_steps (session, node, entered, leaves, answer_id, answer, outcome_id, outcome)
-SELECT g.session, g.node, g.entered, g.leaves, g.answer_id, a.option, g.outcome_id, o.option
-FROM (SELECT session, node,
+# The new events per session and step, as session_steps holds them.
+_STEP_GROUPS = """\
+SELECT session, node,
   max(CASE WHEN action = 'enter' THEN 1 ELSE 0 END) AS entered,
   sum(CASE WHEN action IN ('choose', 'next', 'back', 'restart') AND elapsed_ms IS NOT NULL
    THEN 1 ELSE 0 END) AS leaves,
@@ -70,7 +76,12 @@ FROM (SELECT session, node,
   max(CASE WHEN action = 'outcome' THEN id END) AS outcome_id
  FROM events WHERE id > ? AND id <= ? AND (action IN ('enter', 'choose', 'outcome')
   OR action IN ('next', 'back', 'restart') AND elapsed_ms IS NOT NULL)
- GROUP BY session, node) AS g
+ GROUP BY session, node"""
+
+_STEPS = f"""\
+INSERT INTO session_steps (session, node, entered, leaves, answer_id, answer, outcome_id, outcome)
+SELECT g.session, g.node, g.entered, g.leaves, g.answer_id, a.option, g.outcome_id, o.option
+FROM ({_STEP_GROUPS}) AS g
 LEFT JOIN events AS a ON a.id = g.answer_id
 LEFT JOIN events AS o ON o.id = g.outcome_id
 WHERE true
@@ -83,15 +94,42 @@ ON CONFLICT (session, node) DO UPDATE SET
  outcome_id = CASE WHEN excluded.outcome_id IS NULL THEN session_steps.outcome_id ELSE excluded.outcome_id END,
  outcome = CASE WHEN excluded.outcome_id IS NULL THEN session_steps.outcome ELSE excluded.outcome END"""
 
+# Run before _STEPS: a step counts as viewed once per session, when session_steps does not
+# have it entered yet.
+_TOTALS = f"""\
+INSERT INTO step_totals (node, views, leaves)
+SELECT g.node, sum(CASE WHEN g.entered = 1 AND coalesce(s.entered, 0) = 0 THEN 1 ELSE 0 END),
+ sum(g.leaves)
+FROM ({_STEP_GROUPS}) AS g
+LEFT JOIN session_steps AS s ON s.session = g.session AND s.node = g.node
+WHERE g.entered = 1 OR g.leaves > 0
+GROUP BY g.node
+ON CONFLICT (node) DO UPDATE SET
+ views = step_totals.views + excluded.views,
+ leaves = step_totals.leaves + excluded.leaves"""
+
+# {day}: the UTC day of ``ts`` as YYYY-MM-DD text, per dialect (see DAY).
+_DAYS = """\
+INSERT INTO session_days (day, lang, firsts)
+SELECT {day}, lang, count(*) FROM events WHERE id > ? AND id <= ? AND elapsed_ms IS NULL
+GROUP BY 1, 2
+ON CONFLICT (day, lang) DO UPDATE SET firsts = session_days.firsts + excluded.firsts"""
+
+#: The UTC day of ``ts`` as text, by placeholder (``?``: SQLite, where ts is ISO 8601 UTC text;
+#: ``%s``: PostgreSQL's timestamptz), as the summary reads it.
+DAY: dict[str, str] = {"?": "substr(ts, 1, 10)",
+                       "%s": "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')"}
+
 _READ_MARK = f"SELECT value FROM meta WHERE key = '{WATERMARK}'"
 _SET_MARK = (f"INSERT INTO meta (key, value) VALUES ('{WATERMARK}', ?) "
              "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
 
 
-def refresh(execute: Callable[..., Any], placeholder: str = "?") -> int:
+def refresh(execute: Callable[..., Any], placeholder: str = "?", version: int | None = None) -> int:
     """Fold the events past the watermark into the derived tables and move it, through
     ``execute(sql[, params])`` (returning a cursor) inside the caller's write transaction;
-    the number of the last event folded in."""
+    the number of the last event folded in. ``version``: the store's schema version (the
+    tables it has; default: the newest)."""
 
     def run(sql: str, params: tuple[Any, ...] = ()) -> Any:
         return execute(sql.replace("?", placeholder), params)
@@ -102,6 +140,9 @@ def refresh(execute: Callable[..., Any], placeholder: str = "?") -> int:
     last = int(last) if last is not None else 0
     if last > mark:
         run(_SESSIONS, (mark, last))
+        if version is None or version >= TOTALS_SINCE:
+            run(_TOTALS, (mark, last))
+            run(_DAYS.format(day=DAY[placeholder]), (mark, last))
         run(_STEPS, (mark, last))
     if row is None or last != mark:
         run(_SET_MARK, (str(last),))
