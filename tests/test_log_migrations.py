@@ -11,7 +11,7 @@ import pytest
 from test_log import (T0, _fresh_copy, _without_ids, expected_sessions, index_names, mixed_events,
                       pg_store_url, store_url, stored_sessions, write_in_batches)
 
-from widgets.log.derive import LEAVE_ACTIONS
+from widgets.log.derive import LEAVE_ACTIONS, parse_answers
 
 import widgets.log as log
 from widgets.log import Gap, open_store
@@ -82,6 +82,26 @@ def expected_totals(store: log.EventStore) -> tuple[list[tuple], list[tuple]]:
     return sorted((*k, n) for k, n in days.items()), sorted((n, *v) for n, v in steps.items())
 
 
+def expected_answers(store: log.EventStore) -> list[tuple]:
+    """Per session: its last outcome (event id, option) and its last answer at each step in the
+    order given, computed here from the stored events."""
+    _, rows = store.query("SELECT id, session, node, action, option FROM events ORDER BY id")
+    sessions: dict[str, dict] = {}
+    for id_, session, node, action, option in rows:
+        r = sessions.setdefault(session, {"outcome": (None, None), "answers": {}})
+        if action == "outcome":
+            r["outcome"] = (id_, option)
+        if action == "choose":
+            r["answers"].pop(node, None)  # a new answer at a step moves it to the end
+            r["answers"][node] = option
+    return sorted((s, *r["outcome"], tuple(r["answers"].items())) for s, r in sessions.items())
+
+
+def stored_answers(store: log.EventStore) -> list[tuple]:
+    _, rows = store.query("SELECT session, outcome_id, outcome, answers FROM sessions")
+    return sorted((s, i, o, tuple(parse_answers(a))) for s, i, o, a in rows)
+
+
 def stored_totals(store: log.EventStore) -> tuple[list[tuple], list[tuple]]:
     days = store.query("SELECT day, lang, firsts FROM session_days")[1]
     steps = store.query("SELECT node, views, leaves FROM step_totals WHERE views > 0 OR leaves > 0")[1]
@@ -111,15 +131,20 @@ def test_a_schema_6_log_migrates_to_7_keeping_every_row(store_url: str, monkeypa
         assert "sessions_ends" in index_names(store)
         totals = stored_totals(store)
         assert totals == expected_totals(store)
+        answers = stored_answers(store)
+        assert answers == expected_answers(store)
+        assert any(len(given) > 2 for *_, given in answers) and any(o for _, o, *_ in answers)
+        assert any(option is None for *_, given in answers for _, option in given)
         assert len(totals[0]) >= 3 and totals[1]  # two days (both languages), some steps
         more = mixed_events(seed=33)
         write_in_batches(store, more)  # and the totals follow the new writes
         assert store.read_events()[len(events):] == more
         assert stored_totals(store) == expected_totals(store)
+        assert stored_answers(store) == expected_answers(store)
         assert stored_sessions(store) == expected_sessions(store)
 
 
-def test_the_totals_follow_every_write(store_url: str) -> None:
+def test_the_totals_and_answers_follow_every_write(store_url: str) -> None:
     """Written one by one and in batches, a session entering a step again counts once there;
     events written by other code are counted by the next refresh."""
     with open_store(store_url) as store:
@@ -128,5 +153,7 @@ def test_the_totals_follow_every_write(store_url: str) -> None:
         totals = stored_totals(store)
         assert totals == expected_totals(store)
         assert any(views < leaves for _, views, leaves in totals[1])  # steps left more often than entered
+        assert stored_answers(store) == expected_answers(store)
         store.write(mixed_events(seed=35, sessions=3))  # sessions s0-s2 again: steps seen before
         assert stored_totals(store) == expected_totals(store)
+        assert stored_answers(store) == expected_answers(store)

@@ -709,15 +709,16 @@ def test_rollup_store_reads_the_events_only_for_choices_and_times(v2_url: str) -
                                      or summary._LEAVING in sql or "action IN ('recall', 'followup')" in sql
                                      for sql in on_events)
             # From the derived tables: entered steps, finishes, switches and exits, and one
-            # statement for contact choices, outcomes and paths; for the whole log, the days
-            # and the entered steps from their totals.
+            # statement over sessions for contact choices, outcomes and paths; for the whole
+            # log, the days and the entered steps from their totals.
             derived = [sql for sql in statements if sql not in on_events]
-            assert sum("FROM session_steps" in sql for sql in derived) == (2 if filters else 1)
+            assert sum("FROM session_steps" in sql for sql in derived) == (1 if filters else 0)
             assert sum("FROM step_totals" in sql for sql in derived) == (0 if filters else 1)
             assert sum("FROM session_days" in sql for sql in derived) == (0 if filters else 1)
             if not filters:
                 assert not any("elapsed_ms IS NULL" in sql for sql in on_events)
-            assert sum("FROM sessions" in sql for sql in derived) == 1
+            assert sum("FROM sessions" in sql for sql in derived) == 2
+            assert sum("answers" in sql for sql in derived) == 1
             assert not any("session_answers" in sql or "EXPLAIN" in sql for sql in statements)
 
 

@@ -101,7 +101,7 @@ import pandas as pd
 
 from .flow import Flow, default_flow
 from .log import SCHEMA_VERSION, SUMMARY_INDEXES, StoreOutdated
-from .log.derive import LEAVE_ACTIONS
+from .log.derive import LEAVE_ACTIONS, parse_answers
 from .log.events import LANGUAGES, OUTCOMES
 
 __all__ = ["Summary", "summarize", "transitions", "node_order", "flow_roles", "INDEXES", "LEAVE_ACTIONS",
@@ -383,55 +383,49 @@ class _Query:
                       path_options: Sequence[Sequence[str]], outcomes: Sequence[str],
                       contact_nodes: Sequence[str]) -> list[tuple[Any, ...]]:
         """(contact code, code per path step..., outcome code, sessions) of the selected sessions
-        with an answer at a contact or path step or an outcome, in one pass over the answers and
-        outcomes in ``session_steps``; run once, read by contacts() and paths().
+        with an answer or an outcome, from one statement grouping ``sessions`` by their answers
+        (each step's last answer, in the order given) and last outcome; run once, read by
+        contacts() and paths().
 
         Codes are positions from 1 (63 for anything else, a choice without an option included;
         None: none): the contact code is that of the session's final contact choice (its last
         answer at any of ``contact_nodes``) in ``contact_options``; each path code that of its
         last answer at that step in its ``path_options`` (for every step after the first, only
         an answer given after the one at the first step); the outcome code that of its last
-        outcome in ``outcomes``. Each is read per session as ``max(event id * 64 + code)``, so
-        the latest answer wins and its code is the remainder: the same SQL on both dialects."""
+        outcome in ``outcomes``. The flow's steps are matched here, not in SQL."""
         if self._answer_rows is not None:
             return self._answer_rows
         if max(len(contact_options), len(outcomes), *(len(o) for o in path_options), 0) >= _OTHER_CODE:
             raise ValueError("too many options or outcomes for six-bit codes")
-        inner: list[str] = []
-        params: list[Any] = []
-
-        def latest(condition: str, condition_params: list[Any], id_column: str, code: str,
-                   code_params: list[Any]) -> str:
-            params.extend(condition_params + code_params)
-            return f"max(CASE WHEN {condition} THEN {id_column} * {_SHIFT} + {code} END)"
-
-        contacts = list(dict.fromkeys(contact_nodes))
-        arms = " ".join(f"WHEN node = ? AND answer = ? THEN {i}" for i, _ in enumerate(contact_options, 1))
-        inner.append(latest(f"node IN ({', '.join('?' for _ in contacts) or 'NULL'})", contacts, "answer_id",
-                            f"CASE {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE),
-                            [v for pair in contact_options for v in pair]) + " AS c")
-        for k, (node, options) in enumerate(zip(path_nodes, path_options)):
-            arms = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(options, 1))
-            inner.append(latest("node = ?", [node], "answer_id",
-                                f"CASE answer {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE),
-                                list(options)) + f" AS p{k}")
-        arms = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(outcomes, 1))
-        inner.append(latest("outcome_id IS NOT NULL", [], "outcome_id",
-                            f"CASE outcome {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE),
-                            list(outcomes)) + " AS o")
-        steps = list(dict.fromkeys([*contacts, *path_nodes]))
-        params += steps
-        outer = [f"c % {_SHIFT}"]
-        for k in range(len(path_nodes)):
-            later = f" AND p{k} > coalesce(p0, 0)" if k else ""
-            outer.append(f"CASE WHEN p{k} IS NOT NULL{later} THEN p{k} % {_SHIFT} END")
-        outer.append(f"o % {_SHIFT}")
-        self._answer_rows = self.run(
-            f"SELECT {', '.join(outer)}, count(*) FROM (SELECT {', '.join(inner)} FROM session_steps "
-            "WHERE (answer_id IS NOT NULL OR outcome_id IS NOT NULL) "
-            f"AND (node IN ({', '.join('?' for _ in steps) or 'NULL'}) OR outcome_id IS NOT NULL)"
-            f"{self.selected} GROUP BY session) AS per_session "
-            f"GROUP BY {', '.join(str(i) for i in range(1, len(outer) + 1))}", params, select=True)
+        contacts = set(contact_nodes)
+        contact_codes = _positions([tuple(pair) for pair in contact_options])
+        path_codes = [_positions(options) for options in path_options]
+        outcome_codes = _positions(outcomes)
+        counts: dict[tuple[Any, ...], int] = {}
+        rows = self.run(
+            "SELECT answers, outcome, count(outcome_id), count(*) FROM sessions "
+            f"WHERE (answers IS NOT NULL OR outcome_id IS NOT NULL){self.selected} "
+            "GROUP BY answers, outcome", select=True)
+        for answers, outcome, with_outcome, n in rows:
+            given = parse_answers(None if answers is None else _as_text(answers))
+            contact = None
+            at: dict[str, tuple[int, str | None]] = {}
+            for i, (node, option) in enumerate(given):
+                at[node] = (i, option)
+                if node in contacts:
+                    contact = contact_codes.get((node, option), _OTHER_CODE)
+            codes: list[int | None] = []
+            first = at.get(path_nodes[0])[0] if path_nodes and path_nodes[0] in at else -1
+            for k, (node, options) in enumerate(zip(path_nodes, path_codes)):
+                where = at.get(node)
+                codes.append(None if where is None or (k and where[0] <= first)
+                             else options.get(where[1], _OTHER_CODE))
+            code = outcome_codes.get(None if outcome is None else _as_text(outcome), _OTHER_CODE)
+            for key, m in (((contact, *codes, code), int(with_outcome)),
+                           ((contact, *codes, None), int(n) - int(with_outcome))):
+                if m:
+                    counts[key] = counts.get(key, 0) + m
+        self._answer_rows = [(*key, n) for key, n in counts.items()]
         return self._answer_rows
 
     def contacts(self, contact_nodes: Sequence[str], contact_options: Sequence[tuple[str, str]],
