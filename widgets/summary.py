@@ -75,17 +75,20 @@ is read the same way on both: each node's leaving events are counted, then the m
 read with ``ORDER BY elapsed_ms LIMIT 1 or 2 OFFSET (n-1)/2`` through the index that holds them in
 that order.
 
-Where the numbers come from (log schema version 6, see widgets/log/migrations and
-widgets/log/derive.py): sessions, their days and languages from the first events (an index holds
-them); finishes, switches and exits from ``sessions`` (one row per session, with its number of
-first events, so a session whose first event was written twice counts twice, as the definitions
-say); views and the number of leaving events per node from ``session_steps`` (one row per
-session and step); contact channels, outcomes
-and paths from one statement grouping the answers in ``session_steps`` at the steps the flow gives
-those roles, with each session's last outcome, so renaming, adding or moving a step changes
-``flow.yaml`` only; choices and times from the events, through the indexes in :data:`INDEXES`.
-The derived tables are brought up to date by every write (in its transaction). A store at an
-older schema version is migrated when it is opened for writing; opened read-only, the summary
+Where the numbers come from (log schema version 7, see widgets/log/migrations and
+widgets/log/derive.py): for the whole log, the sessions per day and language from
+``session_days`` and the views and leaving events per node from ``step_totals`` (a few rows,
+kept by every write); with filters, the days and languages from the selected first events (an
+index holds them) and the views and leaving events from ``session_steps`` (one row per session
+and step). Finishes, switches and exits from ``sessions`` (one row per session, with its number
+of first events, so a session whose first event was written twice counts twice, as the
+definitions say). Contact channels, outcomes and paths from one statement grouping ``sessions``
+by each session's answers (its last answer at each step, in the order given) and last outcome:
+a few hundred groups, in which the steps the flow gives those roles are found here in Python,
+so renaming, adding or moving a step changes ``flow.yaml`` only. Choices and times from the
+events, through the indexes in :data:`INDEXES`. The derived tables are brought up to date by
+every write (in its transaction). A store at an older schema version is migrated when it is
+opened for writing; opened read-only, the summary
 raises StoreOutdated with what to do.
 """
 

@@ -26,7 +26,9 @@ Versions:
                           dialects; ``session_answers`` goes
     7 ``summary_totals``  ``session_days`` (first events per day and language) and
                           ``step_totals`` (views and leaving events per step), kept with the other
-                          derived tables; the index ``sessions_ends`` (sessions by last step)
+                          derived tables; ``sessions.outcome_id``/``outcome`` (the last outcome)
+                          and ``sessions.answers`` (each step's last answer, in order); the
+                          indexes ``sessions_given`` and ``sessions_ends``
 
 After the migrations, the store fills the derived tables from the stored events
 (``derive.refresh``), in the same transaction.

@@ -6,13 +6,13 @@
 -- filled from session_steps. session_days: first events (elapsed_ms NULL: the sessions' starts)
 -- per UTC day (the first ten characters of ts) and language. step_totals: per step, the sessions
 -- that entered it and its leaving events (the sums of session_steps.entered and .leaves).
--- sessions_ends: sessions by the step of their last event, with what the summary adds up per
--- session. Like every derived table they name no step of the flow; widgets/log/derive.py keeps
--- them from the events past the watermark, in each write's transaction. Filled here from the
--- events and session_steps up to the watermark; the store then folds in any event past it. Every
--- event and log_gaps row is kept. Part of the schema's history: never edit; change the schema with
--- a new file. One statement per paragraph (blank lines separate statements; lines starting with
--- '--' are comments).
+-- sessions_given and sessions_ends: sessions by their answers and outcome, and by the step of
+-- their last event, with what the summary adds up per session. Like every derived table they name
+-- no step of the flow; widgets/log/derive.py keeps them from the events past the watermark, in
+-- each write's transaction. Filled here from the events and session_steps up to the watermark; the
+-- store then folds in any event past it. Every event and log_gaps row is kept. Part of the
+-- schema's history: never edit; change the schema with a new file. One statement per paragraph
+-- (blank lines separate statements; lines starting with '--' are comments).
 
 CREATE TABLE session_days (
  day TEXT NOT NULL,
