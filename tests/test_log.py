@@ -1023,7 +1023,7 @@ def test_actions_vocabulary() -> None:
     assert ACTIONS == ("enter", "choose", "next", "back", "restart", "language", "finish", "outcome",
                        "recall", "followup")
     assert LANGS == ("ko", "en")
-    assert log.SCHEMA_VERSION == 6
+    assert log.SCHEMA_VERSION == 7
 
 
 def test_migration_files_keep_the_history() -> None:
@@ -1034,7 +1034,7 @@ def test_migration_files_keep_the_history() -> None:
     for migration in log.MIGRATIONS[:3]:
         assert list(migration.sqlite) == old[str(migration.version)]["sqlite"]
         assert list(migration.postgresql) == old[str(migration.version)]["postgresql"]
-    assert [m.version for m in log.MIGRATIONS] == [1, 2, 3, 4, 5, 6]
+    assert [m.version for m in log.MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7]
     creating = " ".join(s for m in log.MIGRATIONS[3:] for s in m.sqlite + m.postgresql
                         if not s.startswith(("ALTER TABLE sessions DROP", "DROP TRIGGER")))
     assert not re.search(r"'(channel|phone|problem|order)'|\b(contact|problem|order)_(id|option)\b", creating)

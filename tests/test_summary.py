@@ -709,10 +709,16 @@ def test_rollup_store_reads_the_events_only_for_choices_and_times(v2_url: str) -
                                      or summary._LEAVING in sql or "action IN ('recall', 'followup')" in sql
                                      for sql in on_events)
             # From the derived tables: entered steps, finishes, switches and exits, and one
-            # statement for contact choices, outcomes and paths.
+            # statement over sessions for contact choices, outcomes and paths; for the whole
+            # log, the days and the entered steps from their totals.
             derived = [sql for sql in statements if sql not in on_events]
-            assert sum("FROM session_steps" in sql for sql in derived) == 2
-            assert sum("FROM sessions" in sql for sql in derived) == 1
+            assert sum("FROM session_steps" in sql for sql in derived) == (1 if filters else 0)
+            assert sum("FROM step_totals" in sql for sql in derived) == (0 if filters else 1)
+            assert sum("FROM session_days" in sql for sql in derived) == (0 if filters else 1)
+            if not filters:
+                assert not any("elapsed_ms IS NULL" in sql for sql in on_events)
+            assert sum("FROM sessions" in sql for sql in derived) == 2
+            assert sum("answers" in sql for sql in derived) == 1
             assert not any("session_answers" in sql or "EXPLAIN" in sql for sql in statements)
 
 
@@ -1094,3 +1100,40 @@ def test_summary_notebook_is_committed_without_outputs() -> None:
     assert len(code) == 1
     assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
     assert "import pandas" not in "".join(code[0]["source"])
+
+
+#: Deleting the sessions that started before a day, from every table, then counting the totals
+#: again from what is left: the retention procedure for schema 7 (SQLite's day of a timestamp).
+RETENTION = """\
+CREATE TEMP TABLE old AS SELECT DISTINCT session FROM events WHERE elapsed_ms IS NULL AND ts < ?;
+DELETE FROM events WHERE session IN (SELECT session FROM old);
+DELETE FROM session_steps WHERE session IN (SELECT session FROM old);
+DELETE FROM log_gaps WHERE session IN (SELECT session FROM old);
+DELETE FROM sessions WHERE session IN (SELECT session FROM old);
+DELETE FROM step_totals;
+INSERT INTO step_totals (node, views, leaves)
+ SELECT node, sum(entered), sum(leaves) FROM session_steps GROUP BY node;
+DELETE FROM session_days;
+INSERT INTO session_days (day, lang, firsts)
+ SELECT substr(ts, 1, 10), lang, count(*) FROM events WHERE elapsed_ms IS NULL GROUP BY 1, 2"""
+
+
+def test_after_deleting_old_sessions_the_summary_is_that_of_the_rest(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "events.sqlite3"
+    with open_store(path) as store:
+        demo.fill(store, 4000, seed=13, start=dt.date(2025, 6, 1), days=4, batch=300)
+        full = summarize(store)
+    conn = sqlite3.connect(path)
+    with conn:
+        for statement in RETENTION.split(";\n"):
+            conn.execute(statement, ("2025-06-03",) if "?" in statement else ())
+    conn.close()
+    with open_store(path) as store:
+        kept = summarize(store)
+        assert 0 < kept.sessions < full.sessions
+        assert kept.daily["day"].min() == pd.Timestamp("2025-06-03")
+        with open_store(tmp_path / "fresh.sqlite3") as fresh:
+            fresh.write(store.read_events())
+            assert_same_summary(kept, summarize(fresh))

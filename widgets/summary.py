@@ -75,17 +75,20 @@ is read the same way on both: each node's leaving events are counted, then the m
 read with ``ORDER BY elapsed_ms LIMIT 1 or 2 OFFSET (n-1)/2`` through the index that holds them in
 that order.
 
-Where the numbers come from (log schema version 6, see widgets/log/migrations and
-widgets/log/derive.py): sessions, their days and languages from the first events (an index holds
-them); finishes, switches and exits from ``sessions`` (one row per session, with its number of
-first events, so a session whose first event was written twice counts twice, as the definitions
-say); views and the number of leaving events per node from ``session_steps`` (one row per
-session and step); contact channels, outcomes
-and paths from one statement grouping the answers in ``session_steps`` at the steps the flow gives
-those roles, with each session's last outcome, so renaming, adding or moving a step changes
-``flow.yaml`` only; choices and times from the events, through the indexes in :data:`INDEXES`.
-The derived tables are brought up to date by every write (in its transaction). A store at an
-older schema version is migrated when it is opened for writing; opened read-only, the summary
+Where the numbers come from (log schema version 7, see widgets/log/migrations and
+widgets/log/derive.py): for the whole log, the sessions per day and language from
+``session_days`` and the views and leaving events per node from ``step_totals`` (a few rows,
+kept by every write); with filters, the days and languages from the selected first events (an
+index holds them) and the views and leaving events from ``session_steps`` (one row per session
+and step). Finishes, switches and exits from ``sessions`` (one row per session, with its number
+of first events, so a session whose first event was written twice counts twice, as the
+definitions say). Contact channels, outcomes and paths from one statement grouping ``sessions``
+by each session's answers (its last answer at each step, in the order given) and last outcome:
+a few hundred groups, in which the steps the flow gives those roles are found here in Python,
+so renaming, adding or moving a step changes ``flow.yaml`` only. Choices and times from the
+events, through the indexes in :data:`INDEXES`. The derived tables are brought up to date by
+every write (in its transaction). A store at an older schema version is migrated when it is
+opened for writing; opened read-only, the summary
 raises StoreOutdated with what to do.
 """
 
@@ -101,7 +104,7 @@ import pandas as pd
 
 from .flow import Flow, default_flow
 from .log import SCHEMA_VERSION, SUMMARY_INDEXES, StoreOutdated
-from .log.derive import LEAVE_ACTIONS
+from .log.derive import LEAVE_ACTIONS, parse_answers
 from .log.events import LANGUAGES, OUTCOMES
 
 __all__ = ["Summary", "summarize", "transitions", "node_order", "flow_roles", "INDEXES", "LEAVE_ACTIONS",
@@ -347,12 +350,16 @@ class _Query:
     def numbers(self) -> _SessionNumbers:
         """Days, finishes and switches, views and exits of the selected sessions: the days from
         the first events, the rest from ``sessions`` and ``session_steps``."""
-        daily = self.run(
-            f"SELECT {self.day()}, lang, count(*) FROM events WHERE {self.first_where} GROUP BY 1, 2",
-            self.first_params)
-        steps = self.run(
-            f"SELECT node, sum(entered), sum(leaves) FROM session_steps WHERE 1 = 1{self.selected} "
-            "GROUP BY node", select=True)
+        if self.filtered:
+            daily = self.run(
+                f"SELECT {self.day()}, lang, count(*) FROM events WHERE {self.first_where} GROUP BY 1, 2",
+                self.first_params)
+            steps = self.run(
+                f"SELECT node, sum(entered), sum(leaves) FROM session_steps WHERE 1 = 1{self.selected} "
+                "GROUP BY node", select=True)
+        else:  # the whole log: the totals kept per day and per step
+            daily = self.run("SELECT day, lang, firsts FROM session_days")
+            steps = self.run("SELECT node, views, leaves FROM step_totals")
         views = [(node, n) for node, n, _ in steps if n]
         self.leaves = [(node, n) for node, _, n in steps if n]
         finishing = "sum(CASE WHEN finishes > 0 THEN 1 ELSE 0 END)"
@@ -366,11 +373,12 @@ class _Query:
                              select=True)
         else:
             # Every row counts for finishes and switches; exits once per first event.
+            # (through the index sessions_ends, in last_node order)
             rows = self.run(
-                "SELECT CASE WHEN finishes = 0 AND firsts > 0 THEN last_node END, sum(firsts), "
-                f"{finishing}, {switching} FROM sessions GROUP BY 1")
+                "SELECT last_node, sum(CASE WHEN finishes = 0 THEN firsts ELSE 0 END), "
+                f"{finishing}, {switching} FROM sessions GROUP BY last_node")
             finished, switches, switched = (sum(int(row[k] or 0) for row in rows) for k in (2, 3, 4))
-            exits = [(node, n) for node, n, *_ in rows if node is not None]
+            exits = [(node, n) for node, n, *_ in rows if n]
         return _SessionNumbers(daily, int(finished or 0), int(switches or 0), int(switched or 0),
                                views, exits)
 
@@ -378,55 +386,49 @@ class _Query:
                       path_options: Sequence[Sequence[str]], outcomes: Sequence[str],
                       contact_nodes: Sequence[str]) -> list[tuple[Any, ...]]:
         """(contact code, code per path step..., outcome code, sessions) of the selected sessions
-        with an answer at a contact or path step or an outcome, in one pass over the answers and
-        outcomes in ``session_steps``; run once, read by contacts() and paths().
+        with an answer or an outcome, from one statement grouping ``sessions`` by their answers
+        (each step's last answer, in the order given) and last outcome; run once, read by
+        contacts() and paths().
 
         Codes are positions from 1 (63 for anything else, a choice without an option included;
         None: none): the contact code is that of the session's final contact choice (its last
         answer at any of ``contact_nodes``) in ``contact_options``; each path code that of its
         last answer at that step in its ``path_options`` (for every step after the first, only
         an answer given after the one at the first step); the outcome code that of its last
-        outcome in ``outcomes``. Each is read per session as ``max(event id * 64 + code)``, so
-        the latest answer wins and its code is the remainder: the same SQL on both dialects."""
+        outcome in ``outcomes``. The flow's steps are matched here, not in SQL."""
         if self._answer_rows is not None:
             return self._answer_rows
         if max(len(contact_options), len(outcomes), *(len(o) for o in path_options), 0) >= _OTHER_CODE:
             raise ValueError("too many options or outcomes for six-bit codes")
-        inner: list[str] = []
-        params: list[Any] = []
-
-        def latest(condition: str, condition_params: list[Any], id_column: str, code: str,
-                   code_params: list[Any]) -> str:
-            params.extend(condition_params + code_params)
-            return f"max(CASE WHEN {condition} THEN {id_column} * {_SHIFT} + {code} END)"
-
-        contacts = list(dict.fromkeys(contact_nodes))
-        arms = " ".join(f"WHEN node = ? AND answer = ? THEN {i}" for i, _ in enumerate(contact_options, 1))
-        inner.append(latest(f"node IN ({', '.join('?' for _ in contacts) or 'NULL'})", contacts, "answer_id",
-                            f"CASE {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE),
-                            [v for pair in contact_options for v in pair]) + " AS c")
-        for k, (node, options) in enumerate(zip(path_nodes, path_options)):
-            arms = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(options, 1))
-            inner.append(latest("node = ?", [node], "answer_id",
-                                f"CASE answer {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE),
-                                list(options)) + f" AS p{k}")
-        arms = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(outcomes, 1))
-        inner.append(latest("outcome_id IS NOT NULL", [], "outcome_id",
-                            f"CASE outcome {arms} ELSE {_OTHER_CODE} END" if arms else str(_OTHER_CODE),
-                            list(outcomes)) + " AS o")
-        steps = list(dict.fromkeys([*contacts, *path_nodes]))
-        params += steps
-        outer = [f"c % {_SHIFT}"]
-        for k in range(len(path_nodes)):
-            later = f" AND p{k} > coalesce(p0, 0)" if k else ""
-            outer.append(f"CASE WHEN p{k} IS NOT NULL{later} THEN p{k} % {_SHIFT} END")
-        outer.append(f"o % {_SHIFT}")
-        self._answer_rows = self.run(
-            f"SELECT {', '.join(outer)}, count(*) FROM (SELECT {', '.join(inner)} FROM session_steps "
-            "WHERE (answer_id IS NOT NULL OR outcome_id IS NOT NULL) "
-            f"AND (node IN ({', '.join('?' for _ in steps) or 'NULL'}) OR outcome_id IS NOT NULL)"
-            f"{self.selected} GROUP BY session) AS per_session "
-            f"GROUP BY {', '.join(str(i) for i in range(1, len(outer) + 1))}", params, select=True)
+        contacts = set(contact_nodes)
+        contact_codes = _positions([tuple(pair) for pair in contact_options])
+        path_codes = [_positions(options) for options in path_options]
+        outcome_codes = _positions(outcomes)
+        counts: dict[tuple[Any, ...], int] = {}
+        rows = self.run(
+            "SELECT answers, outcome, count(outcome_id), count(*) FROM sessions "
+            f"WHERE (answers IS NOT NULL OR outcome_id IS NOT NULL){self.selected} "
+            "GROUP BY answers, outcome", select=True)
+        for answers, outcome, with_outcome, n in rows:
+            given = parse_answers(None if answers is None else _as_text(answers))
+            contact = None
+            at: dict[str, tuple[int, str | None]] = {}
+            for i, (node, option) in enumerate(given):
+                at[node] = (i, option)
+                if node in contacts:
+                    contact = contact_codes.get((node, option), _OTHER_CODE)
+            codes: list[int | None] = []
+            first = at.get(path_nodes[0])[0] if path_nodes and path_nodes[0] in at else -1
+            for k, (node, options) in enumerate(zip(path_nodes, path_codes)):
+                where = at.get(node)
+                codes.append(None if where is None or (k and where[0] <= first)
+                             else options.get(where[1], _OTHER_CODE))
+            code = outcome_codes.get(None if outcome is None else _as_text(outcome), _OTHER_CODE)
+            for key, m in (((contact, *codes, code), int(with_outcome)),
+                           ((contact, *codes, None), int(n) - int(with_outcome))):
+                if m:
+                    counts[key] = counts.get(key, 0) + m
+        self._answer_rows = [(*key, n) for key, n in counts.items()]
         return self._answer_rows
 
     def contacts(self, contact_nodes: Sequence[str], contact_options: Sequence[tuple[str, str]],

@@ -12,8 +12,9 @@ One job per module:
                 vocabulary (ACTIONS, LANGUAGES, OUTCOMES) comes from widgets/vocabulary.py
     store       the EventStore interface and its errors
     migrations  the schema, as named plain-SQL migrations per dialect, and their runner
-    derive      the derived tables (sessions, session_steps), brought up to date from the events
-                past a watermark by the same statements on both dialects
+    derive      the derived tables (sessions, session_steps, session_days, step_totals), brought
+                up to date from the events past a watermark by the same statements on both
+                dialects (but for a day's text and a concatenation)
     sqlite      SQLiteStore: the embedded default, ``$GUIDE_DATA_DIR/events.sqlite3`` (WAL mode,
                 one short ``BEGIN IMMEDIATE`` transaction per write, many kernel processes)
     postgres    PostgresStore, when ``GUIDE_LOG_URL`` is a ``postgresql://`` URL (psycopg is
@@ -22,11 +23,14 @@ One job per module:
                 and buffered while the store is away
     urls        the configured log URL, its parser, ``open_store``
 
-Tables (schema version 6, see ``migrations``): ``events`` (those rows), ``log_gaps`` (how many
+Tables (schema version 7, see ``migrations``): ``events`` (those rows), ``log_gaps`` (how many
 events of a session were not written), ``meta`` (the schema version, and the derived tables'
 watermark), and the tables derived from the events by ``derive`` in every write's transaction:
-``sessions`` (one row per session: first event, last node, finishes, language switches, last
-outcome) and ``session_steps`` (one row per session and step: entered or not, last answer there).
+``sessions`` (one row per session: first events, last node, finishes, language switches, last
+outcome, the last answer at each step in the order given), ``session_steps`` (one row per
+session and step: entered or not, leaving events, last answer there), ``session_days`` (first
+events per day and language) and ``step_totals`` (per step: sessions that entered it, leaving
+events).
 No table or column is named after a step of the flow:
 which steps are the contact decision or the path dimensions is read from the flow when the
 summary runs.

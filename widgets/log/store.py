@@ -88,7 +88,7 @@ class EventStore(abc.ABC):
         from . import derive, migrations
 
         if migrations.latest() >= derive.SINCE:  # else a store made for an older schema (tests)
-            derive.refresh(cursor.execute, self.placeholder)
+            derive.refresh(cursor.execute, self.placeholder, migrations.latest())
 
     def _transaction(self) -> AbstractContextManager[Any]:
         """One write transaction: a context giving a DB-API cursor (``execute``,

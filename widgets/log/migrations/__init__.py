@@ -24,6 +24,11 @@ Versions:
                           and step: entered, last answer) are kept by ``widgets/log/derive.py``
                           from the events past a watermark, the same statements for both
                           dialects; ``session_answers`` goes
+    7 ``summary_totals``  ``session_days`` (first events per day and language) and
+                          ``step_totals`` (views and leaving events per step), kept with the other
+                          derived tables; ``sessions.outcome_id``/``outcome`` (the last outcome)
+                          and ``sessions.answers`` (each step's last answer, in order); the
+                          indexes ``sessions_given`` and ``sessions_ends``
 
 After the migrations, the store fills the derived tables from the stored events
 (``derive.refresh``), in the same transaction.
@@ -140,7 +145,7 @@ def apply(execute: Callable[..., Any], version: int, dialect: str) -> None:
             execute(statement)
         execute(SET_VERSION.format(p=placeholder), (str(migration.version),))
     if todo and todo[-1].version >= derive.SINCE:
-        derive.refresh(execute, placeholder)  # fills derived tables a migration made again
+        derive.refresh(execute, placeholder, todo[-1].version)  # fills derived tables a migration made again
 
 
 def parse_version(value: Any, where: str) -> int:
