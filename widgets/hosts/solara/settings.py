@@ -35,6 +35,9 @@ class Limits:
     abuse_limit: int = 200
     #: websockets one kernel may have open at once (a page needs one)
     max_per_kernel: int = 2
+    #: websockets one client address may have open at once (behind the shipped nginx, the
+    #: address it forwards in X-Real-IP; a process on this machine forwarding none: not counted)
+    max_per_client: int = 16
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **given: object) -> Limits:
