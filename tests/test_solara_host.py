@@ -505,3 +505,51 @@ def test_the_shared_store_is_opened_again_after_it_failed():
     assert stores[1].closed
     with pytest.raises(StoreUnavailable):
         shared.write(["event"])
+
+
+# --------------------------------------------------------------------------- a page that does not read
+
+
+def test_a_page_that_does_not_read_is_dropped_and_holds_up_nothing():
+    """A send that waits (the client's buffer is full) ends after send_timeout: Solara's
+    sending thread is told the page is gone, a later close does not wait, and the page's
+    receive ends, so that its visit closes like any other."""
+    import asyncio
+
+    from widgets.hosts import common
+    from widgets.hosts.solara.gate import Gate
+    from widgets.hosts.solara.settings import Limits
+    from widgets.ratelimit import TokenBucket
+
+    gate = Gate(None, Limits(send_timeout=0.3), {}, {})
+    sent: list[dict] = []
+
+    async def run() -> None:
+        never = asyncio.Event()
+
+        async def blocked_send(message: dict) -> None:
+            if message.get("text") == "stuck":
+                await never.wait()  # what uvicorn's send does while the client's buffer is full
+            sent.append(message)
+
+        async def silent_receive() -> dict:
+            await never.wait()
+            return {}
+
+        stuck = asyncio.Event()
+        send = gate._checked_send(blocked_send, "k" * 36, stuck)
+        receive = gate._checked_receive(silent_receive, send, "k" * 36,
+                                        common.MessageGate(TokenBucket(1, 1), 1), stuck)
+        waiting = asyncio.ensure_future(receive())
+        await send({"type": "websocket.send", "text": '{"header": {"msg_type": "status"}}'})
+        error = kernel_message("error", {"ename": "E", "evalue": "", "traceback": ["/srv"]})
+        await send({"type": "websocket.send", "text": error})  # never sent to a page
+        with pytest.raises(RuntimeError, match="websocket.close"):  # Solara: the page has gone
+            await asyncio.wait_for(send({"type": "websocket.send", "text": "stuck"}), 10)
+        assert (await asyncio.wait_for(waiting, 10))["type"] == "websocket.disconnect"
+        await asyncio.wait_for(send({"type": "websocket.close", "code": 1000}), 1)
+        with pytest.raises(RuntimeError, match="websocket.close"):
+            await asyncio.wait_for(send({"type": "websocket.send", "text": "more"}), 1)
+
+    asyncio.run(run())
+    assert [m.get("text", "")[:10] for m in sent] == ['{"header":']

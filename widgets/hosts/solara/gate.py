@@ -20,6 +20,8 @@ for Voilà, for the guide on Solara's virtual kernels.
   anyway), no widget created from the page (``comm_open`` only for Solara's control channel
   and ipywidgets' state request), Solara's ``run`` once per kernel and never its ``reload``
   or ``evict``. A websocket is closed after ``abuse_limit`` refused messages.
+- **A page that does not read**: a message that waits ``send_timeout`` seconds to be sent
+  drops the websocket (see :meth:`Gate._checked_send`).
 - **To the page**: no ``error`` message and no stderr stream (tracebacks stay in the log;
   :func:`widgets.hosts.common.is_diagnostic`, as under Voilà).
 - **Idle visits**: a visit without an action from its page for ``idle_timeout`` seconds, or
@@ -30,6 +32,7 @@ for Voilà, for the guide on Solara's virtual kernels.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import logging
@@ -75,6 +78,8 @@ MAX_COMM_OPENS = 16
 MAX_PARTS = 1 + 16
 #: kernels that closed, remembered so that a page cannot bring a culled visit back
 CLOSED_REMEMBERED = 4096
+#: Solara takes a RuntimeError naming "websocket.close" as the page gone (its WebSocketDisconnect)
+NOT_READING = "websocket.close: the page does not read what it is sent"
 #: the scripts the page gets: the guide's page script (the Voilà template's guide.js) and
 #: the Solara host's own (assets/solara-host.js)
 SCRIPT_PATH = "/_guide/"
@@ -421,8 +426,10 @@ class Gate:
             gate = common.MessageGate(bucket, self.limits.abuse_limit or math.inf,
                                       self.limits.max_message_bytes or None,
                                       check=lambda data: _refusal(data, kernel_id))
-            await self.app(scope, self._checked_receive(receive, send, kernel_id, gate),
-                           self._checked_send(send))
+            stuck = asyncio.Event()  # set when the page stopped reading
+            await self.app(scope,
+                           self._checked_receive(receive, send, kernel_id, gate, stuck),
+                           self._checked_send(send, kernel_id, stuck))
         finally:
             SOCKETS.release(kernel_id, client)
 
@@ -431,13 +438,29 @@ class Gate:
         await send({"type": "websocket.close", "code": 1008, "reason": reason[:100]})
 
     def _checked_receive(self, receive: Receive, send: Send, kernel_id: str,
-                         gate: common.MessageGate) -> Receive:
+                         gate: common.MessageGate, stuck: asyncio.Event) -> Receive:
         """The page's messages that pass ``gate`` (all of them are received on the server's
-        event loop, one at a time: the kernel's bucket needs no lock of its own)."""
+        event loop, one at a time: the kernel's bucket needs no lock of its own); a
+        disconnect once ``stuck`` is set (Solara then lets the websocket go)."""
+
+        async def next_message() -> Message:
+            if stuck.is_set():
+                return {"type": "websocket.disconnect", "code": 1011}
+            received = asyncio.ensure_future(receive())
+            halted = asyncio.ensure_future(stuck.wait())
+            try:
+                await asyncio.wait({received, halted}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                halted.cancel()
+                if not received.done():
+                    received.cancel()
+            if received.cancelled() or not received.done():
+                return {"type": "websocket.disconnect", "code": 1011}
+            return received.result()
 
         async def receiving() -> Message:
             while True:
-                message = await receive()
+                message = await next_message()
                 if message["type"] != "websocket.receive":
                     return message
                 data = message.get("text")
@@ -462,13 +485,31 @@ class Gate:
 
         return receiving
 
-    def _checked_send(self, send: Send) -> Send:
+    def _checked_send(self, send: Send, kernel_id: str, stuck: asyncio.Event) -> Send:
+        """What goes to the page: no diagnostics; a message that waits more than
+        ``send_timeout`` seconds to be sent (the server's buffer for this client is full: the
+        page does not read) drops the websocket. Solara's sending thread is then told the
+        page has gone, nothing more is queued for it and its receive ends; what stays is the
+        connection's own buffer (uvicorn stops taking messages past asyncio's high-water mark,
+        64 KiB)."""
+        timeout = self.limits.send_timeout or None
+
         async def sending(message: Message) -> None:
             if message["type"] == "websocket.send":
                 text = message.get("text")
                 if text is not None and _is_diagnostic(text):
                     return
-            await send(message)
+            if stuck.is_set():
+                if message["type"] == "websocket.send":
+                    raise RuntimeError(NOT_READING)
+                return  # closing: nothing more can reach this page
+            try:
+                await asyncio.wait_for(send(message), timeout)
+            except asyncio.TimeoutError:
+                stuck.set()
+                logger.warning("kernel websocket %s: dropped, a message waited %g s to be "
+                               "sent (the page does not read)", kernel_id[:8], timeout)
+                raise RuntimeError(NOT_READING) from None
         return sending
 
     # -- culling
