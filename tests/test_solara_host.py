@@ -553,3 +553,17 @@ def test_a_page_that_does_not_read_is_dropped_and_holds_up_nothing():
 
     asyncio.run(run())
     assert [m.get("text", "")[:10] for m in sent] == ['{"header":']
+
+
+def test_every_limit_is_in_the_settings_reference():
+    import dataclasses
+
+    from widgets.hosts.solara.settings import ENV_PREFIX, Limits
+
+    table = (ROOT / "docs" / "settings.md").read_text().splitlines()
+    for field in dataclasses.fields(Limits):
+        variable = f"`{ENV_PREFIX}{field.name.upper()}`"
+        row = next((line for line in table if variable in line), "")
+        assert f"`--{field.name.replace('_', '-')}`" in row, f"docs/settings.md lacks {variable}"
+        default = int(field.default) if field.default == int(field.default) else field.default
+        assert f"| `{default}`" in row, f"{variable}: default {default} not in {row!r}"
