@@ -195,11 +195,11 @@ def _refusal(data: str | bytes, kernel_id: str) -> str | None:
 
 def socket_client(scope: Scope) -> str | None:
     """The client address a websocket counts under (:func:`widgets.hosts.common.client_address`
-    of the peer and the request's headers)."""
-    from starlette.datastructures import Headers
-
+    of the peer and the ``X-Real-IP`` header the shipped nginx sets)."""
+    name = common.REAL_IP_HEADER.lower().encode("latin-1")
+    forwarded = [v.decode("latin-1") for k, v in scope.get("headers") or () if k.lower() == name]
     peer = (scope.get("client") or (None,))[0]
-    return common.client_address(peer, Headers(scope=scope))
+    return common.client_address(peer, {common.REAL_IP_HEADER: forwarded[0]} if forwarded else {})
 
 
 def _is_diagnostic(text: str) -> bool:
