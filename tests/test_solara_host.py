@@ -476,6 +476,10 @@ def test_the_visits_of_a_worker_share_one_log_store(tmp_path, monkeypatch):
         conn.close()
 
 
+def test_the_server_shares_one_log_store(solara_guide):
+    assert "interaction log: one store for all the visits of this worker" in solara_guide.log
+
+
 def test_the_shared_store_is_opened_again_after_it_failed():
     from widgets.hosts.solara.logstore import SharedStore
     from widgets.log.store import StoreUnavailable

@@ -106,6 +106,8 @@ def install() -> SharedStore:
         atexit.register(shared.shutdown)
         urls.share_store(lambda: shared)  # type: ignore[arg-type,return-value]
         _installed = shared
+        _log.info("interaction log: one store for all the visits of this worker (%s)",
+                  urls.redact(urls.log_url()))
     return _installed
 
 
