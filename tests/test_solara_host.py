@@ -519,6 +519,7 @@ def test_a_page_that_does_not_read_is_dropped_and_holds_up_nothing():
     sending thread is told the page is gone, a later close does not wait, and the page's
     receive ends, so that its visit closes like any other."""
     import asyncio
+    import concurrent.futures
 
     from widgets.hosts import common
     from widgets.hosts.solara.gate import Gate
@@ -555,7 +556,9 @@ def test_a_page_that_does_not_read_is_dropped_and_holds_up_nothing():
         with pytest.raises(RuntimeError, match="websocket.close"):
             await asyncio.wait_for(send({"type": "websocket.send", "text": "more"}), 1)
 
-    asyncio.run(run())
+    # on a thread of its own: a browser test of this module may leave this thread's loop running
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result(60)
     assert [m.get("text", "")[:10] for m in sent] == ['{"header":']
 
 
