@@ -95,3 +95,48 @@ def test_the_common_pieces_load_no_server():
             "bad = {'tornado', 'jupyter_server', 'voila', 'starlette', 'solara'} "
             "& {n.split('.')[0] for n in sys.modules}; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT_ROOT)
+
+
+def test_solara_s_framing_is_checked_like_v1_with_its_own_word():
+    good = (2).to_bytes(4, "big") + (12).to_bytes(4, "big") + (14).to_bytes(4, "big") + b"{}xy"
+    assert common.check_offset_frame(good, word=4, byteorder="big", parts=range(1, 18)) == [12, 14]
+    for bad in (b"\x7f\xff\xff\xff" + b"\x00" * 12,  # Solara's reader: a format of 2**31 parts
+                b"\xff\xff\xff\xff" + b"\x00" * 12,  # a negative count, read unsigned
+                good[:4] + (13).to_bytes(4, "big") + good[8:],  # not just past the table
+                good[:8] + (99).to_bytes(4, "big") + good[12:],  # past the end
+                b"\x00\x00\x00"):
+        with pytest.raises(ValueError):
+            common.check_offset_frame(bad, word=4, byteorder="big", parts=range(1, 18))
+
+
+def test_sockets_are_counted_per_kernel_and_per_client_and_released():
+    counts = common.SocketCounts()
+    assert counts.admit("k1", "198.51.100.1", 2, 3) is None
+    assert counts.admit("k1", "198.51.100.1", 2, 3) is None
+    assert counts.admit("k1", "198.51.100.2", 2, 3) == common.TOO_MANY_FOR_KERNEL
+    assert counts.admit("k2", "198.51.100.1", 2, 3) is None
+    assert counts.admit("k3", "198.51.100.1", 2, 3) == common.TOO_MANY_FROM_CLIENT
+    assert counts.admit("k3", None, 2, 3) is None  # a local process: not counted by address
+    assert counts.admit("k3", "198.51.100.2", 0, 0) is None  # 0: no limit
+    assert counts.per_kernel == {"k1": 2, "k2": 1, "k3": 2}
+    assert counts.per_client == {"198.51.100.1": 3, "198.51.100.2": 1}
+    counts.release("k1", "198.51.100.1")
+    assert counts.admit("k4", "198.51.100.1", 2, 3) is None
+    for kernel, client in (("k1", "198.51.100.1"), ("k2", "198.51.100.1"), ("k3", None),
+                           ("k3", "198.51.100.2"), ("k4", "198.51.100.1")):
+        counts.release(kernel, client)
+    assert not counts.per_kernel and not counts.per_client
+
+
+def test_a_page_opens_no_widget_and_is_sent_no_traceback():
+    assert common.comm_open_refusal({"target_name": "jupyter.widget.control"}) is None
+    assert common.comm_open_refusal({"target_name": "jupyter.widget"}) == \
+        "the page may not create widgets"
+    assert common.comm_open_refusal("not content") == "the page may not create widgets"
+    assert common.comm_open_refusal({"target_name": "solara.control"},
+                                    common.PAGE_COMM_TARGETS | {"solara.control"}) is None
+    assert common.is_diagnostic("error")
+    assert common.is_diagnostic("stream", {"name": "stderr", "text": "Traceback"})
+    assert common.is_diagnostic("stream", None)
+    assert not common.is_diagnostic("stream", {"name": "stdout", "text": "ok"})
+    assert not common.is_diagnostic("comm_msg", {"data": {"error": 1}})

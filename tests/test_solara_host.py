@@ -10,6 +10,7 @@ visit's logger is seen in the server's log: its unwritten events reported as los
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -382,3 +383,194 @@ def test_the_cap_then_culling_closes_the_visit_and_its_logger(page_factory, sola
         time.sleep(0.5)
     assert re.search(r"interaction log: \d+ events of session \S+ are lost", solara_small.log)
     page_factory.close()
+
+
+# --------------------------------------------------------------------------- per client
+
+
+def test_websockets_are_bounded_per_client_address(solara_guide):
+    """16 websockets from one address (the one nginx forwards), then HTTP 403; another
+    address is served, and once they close the first may connect again."""
+    # one browser session (Solara's cookie): a page's kernel may have two websockets
+    first = {"X-Real-IP": "203.0.113.7", "Cookie": f"solara-session-id={uuid.uuid4()}"}
+    kernels = [str(uuid.uuid4()) for _ in range(8)]
+    with contextlib.ExitStack() as opened:
+        for kernel_id in kernels:
+            for _ in range(2):  # max_per_kernel: two each
+                opened.enter_context(connect(solara_guide.socket_url(kernel_id), open_timeout=60,
+                                             additional_headers=first))
+        with pytest.raises(InvalidStatus):
+            with connect(solara_guide.socket_url(str(uuid.uuid4())), open_timeout=60,
+                         additional_headers=first):
+                pass
+        assert "too many websockets from this client" in solara_guide.log
+        with connect(solara_guide.socket_url(str(uuid.uuid4())), open_timeout=60,
+                     additional_headers={"X-Real-IP": "203.0.113.8"}) as other:
+            other.send(kernel_message("kernel_info_request", {}))
+            assert replies(other, "kernel_info_reply", seconds=10)
+        last = opened.pop_all()
+        last.close()  # all sixteen go: the address may connect again
+        first["Cookie"] = f"solara-session-id={uuid.uuid4()}"
+        deadline = time.monotonic() + 30
+        while True:  # the server counts them out once it has seen them close
+            try:
+                with connect(solara_guide.socket_url(str(uuid.uuid4())), open_timeout=60,
+                             additional_headers=first):
+                    break
+            except InvalidStatus:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------- the log store
+
+
+def test_the_visits_of_a_worker_share_one_log_store(tmp_path, monkeypatch):
+    """Every visit's logger in a Solara worker writes through one store (one connection, not
+    one per visitor), from their writer threads at once; it is closed at the end."""
+    import threading
+
+    from widgets.hosts.solara import logstore
+    from widgets.log import SessionLogger, open_store, sqlite
+
+    path = tmp_path / "events.sqlite3"
+    monkeypatch.setenv("GUIDE_LOG_URL", f"sqlite://{path}")
+    real = sqlite.SQLiteStore
+    opened: list = []
+
+    def counting(*args, **kwargs):
+        store = real(*args, **kwargs)
+        opened.append(store)
+        return store
+
+    monkeypatch.setattr(sqlite, "SQLiteStore", counting)
+    shared = logstore.install()
+    try:
+        loggers = [SessionLogger(open_store) for _ in range(12)]
+
+        def visit(logger) -> None:
+            for _ in range(5):
+                assert logger.log("start", "enter", lang="en")
+            assert logger.flush()
+
+        threads = [threading.Thread(target=visit, args=(logger,)) for logger in loggers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        loggers[0].close()  # one visit ends: the others still write through the store
+        assert loggers[1].log("start", "enter", lang="ko") and loggers[1].flush()
+        for logger in loggers[1:]:
+            logger.close()
+        assert len(opened) == 1 and shared.opened == 1
+        assert not opened[0]._closed
+    finally:
+        logstore.uninstall()
+    assert opened[0]._closed
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT session) FROM events").fetchone() \
+            == (61, 12)
+    finally:
+        conn.close()
+
+
+def test_the_server_shares_one_log_store(solara_guide):
+    assert "interaction log: one store for all the visits of this worker" in solara_guide.log
+
+
+def test_the_shared_store_is_opened_again_after_it_failed():
+    from widgets.hosts.solara.logstore import SharedStore
+    from widgets.log.store import StoreUnavailable
+
+    class Flaky:
+        def __init__(self, fail: bool) -> None:
+            self.fail, self.closed, self.written = fail, False, 0
+
+        def write(self, events, gaps=()) -> None:
+            if self.fail:
+                raise StoreUnavailable("away")
+            self.written += len(events)
+
+        def close(self) -> None:
+            self.closed = True
+
+    stores = [Flaky(True), Flaky(False)]
+    made = iter(stores)
+    shared = SharedStore(lambda: next(made))
+    with pytest.raises(StoreUnavailable):
+        shared.write(["event"])
+    assert stores[0].closed
+    shared.close()  # a logger closing: nothing closes
+    shared.write(["event", "event"])
+    assert stores[1].written == 2 and not stores[1].closed and shared.opened == 2
+    shared.shutdown()
+    assert stores[1].closed
+    with pytest.raises(StoreUnavailable):
+        shared.write(["event"])
+
+
+# --------------------------------------------------------------------------- a page that does not read
+
+
+def test_a_page_that_does_not_read_is_dropped_and_holds_up_nothing():
+    """A send that waits (the client's buffer is full) ends after send_timeout: Solara's
+    sending thread is told the page is gone, a later close does not wait, and the page's
+    receive ends, so that its visit closes like any other."""
+    import asyncio
+    import concurrent.futures
+
+    from widgets.hosts import common
+    from widgets.hosts.solara.gate import Gate
+    from widgets.hosts.solara.settings import Limits
+    from widgets.ratelimit import TokenBucket
+
+    gate = Gate(None, Limits(send_timeout=0.3), {}, {})
+    sent: list[dict] = []
+
+    async def run() -> None:
+        never = asyncio.Event()
+
+        async def blocked_send(message: dict) -> None:
+            if message.get("text") == "stuck":
+                await never.wait()  # what uvicorn's send does while the client's buffer is full
+            sent.append(message)
+
+        async def silent_receive() -> dict:
+            await never.wait()
+            return {}
+
+        stuck = asyncio.Event()
+        send = gate._checked_send(blocked_send, "k" * 36, stuck)
+        receive = gate._checked_receive(silent_receive, send, "k" * 36,
+                                        common.MessageGate(TokenBucket(1, 1), 1), stuck)
+        waiting = asyncio.ensure_future(receive())
+        await send({"type": "websocket.send", "text": '{"header": {"msg_type": "status"}}'})
+        error = kernel_message("error", {"ename": "E", "evalue": "", "traceback": ["/srv"]})
+        await send({"type": "websocket.send", "text": error})  # never sent to a page
+        with pytest.raises(RuntimeError, match="websocket.close"):  # Solara: the page has gone
+            await asyncio.wait_for(send({"type": "websocket.send", "text": "stuck"}), 10)
+        assert (await asyncio.wait_for(waiting, 10))["type"] == "websocket.disconnect"
+        await asyncio.wait_for(send({"type": "websocket.close", "code": 1000}), 1)
+        with pytest.raises(RuntimeError, match="websocket.close"):
+            await asyncio.wait_for(send({"type": "websocket.send", "text": "more"}), 1)
+
+    # on a thread of its own: a browser test of this module may leave this thread's loop running
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result(60)
+    assert [m.get("text", "")[:10] for m in sent] == ['{"header":']
+
+
+def test_every_limit_is_in_the_settings_reference():
+    import dataclasses
+
+    from widgets.hosts.solara.settings import ENV_PREFIX, Limits
+
+    table = (ROOT / "docs" / "settings.md").read_text().splitlines()
+    for field in dataclasses.fields(Limits):
+        variable = f"`{ENV_PREFIX}{field.name.upper()}`"
+        row = next((line for line in table if variable in line), "")
+        assert f"`--{field.name.replace('_', '-')}`" in row, f"docs/settings.md lacks {variable}"
+        default = int(field.default) if field.default == int(field.default) else field.default
+        assert f"| `{default}`" in row, f"{variable}: default {default} not in {row!r}"

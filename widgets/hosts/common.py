@@ -13,17 +13,24 @@ functions, so that each host applies them with its own request and response obje
 * :func:`server_settings`, :func:`security_headers` and :func:`max_message_size`: the security
   headers and the largest websocket message, from the one place they are set, the guide's
   ``voila.json`` as installed in the environment (:func:`installed_config_path`);
+* :class:`SocketCounts`: the websockets open per kernel and per client address, each under
+  its limit, counted in before anything is made for a websocket and out when it closes;
 * :class:`MessageGate`: the checks of one connection's incoming messages (size, rate through a
   :class:`~widgets.ratelimit.TokenBucket`, refusals counted until the connection is closed);
-* :func:`check_v1_frame`: the framing of Jupyter's v1 kernel-websocket protocol, checked
-  before anything reads a count or an offset from a message.
+* :func:`check_offset_frame` and :func:`check_v1_frame`: the framing of a binary message (a
+  part count, then that many offsets; Jupyter's v1 kernel-websocket protocol is one such
+  framing, Solara's another), checked before anything reads a count or an offset from it;
+* :func:`comm_open_refusal`: a page opens only the channels it needs, never a widget of its own;
+* :func:`is_diagnostic`: the kernel messages a page is never sent (tracebacks, stderr).
 """
 
 from __future__ import annotations
 
+import collections
 import html
 import ipaddress
 import json
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,11 +43,16 @@ __all__ = [
     "SECURITY_HEADER_NAMES",
     "ConfigurationError",
     "MessageGate",
+    "PAGE_COMM_TARGETS",
+    "SocketCounts",
     "busy_page",
     "busy_response",
+    "check_offset_frame",
     "check_v1_frame",
     "client_address",
+    "comm_open_refusal",
     "installed_config_path",
+    "is_diagnostic",
     "max_message_size",
     "security_headers",
     "server_settings",
@@ -52,6 +64,10 @@ BUSY_STATUS = 503
 SECURITY_HEADER_NAMES = ("Content-Security-Policy", "Referrer-Policy", "X-Frame-Options")
 #: The header in which the shipped nginx forwards the client's address.
 REAL_IP_HEADER = "X-Real-IP"
+
+#: The channels a page of the guide may open in its kernel: ipywidgets' state request. The
+#: guide makes its widgets in the kernel; a page never needs to (a host may add its own).
+PAGE_COMM_TARGETS = frozenset({"jupyter.widget.control"})
 
 #: Parts of a v1 message: channel, header, parent header, metadata, content, then buffers.
 _V1_MIN_PARTS = 5
@@ -135,6 +151,46 @@ def client_address(peer: str | None, headers: Mapping[str, str]) -> str | None:
         return str(ipaddress.ip_address(forwarded)) if forwarded else None
     except ValueError:
         return peer
+
+
+#: :meth:`SocketCounts.admit`'s reasons
+TOO_MANY_FOR_KERNEL = "too many websockets for this kernel"
+TOO_MANY_FROM_CLIENT = "too many websockets from this client"
+
+
+class SocketCounts:
+    """The websockets open (or being opened) per kernel and per client address, each under its
+    limit (0: none). Thread-safe; the host counts a websocket in before it makes anything for
+    it and out exactly once when it closes or fails to open."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.per_kernel: collections.Counter[str] = collections.Counter()
+        self.per_client: collections.Counter[str] = collections.Counter()
+
+    def admit(self, kernel_id: str, client: str | None, max_per_kernel: int,
+              max_per_client: int) -> str | None:
+        """Count one websocket of ``kernel_id`` from ``client`` (None: not counted, see
+        :func:`client_address`) in, or say why it is refused (nothing counted then)."""
+        with self._lock:
+            if self.per_kernel[kernel_id] >= max_per_kernel > 0:
+                return TOO_MANY_FOR_KERNEL
+            if client is not None and self.per_client[client] >= max_per_client > 0:
+                return TOO_MANY_FROM_CLIENT
+            self.per_kernel[kernel_id] += 1
+            if client is not None:
+                self.per_client[client] += 1
+        return None
+
+    def release(self, kernel_id: str, client: str | None) -> None:
+        """Count one websocket :meth:`admit` admitted out."""
+        with self._lock:
+            for counter, key in ((self.per_kernel, kernel_id), (self.per_client, client)):
+                if key is None:
+                    continue
+                counter[key] -= 1
+                if counter[key] <= 0:
+                    del counter[key]
 
 
 # --------------------------------------------------------------------------- the settings
@@ -242,28 +298,61 @@ class MessageGate:
         return self.count == 1 or self.count % 100 == 0
 
 
-def check_v1_frame(message: object, size: int | None = None) -> list[int]:
-    """The offsets of a v1 kernel-websocket message, or ValueError if its framing is not sound.
+def check_offset_frame(message: object, *, word: int, byteorder: str, parts: range) -> list[int]:
+    """The offsets of a binary message framed as a part count then that many offsets, or
+    ValueError if its framing is not sound.
 
-    v1 framing: an 8-byte little-endian count ``n``, then ``n`` 8-byte little-endian offsets
-    (the first pointing just past the offset table), non-decreasing and within the message.
-    ``size`` limits ``n`` (default: channel, four message parts and up to 16 buffers).
+    The framing: a ``word``-byte unsigned count ``n`` (``byteorder`` 'little' or 'big'), which
+    must be in ``parts``, then ``n`` ``word``-byte offsets, the first pointing just past the
+    offset table, non-decreasing and within the message. Nothing is read before the count is
+    checked: the readers of both hosts' servers build a list or a format as long as it says.
     """
     if not isinstance(message, (bytes, bytearray, memoryview)):
-        raise ValueError("a v1 message is binary")
-    data = bytes(message[:8])
-    if len(data) < 8:
+        raise ValueError("a framed message is binary")
+    data = bytes(message[:word])
+    if len(data) < word:
         raise ValueError("message shorter than its offset count")
-    count = int.from_bytes(data, "little")
-    limit = _V1_MAX_PARTS + 1 if size is None else size
-    if not _V1_MIN_PARTS + 1 <= count <= limit:
+    count = int.from_bytes(data, byteorder)  # type: ignore[arg-type]
+    if count not in parts:
         raise ValueError(f"offset count {count} out of range")
-    end = 8 * (count + 1)
+    end = word * (count + 1)
     if len(message) < end:
         raise ValueError("message shorter than its offset table")
-    table = bytes(message[8:end])
-    offsets = [int.from_bytes(table[8 * i:8 * (i + 1)], "little") for i in range(count)]
+    table = bytes(message[word:end])
+    offsets = [int.from_bytes(table[word * i:word * (i + 1)], byteorder)  # type: ignore[arg-type]
+               for i in range(count)]
     if offsets[0] != end or any(b < a for a, b in zip(offsets, offsets[1:])) \
             or offsets[-1] > len(message):
         raise ValueError("offsets out of order or past the end")
     return offsets
+
+
+def check_v1_frame(message: object, size: int | None = None) -> list[int]:
+    """The offsets of a v1 kernel-websocket message, or ValueError if its framing is not sound.
+
+    v1 framing (:func:`check_offset_frame`): an 8-byte little-endian count ``n``, then ``n``
+    8-byte little-endian offsets (channel, header, parent header, metadata, content, then the
+    buffers). ``size`` limits ``n`` (default: those five parts and up to 16 buffers).
+    """
+    limit = _V1_MAX_PARTS + 1 if size is None else size
+    return check_offset_frame(message, word=8, byteorder="little",
+                              parts=range(_V1_MIN_PARTS + 1, limit + 1))
+
+
+def comm_open_refusal(content: object, allowed: frozenset[str] = PAGE_COMM_TARGETS) -> str | None:
+    """Why a page's ``comm_open`` with ``content`` is refused (a target not in ``allowed``: a
+    widget created from the page), or None."""
+    target = content.get("target_name") if isinstance(content, dict) else None
+    return None if target in allowed else "the page may not create widgets"
+
+
+def is_diagnostic(msg_type: object, content: object = None) -> bool:
+    """True for a kernel message a page is never sent: an ``error`` (ipywidgets answers a bad
+    value from the page with a traceback naming the server's files) or a ``stream`` other than
+    stdout (``content``: the message's content, read for a stream only). The guide's page runs
+    no code, so it needs neither."""
+    if msg_type == "error":
+        return True
+    if msg_type == "stream":
+        return not isinstance(content, dict) or content.get("name") != "stdout"
+    return False

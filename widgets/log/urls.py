@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import parse_qs, unquote
@@ -18,7 +19,7 @@ from .store import DEFAULT_TIMEOUT
 if TYPE_CHECKING:
     from .store import EventStore
 
-__all__ = ["LogURL", "log_url", "open_store", "parse_url", "redact"]
+__all__ = ["LogURL", "log_url", "open_store", "parse_url", "redact", "share_store"]
 
 _DEFAULT_TIMEOUT = DEFAULT_TIMEOUT
 
@@ -111,13 +112,28 @@ def log_url() -> str:
     return os.environ.get("GUIDE_LOG_URL") or f"sqlite://{(_data_dir() / 'events.sqlite3').absolute()}"
 
 
+#: What ``open_store()`` without arguments returns instead of a new store (``share_store``).
+_shared: Callable[[], EventStore] | None = None
+
+
+def share_store(opener: Callable[[], EventStore] | None) -> None:
+    """Have ``open_store()`` without arguments (the configured store, as each visit's logger
+    opens it) return ``opener()`` instead of a new store: a host that serves many visits in one
+    process gives them one store (``widgets.hosts.solara.logstore``). None: a new store again."""
+    global _shared
+    _shared = opener
+
+
 def open_store(url: str | os.PathLike[str] | None = None, *, timeout: float | None = None) -> EventStore:
-    """Open the store at ``url`` (default: ``log_url()``; see ``parse_url``).
+    """Open the store at ``url`` (default: ``log_url()``; see ``parse_url``), or, without
+    arguments in a process that shares one (``share_store``), return the shared store.
 
     ``timeout`` (seconds) bounds lock waits and connecting; default ``$GUIDE_LOG_TIMEOUT`` or 5 s.
     Raises StoreUnavailable (or a subclass) if the store cannot be used, and
     ValueError for an unsupported URL.
     """
+    if url is None and timeout is None and _shared is not None:
+        return _shared()
     if timeout is None:
         timeout = float(os.environ.get("GUIDE_LOG_TIMEOUT") or _DEFAULT_TIMEOUT)
     parsed = parse_url(url if isinstance(url, os.PathLike) else (url or log_url()))

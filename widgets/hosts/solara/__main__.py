@@ -68,7 +68,7 @@ def build(limits: Limits):
     from solara.server import cdn_helper
     from solara.server import starlette as solara_starlette
 
-    from . import gate
+    from . import gate, logstore
 
     def local_only(base_cache_dir, path):
         # solara-assets' files only: Solara's own get_path fetches a missing file from the CDN
@@ -78,6 +78,7 @@ def build(limits: Limits):
         return cache_path
 
     solara_starlette.get_path = local_only
+    logstore.install()  # the visits' loggers share one store (one connection per worker)
     return gate.Gate(solara_starlette.app, limits, gate.security_headers(), gate.page_scripts())
 
 

@@ -10,14 +10,20 @@ for Voilà, for the guide on Solara's virtual kernels.
   (``kernelid``, ``modelid``, ...) are dropped by a redirect to the same link without them.
   Routes the guide does not use (``/resourcez``, the eviction and login routes) answer 404.
 - **Websockets**: the kernel id must be one the page makes (a UUID) and not one that closed;
-  at most ``max_per_kernel`` per kernel; messages of at most ``max_message_bytes`` (the
-  server's own limit, checked here as well), ``message_burst`` at once and ``message_rate``
-  a second per kernel; binary messages must be soundly framed (Solara's reader trusts the
-  part count); only the message types the page needs pass: no code (Solara runs none
+  at most ``max_per_kernel`` per kernel and ``max_per_client`` per client address
+  (:func:`widgets.hosts.common.client_address`; :class:`widgets.hosts.common.SocketCounts`);
+  each message passes a :class:`widgets.hosts.common.MessageGate`: at most
+  ``max_message_bytes`` (the server's own limit, checked here as well), ``message_burst`` at
+  once and ``message_rate`` a second per kernel; binary messages must be soundly framed
+  (:func:`widgets.hosts.common.check_offset_frame`: Solara's reader trusts the part count);
+  only the message types the page needs pass: no code (Solara runs none
   anyway), no widget created from the page (``comm_open`` only for Solara's control channel
   and ipywidgets' state request), Solara's ``run`` once per kernel and never its ``reload``
   or ``evict``. A websocket is closed after ``abuse_limit`` refused messages.
-- **To the page**: no ``error`` message and no stderr stream (tracebacks stay in the log).
+- **A page that does not read**: a message that waits ``send_timeout`` seconds to be sent
+  drops the websocket (see :meth:`Gate._checked_send`).
+- **To the page**: no ``error`` message and no stderr stream (tracebacks stay in the log;
+  :func:`widgets.hosts.common.is_diagnostic`, as under Voilà).
 - **Idle visits**: a visit without an action from its page for ``idle_timeout`` seconds, or
   older than ``max_visit``, is closed (its logger closes with it); the page then says so.
 - **Kernel probe**: ``GET /jupyter/api/kernels/<id>`` answers 404 once that visit has ended
@@ -26,11 +32,12 @@ for Voilà, for the guide on Solara's virtual kernels.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import logging
+import math
 import re
-import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -62,7 +69,7 @@ KERNEL_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 #: what a page may send, by message type; comm_open by target
 ALLOWED_TYPES = frozenset({"kernel_info_request", "comm_info_request", "comm_msg", "comm_close",
                            "comm_open", "shutdown_request"})
-ALLOWED_TARGETS = frozenset({"solara.control", "jupyter.widget.control"})
+ALLOWED_TARGETS = common.PAGE_COMM_TARGETS | {"solara.control"}
 #: Solara's control-channel methods a page may call (``run`` once per kernel)
 ALLOWED_METHODS = frozenset({"run", "app-status"})
 #: channels (comm_open) a page may open in one kernel: one per (re)connection is what it needs
@@ -71,6 +78,8 @@ MAX_COMM_OPENS = 16
 MAX_PARTS = 1 + 16
 #: kernels that closed, remembered so that a page cannot bring a culled visit back
 CLOSED_REMEMBERED = 4096
+#: Solara takes a RuntimeError naming "websocket.close" as the page gone (its WebSocketDisconnect)
+NOT_READING = "websocket.close: the page does not read what it is sent"
 #: the scripts the page gets: the guide's page script (the Voilà template's guide.js) and
 #: the Solara host's own (assets/solara-host.js)
 SCRIPT_PATH = "/_guide/"
@@ -85,7 +94,6 @@ class _Kernels:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.sockets: collections.Counter[str] = collections.Counter()
         self.buckets: dict[str, TokenBucket] = {}
         self.runs: collections.Counter[str] = collections.Counter()
         self.opened: collections.defaultdict[str, dict[str, str]] = collections.defaultdict(dict)
@@ -104,6 +112,8 @@ class _Kernels:
 
 
 KERNELS = _Kernels()
+#: the websockets open per kernel and per client address
+SOCKETS = common.SocketCounts()
 
 
 def forget_kernel(kernel_id: str) -> None:
@@ -121,32 +131,16 @@ def live_contexts() -> dict[str, Any]:
 # ------------------------------------------------------------------------- checks
 
 
-def check_binary_frame(data: bytes) -> int:
-    """The part count of a binary message as Solara frames it (a 4-byte big-endian count, then
-    that many 4-byte offsets), or ValueError when the framing is not sound. Solara's reader
-    builds a format string as long as the count says, before any check."""
-    if len(data) < 8:
-        raise ValueError("shorter than its header")
-    (count,) = struct.unpack("!i", data[:4])
-    if not 1 <= count <= MAX_PARTS or 4 * (count + 1) > len(data):
-        raise ValueError(f"{count} parts")
-    offsets = struct.unpack("!" + "I" * count, data[4:4 * (count + 1)])
-    previous = 4 * (count + 1)
-    for offset in offsets:
-        if not previous <= offset <= len(data):
-            raise ValueError("offsets out of order or past the end")
-        previous = offset
-    return count
-
-
 def read_message(data: str | bytes) -> dict:
-    """The kernel message in a websocket frame (ValueError if it cannot be read)."""
+    """The kernel message in a websocket frame (ValueError if it cannot be read). A binary
+    frame is checked first (:func:`widgets.hosts.common.check_offset_frame`, Solara's framing:
+    a 4-byte big-endian part count, then that many offsets): Solara's reader builds a format
+    as long as the count says, before any check."""
     if isinstance(data, bytes):
-        check_binary_frame(data)
-        (first,) = struct.unpack("!I", data[4:8])
-        (count,) = struct.unpack("!i", data[:4])
-        end = struct.unpack("!I", data[8:12])[0] if count > 1 else len(data)
-        data = data[first:end].decode("utf-8")
+        offsets = common.check_offset_frame(data, word=4, byteorder="big",
+                                            parts=range(1, MAX_PARTS + 1))
+        end = offsets[1] if len(offsets) > 1 else len(data)
+        data = data[offsets[0]:end].decode("utf-8")
     message = json.loads(data)
     if not isinstance(message, dict) or not isinstance(message.get("header"), dict):
         raise ValueError("not a kernel message")
@@ -163,9 +157,10 @@ def refusal(message: dict, kernel_id: str) -> str | None:
         return "no content"
     comm_id = content.get("comm_id")
     if msg_type == "comm_open":
-        target = content.get("target_name")
-        if target not in ALLOWED_TARGETS:
-            return "the page may not create widgets"
+        refused = common.comm_open_refusal(content, ALLOWED_TARGETS)
+        if refused is not None:
+            return refused
+        target = content["target_name"]
         with KERNELS.lock:
             opened = KERNELS.opened[kernel_id]
             if len(opened) >= MAX_COMM_OPENS:
@@ -189,17 +184,35 @@ def refusal(message: dict, kernel_id: str) -> str | None:
     return None
 
 
+def _refusal(data: str | bytes, kernel_id: str) -> str | None:
+    """Why the page's websocket frame ``data`` is refused (unreadable, or :func:`refusal`)."""
+    try:
+        message = read_message(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return f"unreadable: {str(exc)[:80]}"
+    return refusal(message, kernel_id)
+
+
+def socket_client(scope: Scope) -> str | None:
+    """The client address a websocket counts under (:func:`widgets.hosts.common.client_address`
+    of the peer and the ``X-Real-IP`` header the shipped nginx sets)."""
+    name = common.REAL_IP_HEADER.lower().encode("latin-1")
+    forwarded = [v.decode("latin-1") for k, v in scope.get("headers") or () if k.lower() == name]
+    peer = (scope.get("client") or (None,))[0]
+    return common.client_address(peer, {common.REAL_IP_HEADER: forwarded[0]} if forwarded else {})
+
+
 def _is_diagnostic(text: str) -> bool:
-    """An ``error`` message or a stderr stream going to the page."""
-    if '"error"' not in text and '"stderr"' not in text:
-        return False
+    """A message the page is never sent (:func:`widgets.hosts.common.is_diagnostic`)."""
+    if '"error"' not in text and '"stream"' not in text:
+        return False  # most messages: not parsed again
     try:
         message = json.loads(text)
-    except ValueError:
+        msg_type = message["header"]["msg_type"]
+        content = message.get("content")
+    except (ValueError, KeyError, TypeError):
         return False
-    msg_type = message.get("header", {}).get("msg_type") if isinstance(message, dict) else None
-    return msg_type == "error" or (
-        msg_type == "stream" and message.get("content", {}).get("name") == "stderr")
+    return common.is_diagnostic(msg_type, content)
 
 
 # ------------------------------------------------------------------------- the gate
@@ -390,73 +403,79 @@ class Gate:
                 reason = "not a kernel of the page"
             elif kernel_id in KERNELS.closed:
                 reason = "that visit has ended"
-            elif KERNELS.sockets[kernel_id] >= self.limits.max_per_kernel > 0:
-                reason = "too many websockets for this kernel"
         if reason is None and kernel_id not in live_contexts():
             if self.limits.max_visitors > 0 and len(live_contexts()) >= self.limits.max_visitors:
                 reason = "the visitor cap is reached"
+        client = socket_client(scope)
+        if reason is None:
+            reason = SOCKETS.admit(kernel_id, client, self.limits.max_per_kernel,
+                                   self.limits.max_per_client)
         if reason is not None:
             logger.warning("kernel websocket refused: %s", reason)
             await self._deny(send, reason)
             return
-        with KERNELS.lock:
-            KERNELS.sockets[kernel_id] += 1
-            if kernel_id not in KERNELS.started:
-                KERNELS.started[kernel_id] = KERNELS.last_action[kernel_id] = time.monotonic()
-                if KERNELS.pages:
-                    KERNELS.pages.popleft()  # the page served for this visit has connected
-            bucket = KERNELS.buckets.setdefault(
-                kernel_id, TokenBucket(self.limits.message_rate or float("inf"),
-                                       max(1, self.limits.message_burst)))
         try:
-            await self.app(scope, self._checked_receive(receive, send, kernel_id, bucket),
-                           self._checked_send(send))
-        finally:
             with KERNELS.lock:
-                KERNELS.sockets[kernel_id] -= 1
-                if KERNELS.sockets[kernel_id] <= 0:
-                    del KERNELS.sockets[kernel_id]
+                if kernel_id not in KERNELS.started:
+                    KERNELS.started[kernel_id] = KERNELS.last_action[kernel_id] = time.monotonic()
+                    if KERNELS.pages:
+                        KERNELS.pages.popleft()  # the page served for this visit has connected
+                bucket = KERNELS.buckets.setdefault(
+                    kernel_id, TokenBucket(self.limits.message_rate or float("inf"),
+                                           max(1, self.limits.message_burst)))
+            gate = common.MessageGate(bucket, self.limits.abuse_limit or math.inf,
+                                      self.limits.max_message_bytes or None,
+                                      check=lambda data: _refusal(data, kernel_id))
+            stuck = asyncio.Event()  # set when the page stopped reading
+            await self.app(scope,
+                           self._checked_receive(receive, send, kernel_id, gate, stuck),
+                           self._checked_send(send, kernel_id, stuck))
+        finally:
+            SOCKETS.release(kernel_id, client)
 
     async def _deny(self, send: Send, reason: str) -> None:
         # closing before accepting: the handshake is answered with HTTP 403
         await send({"type": "websocket.close", "code": 1008, "reason": reason[:100]})
 
     def _checked_receive(self, receive: Receive, send: Send, kernel_id: str,
-                         bucket: TokenBucket) -> Receive:
-        refused = 0
-        limits = self.limits
+                         gate: common.MessageGate, stuck: asyncio.Event) -> Receive:
+        """The page's messages that pass ``gate`` (all of them are received on the server's
+        event loop, one at a time: the kernel's bucket needs no lock of its own); a
+        disconnect once ``stuck`` is set (Solara then lets the websocket go)."""
+
+        async def next_message() -> Message:
+            if stuck.is_set():
+                return {"type": "websocket.disconnect", "code": 1011}
+            received = asyncio.ensure_future(receive())
+            halted = asyncio.ensure_future(stuck.wait())
+            try:
+                await asyncio.wait({received, halted}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                halted.cancel()
+                if not received.done():
+                    received.cancel()
+            if received.cancelled() or not received.done():
+                return {"type": "websocket.disconnect", "code": 1011}
+            return received.result()
 
         async def receiving() -> Message:
-            nonlocal refused
             while True:
-                message = await receive()
+                message = await next_message()
                 if message["type"] != "websocket.receive":
                     return message
                 data = message.get("text")
                 if data is None:
                     data = message.get("bytes") or b""
-                reason = None
-                if len(data) > limits.max_message_bytes > 0:
-                    reason = "too large"
-                else:
-                    with KERNELS.lock:
-                        within = bucket.take()
-                    if not within:
-                        reason = "over the message rate"
-                    else:
-                        try:
-                            reason = refusal(read_message(data), kernel_id)
-                        except (ValueError, UnicodeDecodeError, struct.error) as exc:
-                            reason = f"unreadable: {str(exc)[:80]}"
+                reason = gate.refusal(data)
                 if reason is None:
                     return message
-                refused += 1
-                if refused == 1 or refused % 100 == 0:
+                closing = gate.refused()
+                if gate.worth_logging():
                     logger.warning("kernel websocket %s: refused a message (%s); %d so far",
-                                   kernel_id[:8], reason, refused)
-                if refused >= limits.abuse_limit > 0 or reason == "too large":
+                                   kernel_id[:8], reason, gate.count)
+                if closing:
                     logger.warning("kernel websocket %s: closed (%s, %d refused)",
-                                   kernel_id[:8], reason, refused)
+                                   kernel_id[:8], reason, gate.count)
                     try:
                         await send({"type": "websocket.close", "code": 1008,
                                     "reason": "policy violation"})
@@ -466,13 +485,31 @@ class Gate:
 
         return receiving
 
-    def _checked_send(self, send: Send) -> Send:
+    def _checked_send(self, send: Send, kernel_id: str, stuck: asyncio.Event) -> Send:
+        """What goes to the page: no diagnostics; a message that waits more than
+        ``send_timeout`` seconds to be sent (the server's buffer for this client is full: the
+        page does not read) drops the websocket. Solara's sending thread is then told the
+        page has gone, nothing more is queued for it and its receive ends; what stays is the
+        connection's own buffer (uvicorn stops taking messages past asyncio's high-water mark,
+        64 KiB)."""
+        timeout = self.limits.send_timeout or None
+
         async def sending(message: Message) -> None:
             if message["type"] == "websocket.send":
                 text = message.get("text")
                 if text is not None and _is_diagnostic(text):
                     return
-            await send(message)
+            if stuck.is_set():
+                if message["type"] == "websocket.send":
+                    raise RuntimeError(NOT_READING)
+                return  # closing: nothing more can reach this page
+            try:
+                await asyncio.wait_for(send(message), timeout)
+            except asyncio.TimeoutError:
+                stuck.set()
+                logger.warning("kernel websocket %s: dropped, a message waited %g s to be "
+                               "sent (the page does not read)", kernel_id[:8], timeout)
+                raise RuntimeError(NOT_READING) from None
         return sending
 
     # -- culling

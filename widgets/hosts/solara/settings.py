@@ -35,6 +35,12 @@ class Limits:
     abuse_limit: int = 200
     #: websockets one kernel may have open at once (a page needs one)
     max_per_kernel: int = 2
+    #: websockets one client address may have open at once (behind the shipped nginx, the
+    #: address it forwards in X-Real-IP; a process on this machine forwarding none: not counted)
+    max_per_client: int = 16
+    #: seconds one message may wait to be sent to a page (it does not read); then the
+    #: websocket is dropped
+    send_timeout: float = 30.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **given: object) -> Limits:

@@ -33,7 +33,6 @@
 
 from __future__ import annotations
 
-import collections
 import json
 import weakref
 from typing import Any, ClassVar
@@ -95,8 +94,7 @@ class GuideKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
              "client that does not read would otherwise grow the server's memory).")
 
     #: open (or being opened) websockets per kernel id and per client address
-    _per_kernel: ClassVar[collections.Counter[str]] = collections.Counter()
-    _per_client: ClassVar[collections.Counter[str]] = collections.Counter()
+    _counts: ClassVar[common.SocketCounts] = common.SocketCounts()
     #: each kernel's message budget, shared by its websockets; gone with the kernel
     _buckets: ClassVar[weakref.WeakKeyDictionary[Any, TokenBucket]] = weakref.WeakKeyDictionary()
 
@@ -134,29 +132,19 @@ class GuideKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
     def _count_in(self) -> None:
         kernel_id = self.kernel_id
         client = client_address(self.websocket_handler.request)
-        if self._per_kernel[kernel_id] >= self.max_per_kernel > 0:
-            self.log.warning("kernel websocket %s: refused, %d already open for this kernel",
-                             kernel_id, self.max_per_kernel)
-            raise web.HTTPError(429, "too many websockets for this kernel")
-        if client is not None and self._per_client[client] >= self.max_per_client > 0:
-            self.log.warning("kernel websocket %s: refused, %d already open from one client",
-                             kernel_id, self.max_per_client)
-            raise web.HTTPError(429, "too many websockets from this client")
-        self._per_kernel[kernel_id] += 1
-        if client is not None:
-            self._per_client[client] += 1
+        refused = self._counts.admit(kernel_id, client, self.max_per_kernel, self.max_per_client)
+        if refused is not None:
+            per_kernel = refused == common.TOO_MANY_FOR_KERNEL
+            self.log.warning("kernel websocket %s: refused, %d already open %s", kernel_id,
+                             self.max_per_kernel if per_kernel else self.max_per_client,
+                             "for this kernel" if per_kernel else "from one client")
+            raise web.HTTPError(429, refused)
         self._counted = (kernel_id, client)
 
     def _count_out(self) -> None:
         counted, self._counted = self._counted, None
-        if counted is None:
-            return
-        for counter, key in zip((self._per_kernel, self._per_client), counted):
-            if key is None:
-                continue
-            counter[key] -= 1
-            if counter[key] <= 0:
-                del counter[key]
+        if counted is not None:
+            self._counts.release(*counted)
 
     def connect(self):  # type: ignore[override]
         """jupyter_server's connect, whose failures (other than an HTTP error, which it
@@ -242,31 +230,22 @@ def _refusal(message: Any) -> str | None:
         return f"bad framing: {exc}"
     try:
         header = json.loads(message[offsets[1]:offsets[2]])
-        msg_type = header.get("msg_type")
-        if msg_type == "comm_open":
-            content = json.loads(message[offsets[4]:offsets[5]])
-            if content.get("target_name") != "jupyter.widget.control":
-                return "the page may not create widgets"
+        if header.get("msg_type") == "comm_open":
+            return common.comm_open_refusal(json.loads(message[offsets[4]:offsets[5]]))
     except (ValueError, AttributeError, UnicodeDecodeError):
         return "unreadable header"
     return None
 
 
 def _is_diagnostic(session: Any, msg_list: list[Any]) -> bool:
-    """True for a kernel message that would show the page a traceback or the kernel's stderr:
-    an ``error`` (ipywidgets reports a bad value from the page with one, naming the server's
-    files) or a ``stream`` to stderr. The guide's page runs no code, so it needs neither."""
+    """True for a kernel message the page is never sent (:func:`widgets.hosts.common.is_diagnostic`)."""
     try:
         _, parts = session.feed_identities(msg_list)
-        header = json.loads(bytes(parts[1]))
-        msg_type = header.get("msg_type")
-        if msg_type == "error":
-            return True
-        if msg_type == "stream":
-            return json.loads(bytes(parts[4])).get("name") != "stdout"
+        msg_type = json.loads(bytes(parts[1])).get("msg_type")
+        content = json.loads(bytes(parts[4])) if msg_type == "stream" else None
     except Exception:  # noqa: BLE001 - not a message we can read: jupyter_server decides
         return False
-    return False
+    return common.is_diagnostic(msg_type, content)
 
 
 def unsent_bytes(handler: Any) -> int:
