@@ -1,6 +1,9 @@
 """Accessibility of the guide in headless Chromium: axe-core, phone layout, keyboard only.
 
-One Voilà server (the project's ``voila.json``, an empty temporary log) serves the module.
+Every test runs on each host (``guide_server``: Voilà with the project's ``voila.json``, and
+Solara; the session's server of each, with an empty temporary log), but the one of a stopped
+guide, which stops the visit by killing its Voilà kernel (a Solara visit has no process of its
+own to kill: the Solara host's notice is tested in ``test_solara_host.py``).
 
 * Every screen at phone width (375 × 800): each node of the flow opened by its deep link
   (``?step=<id>&lang=<ko|en>``), then switched to the other language with the language
@@ -66,9 +69,9 @@ def ui(key: str, lang: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(voila_servers) -> Iterator[VoilaServer]:
-    with voila_servers.guide(preheated=True) as server:
-        yield server
+def server(guide_server):
+    """The guide on each host (see the module's docstring)."""
+    return guide_server
 
 
 @pytest.fixture(scope="module")
@@ -447,12 +450,16 @@ def test_keyboard_only_walk_to_the_recap(desktop_tab: GuideTab, lang: str):
 # --------------------------------------------------------------------------- the guide has stopped
 
 
-def test_the_notice_of_a_stopped_guide_at_phone_width(browser, server):
+def test_the_notice_of_a_stopped_guide_at_phone_width(browser, voila_guide: VoilaServer):
     """The page's notice when its kernel is gone (see test_kernel_gone.py): an alert region
     in both languages, each part marked with its language; the focus moves to it; axe finds
     nothing serious on the page with its controls disabled; the phone layout holds; the link
     that starts again is named in both languages, at least 44 px tall, and shows a focus
-    ring when reached with Tab."""
+    ring when reached with Tab.
+
+    On Voilà only: the visit is stopped by killing its kernel's process.
+    """
+    server = voila_guide
     tab = GuideTab(browser, server, PHONE, "stopped")
     try:
         tab.open(lang="en")
