@@ -6,8 +6,8 @@
   ``close()`` closes the page the same way.
 * :meth:`GuideTab.axe_problems` runs axe-core (from axe-playwright-python, no network) over
   the whole page and returns the serious and critical violations, plus any color-contrast
-  node axe could not decide. The guide's page scrolls inside ``#rendered_cells``, not in the
-  document; axe's color-contrast rule cannot look at text scrolled out of view, so the check
+  node axe could not decide. The guide's page scrolls inside an element (Voilà's
+  ``#rendered_cells``, Solara's application frame), not in the document; axe's color-contrast rule cannot look at text scrolled out of view, so the check
   first makes the viewport as tall as the content (the width, which is what the layout
   depends on, stays the same).
 * :data:`LAYOUT_JS` / :meth:`GuideTab.layout_problems`: sideways scrolling, content cut off,
@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from browser import SCROLL_HEIGHT_JS, known_host_errors, xfail_if_known
 from playwright.sync_api import expect
 
 from widgets.flow import default_flow
@@ -44,11 +45,7 @@ HEADING = ".guide .guide-body h2"
 _CONTROL = re.compile(r'^\s*- (?P<role>button|checkbox|combobox|link|listbox|radio|slider|'
                       r'spinbutton|switch|textbox)\b(?: "(?P<name>(?:[^"\\]|\\.)*)")?',
                       re.MULTILINE)
-CONTENT_HEIGHT_JS = """() => {
-  const cells = document.getElementById('rendered_cells');
-  return Math.ceil(Math.max(cells ? cells.scrollHeight : 0,
-                            document.documentElement.scrollHeight));
-}"""
+CONTENT_HEIGHT_JS = f"() => {SCROLL_HEIGHT_JS.strip()}"
 
 #: Layout problems at the current viewport (a list of strings, empty when all is well).
 LAYOUT_JS = """(minTarget) => {
@@ -222,8 +219,12 @@ class GuideTab:
         self.context = browser.new_context(viewport=self.viewport, locale=locale)
         self.page = self.context.new_page()
         self.page.set_default_timeout(60_000)
+        #: the host serving the page ("voila", "solara"), for its known bug (browser.py)
+        self.host = getattr(server, "host", "voila")
         self.js_errors: list[str] = []
-        self.page.on("pageerror", lambda error: self.js_errors.append(str(error)))
+        self.known_errors: list[str] = []
+        self.page.on("pageerror", lambda error: self.js_errors.append(f"uncaught: {error}"))
+        self.page.on("console", self._console)
         self._last_frame = time.monotonic()
         self.page.on("websocket", self._watch_websocket)
         from axe_playwright_python.sync_playwright import Axe
@@ -268,6 +269,26 @@ class GuideTab:
         """Click the language switch; the same step is shown in ``lang``."""
         self.language_button(lang).click()
         self.expect_step(node_id, lang)
+
+    def _console(self, message) -> None:
+        # a script the page's Content-Security-Policy blocked is an error of the page too
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.js_errors.append(f"console.error: {message.text}")
+
+    def host_errors(self) -> list[str]:
+        """The JavaScript errors so far, but those of the host's known bug (set aside in
+        ``known_errors``: see ``browser.known_host_errors``); the list is emptied."""
+        known, other = known_host_errors(self.host, self.js_errors)
+        self.known_errors += known
+        self.js_errors.clear()
+        return other
+
+    def xfail_if_known(self) -> None:
+        """Call at the end of a test whose checks passed: xfail if the page had the host's
+        known bug (``browser.xfail_if_known``)."""
+        late, _ = known_host_errors(self.host, self.js_errors)
+        known, self.known_errors = self.known_errors + late, []
+        xfail_if_known(self.host, known)
 
     def _watch_websocket(self, websocket) -> None:
         def seen(_payload) -> None:

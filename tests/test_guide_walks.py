@@ -33,7 +33,13 @@ from pathlib import Path
 
 import lanes
 import pytest
-from browser import PageFactory, artifact_path, full_page_screenshot
+from browser import (
+    PageFactory,
+    artifact_path,
+    check_guard,
+    full_page_screenshot,
+    xfail_if_known,
+)
 from playwright.sync_api import Page, expect
 
 from widgets.engine import Engine, Interaction
@@ -612,6 +618,12 @@ def test_no_page_left_127_0_0_1_or_raised_a_js_error(page_factory, journal):
     _require_walks(journal)
     mine = page_factory.guards[journal.first_guard:]
     assert len(mine) >= len(WALKS), f"fewer pages than walks on {journal.host}"
-    problems = [guard for guard in mine if not guard.clean]
+    known, problems = [], []
+    for guard in mine:
+        try:
+            known += check_guard(guard, journal.host)
+        except AssertionError as error:
+            problems.append(str(error))
     assert not problems, ("pages made external requests (aborted) or had JavaScript errors:\n"
-                          + "\n".join(guard.report() for guard in problems))
+                          + "\n".join(problems))
+    xfail_if_known(journal.host, known)
