@@ -47,6 +47,16 @@ _CONTROL = re.compile(r'^\s*- (?P<role>button|checkbox|combobox|link|listbox|rad
                       re.MULTILINE)
 CONTENT_HEIGHT_JS = f"() => {SCROLL_HEIGHT_JS.strip()}"
 
+#: Waits (at most 3 s) for the page's finite CSS animations and transitions to finish.
+FINISH_ANIMATIONS_JS = """async () => {
+  const finite = document.getAnimations().filter((a) => {
+    const timing = a.effect && a.effect.getComputedTiming();
+    return timing && Number.isFinite(timing.endTime);
+  });
+  await Promise.race([Promise.all(finite.map((a) => a.finished.catch(() => null))),
+                      new Promise((done) => setTimeout(done, 3000))]);
+}"""
+
 #: Layout problems at the current viewport (a list of strings, empty when all is well).
 LAYOUT_JS = """(minTarget) => {
   const problems = [];
@@ -333,7 +343,20 @@ class GuideTab:
 
     def axe_problems(self) -> tuple[list[dict], list[dict]]:
         """(serious/critical violations and color-contrast nodes axe could not decide,
-        the other violations)."""
+        the other violations).
+
+        Finite CSS animations and transitions are let finish first. A page with serious
+        violations is looked at again a second later and those are reported: a colour caught
+        half-way through a change of the page (seen on Solara's page right after a language
+        switch) is not what a visitor reads; a violation that stays fails."""
+        serious, other = self._axe_problems()
+        if serious:
+            self.page.wait_for_timeout(1000)
+            serious, other = self._axe_problems()
+        return serious, other
+
+    def _axe_problems(self) -> tuple[list[dict], list[dict]]:
+        self.page.evaluate(FINISH_ANIMATIONS_JS)
         response = self.axe()
         serious = [v for v in response["violations"] if v.get("impact") in SERIOUS
                    or v["id"] == "color-contrast"]
