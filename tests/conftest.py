@@ -12,6 +12,9 @@ kind               starter (context manager)    fixtures
 Voilà: the guide,  ``voila_server.start_voila``  ``voila_servers`` (factory: ``.guide()``,
 the dashboard                                   ``.dashboard(log_url)``, ``.serve(nb)``),
                                                 ``voila_guide``, ``guide_server``
+Solara: the guide  ``solara_server.              ``solara_servers`` (factory:
+                   start_solara``                ``.guide(*options)``),
+                                                ``solara_default_guide``
 JupyterLab         ``lab_server.start_lab``      ``lab_servers`` (factory: ``.serve(env)``)
 PostgreSQL         ``pg_server.start_postgres``  ``pg_url`` (session), ``pg_servers``
 nginx cluster      ``cluster_server.             ``cluster_servers`` (factory:
@@ -26,11 +29,15 @@ server: yield server``; a test that starts one itself asks for the factory. A se
 does not start fails the tests that use it (never a skip).
 
 The guide's host: ``guide_server`` is the guide served by each host of
-``voila_server.GUIDE_HOSTS``, a session-scoped parameter ``guide_host`` (only ``"voila"``
-for now): a test asking for ``guide_server`` runs once per host, so a second host (the same
-guide under another server) is added there and in ``VoilaServers.guide(host=...)``, and the
-tests that hold for every host run on it too. Tests of Voilà itself (its kernels, paths and
-log) ask for ``voila_guide``.
+``voila_server.GUIDE_HOSTS``, a session-scoped parameter ``guide_host`` (``"voila"`` and
+``"solara"``): a test asking for ``guide_server`` runs once per host (pytest runs all of
+one host's tests, then the other's), on one server per host for the whole session
+(``voila_guide``, ``solara_default_guide``). A module that needs a server of its own per host
+(other limits) writes a module-scoped fixture on ``guide_host`` that asks ``voila_servers``
+or ``solara_servers`` for it. Where a test checks what only one host has (Voilà's kernel
+processes, its template's page), it says so and runs on that host only
+(``server.host``). Tests of Voilà itself (its kernels, paths and log) ask for
+``voila_guide``; those of the Solara host itself (its gate) are in ``test_solara_host.py``.
 
 ``log_stores``: ``sqlite_url``, ``pg_schema_url`` and ``store_url``, empty log stores for
 the summary's and the flow map's tests. Here: ``flow_2024`` (the guide's 2024 flow as the process's default, for the tests whose
@@ -57,8 +64,8 @@ import pytest
 
 from widgets.flow import FLOW_ENV, default_flow
 
-pytest_plugins = ["browser", "voila_server", "lab_server", "pg_server", "cluster_server",
-                  "log_stores", "pytester"]
+pytest_plugins = ["browser", "voila_server", "solara_server", "lab_server", "pg_server",
+                  "cluster_server", "log_stores", "pytester"]
 
 #: The guide's flow as it was in 2024 (before the content was rewritten). The tests of the
 #: log, the summary and the dashboard compute their expected numbers by hand from logs written

@@ -8,8 +8,8 @@ test without saying so. ``pytest --quick`` (``./manage test
 --quick``) runs only the tests with none of :data:`HEAVY`.
 
 A test that starts something heavy without its fixture (a direct call of ``start_voila``,
-``start_lab``, ``start_postgres``, ``start_cluster`` or ``launch_chromium``) is not marked,
-so the starters refuse to run in the quick lane (:func:`refuse_in_quick_lane`): the test
+``start_solara``, ``start_lab``, ``start_postgres``, ``start_cluster`` or
+``launch_chromium``) is not marked, so the starters refuse to run in the quick lane (:func:`refuse_in_quick_lane`): the test
 fails there with a message naming the fixture to use, instead of passing for a quick test.
 """
 
@@ -28,6 +28,7 @@ HEAVY = ("browser", "server", "postgres", "cluster", "slow")
 FIXTURE_OF = {
     "Chromium": "browser (or page_factory)",
     "a Voilà server": "voila_servers (or voila_guide, guide_server)",
+    "a Solara server": "solara_servers (or solara_default_guide, guide_server)",
     "JupyterLab": "lab_servers",
     "PostgreSQL": "pg_url (or pg_servers)",
     "the nginx cluster": "cluster_servers",

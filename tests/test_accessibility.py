@@ -1,6 +1,8 @@
 """Accessibility of the guide in headless Chromium: axe-core, phone layout, keyboard only.
 
-One Voilà server (the project's ``voila.json``, an empty temporary log) serves the module.
+Every test runs on each host (``guide_server``: Voilà with the project's ``voila.json``, and
+Solara; the session's server of each, with an empty temporary log), but the one of a stopped
+guide, which needs a visit that can be stopped (``stopping_server``).
 
 * Every screen at phone width (375 × 800): each node of the flow opened by its deep link
   (``?step=<id>&lang=<ko|en>``), then switched to the other language with the language
@@ -47,7 +49,7 @@ from accessibility import (
 )
 from browser import artifact_path
 from playwright.sync_api import expect
-from voila_server import PROJECT_ROOT, VoilaServer
+from voila_server import PROJECT_ROOT
 
 from widgets import casenotes
 from widgets.engine import OUTCOME_KEYS, Engine
@@ -66,9 +68,9 @@ def ui(key: str, lang: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(voila_servers) -> Iterator[VoilaServer]:
-    with voila_servers.guide(preheated=True) as server:
-        yield server
+def server(guide_server):
+    """The guide on each host (see the module's docstring)."""
+    return guide_server
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +110,7 @@ def check_screen(tab: GuideTab, where: str, lang: str, layout: bool) -> list[str
               + ", ".join(f"{v['id']} ({v.get('impact')})" for v in other))
     if layout:
         problems += tab.layout_problems()
-    if tab.js_errors:
-        problems += [f"JavaScript error: {error}" for error in tab.js_errors]
-        tab.js_errors.clear()
+    problems += [f"JavaScript error: {error}" for error in tab.host_errors()]
     return [f"[{where}] {problem}" for problem in problems]
 
 
@@ -156,6 +156,7 @@ def test_every_screen_at_phone_width(phone_tab: GuideTab, node_id: str):
         problems += check_screen(phone_tab, f"{node_id} {lang} 375px, case notes open", lang,
                                  layout=True)
     assert not problems, "\n".join(problems)
+    phone_tab.xfail_if_known()
 
 
 # --------------------------------------------------------------------------- the call sheet
@@ -234,6 +235,7 @@ def test_call_sheet_at_phone_width_printed_to_pdf(phone_tab: GuideTab, tmp_path)
     tab.page.evaluate("window.dispatchEvent(new Event('afterprint'))")
     assert not tab.page.evaluate(
         "document.documentElement.classList.contains('guide-print-sheet')")
+    tab.xfail_if_known()
 
 
 def test_the_visit_that_comes_back_at_phone_width(phone_tab: GuideTab):
@@ -251,6 +253,7 @@ def test_the_visit_that_comes_back_at_phone_width(phone_tab: GuideTab):
     escalation = FLOW.role_nodes("escalation")[0]
     tab.expect_step(escalation, "ko")
     expect(tab.page.locator(".guide .widget-checkbox input")).to_be_checked()
+    tab.xfail_if_known()
 
 
 # --------------------------------------------------------------------------- desktop, mouse
@@ -315,6 +318,7 @@ def test_screens_at_desktop_width_by_mouse(desktop_tab: GuideTab):
         if wrong:
             problems.append(f"[{lang}] after Start over the focus is on {wrong}")
     assert not problems, "\n".join(problems)
+    tab.xfail_if_known()
 
 
 # --------------------------------------------------------------------------- keyboard only
@@ -441,25 +445,46 @@ def test_keyboard_only_walk_to_the_recap(desktop_tab: GuideTab, lang: str):
     walk.press("Enter")
     walk.expect_step_heading(FLOW.start)
     assert not walk.problems, "focus not visible:\n" + "\n".join(walk.problems)
-    assert not tab.js_errors, tab.js_errors
+    errors = tab.host_errors()
+    assert not errors, errors
+    tab.xfail_if_known()
 
 
 # --------------------------------------------------------------------------- the guide has stopped
 
 
-def test_the_notice_of_a_stopped_guide_at_phone_width(browser, server):
+@pytest.fixture(scope="module")
+def stopping_server(guide_host: str, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A server of each host whose visit a test can stop: on Voilà the session's server (the
+    test kills the visit's kernel process); on Solara, whose visits are virtual kernels with
+    no process of their own, a server that closes a visit after 8 s without an action."""
+    if guide_host == "voila":
+        yield request.getfixturevalue("voila_guide")
+        return
+    with request.getfixturevalue("solara_servers").guide("--idle-timeout=8",
+                                                         "--cull-interval=1") as server:
+        yield server
+
+
+def stop_visit(tab: GuideTab, server) -> None:
+    """Stop the tab's visit: kill its Voilà kernel; on Solara the idle visit is closed."""
+    if server.host == "voila":
+        kernel_id = tab.page.evaluate(
+            "JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
+        server.kernel_processes()[kernel_id].kill()
+
+
+def test_the_notice_of_a_stopped_guide_at_phone_width(browser, stopping_server):
     """The page's notice when its kernel is gone (see test_kernel_gone.py): an alert region
     in both languages, each part marked with its language; the focus moves to it; axe finds
     nothing serious on the page with its controls disabled; the phone layout holds; the link
     that starts again is named in both languages, at least 44 px tall, and shows a focus
     ring when reached with Tab."""
+    server = stopping_server
     tab = GuideTab(browser, server, PHONE, "stopped")
     try:
         tab.open(lang="en")
-        kernel_id = tab.page.evaluate(
-            "JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
-        process = server.kernel_processes()[kernel_id]
-        process.kill()
+        stop_visit(tab, server)
         notice = tab.page.locator(".guide .guide-offline")
         expect(notice).to_contain_text(ui("offline", "en"), timeout=60_000)
         problems = []
@@ -497,8 +522,10 @@ def test_the_notice_of_a_stopped_guide_at_phone_width(browser, server):
         ring = focus_ring_problem(focus) if focus is not None else "no focus"
         if ring:
             problems.append(ring)
-        problems += [f"JavaScript error: {error}" for error in tab.js_errors]
-        tab.screenshot(artifact_path("a11y-phone-stopped.png"))
+        problems += [f"JavaScript error: {error}" for error in tab.host_errors()]
+        tab.screenshot(artifact_path("a11y-phone-stopped.png" if server.host == "voila"
+                                     else f"a11y-phone-stopped-{server.host}.png"))
         assert not problems, "\n".join(problems)
+        tab.xfail_if_known()
     finally:
         tab.close()

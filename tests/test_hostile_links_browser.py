@@ -1,10 +1,14 @@
-"""Hostile links and the busy page, in Chromium.
+"""Hostile links and the busy page, in Chromium, on each host (``guide_server``: Voilà and
+Solara).
 
 A link is the one thing an attacker fully controls on the guide's page. For each hostile link
 the page must open the guide as usual with no dialog, no request leaving the machine, no
 element the link injected and no JavaScript error (a Content-Security-Policy violation is
 reported as one). A visitor beyond the server's cap sees the bilingual busy page, readable on
 a phone.
+
+The link's ``theme`` and ``template`` mean something to Voilà only (Solara's gate drops every
+parameter but the guide's own): on Solara they are hostile links like the others.
 """
 
 from __future__ import annotations
@@ -14,8 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
-from browser import artifact_path
-from voila_server import VoilaServer
+from browser import artifact_path, check_guard, xfail_if_known
 
 from widgets.flow import default_flow
 
@@ -37,35 +40,37 @@ INJECTED = """() => [
 
 
 @pytest.fixture(scope="module")
-def guide(voila_servers) -> Iterator[VoilaServer]:
-    with voila_servers.guide(preheated=True) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def full_guide(voila_servers) -> Iterator[VoilaServer]:
-    """A server whose one visitor slot is taken (no preheated pool)."""
-    with voila_servers.guide(preheated=True,
-                             extra_args=["--VoilaConfiguration.preheat_kernel=False",
-                                         "--GuideIdentityProvider.max_visitors=1"]) as server:
-        yield server
+def full_guide(guide_host: str, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A server of ``guide_host`` with room for one visitor (Voilà: no preheated pool)."""
+    if guide_host == "voila":
+        server = request.getfixturevalue("voila_servers").guide(
+            preheated=True, extra_args=["--VoilaConfiguration.preheat_kernel=False",
+                                        "--GuideIdentityProvider.max_visitors=1"])
+    else:
+        server = request.getfixturevalue("solara_servers").guide("--max-visitors=1")
+    with server as started:
+        yield started
 
 
 @pytest.mark.parametrize("name", list(HOSTILE_LINKS))
-def test_a_hostile_link_opens_the_plain_guide(page_factory, guide, name):
+def test_a_hostile_link_opens_the_plain_guide(page_factory, guide_server, name):
     page, guard = page_factory.new_page(f"hostile link: {name}")
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     link = urllib.parse.quote(HOSTILE_LINKS[name], safe="?=&#")
-    page.goto(guide.url + link, wait_until="domcontentloaded", timeout=120_000)
+    page.goto(guide_server.url + link, wait_until="domcontentloaded", timeout=120_000)
     page.wait_for_selector(".guide h2", state="visible", timeout=120_000)
     page.wait_for_timeout(500)  # anything injected would have run by now
     assert dialogs == [], f"the link opened a dialog: {dialogs}"
     assert page.evaluate(INJECTED) == []
-    assert page.evaluate("document.body.dataset.jpThemeName") == "JupyterLab Light"
+    if guide_server.host == "voila":  # Voilà's theme (Solara's page has no JupyterLab theme)
+        assert page.evaluate("document.body.dataset.jpThemeName") == "JupyterLab Light"
+    # the guide's page script, once: Voilà's page of the guide's template, not another;
+    # Solara's page dressed by its gate
     assert page.locator("script[src*='guide.js']").count() == 1, "another template was used"
-    assert guard.clean, guard.report()
+    known = check_guard(guard, guide_server.host)
     page_factory.close_page(page)
+    xfail_if_known(guide_server.host, known)
 
 
 #: Links whose step or language the guide ignores, with a value that would mislead a visitor
@@ -80,10 +85,10 @@ MISLEADING_LINKS = {
 
 
 @pytest.mark.parametrize("name", list(MISLEADING_LINKS))
-def test_the_notice_of_an_ignored_link_repeats_nothing_of_it(page_factory, guide, name):
+def test_the_notice_of_an_ignored_link_repeats_nothing_of_it(page_factory, guide_server, name):
     link, key, lang, parts = MISLEADING_LINKS[name]
     page, guard = page_factory.new_page(f"misleading link: {name}")
-    page.goto(guide.url + urllib.parse.quote(link, safe="?=&%"), wait_until="domcontentloaded",
+    page.goto(guide_server.url + urllib.parse.quote(link, safe="?=&%"), wait_until="domcontentloaded",
               timeout=120_000)
     notice = page.locator(".guide-notice [role='status']")
     expect(notice).to_have_text(default_flow().ui[key](lang), timeout=120_000)
@@ -92,8 +97,9 @@ def test_the_notice_of_an_ignored_link_repeats_nothing_of_it(page_factory, guide
     markup = page.evaluate("document.documentElement.outerHTML")
     for part in parts:
         assert part not in shown and part not in markup, part
-    assert guard.clean, guard.report()
+    known = check_guard(guard, guide_server.host)
     page_factory.close_page(page)
+    xfail_if_known(guide_server.host, known)
 
 
 def test_the_busy_page_is_readable_on_a_phone(browser, full_guide):

@@ -102,6 +102,7 @@ def test_markers_follow_the_fixtures_a_test_uses(scratch):
         "test_in_a_page": ["browser"],
         "test_through_a_fixture_of_its_own": ["server"],
         "test_on_the_guide_of_every_host[voila]": ["server"],
+        "test_on_the_guide_of_every_host[solara]": ["server"],
         "test_on_postgres": ["postgres"],
         "test_on_the_cluster": ["cluster", "postgres", "server"],
         "test_in_lab": ["server"],
@@ -115,7 +116,7 @@ def test_the_quick_lane_runs_only_unmarked_tests_and_refuses_to_start_servers(sc
     without its fixture: it fails, naming the fixture to use, instead of passing for a quick
     test (and nothing is started)."""
     result = scratch.runpytest_subprocess("--quick", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, failed=1, deselected=7)
+    result.assert_outcomes(passed=1, failed=1, deselected=8)
     result.stdout.fnmatch_lines(["*QuickLaneError*voila_servers*",
                                  "FAILED test_scratch.py::test_starting_voila_without_its_fixture*"])
 

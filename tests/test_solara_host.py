@@ -12,22 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 from browser import artifact_path
 from playwright.sync_api import expect
-from voila_server import free_port
+from solara_server import SolaraServer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -38,94 +33,26 @@ ROOT = Path(__file__).resolve().parent.parent
 FLOW = default_flow()
 NEXT = {"ko": "다음 단계로 →", "en": "Next step →"}
 CONTINUE = {"ko": "이 답으로 계속 →", "en": "Continue with this answer →"}
-START_TIMEOUT = 120.0
 
 
 # --------------------------------------------------------------------------- the servers
-
-
-@dataclass
-class SolaraServer:
-    process: subprocess.Popen
-    port: int
-    log_path: Path
-    store: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def sessions(self) -> set[str]:
-        if not self.store.exists():
-            return set()
-        conn = sqlite3.connect(f"file:{self.store}?mode=ro", uri=True, timeout=10)
-        try:
-            return {row[0] for row in conn.execute("SELECT DISTINCT session FROM events")}
-        except sqlite3.OperationalError:
-            return set()
-        finally:
-            conn.close()
-
-    def socket_url(self, kernel_id: str) -> str:
-        return (f"ws://127.0.0.1:{self.port}/jupyter/api/kernels/{kernel_id}/channels"
-                f"?session_id={uuid.uuid4()}")
-
-
-def start_solara(tmp: Path, *options: str, store: Path | None = None) -> SolaraServer:
-    port = free_port()
-    store = store or tmp / "events.sqlite3"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), GUIDE_DATA_DIR=str(tmp),
-               GUIDE_LOG_URL=f"sqlite://{store}")
-    log_path = tmp / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "widgets.hosts.solara", f"--port={port}", *options],
-            cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = SolaraServer(process, port, log_path, store)
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the Solara host exited ({process.returncode}):\n{server.log}")
-        try:
-            if requests.get(server.url + "readyz", timeout=5).status_code == 200:
-                return server
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            stop(server)
-            raise RuntimeError(f"the Solara host did not answer:\n{server.log}")
-        time.sleep(0.5)
-
-
-def stop(server: SolaraServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(15)
+# (started by solara_server.py's factory, fixture solara_servers)
 
 
 @pytest.fixture(scope="module")
-def solara_guide(tmp_path_factory) -> Iterator[SolaraServer]:
-    server = start_solara(tmp_path_factory.mktemp("solara-guide"),
-                          "--message-burst=60", "--message-rate=5")
-    yield server
-    stop(server)
+def solara_guide(solara_servers) -> Iterator[SolaraServer]:
+    with solara_servers.guide("--message-burst=60", "--message-rate=5") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def solara_small(tmp_path_factory) -> Iterator[SolaraServer]:
+def solara_small(solara_servers, tmp_path_factory) -> Iterator[SolaraServer]:
     tmp = tmp_path_factory.mktemp("solara-small")
     (tmp / "not-a-folder").write_text("the store's folder is a file: the store cannot open")
-    server = start_solara(tmp, "--max-visitors=1", "--retry-after=7", "--idle-timeout=6",
-                          "--cull-interval=1", store=tmp / "not-a-folder" / "events.sqlite3")
-    yield server
-    stop(server)
+    with solara_servers.guide("--max-visitors=1", "--retry-after=7", "--idle-timeout=6",
+                              "--cull-interval=1", data_dir=tmp,
+                              store=tmp / "not-a-folder" / "events.sqlite3") as server:
+        yield server
 
 
 # --------------------------------------------------------------------------- helpers

@@ -128,6 +128,9 @@ def free_port() -> int:
 class VoilaServer:
     """A running Voilà server: ``url`` (ends with ``/``), ``port``, ``process`` and its log."""
 
+    #: which host this is (``solara_server.SolaraServer.host`` is ``"solara"``)
+    host = "voila"
+
     def __init__(self, process: subprocess.Popen, port: int, notebook: Path,
                  log_path: Path, env: Mapping[str, str], pool_size: int) -> None:
         self.process = process
@@ -140,6 +143,12 @@ class VoilaServer:
 
     def __repr__(self) -> str:
         return f"VoilaServer({self.url!r}, pid={self.process.pid}, notebook={self.notebook.name!r})"
+
+    @property
+    def log_store(self) -> Path | None:
+        """The SQLite file of the server's interaction log, if its ``GUIDE_LOG_URL`` is one."""
+        url = self.env.get("GUIDE_LOG_URL", "")
+        return Path(url.removeprefix("sqlite://")) if url.startswith("sqlite://") else None
 
     @property
     def psutil_process(self) -> psutil.Process:
@@ -400,8 +409,9 @@ class VoilaServers:
     server does not start, and stops the server on exit.
 
     ``log_store`` (the default for the guide): the server gets an empty temporary interaction
-    log, ``GUIDE_LOG_URL=sqlite:///<tmp>/events.sqlite3`` and ``GUIDE_DATA_DIR=<tmp>``, so
-    nothing is written to the project's data folder; ``env`` is applied on top.
+    log, ``GUIDE_LOG_URL=sqlite:///<tmp>/events.sqlite3`` and ``GUIDE_DATA_DIR=<tmp>`` (and
+    no ``GUIDE_LOG``, so the guide logs), so nothing is written to the project's data folder
+    (``VoilaServer.log_store`` is that file); ``env`` is applied on top.
     ``preheated``: yield once the preheated pool is filled.
     """
 
@@ -412,7 +422,8 @@ class VoilaServers:
         """An empty temporary log: GUIDE_DATA_DIR and GUIDE_LOG_URL for a server."""
         data_dir = self.tmp_path_factory.mktemp(name)
         return {"GUIDE_DATA_DIR": str(data_dir),
-                "GUIDE_LOG_URL": f"sqlite://{data_dir / 'events.sqlite3'}"}
+                "GUIDE_LOG_URL": f"sqlite://{data_dir / 'events.sqlite3'}",
+                "GUIDE_LOG": None}  # the guide logs (the default), whatever the test run says
 
     @contextlib.contextmanager
     def serve(self, notebook: str | os.PathLike, *,
@@ -432,11 +443,10 @@ class VoilaServers:
         with stack:
             yield server
 
-    def guide(self, *, host: str = "voila", log_store: bool = True,
+    def guide(self, *, log_store: bool = True,
               **serve_args) -> contextlib.AbstractContextManager[VoilaServer]:
-        """The guide (notebooks/guide.ipynb) on ``host``, one of :data:`GUIDE_HOSTS`."""
-        if host != "voila":
-            raise ValueError(f"no starter for the guide on {host!r} (known: {GUIDE_HOSTS})")
+        """The guide (notebooks/guide.ipynb) on Voilà (the Solara host's factory is
+        ``solara_server.SolaraServers``)."""
         return self.serve(GUIDE_NOTEBOOK, log_store=log_store, **serve_args)
 
     def dashboard(self, log_url: str, *, env: Mapping[str, str | None] | None = None,
@@ -447,10 +457,10 @@ class VoilaServers:
         return self.serve(SUMMARY_NOTEBOOK, env=server_env, **serve_args)
 
 
-#: The hosts that serve the guide's notebook. ``guide_server`` runs each test once per host;
-#: a second host (the same guide under another server) is added here and in
-#: :meth:`VoilaServers.guide`.
-GUIDE_HOSTS = ("voila",)
+#: The hosts that serve the guide: ``guide_server`` runs each test once per host. "voila" is
+#: this module's Voilà (``voila_guide``), "solara" the Solara host of ``solara_server.py``
+#: (``solara_default_guide``).
+GUIDE_HOSTS = ("voila", "solara")
 
 
 # --------------------------------------------------------------------------- pytest fixtures
@@ -478,11 +488,17 @@ def guide_host(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+#: The session fixture serving the guide on each host of GUIDE_HOSTS.
+GUIDE_SERVER_OF = {"voila": "voila_guide", "solara": "solara_default_guide"}
+
+
 @pytest.fixture(scope="session")
 @needs("server")
 def guide_server(guide_host: str, request: pytest.FixtureRequest):
-    """The guide served by ``guide_host`` for the session, with an empty temporary log: for
-    the tests that hold for every host. On Voilà it is ``voila_guide``'s server."""
-    if guide_host == "voila":
-        return request.getfixturevalue("voila_guide")
-    raise ValueError(f"no guide server for host {guide_host!r}")
+    """The guide served by ``guide_host`` for the session, with an empty temporary log
+    (``server.log_store``), for the tests that hold for every host: ``voila_guide``'s server
+    (a :class:`VoilaServer`) or ``solara_default_guide``'s (a ``solara_server.SolaraServer``).
+    Both have ``host``, ``url``, ``port``, ``get()`` and ``log_store``."""
+    if guide_host not in GUIDE_SERVER_OF:
+        raise ValueError(f"no guide server for host {guide_host!r}")
+    return request.getfixturevalue(GUIDE_SERVER_OF[guide_host])
