@@ -14,6 +14,7 @@ import contextlib
 import json
 import re
 import time
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
