@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from browser import SCROLL_HEIGHT_JS, known_host_errors, xfail_if_known
+from browser import SCROLL_HEIGHT_JS
 from playwright.sync_api import expect
 
 from widgets.flow import default_flow
@@ -232,7 +232,6 @@ class GuideTab:
         #: the host serving the page ("voila", "solara"), for its known bug (browser.py)
         self.host = getattr(server, "host", "voila")
         self.js_errors: list[str] = []
-        self.known_errors: list[str] = []
         self.page.on("pageerror", lambda error: self.js_errors.append(f"uncaught: {error}"))
         self.page.on("console", self._console)
         self._last_frame = time.monotonic()
@@ -285,20 +284,11 @@ class GuideTab:
         if message.type == "error" and "Content Security Policy" in message.text:
             self.js_errors.append(f"console.error: {message.text}")
 
-    def host_errors(self) -> list[str]:
-        """The JavaScript errors so far, but those of the host's known bug (set aside in
-        ``known_errors``: see ``browser.known_host_errors``); the list is emptied."""
-        known, other = known_host_errors(self.host, self.js_errors)
-        self.known_errors += known
+    def page_errors(self) -> list[str]:
+        """The JavaScript errors so far; the list is emptied."""
+        errors = list(self.js_errors)
         self.js_errors.clear()
-        return other
-
-    def xfail_if_known(self) -> None:
-        """Call at the end of a test whose checks passed: xfail if the page had the host's
-        known bug (``browser.xfail_if_known``)."""
-        late, _ = known_host_errors(self.host, self.js_errors)
-        known, self.known_errors = self.known_errors + late, []
-        xfail_if_known(self.host, known)
+        return errors
 
     def _watch_websocket(self, websocket) -> None:
         def seen(_payload) -> None:

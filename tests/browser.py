@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -159,53 +158,9 @@ class PageGuard:
         return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- a known host bug
-
-#: A known bug of the Solara host: its pages' Content-Security-Policy (the Solara gate's) allows
-#: no ``blob:`` script, but jupyter-vue's es-module-shims, loaded by every Solara page, starts by
-#: loading a ``blob:`` script (its probe of dynamic import); Chromium blocks it and reports the
-#: violation, and the page then has an uncaught ``Event`` that Solara's app logs as an error.
-#: The guide does not need that script. The tests on Solara set these errors aside
-#: (:func:`known_host_errors`) and, when every other check has passed, end as xfail
-#: (:func:`xfail_if_known`) until the host no longer has them; any other error still fails.
-SOLARA_BLOB_SCRIPT = re.compile(r"^console\.error: Loading the script 'blob:[^']*' violates the "
-                                r"following Content Security Policy directive: \"script-src ")
-#: What follows the blocked script on the same page (only set aside when it was blocked).
-SOLARA_BLOB_AFTERMATH = (
-    re.compile(r"^uncaught: Event$"),
-    re.compile(r"^console\.error: Error: \[object Event\]\s+at \S*/_solara/cdn/"
-               r"@widgetti/solara-vuetify\d*-app@"),
-)
-SOLARA_BLOB_REASON = ("Solara host bug: its Content-Security-Policy blocks the blob: script that "
-                      "jupyter-vue's es-module-shims loads on every page (a JavaScript error)")
-
-
-def known_host_errors(host: str, errors: Iterable[str]) -> tuple[list[str], list[str]]:
-    """``errors`` split into those of the known bug of ``host`` (see SOLARA_BLOB_SCRIPT) and
-    the others. Only a page that had the blocked script has the bug's aftermath."""
-    errors = list(errors)
-    if host != "solara" or not any(SOLARA_BLOB_SCRIPT.match(e) for e in errors):
-        return [], errors
-    known = [e for e in errors if SOLARA_BLOB_SCRIPT.match(e)
-             or any(pattern.match(e) for pattern in SOLARA_BLOB_AFTERMATH)]
-    return known, [e for e in errors if e not in known]
-
-
-def xfail_if_known(host: str, known: Iterable[str]) -> None:
-    """Call after every other check passed: xfail when the page had the known bug's errors."""
-    known = list(known)
-    if known:
-        pytest.xfail(f"{SOLARA_BLOB_REASON} ({host}: {len(known)} error(s), e.g. "
-                     f"{known[0][:160]!r})")
-
-
-def check_guard(guard: PageGuard, host: str) -> list[str]:
-    """Fail unless ``guard``'s page made no external request and had no JavaScript error but
-    those of the known bug of ``host``, which are returned (for :func:`xfail_if_known`)."""
-    known, other = known_host_errors(host, guard.js_errors)
-    assert not guard.external and not other, PageGuard(
-        guard.name, guard.external, other).report()
-    return known
+def check_guard(guard: PageGuard) -> None:
+    """Fail unless ``guard``'s page made no external request and had no JavaScript error."""
+    assert not guard.external and not guard.js_errors, guard.report()
 
 
 class PageFactory:

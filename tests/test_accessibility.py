@@ -110,7 +110,7 @@ def check_screen(tab: GuideTab, where: str, lang: str, layout: bool) -> list[str
               + ", ".join(f"{v['id']} ({v.get('impact')})" for v in other))
     if layout:
         problems += tab.layout_problems()
-    problems += [f"JavaScript error: {error}" for error in tab.host_errors()]
+    problems += [f"JavaScript error: {error}" for error in tab.page_errors()]
     return [f"[{where}] {problem}" for problem in problems]
 
 
@@ -156,7 +156,6 @@ def test_every_screen_at_phone_width(phone_tab: GuideTab, node_id: str):
         problems += check_screen(phone_tab, f"{node_id} {lang} 375px, case notes open", lang,
                                  layout=True)
     assert not problems, "\n".join(problems)
-    phone_tab.xfail_if_known()
 
 
 # --------------------------------------------------------------------------- the call sheet
@@ -235,7 +234,6 @@ def test_call_sheet_at_phone_width_printed_to_pdf(phone_tab: GuideTab, tmp_path)
     tab.page.evaluate("window.dispatchEvent(new Event('afterprint'))")
     assert not tab.page.evaluate(
         "document.documentElement.classList.contains('guide-print-sheet')")
-    tab.xfail_if_known()
 
 
 def test_the_visit_that_comes_back_at_phone_width(phone_tab: GuideTab):
@@ -253,7 +251,6 @@ def test_the_visit_that_comes_back_at_phone_width(phone_tab: GuideTab):
     escalation = FLOW.role_nodes("escalation")[0]
     tab.expect_step(escalation, "ko")
     expect(tab.page.locator(".guide .widget-checkbox input")).to_be_checked()
-    tab.xfail_if_known()
 
 
 # --------------------------------------------------------------------------- desktop, mouse
@@ -318,7 +315,6 @@ def test_screens_at_desktop_width_by_mouse(desktop_tab: GuideTab):
         if wrong:
             problems.append(f"[{lang}] after Start over the focus is on {wrong}")
     assert not problems, "\n".join(problems)
-    tab.xfail_if_known()
 
 
 # --------------------------------------------------------------------------- keyboard only
@@ -445,9 +441,8 @@ def test_keyboard_only_walk_to_the_recap(desktop_tab: GuideTab, lang: str):
     walk.press("Enter")
     walk.expect_step_heading(FLOW.start)
     assert not walk.problems, "focus not visible:\n" + "\n".join(walk.problems)
-    errors = tab.host_errors()
+    errors = tab.page_errors()
     assert not errors, errors
-    tab.xfail_if_known()
 
 
 # --------------------------------------------------------------------------- the guide has stopped
@@ -522,10 +517,9 @@ def test_the_notice_of_a_stopped_guide_at_phone_width(browser, stopping_server):
         ring = focus_ring_problem(focus) if focus is not None else "no focus"
         if ring:
             problems.append(ring)
-        problems += [f"JavaScript error: {error}" for error in tab.host_errors()]
+        problems += [f"JavaScript error: {error}" for error in tab.page_errors()]
         tab.screenshot(artifact_path("a11y-phone-stopped.png" if server.host == "voila"
                                      else f"a11y-phone-stopped-{server.host}.png"))
         assert not problems, "\n".join(problems)
-        tab.xfail_if_known()
     finally:
         tab.close()

@@ -38,7 +38,6 @@ from browser import (
     artifact_path,
     check_guard,
     full_page_screenshot,
-    xfail_if_known,
 )
 from playwright.sync_api import Page, expect
 
@@ -620,12 +619,11 @@ def test_no_page_left_127_0_0_1_or_raised_a_js_error(page_factory, journal):
     _require_walks(journal)
     mine = page_factory.guards[journal.first_guard:]
     assert len(mine) >= len(WALKS), f"fewer pages than walks on {journal.host}"
-    known, problems = [], []
+    problems = []
     for guard in mine:
         try:
-            known += check_guard(guard, journal.host)
+            check_guard(guard)
         except AssertionError as error:
             problems.append(str(error))
     assert not problems, ("pages made external requests (aborted) or had JavaScript errors:\n"
                           + "\n".join(problems))
-    xfail_if_known(journal.host, known)

@@ -115,9 +115,11 @@ def test_the_page_serves_with_the_guides_headers(solara_guide):
     assert "server" not in {k.lower() for k in response.headers}
     assert response.headers["Referrer-Policy"] == voila["Referrer-Policy"]
     assert response.headers["X-Frame-Options"] == voila["X-Frame-Options"]
-    # voila.json's policy, with only 'unsafe-eval' added to script-src (Vue compiles templates)
+    # voila.json's policy, with only 'unsafe-eval' (Vue compiles templates) and blob: (ipyvue's
+    # module loader, made by the page) added to script-src, and blob: to connect-src
     expected = {d.split()[0]: d.split()[1:] for d in voila["Content-Security-Policy"].split("; ")}
-    expected["script-src"].append("'unsafe-eval'")
+    expected["script-src"] += ["'unsafe-eval'", "blob:"]
+    expected["connect-src"].append("blob:")
     got = {d.split()[0]: d.split()[1:] for d in response.headers["Content-Security-Policy"].split("; ")}
     assert got == expected
     assert '<html lang="ko">' in response.text

@@ -218,27 +218,34 @@ def _is_diagnostic(text: str) -> bool:
 # ------------------------------------------------------------------------- the gate
 
 
-#: The one source the Solara page needs beyond voila.json's policy: Vue, in Solara's page
-#: bundle, compiles the page's template and ipyvue's widget templates in the browser
-#: (``new Function``); without it the page stays blank.
-UNSAFE_EVAL = "'unsafe-eval'"
+#: The sources the Solara page needs beyond voila.json's policy. ``'unsafe-eval'``: Vue, in
+#: Solara's page bundle, compiles the page's template and ipyvue's widget templates in the
+#: browser (``new Function``); without it the page stays blank. ``blob:`` (scripts, and fetching
+#: them): ipyvue loads its module loader (es-module-shims) at start-up as a script made by the
+#: page itself; without it every page throws an error. Only a script already running on the
+#: page can make a ``blob:`` URL, so neither lets a link or another site bring code.
+EXTRA_SOURCES: dict[str, tuple[str, ...]] = {
+    "script-src": ("'unsafe-eval'", "blob:"),
+    "connect-src": ("blob:",),
+}
 
 
 def security_headers() -> dict[str, str]:
     """The headers of the guide's voila.json (:func:`widgets.hosts.common.security_headers`),
-    its Content-Security-Policy with :data:`UNSAFE_EVAL` added to ``script-src`` and nothing
-    else changed. RuntimeError when they cannot be read (the host then does not start)."""
+    its Content-Security-Policy with :data:`EXTRA_SOURCES` added and nothing else changed.
+    RuntimeError when they cannot be read (the host then does not start)."""
     try:
         headers = common.security_headers()
     except common.ConfigurationError as exc:
         raise RuntimeError(str(exc)) from exc
     policy = headers["Content-Security-Policy"]
-    directives = [d.strip() for d in policy.split(";") if d.strip()]
-    if not any(d.split()[0] == "script-src" for d in directives):
-        raise RuntimeError("the guide's Content-Security-Policy (voila.json) has no script-src")
+    directives = [d.split() for d in policy.split(";") if d.strip()]
+    for name in EXTRA_SOURCES:
+        if not any(d[0] == name for d in directives):
+            raise RuntimeError(f"the guide's Content-Security-Policy (voila.json) has no {name}")
     headers["Content-Security-Policy"] = "; ".join(
-        d + " " + UNSAFE_EVAL if d.split()[0] == "script-src" and UNSAFE_EVAL not in d.split()
-        else d for d in directives)
+        " ".join(d + [source for source in EXTRA_SOURCES.get(d[0], ()) if source not in d])
+        for d in directives)
     return headers
 
 
