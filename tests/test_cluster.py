@@ -250,7 +250,7 @@ class Visitor:
 SOLARA_VUE_LOADER = re.compile(r"^console\.error: Loading the script 'blob:.*/jupyter-vue/nodeps\.js\)$",
                                re.S)
 SOLARA_VUE_LOADER_EVENT = re.compile(r"^(uncaught: Event|console\.error: Error: \[object Event\]"
-                                     r"\s+at \S+/_solara/cdn/\S+)$", re.S)
+                                     r"\s+at \S+/_solara/cdn/[^\s:]+:\d+:\d+ \(\S+\))$", re.S)
 
 
 def unexpected(visitor: Visitor) -> list[str]:
