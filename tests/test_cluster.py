@@ -32,6 +32,7 @@ No timing is asserted: waits are generous deadlines for a loaded 2-core machine.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import uuid
@@ -313,6 +314,31 @@ def test_one_address_cannot_fill_a_server_in_one_burst() -> None:
     assert bursts and all(1 <= burst < visitor_cap() for burst in bursts), bursts
     rate = re.search(r"zone=guide_pages:\S+ rate=(\d+)r/m", site)
     assert rate and int(rate.group(1)) < visitor_cap(), "a minute's page loads fill a server"
+
+
+def test_solara_workers_take_the_clusters_limits(tmp_path) -> None:
+    """A Solara worker's visitor cap and culling are voila.json's, on its command line and in
+    its systemd unit; the limits parse as the host parses them."""
+    from deploy.cluster import ROOT, Solara, solara_limits
+    from widgets.hosts.solara.__main__ import parse
+
+    config = json.loads((ROOT / "voila.json").read_text(encoding="utf-8"))
+    limits = solara_limits()
+    assert limits["max_visitors"] == config["GuideIdentityProvider"]["max_visitors"] == visitor_cap()
+    assert limits["idle_timeout"] == config["GuideKernelManager"]["cull_connected_after"]
+    assert limits["disconnected_timeout"] == config["MappingKernelManager"]["cull_idle_timeout"]
+    assert limits["max_message_bytes"] == \
+        config["Voila"]["tornado_settings"]["websocket_max_message_size"]
+    assert solara_limits(max_visitors=0)["max_visitors"] == 0
+    command = Solara(9999, tmp_path / "solara.log", {}).command()
+    assert command[1:3] == ["-m", "widgets.hosts.solara"]
+    _, parsed = parse(command[3:])
+    for name, value in limits.items():
+        assert getattr(parsed, name) == value, name
+    unit = (ROOT / "deploy" / "guide-solara@.service").read_text(encoding="utf-8")
+    start = re.search(r"^ExecStart=\S+ -m widgets\.hosts\.solara (.*)$", unit, re.M)
+    assert start, "the unit starts no Solara worker"
+    assert start.group(1).split() == ["--ip=127.0.0.1", "--port=%i", *command[5:]]
 
 
 def test_proxy_publishes_only_what_the_page_needs(cluster: Cluster) -> None:
