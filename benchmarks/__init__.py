@@ -3,7 +3,8 @@
 * ``voila_bench``     the guide against a bare widget app, both served by Voilà, in Chromium
 * ``hosts_bench``     the guide under Voilà and under Solara side by side: browser timings,
                       memory and CPU per visitor, bursts of visitors (``ws_visitor``: a
-                      visitor without a browser; ``solara_standin``: the guide as a Solara app)
+                      visitor without a browser; the Solara server is the guide's own host,
+                      ``python -m widgets.hosts.solara``)
 * ``capacity_bench``  what a visitor costs through the cluster of ``./manage cluster``
 * ``log_write.py``    interaction-log write latency with concurrent writers
 * ``summary_bench.py`` the maintainers' summary on a large log

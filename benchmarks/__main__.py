@@ -163,8 +163,9 @@ def run_hosts(args: argparse.Namespace, machine: dict[str, str]) -> tuple[str, b
     load = " / ".join(f"{x:.1f}" for x in result.settings.get("load", ()))
     text = "\n".join([
         stamp(machine), "",
-        f"Settings: {hosts_bench.versions()}; Solara app `{settings['solara_app']}` "
-        f"(`--production`), Voilà with the project's voila.json (preheated pool); the log off "
+        f"Settings: {hosts_bench.versions()}; Solara: the guide's host `{settings['solara_host']}` "
+        f"(the cluster's limits but no visitor cap), Voilà with the project's voila.json "
+        f"(preheated pool); the log off "
         f"for both. Browser: {settings['loads']} loads and {settings['clicks']} clicks per host, "
         f"alternating. Without a browser: {settings['voila_visitors']} (Voilà) and "
         f"{settings['visitors']} (Solara) visitors at once, then Solara bursts of "

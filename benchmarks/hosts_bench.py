@@ -2,9 +2,11 @@
 
 Both servers run the same guide with the log off (``GUIDE_LOG=off``: the log's cost is the
 log benchmark's business): Voilà the notebook with the project's ``voila.json`` (a kernel
-process per visitor, started ahead in a preheated pool), Solara the app of
-``deploy.cluster.SOLARA_APP`` in production mode (a virtual kernel per visitor, inside the
-server process). Measured for each host:
+process per visitor, started ahead in a preheated pool), Solara the guide's own host
+(``python -m widgets.hosts.solara``, ``deploy.cluster.SOLARA_MODULE``: a virtual kernel per
+visitor, inside the server process, behind the host's gate) with the cluster's limits
+(:func:`deploy.cluster.solara_limits`) but no visitor cap, so that the bursts reach it.
+Measured for each host:
 
 * **time to interactive** and **click → DOM change**, in headless Chromium, as
   ``benchmarks/voila_bench.py`` measures them (the first ``.guide select`` usable; Next/Back
@@ -45,6 +47,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -72,7 +76,7 @@ from benchmarks.voila_bench import (  # noqa: E402
     wait_quiet,
 )
 from benchmarks.ws_visitor import Visitor  # noqa: E402
-from deploy.cluster import GUIDE_NOTEBOOK, SOLARA_APP, Solara  # noqa: E402
+from deploy.cluster import GUIDE_NOTEBOOK, SOLARA_MODULE, Solara, solara_limits  # noqa: E402
 
 HOSTS = ("voila", "solara")
 CONTROL = ".guide select"
@@ -224,7 +228,8 @@ class Host:
 @contextmanager
 def solara_server(env: dict[str, str], log_dir: Path):
     port = free_port()
-    server = Solara(SOLARA_APP, port, log_dir / f"solara-{port}.log", env)
+    # the cluster's limits; no visitor cap: the bursts are larger than a worker's cap
+    server = Solara(port, log_dir / f"solara-{port}.log", env, solara_limits(max_visitors=0))
     server.start()
     try:
         server.wait_answering()
@@ -392,12 +397,28 @@ def crowd(host: Host, visitors: int, continue_label: str, click_window: float = 
 
 
 def _wait_gone(host: Host, kernels: set[str], timeout: float = 120.0) -> None:
-    """Voilà: until the crowd's kernels are shut down (the page-close requests)."""
-    if host.voila is None:
-        return
+    """Until the crowd's kernels are closed (the page-close requests): Voilà's kernel
+    processes, Solara's visits as its kernel probe tells (404 once a visit ended)."""
     deadline = time.monotonic() + timeout
-    while kernels & set(host.kernels()) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    if host.voila is not None:
+        while kernels & set(host.kernels()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return
+    left = set(kernels)
+    while left and time.monotonic() < deadline:
+        left = {k for k in left if _solara_holds(host.url, k)}
+        if left:
+            time.sleep(0.5)
+
+
+def _solara_holds(url: str, kernel_id: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}jupyter/api/kernels/{kernel_id}", timeout=30):
+            return True
+    except urllib.error.HTTPError:
+        return False
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------- the run
@@ -413,7 +434,8 @@ def run(loads: int = 6, clicks: int = 12, visitors: int = 16,
     voila_crowd = min(visitors, VOILA_CROWD_MAX)
     settings = {"loads": loads, "clicks": clicks, "visitors": visitors,
                 "voila_visitors": voila_crowd, "bursts": list(bursts),
-                "click_window": click_window, "solara_app": SOLARA_APP,
+                "click_window": click_window,
+                "solara_host": f"python -m {SOLARA_MODULE}",
                 "load": os.getloadavg()}
     results = {name: HostResult(name) for name in HOSTS}
     run_ = HostsRun(results["voila"], results["solara"], settings)

@@ -13,8 +13,10 @@ Started in this order (and stopped in the reverse one):
 2. N Voilà servers of ``notebooks/guide.ipynb`` on consecutive ports from 8870, each started
    from the project folder (so with its ``voila.json``) with ``GUIDE_LOG_URL`` pointing at
    the one log, as the systemd unit ``deploy/guide-voila@.service`` starts them; or, with
-   ``--solara``, N Solara servers of :data:`SOLARA_APP` (production mode), each holding its
-   visitors' virtual kernels in its own process;
+   ``--solara``, N Solara servers of the guide (``python -m widgets.hosts.solara``, the
+   module :data:`SOLARA_MODULE`), each holding its visitors' virtual kernels in its own
+   process, with the limits of :func:`solara_limits` (the same visitor cap and culling as
+   the Voilà servers', from ``voila.json``);
 3. the dashboard (``notebooks/summary.ipynb``) on 8867, reading the same log;
 4. nginx on 8866 with ``deploy/nginx/guide.conf.in`` rendered for those N servers: cookie
    stickiness (a visitor's page, websocket and later requests reach one worker), websockets,
@@ -51,14 +53,15 @@ ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 GUIDE_NOTEBOOK = "notebooks/guide.ipynb"
 SUMMARY_NOTEBOOK = "notebooks/summary.ipynb"
-#: The guide as a Solara app: what ``solara run`` is given (a file or a module). The one place
+#: The guide's Solara host: the module a Solara worker runs (``python -m``). The one place
 #: that names it, for the cluster and the benchmarks.
-SOLARA_APP = "benchmarks/solara_standin.py"
+SOLARA_MODULE = "widgets.hosts.solara"
 #: The hosts a worker of the guide can be: Voilà servers of the notebook, or Solara servers.
 HOSTS = ("voila", "solara")
 HOST_NAMES = {"voila": "Voilà", "solara": "Solara"}
-#: Log connections allowed per Solara worker: one per visitor's kernel that logged a click.
-SOLARA_CONNECTIONS = 250
+#: Log connections a Solara worker needs: its visitors share one log store, which holds one
+#: connection (a second while a lost one is replaced).
+SOLARA_CONNECTIONS = 2
 SITE_TEMPLATE = HERE / "nginx" / "guide.conf.in"
 MAIN_TEMPLATE = HERE / "nginx" / "nginx.conf.in"
 
@@ -247,16 +250,19 @@ class Voila:
 
 
 class Solara:
-    """One Solara server of the guide (:data:`SOLARA_APP`), production mode, on
-    127.0.0.1:``port``, started from the project folder, its output in ``log_path``. Every
-    visitor's kernel is a virtual kernel inside this one process."""
+    """One Solara server of the guide (``python -m widgets.hosts.solara``) on
+    127.0.0.1:``port``, started from the project folder, its output in ``log_path``, with
+    ``limits`` (:class:`widgets.hosts.solara.settings.Limits`' names: ``max_visitors``,
+    ``idle_timeout``, ...) as its options. Every visitor's kernel is a virtual kernel inside
+    this one process."""
 
-    def __init__(self, app: str, port: int, log_path: Path, env: Mapping[str, str],
+    def __init__(self, port: int, log_path: Path, env: Mapping[str, str],
+                 limits: Mapping[str, float] | None = None,
                  extra_args: Sequence[str] = ()) -> None:
-        self.app = app
         self.port = port
         self.log_path = log_path
         self.env = dict(env)
+        self.limits = dict(solara_limits() if limits is None else limits)
         self.extra_args = list(extra_args)
         self.process: subprocess.Popen | None = None
 
@@ -267,11 +273,17 @@ class Solara:
 
     def __repr__(self) -> str:
         pid = self.process.pid if self.process else None
-        return f"Solara({self.app!r}, port={self.port}, pid={pid})"
+        return f"Solara(port={self.port}, pid={pid})"
+
+    def command(self) -> list[str]:
+        options = [f"--{name.replace('_', '-')}="
+                   f"{int(value) if float(value).is_integer() else value}"
+                   for name, value in self.limits.items()]
+        return [sys.executable, "-m", SOLARA_MODULE, "--ip=127.0.0.1", f"--port={self.port}",
+                *options, *self.extra_args]
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "solara", "run", self.app, "--host", "127.0.0.1",
-                   "--port", str(self.port), "--production", "--no-open", *self.extra_args]
+        command = self.command()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**self.env, "PYTHONPATH": os.pathsep.join(
             filter(None, [str(ROOT), self.env.get("PYTHONPATH", "")]))}
@@ -294,6 +306,11 @@ class Solara:
     def kernel_pids(self) -> list[int]:
         return []  # virtual kernels: threads of the server process
 
+    def holds(self, kernel_id: str) -> bool:
+        """Whether this worker holds the visit of ``kernel_id``, asked directly (the kernel
+        probe the page's script uses: 200 while the visit lives, 404 once it ended)."""
+        return self.alive() and _get(f"{self.url}jupyter/api/kernels/{kernel_id}") == 200
+
 
 #: A static file each host serves without starting anything (to see that it answers).
 STATIC_PROBE = {"voila": "voila/static/voila.js", "solara": "static/main-vuetify.js"}
@@ -303,14 +320,52 @@ def _tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def visitor_cap() -> int:
-    """Visitors one Voilà server serves at once (``voila.json``'s
-    ``GuideIdentityProvider.max_visitors``; 32 when not set)."""
+def _voila_config() -> dict:
     try:
         config = json.loads((ROOT / "voila.json").read_text(encoding="utf-8"))
-        return int(config.get("GuideIdentityProvider", {}).get("max_visitors", 32)) or 32
     except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def visitor_cap() -> int:
+    """Visitors one server of the guide serves at once, Voilà or Solara (``voila.json``'s
+    ``GuideIdentityProvider.max_visitors``; 32 when not set)."""
+    try:
+        return int(_voila_config().get("GuideIdentityProvider", {}).get("max_visitors", 32)) or 32
+    except (TypeError, ValueError):
         return 32
+
+
+#: Each Solara worker's limit and where ``voila.json`` gives the Voilà servers' one:
+#: (section, key) and, for the message size, the tornado setting.
+SOLARA_FROM_VOILA = {
+    "max_visitors": ("GuideIdentityProvider", "max_visitors"),
+    "retry_after": ("GuideIdentityProvider", "retry_after"),
+    "idle_timeout": ("GuideKernelManager", "cull_connected_after"),
+    "disconnected_timeout": ("MappingKernelManager", "cull_idle_timeout"),
+    "cull_interval": ("MappingKernelManager", "cull_interval"),
+    "max_message_bytes": ("Voila", "tornado_settings.websocket_max_message_size"),
+}
+
+
+def solara_limits(**overrides: float) -> dict[str, float]:
+    """The Solara workers' limits from the cluster's configuration, the one the Voilà
+    servers read (``voila.json``): the visitor cap and busy page's Retry-After, the idle
+    visit's end (Voilà's ``cull_connected_after``), a page gone's kernel (Voilà's
+    ``cull_idle_timeout``), the culler's interval and the websocket message size; a limit
+    ``voila.json`` does not give keeps the host's default. ``overrides`` win (the benchmarks
+    lift the cap for their bursts)."""
+    config = _voila_config()
+    limits: dict[str, float] = {}
+    for name, (section, key) in SOLARA_FROM_VOILA.items():
+        value = config.get(section, {})
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            limits[name] = value
+    limits.update(overrides)
+    return limits
 
 
 def voila_env(log_url: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -332,6 +387,8 @@ class Cluster:
     ``backend_ports`` default to ``servers`` consecutive ports from 8870. ``summary_port``
     None: no dashboard. ``log_url`` given: no PostgreSQL is started, that store is used.
     ``runtime`` holds everything the cluster writes (logs, nginx's files, the database).
+    ``host``: ``voila`` or ``solara`` workers; ``solara_overrides``: limits of the Solara
+    workers other than :func:`solara_limits`' (e.g. ``max_visitors=0`` for a benchmark).
     """
 
     def __init__(self, servers: int = 2, *, port: int = DEFAULT_PORT,
@@ -341,10 +398,12 @@ class Cluster:
                  runtime: Path = ROOT / "data" / "cluster", pg_fsync: bool = True,
                  env: Mapping[str, str] | None = None,
                  voila_args: Sequence[str] = (),
-                 page_burst: int = DEFAULT_PAGE_BURST, host: str = "voila") -> None:
+                 page_burst: int = DEFAULT_PAGE_BURST, host: str = "voila",
+                 solara_overrides: Mapping[str, float] | None = None) -> None:
         if host not in HOSTS:
             raise ValueError(f"host must be one of {', '.join(HOSTS)}")
         self.host = host
+        self.solara_limits = solara_limits(**dict(solara_overrides or {}))
         if backend_ports is None:
             backend_ports = [DEFAULT_BACKEND_PORT + i for i in range(servers)]
         if not backend_ports:
@@ -395,8 +454,8 @@ class Cluster:
         nginx = find_nginx()
         if self.log_url is None:
             progress(f"PostgreSQL on 127.0.0.1:{self.pg_port or '(free port)'}")
-            # one connection per visitor's kernel (from its first logged event on)
-            # (a Solara worker has no visitor cap of its own: SOLARA_CONNECTIONS each)
+            # Voilà: one connection per visitor's kernel (from its first logged event on);
+            # Solara: one log store per worker, shared by its visitors (SOLARA_CONNECTIONS)
             per_worker = SOLARA_CONNECTIONS if self.host == "solara" else visitor_cap()
             self.postgres = LocalPostgres(self.runtime / "postgres", port=self.pg_port,
                                           fsync=self.pg_fsync,
@@ -406,8 +465,8 @@ class Cluster:
             self.log_url = self.postgres.url
         env = voila_env(self.log_url, self.base_env)
         if self.host == "solara":
-            self.backends = [Solara(SOLARA_APP, port, self.runtime / f"solara-{port}.log", env)
-                             for port in self.backend_ports]
+            self.backends = [Solara(port, self.runtime / f"solara-{port}.log", env,
+                                    self.solara_limits) for port in self.backend_ports]
         else:
             self.backends = [Voila(GUIDE_NOTEBOOK, port, self.runtime / f"voila-{port}.log",
                                    env, self.voila_args) for port in self.backend_ports]
