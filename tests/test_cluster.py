@@ -247,24 +247,9 @@ class Visitor:
         self.factory.close_page(self.page)
 
 
-#: What Solara's page logs, and the guide does not control, when the Content-Security-Policy
-#: refuses jupyter-vue's component loader (a ``blob:`` script; docs/solara.md): the refusal,
-#: and the failed load it raises, uncaught, in Solara's page bundle.
-SOLARA_VUE_LOADER = re.compile(r"^console\.error: Loading the script 'blob:.*/jupyter-vue/nodeps\.js\)$",
-                               re.S)
-SOLARA_VUE_LOADER_EVENT = re.compile(r"^(uncaught: Event|console\.error: Error: \[object Event\]"
-                                     r"\s+at \S+/_solara/cdn/[^\s:]+:\d+:\d+ \(\S+\))$", re.S)
-
-
 def unexpected(visitor: Visitor) -> list[str]:
-    """The visitor's page's errors and requests off the machine, but for the refusal of
-    jupyter-vue's component loader on Solara's page (and the failed load it raises, only
-    with that refusal)."""
-    errors = list(visitor.guard.js_errors)
-    if visitor.cluster.host == "solara" and any(SOLARA_VUE_LOADER.match(e) for e in errors):
-        errors = [e for e in errors
-                  if not SOLARA_VUE_LOADER.match(e) and not SOLARA_VUE_LOADER_EVENT.match(e)]
-    return [*visitor.guard.external, *errors]
+    """The visitor's page's JavaScript errors and requests off the machine."""
+    return [*visitor.guard.external, *visitor.guard.js_errors]
 
 
 def expect_logged(cluster: Cluster, visitors: list[Visitor], before: set[str],
