@@ -191,6 +191,19 @@ def _get(url: str, timeout: float = 5.0) -> int:
         return 0
 
 
+def _wait_answering(server: "Voila | Solara", path: str, timeout: float) -> None:
+    """Until ``server`` (a Voilà or Solara worker) serves the static file ``path``; ClusterError
+    with the end of its log when it exits or does not answer within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while _get(server.url + path) != 200:
+        if not server.alive():
+            raise ClusterError(f"{server!r} exited:\n{_tail(server.log())}")
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{server!r} did not answer within {timeout:.0f} s:\n"
+                               f"{_tail(server.log())}")
+        time.sleep(0.25)
+
+
 class Voila:
     """One Voilà server of a notebook, started from the project folder (its ``voila.json``),
     on 127.0.0.1:``port``, its output in ``log_path``."""
@@ -232,14 +245,7 @@ class Voila:
 
     def wait_answering(self, timeout: float = START_TIMEOUT) -> None:
         """Until a static file is served (never the notebook: that would take a kernel)."""
-        deadline = time.monotonic() + timeout
-        while _get(self.url + "voila/static/voila.js") != 200:
-            if not self.alive():
-                raise ClusterError(f"{self!r} exited:\n{_tail(self.log())}")
-            if time.monotonic() > deadline:
-                raise ClusterError(f"{self!r} did not answer within {timeout:.0f} s:\n"
-                                   f"{_tail(self.log())}")
-            time.sleep(0.25)
+        _wait_answering(self, STATIC_PROBE["voila"], timeout)
 
     def kernel_pids(self) -> list[int]:
         return _children(self.process.pid) if self.alive() else []
@@ -294,14 +300,7 @@ class Solara:
 
     def wait_answering(self, timeout: float = START_TIMEOUT) -> None:
         """Until a static file is served (a page would not start a kernel, but costs more)."""
-        deadline = time.monotonic() + timeout
-        while _get(self.url + STATIC_PROBE["solara"]) != 200:
-            if not self.alive():
-                raise ClusterError(f"{self!r} exited:\n{_tail(self.log())}")
-            if time.monotonic() > deadline:
-                raise ClusterError(f"{self!r} did not answer within {timeout:.0f} s:\n"
-                                   f"{_tail(self.log())}")
-            time.sleep(0.25)
+        _wait_answering(self, STATIC_PROBE["solara"], timeout)
 
     def kernel_pids(self) -> list[int]:
         return []  # virtual kernels: threads of the server process
