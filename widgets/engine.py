@@ -9,25 +9,17 @@ into the log's events.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from . import followup
-from .flow import DEFAULT_PATH, LANGUAGES, Flow, Node, Text, default_flow, load_flow
+from .flow import LANGUAGES, Flow, Node, Text, default_flow
+from .flow.loader import OUTCOME_KEYS  # the key of each outcome's label among the ui texts
 from .vocabulary import ACTIONS, OUTCOMES as OUTCOME_IDS, UNSOLVED
 
 __all__ = ["ACTIONS", "OUTCOME_KEYS", "Engine", "EngineError", "Interaction",
-           "Progress", "Step", "Transition", "packaged_ui"]
+           "Progress", "Step", "Transition"]
 
-#: The key of each outcome's label among the flow's interface texts (``ui:`` in flow.yaml).
-OUTCOME_KEYS: Mapping[str, str] = {key: "outcome_" + key.replace("-", "_") for key in OUTCOME_IDS}
-
-
-@functools.cache
-def packaged_ui() -> Mapping[str, Text]:
-    """The interface texts of the packaged flow.yaml (read when first asked for)."""
-    return load_flow(DEFAULT_PATH).ui
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 
 from . import messages, style
-from .engine import OUTCOME_KEYS, packaged_ui
+from .engine import OUTCOME_KEYS
 from .flow import (DEFAULT_PATH, FLOW_ENV, LANGUAGES, Flow, FlowError, Node, load_flow,
                    section_texts)
 from .flowmap import DotFailed, DotMissing, flow_map, svg_for_html
@@ -153,9 +153,9 @@ def _column(flow: Flow, node: Node, lang: str) -> str:
     if "message" in node.roles:
         parts.append("<p class='review-note'>+ the ready-to-send message builder</p>")
     if "outcome" in node.roles:
-        ui = {**packaged_ui(), **flow.ui}  # a flow file older than these texts: the packaged ones
-        answers = " · ".join(_e(ui[key](lang)) for key in OUTCOME_KEYS.values())
-        parts.append(f"<p class='review-note'>+ {_e(ui['outcome_question'](lang))} {answers}</p>")
+        answers = " · ".join(_e(flow.ui[key](lang)) for key in OUTCOME_KEYS.values())
+        parts.append(f"<p class='review-note'>+ {_e(flow.ui['outcome_question'](lang))} "
+                     f"{answers}</p>")
     return f"<div lang='{lang}'>{''.join(parts)}</div>"
 
 

@@ -8,7 +8,7 @@ import dataclasses
 
 import pandas as pd
 
-from ..engine import OUTCOME_KEYS, packaged_ui
+from ..engine import OUTCOME_KEYS
 from ..flow import Flow
 from ..summary import NO_ANSWER, NO_CHANNEL, OTHER, Summary, flow_roles
 
@@ -57,9 +57,7 @@ class Labels:
         key = OUTCOME_KEYS.get(text)
         if key is None:
             return text
-        # the flow's words; a flow file older than the outcome texts: the packaged flow's
-        label = self.flow.ui.get(key) or packaged_ui()[key]
-        return label(self.lang)
+        return self.flow.ui[key](self.lang)
 
 
 def _path_words(table: pd.DataFrame, words: Labels) -> pd.DataFrame:

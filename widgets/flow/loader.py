@@ -20,11 +20,11 @@ from typing import Any, Mapping
 
 import yaml
 
-from ..vocabulary import ID_PATTERN, LANGUAGES
+from ..vocabulary import ID_PATTERN, LANGUAGES, OUTCOMES
 from .model import STAGES, Flow, FlowError, Node, Phrase, Term
 from .nodes import check_references, check_roles, enumerate_paths, read_node
 from .read import check_when, entries, load_yaml, text_of, when_of
-from .texts import SECTIONS, read_sections
+from .texts import SECTIONS, packaged_texts, read_sections
 
 #: The packaged flow file (beside this package, in the ``widgets`` package).
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "flow.yaml"
@@ -52,6 +52,13 @@ ROLE_UI_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
                  "followup_earlier", "followup_thanks", "followup_unsolved", "link_followup",
                  "outcome_solved", "outcome_partly", "outcome_not_yet", "outcome_escalated"),
 })
+#: The interface texts that a flow file older than them gets from the packaged flow.yaml (once
+#: the role checks have passed): the outcome labels (:data:`OUTCOME_KEYS`: the
+#: key of each of ``widgets.vocabulary.OUTCOMES``), the outcome question and the language switch's names.
+OUTCOME_KEYS: Mapping[str, str] = MappingProxyType(
+    {key: "outcome_" + key.replace("-", "_") for key in OUTCOMES})
+PACKAGED_UI_KEYS: tuple[str, ...] = (
+    *OUTCOME_KEYS.values(), "outcome_question", "language_name", "language_show")
 OPTIONAL_UI_KEYS: tuple[str, ...] = ("say_title", "outcome_question", "language_name",
                                      "language_show") + tuple(
     key for keys in ROLE_UI_KEYS.values() for key in keys)
@@ -148,6 +155,9 @@ def build_flow(data: Any) -> Flow:
         if holder is not None and missing:
             raise FlowError(f"missing interface text (needed by the role {role!r} of node "
                             f"{holder!r})", field=f"ui.{missing[0]}")
+    for key in PACKAGED_UI_KEYS:
+        if key not in ui:
+            ui[key] = packaged_texts().ui[key]
     phrases = _phrases(data.get("phrases", []), nodes)
     paths = enumerate_paths(nodes, start)
     seen = {node_id for path in paths for node_id, _ in path}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import string
 from functools import cache
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import yaml
 
@@ -121,16 +121,20 @@ def read_casenotes(raw: Any) -> CaseNotesTexts:
 
 @cache
 def packaged_texts() -> Flow:
-    """The packaged flow.yaml's ``messages:`` and ``casenotes:``, read once, as a flow with
-    no steps (the texts of a flow file that has none of its own)."""
-    from .loader import DEFAULT_PATH
+    """The packaged flow.yaml's ``messages:`` and ``casenotes:`` and its interface texts of
+    ``loader.PACKAGED_UI_KEYS``, read once, as a flow with no steps (the texts of a flow file
+    that has none of its own)."""
+    from .loader import DEFAULT_PATH, PACKAGED_UI_KEYS
 
     source = str(DEFAULT_PATH)
     try:
         data = load_yaml(DEFAULT_PATH.read_text(encoding="utf-8"))
         if not isinstance(data, Mapping) or not all(s in data for s in SECTIONS):
             raise FlowError(f"the packaged flow needs the sections {SECTIONS}")
-        return Flow(start="", nodes=MappingProxyType({}), outline=(), ui=MappingProxyType({}),
+        ui = data.get("ui") if isinstance(data.get("ui"), Mapping) else {}
+        return Flow(start="", nodes=MappingProxyType({}), outline=(),
+                    ui=MappingProxyType({key: text_of(ui.get(key), None, f"ui.{key}")
+                                         for key in PACKAGED_UI_KEYS}),
                     paths=(), messages=read_messages(data["messages"]),
                     casenotes=read_casenotes(data["casenotes"]))
     except FlowError as exc:
@@ -139,16 +143,24 @@ def packaged_texts() -> Flow:
         raise FlowError(f"cannot read the packaged texts: {exc}", source=source) from None
 
 
+def _exact_keys(raw: Mapping[str, Any], where: str, keys: Iterable[str], missing: str,
+                unknown: Callable[[str], str]) -> None:
+    """FlowError ``missing`` at the first of ``keys`` that ``raw`` lacks, else ``unknown(key)``
+    at the first key ``raw`` has beyond them."""
+    keys = tuple(keys)
+    for key in keys:
+        if key not in raw:
+            raise FlowError(missing, field=f"{where}.{key}")
+    extra = sorted(set(raw) - set(keys), key=str)
+    if extra:
+        raise FlowError(unknown(extra[0]), field=f"{where}.{extra[0]}")
+
+
 def _mapping(raw: Any, where: str, keys: tuple[str, ...]) -> Mapping[str, Any]:
     if not isinstance(raw, Mapping):
         raise FlowError(f"must be a mapping with {', '.join(keys)}", field=where)
-    for key in keys:
-        if key not in raw:
-            raise FlowError("missing", field=f"{where}.{key}")
-    extra = sorted(set(raw) - set(keys), key=str)
-    if extra:
-        raise FlowError(f"unknown key {extra[0]!r}; expected {', '.join(keys)}",
-                        field=f"{where}.{extra[0]}")
+    _exact_keys(raw, where, keys, "missing",
+                lambda key: f"unknown key {key!r}; expected {', '.join(keys)}")
     return raw
 
 
@@ -157,13 +169,8 @@ def _group(raw: Any, where: str,
     """A mapping of texts with exactly the keys of ``schema``, in its order."""
     if not isinstance(raw, Mapping):
         raise FlowError("must be a mapping of texts", field=where)
-    for key in schema:
-        if key not in raw:
-            raise FlowError("missing text", field=f"{where}.{key}")
-    extra = sorted(set(raw) - set(schema), key=str)
-    if extra:
-        raise FlowError(f"unknown text; expected one of {', '.join(schema)}",
-                        field=f"{where}.{extra[0]}")
+    _exact_keys(raw, where, schema, "missing text",
+                lambda _key: f"unknown text; expected one of {', '.join(schema)}")
     return MappingProxyType({key: _checked(raw[key], f"{where}.{key}", fields)
                              for key, (_, fields) in schema.items()})
 
@@ -230,7 +237,7 @@ def _checked(raw: Any, where: str, fields: tuple[str, ...]) -> Text:
 
 def section_texts(flow: Flow) -> Iterator[tuple[None, str, Text, str]]:
     """Every text of the flow's ``messages:`` and ``casenotes:``, as the content checks take
-    them (:func:`widgets.style.check`'s ``extra``): (None, field, text, reading)."""
+    them (:func:`widgets.style.texts` yields them): (None, field, text, reading)."""
     messages, notes = flow.messages, flow.casenotes
     for want in messages.wants.values():
         yield None, f"messages.wants.{want.id}.label", want.label, LABEL

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import ipywidgets as w
 
 from .. import messages
-from ..engine import Engine, packaged_ui
+from ..engine import Engine
 from ..eventlog import EventRelay, EventSink
 from ..flow import LANGUAGES, Flow, Text
 from ..markup import CSS, offline_markup
@@ -37,14 +37,14 @@ from .steps import StepView
 
 def language_names(flow: Flow) -> tuple[tuple[str, str], ...]:
     """The language switch's (name, code) pairs: each language's name in that language (the
-    flow's ``language_name`` text; the packaged flow's when a flow has none)."""
-    text = flow.ui.get("language_name") or packaged_ui()["language_name"]
+    flow's ``language_name`` text; the packaged flow's when a flow file has none)."""
+    text = flow.ui["language_name"]
     return tuple((text(code), code) for code in LANGUAGES)
 
 
 def language_tooltips(flow: Flow) -> list[str]:
     """The language switch's tooltips, each in its own language (``language_show``)."""
-    text = flow.ui.get("language_show") or packaged_ui()["language_show"]
+    text = flow.ui["language_show"]
     return [text(code) for code in LANGUAGES]
 
 
